@@ -1,0 +1,32 @@
+// One entry point for every model format lrc reads:
+//   - HF directory (config.json + model.safetensors or sharded + index),
+//   - llama2.c checkpoint file (legacy version 0),
+//   - GGUF file,
+//   - lrc quantized checkpoint directory (lrc_config.json).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "lrc/io/tokenizer.h"
+#include "lrc/model/llama.h"
+
+namespace lrc {
+
+struct LoadedModel {
+  LlamaModel model;
+  std::unique_ptr<Tokenizer> tokenizer;  // null if none was found and none was asked for
+  std::string format;                    // "hf", "llama2c", "gguf", "lrc"
+  std::string path;
+};
+
+// tokenizer_path empty: the default beside the model (tokenizer.model / tokenizer.json in an
+// HF dir, tokenizer.bin beside a llama2.c file, the GGUF's own vocabulary).
+LoadedModel load_model(const std::string& path, const std::string& tokenizer_path = "",
+                       bool need_tokenizer = true);
+
+// The individual loaders (src/io/*.cpp).
+LlamaModel load_hf_model(const std::string& dir);
+LlamaModel load_llama2c_model(const std::string& file);
+
+}  // namespace lrc

@@ -1,0 +1,70 @@
+// The Llama forward pass, readable top to bottom in src/model/forward.cpp:
+//   h = embed(tokens)
+//   for each layer:  h += o_proj(attn(rope(q,k), v))  on rmsnorm(h)
+//                    h += down(silu(gate(x)) * up(x))  on rmsnorm(h)
+//   logits = lm_head(rmsnorm(h))
+// Batched prefill (many sequences at once, OpenBLAS sgemm + OpenMP) for perplexity and
+// calibration, and single-token decode with a KV cache for generation.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "lrc/model/llama.h"
+
+namespace lrc {
+
+// The groups of linears that share one input (QuaRot/GPTQ order within a layer).
+enum class LinearGroup { QKV = 0, O = 1, GateUp = 2, Down = 3 };
+const char* linear_group_name(LinearGroup g);
+
+// Called with the input X of each linear group, exactly as the group's linears will see it
+// (after the norm / online rotation, before Q_a): x is [n_tokens x d] row-major.
+class LinearInputHook {
+ public:
+  virtual ~LinearInputHook() = default;
+  virtual void on_input(int layer, LinearGroup group, const float* x, int64_t n_tokens, int d) = 0;
+};
+
+// h[n x dim] = embedding rows of tokens[n].
+void embed_tokens(const LlamaModel& m, const int32_t* tokens, int64_t n, float* h);
+
+// One transformer layer in place on h[(n_seq*seq_len) x dim]: n_seq independent sequences,
+// positions 0..seq_len-1 each, causal attention.
+void layer_forward(const LlamaModel& m, int layer, float* h, int n_seq, int seq_len,
+                   LinearInputHook* hook = nullptr);
+
+// logits[n x vocab] = lm_head(rmsnorm(h)).
+void output_logits(const LlamaModel& m, const float* h, int64_t n, float* logits);
+
+// Full prefill: logits [(n_seq*seq_len) x vocab] for tokens [n_seq x seq_len].
+std::vector<float> forward_logits(const LlamaModel& m, const int32_t* tokens, int n_seq,
+                                  int seq_len);
+
+// Sum of -log p(tokens[s][t+1] | tokens[s][..t]) over t >= first_target-1 for each of the n_seq
+// sequences of seq_len tokens; *count gets the number of predicted tokens. Memory stays bounded
+// (logits are computed a block of rows at a time).
+double sequences_nll(const LlamaModel& m, const int32_t* tokens, int n_seq, int seq_len,
+                     int64_t* count);
+
+// Incremental decoding with a KV cache. forward() appends tokens at positions pos()..,
+// and returns logits of the last one (or of all, see below). truncate(p) drops positions >= p,
+// so a shared context is computed once and each continuation scored from it.
+class Decoder {
+ public:
+  Decoder(const LlamaModel& m, int max_seq_len);
+  // Feeds n tokens; if all_logits != nullptr it receives [n x vocab]. Returns the last row.
+  const std::vector<float>& forward(const int32_t* tokens, int n, float* all_logits = nullptr);
+  const std::vector<float>& step(int32_t token) { return forward(&token, 1); }
+  int pos() const { return pos_; }
+  void truncate(int p);
+
+ private:
+  const LlamaModel& m_;
+  int max_seq_len_;
+  int pos_ = 0;
+  std::vector<float> k_cache_, v_cache_;  // [layer][pos][kv_dim]
+  std::vector<float> logits_;
+};
+
+}  // namespace lrc

@@ -1,0 +1,74 @@
+// The Llama model as lrc holds it in memory: float32 weights, one struct per layer.
+// Every loader (HF safetensors, llama2.c, GGUF, lrc checkpoints) produces a LlamaModel;
+// every consumer (forward, rotation, quantization pipeline, writer) takes one.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "lrc/model/linear.h"
+#include "lrc/model/online_transform.h"
+
+namespace lrc {
+
+enum class RopeStyle {
+  HalfSplit,    // HF "rotate_half": pairs (i, i + head_dim/2)
+  Interleaved,  // llama2.c / GGUF: pairs (2i, 2i+1)
+};
+
+struct LlamaConfig {
+  std::string arch = "llama";
+  int dim = 0;          // hidden size
+  int hidden_dim = 0;   // SwiGLU intermediate size
+  int n_layers = 0;
+  int n_heads = 0;
+  int n_kv_heads = 0;
+  int vocab_size = 0;
+  int max_seq_len = 0;  // context length
+  float norm_eps = 1e-5f;
+  float rope_theta = 10000.f;
+  RopeStyle rope = RopeStyle::HalfSplit;
+  bool tied_embeddings = false;
+  int bos_id = 1;
+  int eos_id = 2;
+  int head_dim() const { return dim / n_heads; }
+};
+
+// Per-head KV-cache quantization after RoPE (QuaRot): asymmetric, one scale/zero per
+// head and token. bits >= 16 = off.
+struct KvQuantSpec {
+  int bits = 16;
+  float clip = 1.0f;
+  bool enabled() const { return bits < 16; }
+};
+
+struct LlamaLayer {
+  std::vector<float> attn_norm;  // [dim]
+  std::vector<float> ffn_norm;   // [dim]
+  Linear wq, wk, wv, wo;         // [n_heads*hd x dim], [n_kv*hd x dim] x2, [dim x dim]
+  Linear w_gate, w_up, w_down;   // [hidden x dim] x2, [dim x hidden]
+};
+
+struct LlamaModel {
+  LlamaConfig cfg;
+  std::vector<float> tok_embeddings;  // [vocab x dim]
+  std::vector<LlamaLayer> layers;
+  std::vector<float> final_norm;      // [dim]
+  Linear lm_head;                     // [vocab x dim]; a copy of the embedding when tied
+
+  // QuaRot online rotations (null = none): before o_proj (size dim), before down_proj
+  // (size hidden_dim), and on each query/key head after RoPE (size head_dim).
+  OnlineTransformPtr online_o, online_down, online_qk;
+  KvQuantSpec kv;
+
+  // name -> dtype as stored in the source file (for `lrc inspect`).
+  std::map<std::string, std::string> source_dtypes;
+
+  int64_t n_params() const;
+};
+
+// Checks every shape against cfg; throws lrc::Error naming `where` and the tensor.
+void validate_model(const LlamaModel& m, const std::string& where);
+
+}  // namespace lrc

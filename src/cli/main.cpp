@@ -1,0 +1,45 @@
+// lrc — W4A4 quantization with low-rank correction. Subcommands live in cmd_*.cpp.
+#include <algorithm>
+#include <cstdio>
+#include <exception>
+#include <map>
+
+#include "cli/command_registry.h"
+#include "lrc/core/error.h"
+
+namespace lrc::cli {
+std::vector<CommandSpec>& command_registry() {
+  static std::vector<CommandSpec> r;
+  return r;
+}
+}  // namespace lrc::cli
+
+int main(int argc, char** argv) {
+  using namespace lrc::cli;
+  CLI::App app{"lrc: W4A4 post-training quantization with low-rank correction (LRC)"};
+  app.set_version_flag("--version", std::string(LRC_VERSION));
+  app.require_subcommand(1);
+  auto& reg = command_registry();
+  std::sort(reg.begin(), reg.end(), [](auto& a, auto& b) { return a.name < b.name; });
+  std::map<CLI::App*, std::function<int()>> runs;
+  for (auto& c : reg) {
+    CLI::App* sub = app.add_subcommand(c.name, c.description);
+    runs[sub] = c.setup(*sub);
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    for (auto& [sub, run] : runs)
+      if (sub->parsed()) return run();
+  } catch (const lrc::Error& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+  return 1;
+}

@@ -1,0 +1,73 @@
+#include "lrc/model/llama.h"
+
+#include <cmath>
+#include <string>
+
+#include "lrc/core/error.h"
+
+namespace lrc {
+
+int64_t LlamaModel::n_params() const {
+  int64_t n = static_cast<int64_t>(tok_embeddings.size()) + final_norm.size();
+  auto lin = [](const Linear& l) { return static_cast<int64_t>(l.d_out) * l.d_in; };
+  for (const auto& L : layers) {
+    n += L.attn_norm.size() + L.ffn_norm.size();
+    n += lin(L.wq) + lin(L.wk) + lin(L.wv) + lin(L.wo) + lin(L.w_gate) + lin(L.w_up) +
+         lin(L.w_down);
+  }
+  if (!cfg.tied_embeddings) n += lin(lm_head);
+  return n;
+}
+
+namespace {
+void check_linear(const Linear& l, int d_out, int d_in, const std::string& where,
+                  const std::string& name) {
+  if (l.d_out != d_out || l.d_in != d_in || l.w.size() != static_cast<size_t>(d_out) * d_in)
+    fail(where, "tensor '" + name + "': shape [" + std::to_string(l.d_out) + ", " +
+                    std::to_string(l.d_in) + "] contradicts the config (expected [" +
+                    std::to_string(d_out) + ", " + std::to_string(d_in) + "])");
+  if (l.rank > 0 && (l.u.size() != static_cast<size_t>(d_out) * l.rank ||
+                     l.v.size() != static_cast<size_t>(d_in) * l.rank))
+    fail(where, "tensor '" + name + "': low-rank factors do not match rank " +
+                    std::to_string(l.rank));
+}
+void check_vec(const std::vector<float>& v, size_t n, const std::string& where,
+               const std::string& name) {
+  if (v.size() != n)
+    fail(where, "tensor '" + name + "': has " + std::to_string(v.size()) +
+                    " elements, the config implies " + std::to_string(n));
+}
+}  // namespace
+
+void validate_model(const LlamaModel& m, const std::string& where) {
+  const auto& c = m.cfg;
+  if (c.dim <= 0 || c.n_heads <= 0 || c.n_kv_heads <= 0 || c.n_layers <= 0 || c.vocab_size <= 0 ||
+      c.hidden_dim <= 0)
+    fail(where, "config: dimensions must be positive");
+  if (c.dim % c.n_heads != 0) fail(where, "config: hidden size not divisible by the head count");
+  if (c.n_heads % c.n_kv_heads != 0)
+    fail(where, "config: num_attention_heads not divisible by num_key_value_heads");
+  if (c.head_dim() % 2 != 0) fail(where, "config: head dimension must be even for RoPE");
+  const int hd = c.head_dim();
+  check_vec(m.tok_embeddings, static_cast<size_t>(c.vocab_size) * c.dim, where, "embed_tokens");
+  check_vec(m.final_norm, c.dim, where, "norm");
+  if (static_cast<int>(m.layers.size()) != c.n_layers)
+    fail(where, "config: " + std::to_string(c.n_layers) + " layers expected, " +
+                    std::to_string(m.layers.size()) + " found");
+  for (int i = 0; i < c.n_layers; ++i) {
+    const auto& L = m.layers[i];
+    const std::string p = "layers." + std::to_string(i) + ".";
+    check_vec(L.attn_norm, c.dim, where, p + "input_layernorm");
+    check_vec(L.ffn_norm, c.dim, where, p + "post_attention_layernorm");
+    check_linear(L.wq, c.n_heads * hd, c.dim, where, p + "q_proj");
+    check_linear(L.wk, c.n_kv_heads * hd, c.dim, where, p + "k_proj");
+    check_linear(L.wv, c.n_kv_heads * hd, c.dim, where, p + "v_proj");
+    check_linear(L.wo, c.dim, c.n_heads * hd, where, p + "o_proj");
+    check_linear(L.w_gate, c.hidden_dim, c.dim, where, p + "gate_proj");
+    check_linear(L.w_up, c.hidden_dim, c.dim, where, p + "up_proj");
+    check_linear(L.w_down, c.dim, c.hidden_dim, where, p + "down_proj");
+  }
+  check_linear(m.lm_head, c.vocab_size, c.dim, where, "lm_head");
+}
+
+}  // namespace lrc
