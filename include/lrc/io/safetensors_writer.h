@@ -1,0 +1,42 @@
+// Writer for the safetensors format (layout in safetensors.h). Tensors are added in memory,
+// then write() lays them out contiguously in insertion order (the spec allows no holes;
+// the header is space-padded so the data section starts 8-byte aligned) into
+// `path.tmp` and renames it to `path`, so a failed write leaves no file behind.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "lrc/io/dtype.h"
+
+namespace lrc {
+
+class SafetensorsWriter {
+ public:
+  // Float data stored as F32, F16 or BF16 (converted, round-to-nearest-even).
+  void add_f32(const std::string& name, std::vector<int64_t> shape, std::span<const float> data,
+               DType stored_as = DType::F32);
+  // Raw bytes of any dtype (packed codes: U8, I8, I32, ...); size must equal
+  // numel(shape) * dtype_size(dtype).
+  void add_bytes(const std::string& name, DType dtype, std::vector<int64_t> shape,
+                 std::span<const uint8_t> bytes);
+  void set_metadata(const std::string& key, const std::string& value) { metadata_[key] = value; }
+
+  // Throws lrc::Error naming `path` on failure; never leaves `path` or `path.tmp` behind.
+  void write(const std::string& path) const;
+
+ private:
+  struct Entry {
+    std::string name;
+    DType dtype;
+    std::vector<int64_t> shape;
+    std::vector<uint8_t> bytes;
+  };
+  std::vector<Entry> entries_;
+  std::map<std::string, std::string> metadata_;
+};
+
+}  // namespace lrc

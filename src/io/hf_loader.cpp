@@ -1,0 +1,198 @@
+// HF Llama directory loader: config.json + model.safetensors (or shards listed in
+// model.safetensors.index.json). Tensor names: include/lrc/io/hf_tensor_map.h.
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+
+#include "lrc/core/error.h"
+#include "lrc/io/hf_tensor_map.h"
+#include "lrc/io/json_file.h"
+#include "lrc/io/model_loader.h"
+#include "lrc/io/safetensors.h"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace lrc {
+
+namespace {
+
+std::string shape_str(const std::vector<int64_t>& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+// Typed config fields; every error names config.json and the field.
+struct ConfigReader {
+  const json& j;
+  const std::string& where;
+
+  const json* find(const char* field) const {
+    auto it = j.find(field);
+    return (it == j.end() || it->is_null()) ? nullptr : &*it;
+  }
+  int get_int(const char* field, std::optional<int> dflt = std::nullopt) const {
+    const json* v = find(field);
+    if (!v) {
+      if (dflt) return *dflt;
+      fail(where, std::string("missing field '") + field + "'");
+    }
+    if (v->is_array() && !v->empty()) v = &(*v)[0];  // eos_token_id may be a list
+    if (!v->is_number_integer() || v->get<int64_t>() < 0 || v->get<int64_t>() > (1 << 30))
+      fail(where,
+           std::string("field '") + field + "': expected a non-negative integer, got " + v->dump());
+    return v->get<int>();
+  }
+  double get_float(const char* field, double dflt) const {
+    const json* v = find(field);
+    if (!v) return dflt;
+    if (!v->is_number()) fail(where, std::string("field '") + field + "': expected a number");
+    return v->get<double>();
+  }
+  bool get_bool(const char* field, bool dflt) const {
+    const json* v = find(field);
+    if (!v) return dflt;
+    if (!v->is_boolean()) fail(where, std::string("field '") + field + "': expected true/false");
+    return v->get<bool>();
+  }
+};
+
+LlamaConfig parse_config(const std::string& path) {
+  const json j = read_json_file(path);
+  if (!j.is_object()) fail(path, "not a JSON object");
+  const ConfigReader r{j, path};
+
+  // Architecture: LlamaForCausalLM, or model_type "llama".
+  bool llama = false;
+  std::string seen;
+  if (const json* a = r.find("architectures")) {
+    if (!a->is_array()) fail(path, "field 'architectures': expected a list");
+    for (const auto& x : *a) {
+      if (x.is_string() && x.get<std::string>() == "LlamaForCausalLM") llama = true;
+      if (seen.empty()) seen = "architectures " + x.dump();
+    }
+  }
+  if (const json* t = r.find("model_type")) {
+    if (t->is_string() && t->get<std::string>() == "llama") llama = true;
+    if (seen.empty()) seen = "model_type " + t->dump();
+  }
+  if (!llama)
+    fail(path, "field 'architectures': unknown architecture (" +
+                   (seen.empty() ? std::string("none given") : seen) +
+                   "; expected LlamaForCausalLM or model_type \"llama\")");
+
+  // Features lrc's forward pass does not implement: refuse rather than run wrongly.
+  if (const json* s = r.find("rope_scaling"))
+    fail(path, "field 'rope_scaling': " + s->dump() + " is not supported");
+  if (const json* act = r.find("hidden_act"); act && *act != "silu")
+    fail(path, "field 'hidden_act': " + act->dump() + " is not supported (expected \"silu\")");
+  for (const char* f : {"attention_bias", "mlp_bias"})
+    if (r.get_bool(f, false))
+      fail(path, std::string("field '") + f + "': biases are not supported");
+
+  LlamaConfig c;
+  c.arch = "llama";
+  c.dim = r.get_int("hidden_size");
+  c.hidden_dim = r.get_int("intermediate_size");
+  c.n_layers = r.get_int("num_hidden_layers");
+  c.n_heads = r.get_int("num_attention_heads");
+  c.n_kv_heads = r.get_int("num_key_value_heads", c.n_heads);
+  c.vocab_size = r.get_int("vocab_size");
+  c.max_seq_len = r.get_int("max_position_embeddings", 2048);
+  c.norm_eps = static_cast<float>(r.get_float("rms_norm_eps", 1e-6));  // HF LlamaConfig default
+  c.rope_theta = static_cast<float>(r.get_float("rope_theta", 10000.0));
+  c.rope = RopeStyle::HalfSplit;  // HF rotate_half
+  c.tied_embeddings = r.get_bool("tie_word_embeddings", false);
+  c.bos_id = r.get_int("bos_token_id", 1);
+  c.eos_id = r.get_int("eos_token_id", 2);
+  if (c.n_heads > 0 && c.n_kv_heads > 0 && c.n_heads % c.n_kv_heads != 0)
+    fail(path, "field 'num_key_value_heads': " + std::to_string(c.n_kv_heads) +
+                   " does not divide num_attention_heads " + std::to_string(c.n_heads));
+  if (c.n_heads > 0 && c.dim % c.n_heads != 0)
+    fail(path, "field 'num_attention_heads': " + std::to_string(c.n_heads) +
+                   " does not divide hidden_size " + std::to_string(c.dim));
+  if (const json* hd = r.find("head_dim"); hd && c.n_heads > 0 && *hd != c.dim / c.n_heads)
+    fail(path, "field 'head_dim': " + hd->dump() + " != hidden_size / num_attention_heads " +
+                   "(not supported)");
+  return c;
+}
+
+// Which safetensors file holds each tensor; files opened once, on first use.
+class TensorSource {
+ public:
+  explicit TensorSource(const fs::path& dir) : dir_(dir) {
+    const fs::path index = dir / "model.safetensors.index.json";
+    const fs::path single = dir / "model.safetensors";
+    if (fs::exists(index)) {
+      index_path_ = index.string();
+      const json j = read_json_file(index_path_);
+      auto wm = j.find("weight_map");
+      if (wm == j.end() || !wm->is_object()) fail(index_path_, "missing object field 'weight_map'");
+      for (const auto& [name, file] : wm->items()) {
+        if (!file.is_string())
+          fail(index_path_, "field 'weight_map': entry '" + name + "' is not a file name");
+        weight_map_[name] = file.get<std::string>();
+      }
+    } else if (fs::exists(single)) {
+      single_ = single.string();
+    } else {
+      fail(dir.string(), "no model.safetensors or model.safetensors.index.json");
+    }
+  }
+
+  // The file holding `name`; throws naming the index/file and the tensor if it is absent.
+  const SafetensorsFile& file_of(const std::string& name) {
+    std::string shard = single_;
+    if (shard.empty()) {
+      auto it = weight_map_.find(name);
+      if (it == weight_map_.end()) fail(index_path_, "missing tensor '" + name + "'");
+      shard = (dir_ / it->second).string();
+      if (!fs::exists(shard))
+        fail(index_path_, "missing shard '" + it->second + "' (holds tensor '" + name + "')");
+    }
+    auto& f = files_[shard];
+    if (!f) f = std::make_unique<SafetensorsFile>(shard);
+    if (!f->has(name)) fail(shard, "missing tensor '" + name + "'");
+    return *f;
+  }
+
+ private:
+  fs::path dir_;
+  std::string single_, index_path_;
+  std::map<std::string, std::string> weight_map_;
+  std::map<std::string, std::unique_ptr<SafetensorsFile>> files_;
+};
+
+}  // namespace
+
+LlamaModel load_hf_model(const std::string& dir) {
+  const fs::path d(dir);
+  LlamaModel m;
+  m.cfg = parse_config((d / "config.json").string());
+  TensorSource src(d);
+  for (HfTensorSlot& s : hf_tensor_slots(m)) {
+    const SafetensorsFile& f = src.file_of(s.name);
+    const SafetensorInfo& info = f.info(s.name);
+    if (info.shape != s.shape)
+      fail(f.path(), "tensor '" + s.name + "': shape " + shape_str(info.shape) +
+                         " contradicts config.json (expected " + shape_str(s.shape) + ")");
+    *s.data = f.read_f32(s.name);
+    if (s.linear) {
+      s.linear->d_out = static_cast<int>(s.shape[0]);
+      s.linear->d_in = static_cast<int>(s.shape[1]);
+    }
+    m.source_dtypes[s.name] = std::string(dtype_name(info.dtype));
+  }
+  if (m.cfg.tied_embeddings) {  // lm_head.weight, if stored anyway, is ignored as HF does
+    m.lm_head.d_out = m.cfg.vocab_size;
+    m.lm_head.d_in = m.cfg.dim;
+    m.lm_head.w = m.tok_embeddings;
+  }
+  validate_model(m, dir);
+  return m;
+}
+
+}  // namespace lrc

@@ -1,0 +1,82 @@
+// HF Llama directory writer (the inverse of hf_loader.cpp).
+#include "lrc/io/hf_writer.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "lrc/core/error.h"
+#include "lrc/io/hf_tensor_map.h"
+#include "lrc/io/json_file.h"
+#include "lrc/io/rope_permute.h"
+#include "lrc/io/safetensors_writer.h"
+
+namespace fs = std::filesystem;
+
+namespace lrc {
+
+std::string hf_config_json(const LlamaConfig& c) {
+  nlohmann::ordered_json j;
+  j["architectures"] = {"LlamaForCausalLM"};
+  j["model_type"] = "llama";
+  j["hidden_size"] = c.dim;
+  j["intermediate_size"] = c.hidden_dim;
+  j["num_hidden_layers"] = c.n_layers;
+  j["num_attention_heads"] = c.n_heads;
+  j["num_key_value_heads"] = c.n_kv_heads;
+  j["vocab_size"] = c.vocab_size;
+  j["max_position_embeddings"] = c.max_seq_len;
+  j["rms_norm_eps"] = c.norm_eps;
+  j["rope_theta"] = c.rope_theta;
+  j["hidden_act"] = "silu";
+  j["tie_word_embeddings"] = c.tied_embeddings;
+  j["bos_token_id"] = c.bos_id;
+  j["eos_token_id"] = c.eos_id;
+  return j.dump(1) + "\n";
+}
+
+void save_hf_model(const LlamaModel& m, const std::string& dir, DType dtype, int n_shards) {
+  validate_model(m, "save_hf_model");
+  if (n_shards < 1) fail(dir, "n_shards must be >= 1");
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (!fs::is_directory(dir)) fail(dir, "cannot create directory");
+
+  const auto views = hf_tensor_views(m);
+  const int hd = m.cfg.head_dim();
+  const size_t per_shard = (views.size() + n_shards - 1) / static_cast<size_t>(n_shards);
+  nlohmann::ordered_json weight_map = nlohmann::ordered_json::object();
+  uint64_t total = 0;
+  for (int k = 0; k < n_shards; ++k) {
+    char name[64];
+    std::snprintf(name, sizeof name, "model-%05d-of-%05d.safetensors", k + 1, n_shards);
+    const std::string file = n_shards == 1 ? "model.safetensors" : name;
+    SafetensorsWriter w;
+    w.set_metadata("format", "pt");
+    const size_t lo = k * per_shard, hi = std::min(views.size(), lo + per_shard);
+    for (size_t i = lo; i < hi; ++i) {
+      const HfTensorView& v = views[i];
+      const bool is_qk = v.name.ends_with("q_proj.weight") || v.name.ends_with("k_proj.weight");
+      if (is_qk && m.cfg.rope == RopeStyle::Interleaved) {
+        const int heads = static_cast<int>(v.shape[0]) / hd;
+        const auto p = interleaved_to_halfsplit_rows(*v.data, heads, hd, m.cfg.dim);
+        w.add_f32(v.name, v.shape, p, dtype);
+      } else {
+        w.add_f32(v.name, v.shape, *v.data, dtype);
+      }
+      weight_map[v.name] = file;
+      total += v.data->size() * dtype_size(dtype);
+    }
+    w.write((fs::path(dir) / file).string());
+  }
+  if (n_shards > 1) {
+    nlohmann::ordered_json index;
+    index["metadata"] = {{"total_size", total}};
+    index["weight_map"] = weight_map;
+    write_file_atomic((fs::path(dir) / "model.safetensors.index.json").string(), index.dump(1));
+  }
+  write_file_atomic((fs::path(dir) / "config.json").string(), hf_config_json(m.cfg));
+}
+
+}  // namespace lrc
