@@ -1,0 +1,70 @@
+// QuaRot (Ashkboos et al., 2024): rotate a Llama model so that its activations have no outliers,
+// without changing what it computes. Every step is an exact identity in real arithmetic; lrc
+// does the fusion in float64 and rounds each weight to float32 once.
+//
+//   (a) fold_norms: RMSNorm(x)·g feeding W equals RMSNorm(x) feeding W·diag(g), so each norm
+//       weight moves into the columns of the linears that read it (attn_norm -> wq, wk, wv;
+//       ffn_norm -> w_gate, w_up; final_norm -> lm_head) and the norm weights become 1.
+//   (b) residual rotation R (order dim): with unit norm weights, RMSNorm(R·x) = R·RMSNorm(x), so
+//       the whole residual stream can live rotated: embeddings E·Rᵀ (rows e ↦ R·e), every linear
+//       reading it W·Rᵀ, every linear writing it (wo, w_down) R·W, lm_head W·Rᵀ.
+//   (c) down_proj input: w_down ← w_down·R_dᵀ and m.online_down = R_d (order hidden_dim).
+//   (d) o_proj input: a head-wise rotation R_hd (order head_dim) fused into v_proj's rows of each
+//       kv head (attention mixes v's rows, so its output per head is R_hd·out) plus an online
+//       rotation R_h across heads (order n_heads), m.online_o; o_proj ← o_proj·(R_h ⊗ R_hd)ᵀ.
+//   (e) optional m.online_qk = R_qk (order head_dim) on each query and key head after RoPE: qᵀk
+//       is unchanged, so no weight changes; it is there for KV-cache quantization.
+// Each R is a seeded randomised Hadamard when its order has a Hadamard matrix and a seeded
+// random orthogonal matrix otherwise (lrc/rotate/rotation.h).
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json_fwd.hpp>
+#include <optional>
+
+#include "lrc/model/llama.h"
+#include "lrc/rotate/online_transforms.h"
+
+namespace lrc {
+
+struct RotationOptions {
+  uint64_t seed = 0;
+  bool rotate_residual = true;  // (b)
+  bool online_down = true;      // (c)
+  bool rotate_attn_out = true;  // (d)
+  bool online_qk = false;       // (e)
+  bool hadamard = true;         // false: random orthogonal rotations everywhere
+};
+
+// What rotate_model did, enough to recreate its online transforms after a checkpoint is loaded
+// (the fused ones are recorded too, for the record). Unset = step not done.
+struct RotationInfo {
+  uint64_t seed = 0;
+  bool norms_folded = false;
+  std::optional<OnlineSpec> residual;     // fused: block 1, n = dim
+  std::optional<OnlineSpec> value_heads;  // fused into v_proj/o_proj: n = head_dim
+  std::optional<OnlineSpec> online_o;     // n = n_heads, block = head_dim
+  std::optional<OnlineSpec> online_down;  // n = hidden_dim
+  std::optional<OnlineSpec> online_qk;    // n = head_dim
+  bool operator==(const RotationInfo&) const = default;
+};
+
+// Step (a) alone. The model must be a float model (no low-rank branch, no packed weights).
+void fold_norms(LlamaModel& m);
+
+// Steps (a)-(e) as selected. Fails on a model that already has online transforms, low-rank
+// branches or packed weights. Leaves cfg.tied_embeddings = false (lm_head no longer equals the
+// embedding matrix once the final norm is folded into it).
+RotationInfo rotate_model(LlamaModel& m, const RotationOptions& opt);
+
+// Sets m.online_o / online_down / online_qk from `info` (checks their sizes against m.cfg).
+void attach_online_transforms(LlamaModel& m, const RotationInfo& info);
+
+// {"seed": ..., "norms_folded": true, "residual": {"kind": "hadamard", "n": 384, "block": 1,
+//  "seed": ...}, "online_o": {...}, ...}; absent keys = steps not done.
+void to_json(nlohmann::json& j, const RotationInfo& info);
+void from_json(const nlohmann::json& j, RotationInfo& info);
+void to_json(nlohmann::json& j, const OnlineSpec& spec);
+void from_json(const nlohmann::json& j, OnlineSpec& spec);
+
+}  // namespace lrc

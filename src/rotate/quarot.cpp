@@ -1,0 +1,203 @@
+// QuaRot model rotation (lrc/rotate/quarot.h): norm folding, residual rotation, and the
+// rotations around o_proj and down_proj, fused into the weights in float64.
+#include "lrc/rotate/quarot.h"
+
+#include <algorithm>
+
+#include "lrc/core/error.h"
+#include "lrc/rotate/hadamard.h"
+#include "rotate/hadamard_kernels.h"
+#include "rotate/seeded_random.h"
+
+namespace lrc {
+
+namespace {
+
+// A weight in float64 while rotations are multiplied into it; rounded to float32 once at the end.
+struct Matrix64 {
+  int rows = 0, cols = 0;
+  std::vector<double> a;  // row-major
+
+  Matrix64(const std::vector<float>& w, int r, int c) : rows(r), cols(c), a(w.begin(), w.end()) {}
+  void store(std::vector<float>& w) const {
+    w.resize(a.size());
+    for (size_t i = 0; i < a.size(); ++i) w[i] = static_cast<float>(a[i]);
+  }
+  void transpose() {
+    std::vector<double> t(a.size());
+    constexpr int B = 32;  // blocked, so both sides stay in cache
+    for (int i0 = 0; i0 < rows; i0 += B)
+      for (int j0 = 0; j0 < cols; j0 += B)
+        for (int i = i0; i < std::min(rows, i0 + B); ++i)
+          for (int j = j0; j < std::min(cols, j0 + B); ++j)
+            t[static_cast<size_t>(j) * rows + i] = a[static_cast<size_t>(i) * cols + j];
+    a.swap(t);
+    std::swap(rows, cols);
+  }
+};
+
+// W ← W·diag(g): scales column j by g[j].
+void scale_columns(Matrix64& w, const std::vector<float>& g) {
+  for (int i = 0; i < w.rows; ++i)
+    for (int j = 0; j < w.cols; ++j) w.a[static_cast<size_t>(i) * w.cols + j] *= g[j];
+}
+
+// Every consecutive length-r.n segment x of every row becomes R·x. With r.n = cols this is
+// W ← W·Rᵀ (the input side); with r.n < cols it is W ← W·(I ⊗ R)ᵀ (R on each head's slice).
+void rotate_inputs(Matrix64& w, const Rotation& r) {
+  if (w.cols % r.n != 0) fail("quarot", "rotation order does not divide the row length");
+  r.apply(w.a.data(), static_cast<int64_t>(w.rows) * (w.cols / r.n));
+}
+
+// The output side: W ← R·W (or (I ⊗ R)·W on blocks of r.n rows), i.e. every column segment.
+void rotate_outputs(Matrix64& w, const Rotation& r) {
+  w.transpose();
+  rotate_inputs(w, r);
+  w.transpose();
+}
+
+// Rows seen as [r.n x block] matrices X become R·X: W ← W·(R ⊗ I_block)ᵀ.
+void rotate_inputs_across_blocks(Matrix64& w, const Rotation& r, int block) {
+  const std::vector<double> rd = r.dense();
+  const int n = r.n * block;
+#pragma omp parallel
+  {
+    std::vector<double> y(n);
+#pragma omp for schedule(static)
+    for (int i = 0; i < w.rows; ++i) {
+      double* row = w.a.data() + static_cast<size_t>(i) * w.cols;
+      detail::mix_leading_axis(rd.data(), r.n, row, block, y.data());
+      std::copy(y.begin(), y.end(), row);
+    }
+  }
+}
+
+void check_float_model(const LlamaModel& m, const char* where) {
+  validate_model(m, where);
+  auto check = [&](const Linear& l, const std::string& name) {
+    if (l.rank > 0 || l.packed)
+      fail(where, name + " is already quantized or has a low-rank branch; rotate the float model");
+  };
+  for (size_t i = 0; i < m.layers.size(); ++i) {
+    const auto& L = m.layers[i];
+    const std::string p = "layers." + std::to_string(i) + ".";
+    for (auto [l, name] : {std::pair{&L.wq, "q_proj"},
+                           {&L.wk, "k_proj"},
+                           {&L.wv, "v_proj"},
+                           {&L.wo, "o_proj"},
+                           {&L.w_gate, "gate_proj"},
+                           {&L.w_up, "up_proj"},
+                           {&L.w_down, "down_proj"}})
+      check(*l, p + name);
+  }
+  check(m.lm_head, "lm_head");
+}
+
+void fill_ones(std::vector<float>& v) { std::fill(v.begin(), v.end(), 1.f); }
+
+// The spec of one rotation: Hadamard where the order has one (and the options allow it),
+// random orthogonal otherwise. The spec is what is recorded; the matrix is recomputed from it.
+OnlineSpec spec_for(int n, int block, uint64_t seed, bool hadamard) {
+  OnlineSpec s;
+  s.kind = hadamard && has_hadamard(n) ? RotationKind::Hadamard : RotationKind::Orthogonal;
+  s.n = n;
+  s.block = block;
+  s.seed = seed;
+  return s;
+}
+
+}  // namespace
+
+void fold_norms(LlamaModel& m) {
+  check_float_model(m, "fold_norms");
+  const auto fold = [](Linear& l, const std::vector<float>& g) {
+    Matrix64 w(l.w, l.d_out, l.d_in);
+    scale_columns(w, g);
+    w.store(l.w);
+  };
+  for (auto& L : m.layers) {
+    for (Linear* l : {&L.wq, &L.wk, &L.wv}) fold(*l, L.attn_norm);
+    for (Linear* l : {&L.w_gate, &L.w_up}) fold(*l, L.ffn_norm);
+    fill_ones(L.attn_norm);
+    fill_ones(L.ffn_norm);
+  }
+  fold(m.lm_head, m.final_norm);
+  fill_ones(m.final_norm);
+  m.cfg.tied_embeddings = false;
+}
+
+RotationInfo rotate_model(LlamaModel& m, const RotationOptions& opt) {
+  check_float_model(m, "rotate_model");
+  if (m.online_o || m.online_down || m.online_qk)
+    fail("rotate_model", "the model already has online rotations");
+  const LlamaConfig& c = m.cfg;
+  const int hd = c.head_dim();
+
+  RotationInfo info;
+  info.seed = opt.seed;
+  // One independent seed per rotation, derived from the master seed and a fixed tag.
+  auto seed = [&](uint64_t tag) { return detail::derive_seed(opt.seed, tag); };
+  if (opt.rotate_residual) info.residual = spec_for(c.dim, 1, seed(1), opt.hadamard);
+  if (opt.online_down) info.online_down = spec_for(c.hidden_dim, 1, seed(2), opt.hadamard);
+  if (opt.rotate_attn_out) {
+    info.value_heads = spec_for(hd, 1, seed(3), opt.hadamard);
+    info.online_o = spec_for(c.n_heads, hd, seed(4), opt.hadamard);
+  }
+  if (opt.online_qk) info.online_qk = spec_for(hd, 1, seed(5), opt.hadamard);
+
+  auto rotation = [](const std::optional<OnlineSpec>& s) {
+    return s ? std::optional<Rotation>(make_rotation(s->kind, s->n, s->seed)) : std::nullopt;
+  };
+  const std::optional<Rotation> r_res = rotation(info.residual),
+                                r_down = rotation(info.online_down),
+                                r_vh = rotation(info.value_heads),
+                                r_heads = rotation(info.online_o);
+
+  // (a) + (b) for a linear that reads the residual stream through a norm with weight g.
+  auto reads_residual = [&](Linear& l, const std::vector<float>& g) {
+    Matrix64 w(l.w, l.d_out, l.d_in);
+    scale_columns(w, g);
+    if (r_res) rotate_inputs(w, *r_res);
+    return w;
+  };
+
+  {  // embeddings: each row e ↦ R·e
+    Matrix64 e(m.tok_embeddings, c.vocab_size, c.dim);
+    if (r_res) rotate_inputs(e, *r_res);
+    e.store(m.tok_embeddings);
+  }
+  for (auto& L : m.layers) {
+    reads_residual(L.wq, L.attn_norm).store(L.wq.w);
+    reads_residual(L.wk, L.attn_norm).store(L.wk.w);
+    Matrix64 wv = reads_residual(L.wv, L.attn_norm);
+    if (r_vh) rotate_outputs(wv, *r_vh);  // (d) R_hd on the rows of each kv head
+    wv.store(L.wv.w);
+
+    Matrix64 wo(L.wo.w, L.wo.d_out, L.wo.d_in);
+    if (r_vh) {  // (d) o_proj's input is (R_h ⊗ R_hd)·x
+      rotate_inputs(wo, *r_vh);
+      rotate_inputs_across_blocks(wo, *r_heads, hd);
+    }
+    if (r_res) rotate_outputs(wo, *r_res);  // writes the residual stream
+    wo.store(L.wo.w);
+
+    reads_residual(L.w_gate, L.ffn_norm).store(L.w_gate.w);
+    reads_residual(L.w_up, L.ffn_norm).store(L.w_up.w);
+    Matrix64 wd(L.w_down.w, L.w_down.d_out, L.w_down.d_in);
+    if (r_down) rotate_inputs(wd, *r_down);  // (c)
+    if (r_res) rotate_outputs(wd, *r_res);
+    wd.store(L.w_down.w);
+
+    fill_ones(L.attn_norm);
+    fill_ones(L.ffn_norm);
+  }
+  reads_residual(m.lm_head, m.final_norm).store(m.lm_head.w);
+  fill_ones(m.final_norm);
+  m.cfg.tied_embeddings = false;
+  info.norms_folded = true;
+
+  attach_online_transforms(m, info);
+  return info;
+}
+
+}  // namespace lrc

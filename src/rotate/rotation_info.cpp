@@ -1,0 +1,70 @@
+// RotationInfo: JSON round trip, and turning it back into the model's online transforms.
+#include <nlohmann/json.hpp>
+
+#include "lrc/core/error.h"
+#include "lrc/rotate/quarot.h"
+
+namespace lrc {
+
+void attach_online_transforms(LlamaModel& m, const RotationInfo& info) {
+  const LlamaConfig& c = m.cfg;
+  auto make = [&](const std::optional<OnlineSpec>& s, int size,
+                  const char* name) -> OnlineTransformPtr {
+    if (!s) return nullptr;
+    if (s->size() != size)
+      fail("rotation", std::string(name) + " acts on rows of " + std::to_string(s->size()) +
+                           ", the model needs " + std::to_string(size));
+    return make_online_transform(*s);
+  };
+  m.online_o = make(info.online_o, c.n_heads * c.head_dim(), "online_o");
+  if (info.online_o && info.online_o->block != c.head_dim())
+    fail("rotation", "online_o must act across heads of " + std::to_string(c.head_dim()));
+  m.online_down = make(info.online_down, c.hidden_dim, "online_down");
+  m.online_qk = make(info.online_qk, c.head_dim(), "online_qk");
+}
+
+void to_json(nlohmann::json& j, const OnlineSpec& s) {
+  j = nlohmann::json{
+      {"kind", rotation_kind_name(s.kind)}, {"n", s.n}, {"block", s.block}, {"seed", s.seed}};
+}
+
+void from_json(const nlohmann::json& j, OnlineSpec& s) {
+  try {
+    s.kind = parse_rotation_kind(j.at("kind").get<std::string>());
+    s.n = j.at("n").get<int>();
+    s.block = j.value("block", 1);
+    s.seed = j.at("seed").get<uint64_t>();
+  } catch (const nlohmann::json::exception& e) {
+    fail("rotation", std::string("bad online transform entry: ") + e.what());
+  }
+  if (s.n < 1 || s.block < 1)
+    fail("rotation", "online transform entry: n and block must be positive");
+}
+
+namespace {
+const char* const kSteps[] = {"residual", "value_heads", "online_o", "online_down", "online_qk"};
+std::optional<OnlineSpec> RotationInfo::*const kFields[] = {
+    &RotationInfo::residual, &RotationInfo::value_heads, &RotationInfo::online_o,
+    &RotationInfo::online_down, &RotationInfo::online_qk};
+}  // namespace
+
+void to_json(nlohmann::json& j, const RotationInfo& info) {
+  j = nlohmann::json{{"seed", info.seed}, {"norms_folded", info.norms_folded}};
+  for (size_t i = 0; i < std::size(kSteps); ++i)
+    if (const auto& s = info.*kFields[i]) j[kSteps[i]] = *s;
+}
+
+void from_json(const nlohmann::json& j, RotationInfo& info) {
+  if (!j.is_object()) fail("rotation", "rotation info must be a JSON object");
+  info = RotationInfo{};
+  try {
+    info.seed = j.value("seed", uint64_t{0});
+    info.norms_folded = j.value("norms_folded", false);
+  } catch (const nlohmann::json::exception& e) {
+    fail("rotation", std::string("bad rotation info: ") + e.what());
+  }
+  for (size_t i = 0; i < std::size(kSteps); ++i)
+    if (j.contains(kSteps[i])) info.*kFields[i] = j.at(kSteps[i]).get<OnlineSpec>();
+}
+
+}  // namespace lrc
