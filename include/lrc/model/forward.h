@@ -41,11 +41,13 @@ void output_logits(const LlamaModel& m, const float* h, int64_t n, float* logits
 std::vector<float> forward_logits(const LlamaModel& m, const int32_t* tokens, int n_seq,
                                   int seq_len);
 
-// Sum of -log p(tokens[s][t+1] | tokens[s][..t]) over t >= first_target-1 for each of the n_seq
-// sequences of seq_len tokens; *count gets the number of predicted tokens. Memory stays bounded
-// (logits are computed a block of rows at a time).
+// tokens holds n_seq sequences of seq_len tokens each. Returns the sum over sequences s and
+// target positions t in [first_target, seq_len) of -log p(tokens[s][t] | tokens[s][0..t-1]);
+// the model runs on the first seq_len-1 tokens of each sequence. *count (if not null) gets the
+// number of predicted tokens, n_seq * (seq_len - first_target). Memory stays bounded: logits
+// are computed a block of rows at a time, log-softmax accumulates in float64.
 double sequences_nll(const LlamaModel& m, const int32_t* tokens, int n_seq, int seq_len,
-                     int64_t* count);
+                     int64_t* count, int first_target = 1);
 
 // Incremental decoding with a KV cache. forward() appends tokens at positions pos()..,
 // and returns logits of the last one (or of all, see below). truncate(p) drops positions >= p,
@@ -57,6 +59,7 @@ class Decoder {
   const std::vector<float>& forward(const int32_t* tokens, int n, float* all_logits = nullptr);
   const std::vector<float>& step(int32_t token) { return forward(&token, 1); }
   int pos() const { return pos_; }
+  int max_seq_len() const { return max_seq_len_; }
   void truncate(int p);
 
  private:

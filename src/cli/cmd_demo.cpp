@@ -1,0 +1,144 @@
+// lrc demo: one table comparing the FP model with its quantized versions on one data set.
+// Rows come from DemoRowSources (src/cli/demo_rows.h); this file holds the FP row.
+//
+// Defaults: the model llama-22m-debtext and debtext-valid.txt from the shared assets dir,
+// found as $LRC_SHARED, else the first "shared" folder holding models/llama-22m-debtext next
+// to the executable or one of its parent folders (../shared relative to the repository).
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "cli/command_registry.h"
+#include "cli/demo_rows.h"
+#include "lrc/core/error.h"
+#include "lrc/eval/perplexity.h"
+
+namespace fs = std::filesystem;
+
+namespace lrc::cli {
+
+std::vector<DemoRowSource>& demo_row_sources() {
+  static std::vector<DemoRowSource> s;
+  return s;
+}
+
+namespace {
+
+constexpr const char* kDefaultModel = "models/llama-22m-debtext";
+constexpr const char* kDefaultData = "data/debtext-valid.txt";
+
+std::string find_shared_dir() {
+  if (const char* s = std::getenv("LRC_SHARED"); s && *s) return s;
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec)
+    for (fs::path d = exe.parent_path(); !d.empty(); d = d.parent_path()) {
+      if (fs::exists(d / "shared" / kDefaultModel)) return (d / "shared").string();
+      if (d == d.parent_path()) break;
+    }
+  return "";
+}
+
+struct DemoOptions {
+  std::string model, data, tokenizer;
+  int seq = 512, max_chunks = 24;
+  bool json = false;
+};
+
+// The FP reference row: perplexity of the model as loaded.
+void fp_rows(const DemoContext& ctx, std::vector<DemoRow>& rows) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const PplResult r = perplexity(ctx.fp.model, ctx.tokens, ctx.seq, ctx.max_chunks);
+  DemoRow row;
+  row.method = "fp";
+  row.settings = "float32 compute, " + ctx.fp.format + " weights";
+  row.ppl = r.ppl;
+  row.bits_per_weight = 16;
+  row.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  rows.push_back(row);
+}
+const DemoRowRegistrar reg_fp({0, {}, fp_rows});
+
+void print_table(const std::vector<DemoRow>& rows) {
+  std::printf("%-10s %6s %10s %11s %12s %9s  %s\n", "method", "rank", "ppl", "gap closed",
+              "bits/weight", "seconds", "settings");
+  for (const auto& r : rows) {
+    char gap[32] = "-";
+    if (r.gap_closed) std::snprintf(gap, sizeof gap, "%.1f%%", 100.0 * *r.gap_closed);
+    std::printf("%-10s %6g %10.4f %11s %12.2f %9.1f  %s\n", r.method.c_str(), r.rank, r.ppl, gap,
+                r.bits_per_weight, r.seconds, r.settings.c_str());
+  }
+}
+
+int run_demo(const DemoOptions& o) {
+  const std::string shared = find_shared_dir();
+  auto from_shared = [&](const std::string& given, const char* rel, const char* flag) {
+    if (!given.empty()) return given;
+    if (shared.empty())
+      fail("demo", std::string("cannot find the shared assets folder (") + rel +
+                       "); set LRC_SHARED or pass " + flag);
+    return shared + "/" + rel;
+  };
+  DemoOptions opt = o;
+  opt.model = from_shared(o.model, kDefaultModel, "--model");
+  opt.data = from_shared(o.data, kDefaultData, "--data");
+
+  const LoadedModel fp = load_model(opt.model, opt.tokenizer);
+  const std::vector<int32_t> tokens = tokenize_corpus(opt.data, *fp.tokenizer);
+  std::fprintf(stderr, "demo: model %s, data %s (%zu tokens), seq %d, %d chunks\n",
+               opt.model.c_str(), opt.data.c_str(), tokens.size(), opt.seq, opt.max_chunks);
+  const DemoContext ctx{fp, tokens, opt.model, opt.data, shared, opt.seq, opt.max_chunks};
+
+  auto sources = demo_row_sources();
+  std::stable_sort(sources.begin(), sources.end(),
+                   [](const auto& a, const auto& b) { return a.order < b.order; });
+  std::vector<DemoRow> rows;
+  for (const auto& s : sources) s.run(ctx, rows);
+
+  if (opt.json) {
+    nlohmann::json j;
+    j["model"] = opt.model;
+    j["data"] = opt.data;
+    j["seq"] = opt.seq;
+    j["max_chunks"] = opt.max_chunks;
+    j["rows"] = nlohmann::json::array();
+    for (const auto& r : rows)
+      j["rows"].push_back({{"method", r.method},
+                           {"settings", r.settings},
+                           {"rank", r.rank},
+                           {"ppl", r.ppl},
+                           {"gap_closed", r.gap_closed ? nlohmann::json(*r.gap_closed) : nullptr},
+                           {"bits_per_weight", r.bits_per_weight},
+                           {"seconds", r.seconds}});
+    std::printf("%s\n", j.dump().c_str());
+  } else {
+    print_table(rows);
+  }
+  return 0;
+}
+
+const Registrar reg_demo(
+    "demo", "Perplexity table: the FP model and its quantized versions", [](CLI::App& sub) {
+      auto o = std::make_shared<DemoOptions>();
+      sub.add_option("--model", o->model, "model (default: <shared>/models/llama-22m-debtext)");
+      sub.add_option("--data", o->data,
+                     "evaluation text (default: <shared>/data/debtext-valid.txt)");
+      sub.add_option("--seq", o->seq, "tokens predicted per chunk")->capture_default_str();
+      sub.add_option("--max-chunks", o->max_chunks, "chunks evaluated (0 = all)")
+          ->capture_default_str();
+      sub.add_option("--tokenizer", o->tokenizer, "tokenizer file (default: beside the model)");
+      sub.add_flag("--json", o->json, "print one JSON object");
+      for (const auto& s : demo_row_sources())
+        if (s.add_options) s.add_options(sub);
+      return [o] { return run_demo(*o); };
+    });
+
+}  // namespace
+}  // namespace lrc::cli

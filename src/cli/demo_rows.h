@@ -1,0 +1,51 @@
+// The rows of `lrc demo`. Each method contributes rows through a DemoRowSource registered
+// from its own file (like subcommands), so adding the quantized rows touches no other file:
+//
+//   static const lrc::cli::DemoRowRegistrar reg({/*order*/ 10, add_my_options, run_my_rows});
+//
+// The demo loads the FP model and the evaluation tokens once, then runs the sources in
+// `order` (FP is 0); each appends finished rows and sees the rows before it (e.g. the FP ppl
+// for "gap closed"). The table prints method, rank, ppl, gap closed, bits/weight, seconds.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "lrc/io/model_loader.h"
+
+namespace lrc::cli {
+
+struct DemoContext {
+  const LoadedModel& fp;               // the model as loaded (FP weights, tokenizer)
+  const std::vector<int32_t>& tokens;  // evaluation corpus (tokenize_corpus of data_file)
+  std::string model_path, data_file, shared_dir;
+  int seq = 512, max_chunks = 24;
+};
+
+struct DemoRow {
+  std::string method;    // "fp", "rtn", "gptq", "svd", "lrc", ...
+  std::string settings;  // free text, e.g. "W4A4 g128"
+  double rank = 0;       // low-rank size: fraction of each matrix, or integer
+  double ppl = 0;
+  std::optional<double> gap_closed;  // (ppl_base - ppl) / (ppl_base - ppl_fp); none for fp
+  double bits_per_weight = 16;
+  double seconds = 0;  // wall time of the row (quantization + evaluation)
+};
+
+struct DemoRowSource {
+  int order = 0;
+  std::function<void(CLI::App&)> add_options;  // may be empty
+  std::function<void(const DemoContext&, std::vector<DemoRow>& rows)> run;
+};
+
+std::vector<DemoRowSource>& demo_row_sources();
+
+struct DemoRowRegistrar {
+  explicit DemoRowRegistrar(DemoRowSource s) { demo_row_sources().push_back(std::move(s)); }
+};
+
+}  // namespace lrc::cli

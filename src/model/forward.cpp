@@ -1,0 +1,289 @@
+// The Llama forward pass. One layer, for N = n_seq * n_new token rows of h [N x dim]:
+//
+//   x   = rmsnorm(h) ⊙ attn_norm                       -> hook(QKV)
+//   q,k,v = x Wqᵀ, x Wkᵀ, x Wvᵀ                         (Linear::forward, sgemm over all rows)
+//   q,k = rope(q), rope(k);  q,k = H_qk · head          (online rotation, if any)
+//   k,v = kv_quantize(k), kv_quantize(v)                (if the KV cache is quantized)
+//   a   = causal GQA attention(q, K, V);  a = H_o · a   -> hook(O)
+//   h  += a Woᵀ
+//   x   = rmsnorm(h) ⊙ ffn_norm                        -> hook(GateUp)
+//   g   = silu(x Wgᵀ) ⊙ (x Wuᵀ);  g = H_down · g        -> hook(Down)
+//   h  += g Wdᵀ
+//
+// Prefill and decode run the same code: new keys/values are written into a K/V store (a
+// scratch buffer for prefill, the cache for decode) and the queries at positions
+// pos0 .. pos0+n_new-1 attend every stored key up to their own position.
+#include "lrc/model/forward.h"
+
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <string>
+
+#include "lrc/core/error.h"
+#include "lrc/core/fast_exp.h"
+#include "lrc/model/attention.h"
+#include "lrc/model/kv_quant.h"
+#include "lrc/model/rmsnorm.h"
+#include "lrc/model/rope.h"
+
+namespace lrc {
+
+const char* linear_group_name(LinearGroup g) {
+  switch (g) {
+    case LinearGroup::QKV:
+      return "qkv";
+    case LinearGroup::O:
+      return "o";
+    case LinearGroup::GateUp:
+      return "gate_up";
+    case LinearGroup::Down:
+      return "down";
+  }
+  return "?";
+}
+
+namespace {
+
+void check_transform(const OnlineTransformPtr& t, int size, const char* name) {
+  if (t && t->size() != size)
+    fail("forward", std::string("online transform '") + name + "' acts on rows of " +
+                        std::to_string(t->size()) + ", the model needs " + std::to_string(size));
+}
+
+// Scratch buffers reused across layers and calls: allocating them afresh for every layer costs
+// page faults (~10% of a prefill). One set per nesting depth and thread, so a hook that itself
+// runs a forward pass gets its own buffers.
+struct Workspace {
+  std::vector<float> x, q, att, g, u, k, v;
+};
+
+class WorkspaceLease {
+ public:
+  WorkspaceLease() {
+    if (depth_ == static_cast<int>(pool_.size())) pool_.push_back(std::make_unique<Workspace>());
+    ws_ = pool_[depth_++].get();
+  }
+  ~WorkspaceLease() { --depth_; }
+  WorkspaceLease(const WorkspaceLease&) = delete;
+  WorkspaceLease& operator=(const WorkspaceLease&) = delete;
+  Workspace* operator->() const { return ws_; }
+
+ private:
+  Workspace* ws_;
+  static thread_local std::vector<std::unique_ptr<Workspace>> pool_;
+  static thread_local int depth_;
+};
+thread_local std::vector<std::unique_ptr<Workspace>> WorkspaceLease::pool_;
+thread_local int WorkspaceLease::depth_ = 0;
+
+// v.data() with room for at least n floats (contents unspecified).
+float* room(std::vector<float>& v, int64_t n) {
+  if (v.size() < static_cast<size_t>(n)) v.resize(static_cast<size_t>(n));
+  return v.data();
+}
+
+// h += d (element-wise over n values).
+void add_in_place(float* h, const float* d, int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) h[i] += d[i];
+}
+
+// One layer on h [n_seq*n_new x dim]. The new keys/values of sequence s go to rows
+// pos0 .. pos0+n_new-1 of k_store/v_store + s*kv_stride (rows of kv_dim); rows before pos0
+// must already hold the earlier positions. Stores are contiguous over all new rows: either one
+// sequence, or pos0 == 0 and kv_stride == n_new*kv_dim.
+void layer_core(const LlamaModel& m, int layer, float* h, int n_seq, int n_new, int pos0,
+                float* k_store, float* v_store, int64_t kv_stride, LinearInputHook* hook) {
+  const LlamaConfig& c = m.cfg;
+  const LlamaLayer& L = m.layers[layer];
+  const int dim = c.dim, hd = c.head_dim(), hidden = c.hidden_dim;
+  const int q_dim = c.n_heads * hd, kv_dim = c.n_kv_heads * hd;
+  const int64_t N = static_cast<int64_t>(n_seq) * n_new;
+  if (!(n_seq == 1 || (pos0 == 0 && kv_stride == static_cast<int64_t>(n_new) * kv_dim)))
+    fail("layer_forward", "K/V store is not contiguous over the new rows");
+  check_transform(m.online_qk, hd, "online_qk");
+  check_transform(m.online_o, q_dim, "online_o");
+  check_transform(m.online_down, hidden, "online_down");
+
+  WorkspaceLease ws;
+  float* x = room(ws->x, N * dim);
+  float* q = room(ws->q, N * q_dim);
+  float* att = room(ws->att, N * q_dim);
+  float* g = room(ws->g, N * hidden);
+  float* u = room(ws->u, N * hidden);
+
+  // ---- attention block
+  rmsnorm(h, L.attn_norm.data(), N, dim, c.norm_eps, x);
+  if (hook) hook->on_input(layer, LinearGroup::QKV, x, N, dim);
+  float* k_new = k_store + static_cast<int64_t>(pos0) * kv_dim;
+  float* v_new = v_store + static_cast<int64_t>(pos0) * kv_dim;
+  L.wq.forward(x, N, q);
+  L.wk.forward(x, N, k_new);
+  L.wv.forward(x, N, v_new);
+
+  const RopeTable rope(hd, c.rope_theta, pos0, n_new);
+  apply_rope(q, N, c.n_heads, hd, c.rope, rope, n_new);
+  apply_rope(k_new, N, c.n_kv_heads, hd, c.rope, rope, n_new);
+  if (m.online_qk) {  // each head vector is one row of length hd
+    m.online_qk->apply(q, N * c.n_heads);
+    m.online_qk->apply(k_new, N * c.n_kv_heads);
+  }
+  kv_quantize(k_new, N * c.n_kv_heads, hd, m.kv);
+  kv_quantize(v_new, N * c.n_kv_heads, hd, m.kv);
+
+  causal_attention(q, k_store, v_store, n_seq, n_new, pos0, kv_stride,
+                   {c.n_heads, c.n_kv_heads, hd}, att);
+  if (m.online_o) m.online_o->apply(att, N);
+  if (hook) hook->on_input(layer, LinearGroup::O, att, N, q_dim);
+  L.wo.forward(att, N, x);
+  add_in_place(h, x, N * dim);
+
+  // ---- feed-forward block (SwiGLU)
+  rmsnorm(h, L.ffn_norm.data(), N, dim, c.norm_eps, x);
+  if (hook) hook->on_input(layer, LinearGroup::GateUp, x, N, dim);
+  L.w_gate.forward(x, N, g);
+  L.w_up.forward(x, N, u);
+#pragma omp simd
+  for (int64_t i = 0; i < N * hidden; ++i) {
+    const float a = g[i];
+    g[i] = a / (1.f + fast_expf(-a)) * u[i];  // silu(a) = a * sigmoid(a)
+  }
+  if (m.online_down) m.online_down->apply(g, N);
+  if (hook) hook->on_input(layer, LinearGroup::Down, g, N, hidden);
+  L.w_down.forward(g, N, x);
+  add_in_place(h, x, N * dim);
+}
+
+}  // namespace
+
+void embed_tokens(const LlamaModel& m, const int32_t* tokens, int64_t n, float* h) {
+  const int dim = m.cfg.dim;
+  for (int64_t i = 0; i < n; ++i) {
+    const int32_t t = tokens[i];
+    if (t < 0 || t >= m.cfg.vocab_size)
+      fail("embed_tokens", "token id " + std::to_string(t) + " outside the vocabulary (size " +
+                               std::to_string(m.cfg.vocab_size) + ")");
+    std::copy_n(m.tok_embeddings.data() + static_cast<int64_t>(t) * dim, dim, h + i * dim);
+  }
+}
+
+void layer_forward(const LlamaModel& m, int layer, float* h, int n_seq, int seq_len,
+                   LinearInputHook* hook) {
+  if (layer < 0 || layer >= static_cast<int>(m.layers.size()))
+    fail("layer_forward", "layer " + std::to_string(layer) + " out of range");
+  const int64_t kv_dim = static_cast<int64_t>(m.cfg.n_kv_heads) * m.cfg.head_dim();
+  const int64_t n_kv = static_cast<int64_t>(n_seq) * seq_len * kv_dim;
+  WorkspaceLease ws;
+  layer_core(m, layer, h, n_seq, seq_len, 0, room(ws->k, n_kv), room(ws->v, n_kv), seq_len * kv_dim,
+             hook);
+}
+
+void output_logits(const LlamaModel& m, const float* h, int64_t n, float* logits) {
+  std::vector<float> x(n * m.cfg.dim);
+  rmsnorm(h, m.final_norm.data(), n, m.cfg.dim, m.cfg.norm_eps, x.data());
+  m.lm_head.forward(x.data(), n, logits);
+}
+
+std::vector<float> forward_logits(const LlamaModel& m, const int32_t* tokens, int n_seq,
+                                  int seq_len) {
+  const int64_t N = static_cast<int64_t>(n_seq) * seq_len;
+  std::vector<float> h(N * m.cfg.dim);
+  embed_tokens(m, tokens, N, h.data());
+  for (int l = 0; l < m.cfg.n_layers; ++l) layer_forward(m, l, h.data(), n_seq, seq_len);
+  std::vector<float> logits(N * m.cfg.vocab_size);
+  output_logits(m, h.data(), N, logits.data());
+  return logits;
+}
+
+double sequences_nll(const LlamaModel& m, const int32_t* tokens, int n_seq, int seq_len,
+                     int64_t* count, int first_target) {
+  if (seq_len < 2 || first_target < 1 || first_target >= seq_len)
+    fail("sequences_nll", "need seq_len >= 2 and 1 <= first_target < seq_len (got " +
+                              std::to_string(seq_len) + ", " + std::to_string(first_target) + ")");
+  const int T = seq_len - 1;  // inputs per sequence; row t predicts token t+1
+  const int dim = m.cfg.dim, vocab = m.cfg.vocab_size;
+  std::vector<int32_t> in(static_cast<size_t>(n_seq) * T);
+  for (int s = 0; s < n_seq; ++s)
+    std::copy_n(tokens + static_cast<int64_t>(s) * seq_len, T,
+                in.data() + static_cast<size_t>(s) * T);
+  std::vector<float> h(in.size() * dim);
+  embed_tokens(m, in.data(), static_cast<int64_t>(in.size()), h.data());
+  for (int l = 0; l < m.cfg.n_layers; ++l) layer_forward(m, l, h.data(), n_seq, T);
+
+  // Rows that predict a counted target: t in [first_target-1, T). Logits a block at a time
+  // (about 32 MB of logits per block).
+  std::vector<int64_t> rows;
+  std::vector<int32_t> targets;
+  for (int s = 0; s < n_seq; ++s)
+    for (int t = first_target - 1; t < T; ++t) {
+      const int32_t y = tokens[static_cast<int64_t>(s) * seq_len + t + 1];
+      if (y < 0 || y >= vocab)
+        fail("sequences_nll", "target token id " + std::to_string(y) + " outside the vocabulary");
+      rows.push_back(static_cast<int64_t>(s) * T + t);
+      targets.push_back(y);
+    }
+  const int64_t n_rows = static_cast<int64_t>(rows.size());
+  const int64_t block = std::max<int64_t>(16, (int64_t{8} << 20) / vocab);
+  std::vector<float> hb(std::min(block, n_rows) * dim), logits(std::min(block, n_rows) * vocab);
+  double total = 0.0;
+  for (int64_t r0 = 0; r0 < n_rows; r0 += block) {
+    const int64_t nb = std::min(block, n_rows - r0);
+    for (int64_t i = 0; i < nb; ++i)
+      std::copy_n(h.data() + rows[r0 + i] * dim, dim, hb.data() + i * dim);
+    output_logits(m, hb.data(), nb, logits.data());
+    // -log softmax(l)[y] = log Σ_j exp(l_j - max) + max - l_y, the sum in float64.
+    for (int64_t i = 0; i < nb; ++i) {
+      const float* l = logits.data() + i * vocab;
+      float mx = l[0];
+#pragma omp simd reduction(max : mx)
+      for (int j = 0; j < vocab; ++j) mx = std::max(mx, l[j]);
+      double sum = 0.0;
+#pragma omp simd reduction(+ : sum)
+      for (int j = 0; j < vocab; ++j) sum += fast_expf(l[j] - mx);
+      total += std::log(sum) + mx - l[targets[r0 + i]];
+    }
+  }
+  if (count) *count = n_rows;
+  return total;
+}
+
+Decoder::Decoder(const LlamaModel& m, int max_seq_len) : m_(m), max_seq_len_(max_seq_len) {
+  if (max_seq_len <= 0) fail("Decoder", "max_seq_len must be positive");
+  const size_t kv_dim = static_cast<size_t>(m.cfg.n_kv_heads) * m.cfg.head_dim();
+  k_cache_.assign(static_cast<size_t>(m.cfg.n_layers) * max_seq_len * kv_dim, 0.f);
+  v_cache_.assign(k_cache_.size(), 0.f);
+  logits_.resize(m.cfg.vocab_size);
+}
+
+const std::vector<float>& Decoder::forward(const int32_t* tokens, int n, float* all_logits) {
+  if (n <= 0) fail("Decoder", "forward needs at least one token");
+  if (pos_ + n > max_seq_len_)
+    fail("Decoder", "context full: " + std::to_string(pos_) + " + " + std::to_string(n) +
+                        " tokens exceed max_seq_len " + std::to_string(max_seq_len_));
+  const int dim = m_.cfg.dim;
+  const int64_t layer_size =
+      static_cast<int64_t>(max_seq_len_) * m_.cfg.n_kv_heads * m_.cfg.head_dim();
+  std::vector<float> h(static_cast<size_t>(n) * dim);
+  embed_tokens(m_, tokens, n, h.data());
+  for (int l = 0; l < m_.cfg.n_layers; ++l)
+    layer_core(m_, l, h.data(), 1, n, pos_, k_cache_.data() + l * layer_size,
+               v_cache_.data() + l * layer_size, layer_size, nullptr);
+  pos_ += n;
+  if (all_logits) {
+    output_logits(m_, h.data(), n, all_logits);
+    std::copy_n(all_logits + static_cast<int64_t>(n - 1) * m_.cfg.vocab_size, m_.cfg.vocab_size,
+                logits_.data());
+  } else {
+    output_logits(m_, h.data() + static_cast<int64_t>(n - 1) * dim, 1, logits_.data());
+  }
+  return logits_;
+}
+
+void Decoder::truncate(int p) {
+  if (p < 0 || p > pos_)
+    fail("Decoder", "truncate(" + std::to_string(p) + ") outside 0.." + std::to_string(pos_));
+  pos_ = p;
+}
+
+}  // namespace lrc
