@@ -6,15 +6,16 @@
 #include <vector>
 
 #include "lrc/core/error.h"
+#include "quant/parallel_threshold.h"
 
 namespace lrc {
 
 void quantize_activation_row(const float* x, int d, const ActQuantSpec& spec, int8_t* codes,
                              float* scales) {
   const int g = spec.groupsize > 0 ? spec.groupsize : d;
-  if (d % g != 0) fail("activation quantizer", "feature size " + std::to_string(d) +
-                                                   " is not a multiple of group size " +
-                                                   std::to_string(g));
+  if (d % g != 0)
+    fail("activation quantizer", "feature size " + std::to_string(d) +
+                                     " is not a multiple of group size " + std::to_string(g));
   const float maxq = static_cast<float>((1 << (spec.bits - 1)) - 1);
   for (int g0 = 0, gi = 0; g0 < d; g0 += g, ++gi) {
     float amax = 0.f;
@@ -37,14 +38,14 @@ void quantize_activations(const float* x, int64_t n, int d, const ActQuantSpec& 
     return;
   }
   if (spec.bits < 2 || spec.bits > 8)
-    fail("activation quantizer", "bits must be in 2..8 (or 16 for none), got " +
-                                     std::to_string(spec.bits));
+    fail("activation quantizer",
+         "bits must be in 2..8 (or 16 for none), got " + std::to_string(spec.bits));
   const int g = spec.groupsize > 0 ? spec.groupsize : d;
   if (d % g != 0)
     fail("activation quantizer", "feature size " + std::to_string(d) +
                                      " is not a multiple of group size " + std::to_string(g));
   const int ng = d / g;
-#pragma omp parallel
+#pragma omp parallel if (n * d >= quant_detail::kMinParallelWork)
   {
     std::vector<int8_t> codes(d);
     std::vector<float> scales(ng > 0 ? ng : 1);

@@ -8,9 +8,9 @@
 namespace lrc {
 
 struct ActQuantSpec {
-  int bits = 16;       // >= 16 means "not quantized" (identity)
-  float clip = 1.0f;   // clip ratio c
-  int groupsize = 0;   // 0 = one scale per token; otherwise one per `groupsize` features
+  int bits = 16;      // >= 16 means "not quantized" (identity)
+  float clip = 1.0f;  // clip ratio c
+  int groupsize = 0;  // 0 = one scale per token; otherwise one per `groupsize` features
   bool enabled() const { return bits < 16; }
 };
 

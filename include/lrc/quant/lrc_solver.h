@@ -1,0 +1,89 @@
+// LRC (paper Algorithm 1): jointly find a quantized Ŵ and a full-precision rank-k correction
+// U Vᵀ minimising eq. 2,  ‖WX - Ŵ Q_a(X) - UVᵀX‖²,  from the statistics of X alone.
+//
+//   Σx, Σy, Σxy   <- regularised statistics                          (Alg. 1 lines 3-5)
+//   U, V          <- Init-LR: closed form of the relaxed problem     (eq. 7, Prop. 3.4, Alg. 4)
+//   repeat T times:
+//     W̃ = (W - UVᵀ) Σxy Σy⁻¹;  Ŵ = GPTQ(W̃, H = Σy)  (or RTN)      (eq. 5, Prop. 3.1, Alg. 2)
+//     U, V          <- Update-LR: closed form given Ŵ                 (eq. 6, Prop. 3.3, Alg. 3)
+//
+// Regularisation (docs/design-regularization.md). ε_x = eps_rel·tr(XXᵀ)/d_in and likewise ε_y
+// (if X is identically zero the trace is replaced by d_in, i.e. ε = eps_rel).
+//   Paper:      Σx = XXᵀ + ε_x I, Σy = YYᵀ + ε_y I, Σxy = XYᵀ.
+//   Consistent: the same, plus Σxy += sqrt(ε_x ε_y) I.
+// Both are the exact Gram matrices of augmented data, X̄ = [X, √ε_x I, 0], Ȳ = [Y, 0, √ε_y I]
+// (Paper) or X̄ = [X, √ε_x I], Ȳ = [Y, √ε_y I] (Consistent), so every closed-form step below is
+// the exact minimiser of ‖W X̄ - Ŵ Ȳ - UVᵀ X̄‖² (and needs no full-rank assumption on X or Y).
+//
+// Eigenvectors: only the top k, through LAPACKE_dsyevr with an index range. Σ is always formed
+// as F Fᵀ for an explicit factor F (d_out x m, m <= d_in); when d_out > m the k x k problem is
+// solved on the smaller Gram FᵀF instead and U = F z / sqrt(λ). Directions whose eigenvalue is
+// <= 1e-12 · λ_max (or exactly 0) reduce the objective by nothing and come back as zero columns
+// of U and V, so a rank-deficient Σ never produces NaN.
+#pragma once
+
+#include <vector>
+
+#include "lrc/model/linear.h"
+#include "lrc/quant/gptq.h"
+#include "lrc/quant/stats.h"
+#include "lrc/quant/weight_quant.h"
+
+namespace lrc {
+
+enum class LrcRegularization { Paper, Consistent };
+
+struct LrcOptions {
+  int rank = 0;   // k, 0 <= k <= min(d_in, d_out)
+  int iters = 1;  // T >= 1
+  WeightQuantSpec w;
+  bool use_gptq = true;  // false = RTN in Update-Quant
+  GptqOptions gptq;
+  LrcRegularization reg = LrcRegularization::Paper;
+  double eps_rel = 1e-2;
+};
+
+struct LowRankQuantized {
+  PackedWeight packed;
+  std::vector<float> w_hat;  // dequantized Ŵ, d_out x d_in
+  int rank = 0;
+  std::vector<float> u;             // d_out x k
+  std::vector<float> v;             // d_in x k
+  std::vector<double> eigenvalues;  // of the last Update-LR Σ, descending, the top `rank`
+  double objective = 0;             // eq. 2 from the (unregularised) statistics
+};
+
+LowRankQuantized lrc_quantize(const float* W, int d_out, int d_in, const LayerStats& stats,
+                              const LrcOptions& opt);
+
+// ---- The individual steps, exposed for tests and experiments. All in float64. ----
+
+// Σx, Σy, Σxy (d x d row-major, full storage) and the ε used.
+struct LrcCovariances {
+  int d = 0;
+  double eps_x = 0, eps_y = 0;
+  std::vector<double> sx, sy, sxy;
+};
+LrcCovariances regularized_covariances(const LayerStats& stats, LrcRegularization reg,
+                                       double eps_rel);
+
+// A rank-k correction: u [d_out x k], v [d_in x k] (row-major) and Σ's top-k eigenvalues.
+struct LowRankFactors {
+  int rank = 0;
+  std::vector<double> u, v, eigenvalues;
+};
+
+// Alg. 4 (Prop. 3.4): U = eig_k(W M Wᵀ), V = WᵀU, M = Σx - Σxy Σy⁻¹ Σyx (the Schur complement
+// of the joint Gram, factored by pivoted Cholesky). Solves eq. 7 exactly.
+LowRankFactors init_lr(const float* W, int d_out, int d_in, const LrcCovariances& cov, int k);
+
+// Alg. 2 line 4 (Prop. 3.1): W̃ = (W - UVᵀ) Σxy Σy⁻¹, [d_out x d_in], via Cholesky solves.
+std::vector<double> update_quant_target(const float* W, const LowRankFactors& lr, int d_out,
+                                        int d_in, const LrcCovariances& cov);
+
+// Alg. 3 (Prop. 3.3): with B = W - Ŵ Σyx Σx⁻¹, Σ = Σ1 + Σ2 - Σ3 = B Σx Bᵀ;
+// U = eig_k(Σ), V = BᵀU — the best rank-k fit of B in the Σx metric.
+LowRankFactors update_lr(const float* W, const float* w_hat, int d_out, int d_in,
+                         const LrcCovariances& cov, int k);
+
+}  // namespace lrc

@@ -1,0 +1,251 @@
+#include "lrc/quant/lrc_solver.h"
+
+#include <cblas.h>
+#include <lapacke.h>
+
+#include <algorithm>
+#include <cfloat>
+#include <cmath>
+#include <string>
+
+#include "lrc/core/error.h"
+#include "lrc/quant/objective.h"
+#include "lrc/quant/rank.h"
+#include "quant/finite_check.h"
+#include "quant/spd_solve.h"
+#include "quant/top_singular.h"
+
+namespace lrc {
+
+using quant_detail::cholesky_lower;
+using quant_detail::cholesky_solve;
+using quant_detail::top_left_singular;
+
+namespace {
+
+size_t sz(int a, int b) { return static_cast<size_t>(a) * static_cast<size_t>(b); }
+
+std::vector<double> to_double(const float* p, size_t n) { return std::vector<double>(p, p + n); }
+
+// Transpose of the d x d row-major matrix m.
+std::vector<double> transposed(const std::vector<double>& m, int d) {
+  std::vector<double> t(m.size());
+  for (int i = 0; i < d; ++i)
+    for (int j = 0; j < d; ++j) t[sz(j, d) + i] = m[sz(i, d) + j];
+  return t;
+}
+
+// W̃ = A Σxy Σy⁻¹ [d_out x d] through Cholesky solves with Σy = L Lᵀ. The association is picked
+// by cost: forming C = Σy⁻¹ Σyx (2d³) pays off when d_out >= d, since then W̃ = A Cᵀ is one
+// dgemm; otherwise the d_out right-hand sides Σyx Aᵀ are solved directly.
+std::vector<double> times_sxy_solve_sy(const double* A, int d_out, int d,
+                                       const std::vector<double>& L,
+                                       const std::vector<double>& sxy) {
+  std::vector<double> out(sz(d_out, d), 0.0);
+  const std::vector<double> syx = transposed(sxy, d);
+  if (d_out >= d) {
+    std::vector<double> C(syx);  // C = Σy⁻¹ Σyx
+    cholesky_solve(L.data(), d, C.data(), d);
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, d_out, d, d, 1.0, A, d, C.data(), d, 0.0,
+                out.data(), d);
+  } else {
+    std::vector<double> T(sz(d, d_out));  // T = Σyx Aᵀ, then Σy⁻¹ T = W̃ᵀ
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, d, d_out, d, 1.0, syx.data(), d, A, d, 0.0,
+                T.data(), d_out);
+    cholesky_solve(L.data(), d, T.data(), d_out);
+    for (int r = 0; r < d_out; ++r)
+      for (int j = 0; j < d; ++j) out[sz(r, d) + j] = T[sz(j, d_out) + r];
+  }
+  return out;
+}
+
+// U from the top-k left singular vectors of F [d_out x m] (Σ = F Fᵀ) and Σ's eigenvalues.
+LowRankFactors top_factors(const double* F, int d_out, int m, int k) {
+  LowRankFactors lr;
+  lr.rank = k;
+  quant_detail::TopEigen te = top_left_singular(F, d_out, m, k);
+  lr.u = std::move(te.u);
+  lr.eigenvalues = std::move(te.lambda);
+  return lr;
+}
+
+}  // namespace
+
+LrcCovariances regularized_covariances(const LayerStats& stats, LrcRegularization reg,
+                                       double eps_rel) {
+  const char* where = "regularized_covariances";
+  if (!std::isfinite(eps_rel) || eps_rel < 0)
+    fail(where, "eps_rel must be finite and >= 0, got " + std::to_string(eps_rel));
+  const int d = stats.d;
+  if (d <= 0) fail(where, "LayerStats.d must be positive, got " + std::to_string(d));
+  check_layer_stats(stats, d, where);
+  LrcCovariances c;
+  c.d = d;
+  double trx = 0, try_ = 0;
+  for (int i = 0; i < d; ++i) {
+    trx += stats.xx[sz(i, d) + i];
+    try_ += stats.yy[sz(i, d) + i];
+  }
+  // ε = eps_rel · tr(·)/d_in (paper §3.2); an all-zero X uses tr = d_in so that ε = eps_rel.
+  c.eps_x = eps_rel * (trx > 0 ? trx : d) / d;
+  c.eps_y = eps_rel * (try_ > 0 ? try_ : d) / d;
+  c.sx = stats.xx;
+  c.sy = stats.yy;
+  c.sxy = stats.xy;
+  const double exy = reg == LrcRegularization::Consistent ? std::sqrt(c.eps_x * c.eps_y) : 0.0;
+  for (int i = 0; i < d; ++i) {
+    c.sx[sz(i, d) + i] += c.eps_x;
+    c.sy[sz(i, d) + i] += c.eps_y;
+    c.sxy[sz(i, d) + i] += exy;  // Consistent: X̄Ȳᵀ of X̄ = [X, √εx I], Ȳ = [Y, √εy I]
+  }
+  return c;
+}
+
+// Alg. 4 (Init-LR, Prop. 3.4): U = eig_k(Σinit), Σinit = Σ1 - Σ2 = W M Wᵀ, V = WᵀU.
+LowRankFactors init_lr(const float* W, int d_out, int d_in, const LrcCovariances& cov, int k) {
+  check_rank(k, d_out, d_in, "init_lr");
+  if (cov.d != d_in)
+    fail("init_lr",
+         "covariances are for d = " + std::to_string(cov.d) + ", not " + std::to_string(d_in));
+  LowRankFactors lr;
+  if (k == 0) return lr;
+  const int d = d_in;
+  // S = L_y⁻¹ Σyx (Alg. 4 line 4, with Wᵀ factored out), M = Σx - SᵀS = Σx - Σxy Σy⁻¹ Σyx.
+  const std::vector<double> Ly = cholesky_lower(cov.sy.data(), d, "init_lr", "Σy = YYᵀ + εy I");
+  std::vector<double> S = transposed(cov.sxy, d);
+  cblas_dtrsm(CblasRowMajor, CblasLeft, CblasLower, CblasNoTrans, CblasNonUnit, d, d, 1.0,
+              Ly.data(), d, S.data(), d);
+  std::vector<double> M(cov.sx);
+  cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, d, d, -1.0, S.data(), d, 1.0, M.data(), d);
+  S = {};
+  // M is PSD (a Schur complement of the joint Gram) but may be singular (Consistent with
+  // Y = X gives M = 0). Pivoted Cholesky, Pᵀ M P = RᵀR, stops at its numerical rank r; the
+  // tolerance is relative to Σx, the scale the cancellation in M happens at.
+  double max_diag = 0;
+  for (int i = 0; i < d; ++i) max_diag = std::max(max_diag, cov.sx[sz(i, d) + i]);
+  std::vector<lapack_int> piv(d);
+  lapack_int r = 0;
+  const lapack_int info = LAPACKE_dpstrf(LAPACK_ROW_MAJOR, 'U', d, M.data(), d, piv.data(), &r,
+                                         d * DBL_EPSILON * max_diag);
+  if (info < 0) fail("init_lr", "dpstrf argument " + std::to_string(-info));
+  // F = W P R[:r]ᵀ  (d_out x r), so Σinit = F Fᵀ.
+  const std::vector<double> Wd = to_double(W, sz(d_out, d));
+  std::vector<double> WP(sz(d_out, d));
+  for (int row = 0; row < d_out; ++row)
+    for (int j = 0; j < d; ++j) WP[sz(row, d) + j] = Wd[sz(row, d) + piv[j] - 1];
+  std::vector<double> Rr(sz(r, d), 0.0);
+  for (int i = 0; i < r; ++i)
+    for (int j = i; j < d; ++j) Rr[sz(i, d) + j] = M[sz(i, d) + j];
+  std::vector<double> F;
+  if (r == d) {  // full rank (the usual case): R is triangular, F = (W P) Rᵀ in place
+    cblas_dtrmm(CblasRowMajor, CblasRight, CblasUpper, CblasTrans, CblasNonUnit, d_out, d, 1.0,
+                Rr.data(), d, WP.data(), d);
+    F = std::move(WP);
+  } else {
+    F.assign(sz(d_out, r), 0.0);
+    if (r > 0)
+      cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, d_out, r, d, 1.0, WP.data(), d,
+                  Rr.data(), d, 0.0, F.data(), r);
+  }
+  WP = {};
+  lr = top_factors(F.data(), d_out, r, k);
+  // V = WᵀU
+  lr.v.assign(sz(d_in, k), 0.0);
+  cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d_in, k, d_out, 1.0, Wd.data(), d_in,
+              lr.u.data(), k, 0.0, lr.v.data(), k);
+  return lr;
+}
+
+// Alg. 2 line 4 (Prop. 3.1): W̃ = (W - UVᵀ) Σxy Σy⁻¹.
+std::vector<double> update_quant_target(const float* W, const LowRankFactors& lr, int d_out,
+                                        int d_in, const LrcCovariances& cov) {
+  if (cov.d != d_in)
+    fail("update_quant_target",
+         "covariances are for d = " + std::to_string(cov.d) + ", not " + std::to_string(d_in));
+  const int d = d_in;
+  std::vector<double> A = to_double(W, sz(d_out, d));
+  if (lr.rank > 0)
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, d_out, d, lr.rank, -1.0, lr.u.data(),
+                lr.rank, lr.v.data(), lr.rank, 1.0, A.data(), d);
+  const std::vector<double> Ly =
+      cholesky_lower(cov.sy.data(), d, "update_quant_target", "Σy = YYᵀ + εy I");
+  return times_sxy_solve_sy(A.data(), d_out, d, Ly, cov.sxy);
+}
+
+// Alg. 3 (Update-LR, Prop. 3.3): Σ = Σ1 + Σ2 - Σ3 = B Σx Bᵀ with B = W - Ŵ Σyx Σx⁻¹,
+// U = eig_k(Σ), V = [Wᵀ - Σx⁻¹ Σxy Ŵᵀ] U = Bᵀ U.
+// Σ is formed as F Fᵀ with F = B L_x (Σx = L_x L_xᵀ), PSD by construction, whereas the paper's
+// Σ1 + Σ2 - Σ3 suffers cancellation. Since Σx⁻¹ L_x = L_x⁻ᵀ, F needs no solve with Σx:
+//   F = W L_x - (Ŵ Σyx) L_x⁻ᵀ,    and    V = Bᵀ U = L_x⁻ᵀ (Fᵀ U).
+LowRankFactors update_lr(const float* W, const float* w_hat, int d_out, int d_in,
+                         const LrcCovariances& cov, int k) {
+  check_rank(k, d_out, d_in, "update_lr");
+  if (cov.d != d_in)
+    fail("update_lr",
+         "covariances are for d = " + std::to_string(cov.d) + ", not " + std::to_string(d_in));
+  if (k == 0) return {};
+  const int d = d_in;
+  const std::vector<double> Lx = cholesky_lower(cov.sx.data(), d, "update_lr", "Σx = XXᵀ + εx I");
+  // G = (Ŵ Σyx) L_x⁻ᵀ, with Σyx = Σxyᵀ.
+  std::vector<double> G(sz(d_out, d));
+  {
+    const std::vector<double> Whd = to_double(w_hat, sz(d_out, d));
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, d_out, d, d, 1.0, Whd.data(), d,
+                cov.sxy.data(), d, 0.0, G.data(), d);
+  }
+  cblas_dtrsm(CblasRowMajor, CblasRight, CblasLower, CblasTrans, CblasNonUnit, d_out, d, 1.0,
+              Lx.data(), d, G.data(), d);
+  // F = W L_x - G
+  std::vector<double> F = to_double(W, sz(d_out, d));
+  cblas_dtrmm(CblasRowMajor, CblasRight, CblasLower, CblasNoTrans, CblasNonUnit, d_out, d, 1.0,
+              Lx.data(), d, F.data(), d);
+  for (size_t i = 0; i < F.size(); ++i) F[i] -= G[i];
+  G = {};
+  LowRankFactors lr = top_factors(F.data(), d_out, d, k);
+  // V = L_x⁻ᵀ (Fᵀ U)
+  lr.v.assign(sz(d_in, k), 0.0);
+  cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d, k, d_out, 1.0, F.data(), d, lr.u.data(),
+              k, 0.0, lr.v.data(), k);
+  cblas_dtrsm(CblasRowMajor, CblasLeft, CblasLower, CblasTrans, CblasNonUnit, d, k, 1.0, Lx.data(),
+              d, lr.v.data(), k);
+  return lr;
+}
+
+// Algorithm 1 (LRC).
+LowRankQuantized lrc_quantize(const float* W, int d_out, int d_in, const LayerStats& stats,
+                              const LrcOptions& opt) {
+  const char* where = "lrc_quantize";
+  if (d_out <= 0 || d_in <= 0)
+    fail(where, "bad shape " + std::to_string(d_out) + " x " + std::to_string(d_in));
+  check_weight_quant_spec(opt.w, d_in, where);
+  check_rank(opt.rank, d_out, d_in, where);
+  if (opt.iters < 1) fail(where, "LrcOptions.iters must be >= 1, got " + std::to_string(opt.iters));
+  quant_detail::require_finite(W, d_out, d_in, where, "W");
+  check_layer_stats(stats, d_in, where);
+  const int k = opt.rank;
+
+  const LrcCovariances cov = regularized_covariances(stats, opt.reg, opt.eps_rel);  // lines 3-5
+  LowRankFactors lr = init_lr(W, d_out, d_in, cov, k);                              // line 6
+  LowRankQuantized out;
+  out.w_hat.resize(sz(d_out, d_in));
+  std::vector<float> target(sz(d_out, d_in));
+  for (int t = 0; t < opt.iters; ++t) {
+    // line 8: Update-Quant, Ŵ = Q(W̃) against H = Σy.
+    const std::vector<double> wt = update_quant_target(W, lr, d_out, d_in, cov);
+    for (size_t i = 0; i < wt.size(); ++i) target[i] = static_cast<float>(wt[i]);
+    out.packed = opt.use_gptq ? gptq(target.data(), d_out, d_in, cov.sy.data(), opt.w, opt.gptq)
+                              : quantize_rtn(target.data(), d_out, d_in, opt.w);
+    dequantize(out.packed, d_out, d_in, out.w_hat.data());
+    // line 9: Update-LR given Ŵ.
+    lr = update_lr(W, out.w_hat.data(), d_out, d_in, cov, k);
+  }
+  out.rank = k;
+  out.u.assign(lr.u.begin(), lr.u.end());
+  out.v.assign(lr.v.begin(), lr.v.end());
+  out.eigenvalues = std::move(lr.eigenvalues);
+  out.objective =
+      lrc_objective(W, out.w_hat.data(), out.u.data(), out.v.data(), k, d_out, d_in, stats);
+  return out;
+}
+
+}  // namespace lrc

@@ -1,0 +1,105 @@
+#include "lrc/quant/stats.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <string>
+
+#include "lrc/core/error.h"
+#include "quant/finite_check.h"
+#include "quant/parallel_threshold.h"
+
+namespace lrc {
+
+// Tokens converted to float64 per BLAS call: large enough for dsyrk/dgemm to run at full speed,
+// small enough to bound the scratch memory (2 x 2048 x d doubles).
+static constexpr int64_t kChunkTokens = 2048;
+
+StatsAccumulator::StatsAccumulator(int d, const ActQuantSpec& act) : d_(d), act_(act) {
+  if (d <= 0) fail("StatsAccumulator", "feature size d must be positive, got " + std::to_string(d));
+  if (act.enabled()) {
+    if (act.bits < 2 || act.bits > 8)
+      fail("StatsAccumulator",
+           "activation bits must be in 2..8 (or >= 16 for none), got " + std::to_string(act.bits));
+    if (act.groupsize < 0 || (act.groupsize > 0 && d % act.groupsize != 0))
+      fail("StatsAccumulator", "activation groupsize " + std::to_string(act.groupsize) +
+                                   " does not divide d = " + std::to_string(d));
+  }
+  const size_t dd = static_cast<size_t>(d) * d;
+  xx_.assign(dd, 0.0);
+  if (act_.enabled()) {
+    yy_.assign(dd, 0.0);
+    xy_.assign(dd, 0.0);
+  }
+}
+
+// Paper Alg. 1 lines 3-5 (unregularised), streamed.
+void StatsAccumulator::add(const float* x, int64_t n_tokens) {
+  if (n_tokens < 0) fail("StatsAccumulator::add", "negative token count");
+  if (n_tokens == 0) return;
+  quant_detail::require_finite(x, n_tokens, d_, "StatsAccumulator::add", "activations x");
+  const int d = d_;
+  const int64_t chunk = std::min(n_tokens, kChunkTokens);
+  std::vector<double> xd(static_cast<size_t>(chunk) * d);
+  std::vector<double> yd(act_.enabled() ? static_cast<size_t>(chunk) * d : 0);
+  std::vector<float> yf(act_.enabled() ? static_cast<size_t>(chunk) * d : 0);
+  for (int64_t t0 = 0; t0 < n_tokens; t0 += chunk) {
+    const int64_t m = std::min(chunk, n_tokens - t0);
+    const float* xc = x + t0 * d;
+    const int64_t len = m * d;
+#pragma omp parallel for schedule(static) if (len >= quant_detail::kMinParallelWork)
+    for (int64_t i = 0; i < len; ++i) xd[i] = xc[i];
+    // XXᵀ += Xcᵀ Xc (tokens are rows here, so the paper's X Xᵀ is xᵀ x); upper triangle.
+    cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, d, static_cast<int>(m), 1.0, xd.data(), d,
+                1.0, xx_.data(), d);
+    if (!act_.enabled()) continue;
+    // Y = Q_a(X), then YYᵀ (upper) and XYᵀ (full: not symmetric).
+    quantize_activations(xc, m, d, act_, yf.data());
+#pragma omp parallel for schedule(static) if (len >= quant_detail::kMinParallelWork)
+    for (int64_t i = 0; i < len; ++i) yd[i] = yf[i];
+    cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, d, static_cast<int>(m), 1.0, yd.data(), d,
+                1.0, yy_.data(), d);
+    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d, d, static_cast<int>(m), 1.0, xd.data(),
+                d, yd.data(), d, 1.0, xy_.data(), d);
+  }
+  n_ += n_tokens;
+}
+
+LayerStats StatsAccumulator::finish() const {
+  LayerStats s;
+  s.d = d_;
+  s.n = n_;
+  const int d = d_;
+  auto full = [d](const std::vector<double>& upper) {
+    std::vector<double> m(upper);
+    for (int i = 0; i < d; ++i)
+      for (int j = 0; j < i; ++j)
+        m[static_cast<size_t>(i) * d + j] = m[static_cast<size_t>(j) * d + i];
+    return m;
+  };
+  s.xx = full(xx_);
+  if (act_.enabled()) {
+    s.yy = full(yy_);
+    s.xy = xy_;
+  } else {
+    s.yy = s.xx;
+    s.xy = s.xx;
+  }
+  return s;
+}
+
+void check_layer_stats(const LayerStats& s, int d, const char* where) {
+  if (s.d != d)
+    fail(where,
+         "LayerStats.d = " + std::to_string(s.d) + " does not match d_in = " + std::to_string(d));
+  const size_t dd = static_cast<size_t>(d) * d;
+  if (s.xx.size() != dd || s.yy.size() != dd || s.xy.size() != dd)
+    fail(where, "LayerStats xx/yy/xy must have d*d = " + std::to_string(dd) + " entries, got " +
+                    std::to_string(s.xx.size()) + "/" + std::to_string(s.yy.size()) + "/" +
+                    std::to_string(s.xy.size()));
+  quant_detail::require_finite(s.xx.data(), d, d, where, "LayerStats.xx");
+  quant_detail::require_finite(s.yy.data(), d, d, where, "LayerStats.yy");
+  quant_detail::require_finite(s.xy.data(), d, d, where, "LayerStats.xy");
+}
+
+}  // namespace lrc
