@@ -1,6 +1,9 @@
 // lrc — W4A4 quantization with low-rank correction. Subcommands live in cmd_*.cpp.
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <map>
 
@@ -14,7 +17,18 @@ std::vector<CommandSpec>& command_registry() {
 }
 }  // namespace lrc::cli
 
+// OpenMP threads that spin while waiting steal the cores OpenBLAS and the next parallel region
+// need (measured: 4x the CPU time of a quantization run on 2 shared cores). libgomp reads
+// OMP_WAIT_POLICY once, before main, so lrc sets it and re-executes itself; a value the user
+// set is left alone.
+static void ensure_passive_openmp_wait(char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY") != nullptr) return;
+  setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+  execv("/proc/self/exe", argv);  // returns only on failure: then run as we are
+}
+
 int main(int argc, char** argv) {
+  ensure_passive_openmp_wait(argv);
   using namespace lrc::cli;
   CLI::App app{"lrc: W4A4 post-training quantization with low-rank correction (LRC)"};
   app.set_version_flag("--version", std::string(LRC_VERSION));

@@ -5,6 +5,8 @@
 #include <fstream>
 
 #include "lrc/core/error.h"
+#include "lrc/io/gguf_loader.h"
+#include "lrc/pipeline/checkpoint.h"
 
 namespace fs = std::filesystem;
 
@@ -13,6 +15,7 @@ namespace lrc {
 namespace {
 
 std::string default_tokenizer(const fs::path& model_path, const std::string& format) {
+  if (format == "gguf") return model_path.string();  // its own vocabulary
   const fs::path dir = fs::is_directory(model_path) ? model_path : model_path.parent_path();
   if (format == "llama2c") {
     if (fs::exists(dir / "tokenizer.bin")) return (dir / "tokenizer.bin").string();
@@ -31,17 +34,31 @@ LoadedModel load_model(const std::string& path, const std::string& tokenizer_pat
   if (!fs::exists(p)) fail(path, "no such file or directory");
   LoadedModel out;
   out.path = path;
-  if (fs::is_directory(p)) {
+  nlohmann::json lrc_config;
+  if (is_lrc_checkpoint(path)) {
+    out.format = "lrc";
+    out.model = load_checkpoint(path, &lrc_config);
+  } else if (fs::is_directory(p)) {
     if (!fs::exists(p / "config.json")) fail(path, "directory has no config.json");
     out.format = "hf";
     out.model = load_hf_model(path);
+  } else if (is_gguf_file(path)) {
+    out.format = "gguf";
+    out.model = load_gguf_model(path);
   } else {
     out.format = "llama2c";
     out.model = load_llama2c_model(path);
   }
   std::string tok = tokenizer_path.empty() ? default_tokenizer(p, out.format) : tokenizer_path;
+  if (tokenizer_path.empty() && out.format == "lrc" && lrc_config.contains("tokenizer")) {
+    // A quantized checkpoint names its tokenizer: a copy beside it, or the source file.
+    const auto& t = lrc_config["tokenizer"];
+    tok = t.contains("file") ? (p / t["file"].get<std::string>()).string()
+                             : t.value("source", std::string());
+  }
   if (!tok.empty()) {
     out.tokenizer = load_tokenizer(tok);
+    out.tokenizer_path = tok;
   } else if (need_tokenizer) {
     fail(path, "no tokenizer found beside the model; pass --tokenizer PATH");
   }

@@ -18,6 +18,7 @@ struct LoadedModel {
   std::unique_ptr<Tokenizer> tokenizer;  // null if none was found and none was asked for
   std::string format;                    // "hf", "llama2c", "gguf", "lrc"
   std::string path;
+  std::string tokenizer_path;  // the file the tokenizer came from ("" if none)
 };
 
 // tokenizer_path empty: the default beside the model (tokenizer.model / tokenizer.json in an

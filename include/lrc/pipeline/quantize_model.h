@@ -1,0 +1,57 @@
+// The end-to-end W4A4 pipeline (paper §3.2, "Application of LRC on LLMs"):
+//   1. QuaRot: fold norms, rotate the residual stream, online Hadamards (src/rotate);
+//   2. FP16 for what stays unquantized (embeddings, norms, LM head);
+//   3. layer by layer, group by group (q/k/v -> o -> gate/up -> down): gather the group's
+//      input statistics on the calibration set AS PRODUCED BY THE ALREADY-QUANTIZED MODEL
+//      (quantized weights and activations before it), quantize the group's linears,
+//      then push the calibration hidden states through the finished layer.
+// Only the calibration hidden states and one group's statistics are resident.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "lrc/model/llama.h"
+#include "lrc/pipeline/linear_quantizer.h"
+#include "lrc/pipeline/quantize_options.h"
+
+namespace lrc {
+
+// A calibration set: n_seq sequences of seq_len tokens, row-major.
+struct CalibrationSet {
+  std::vector<int32_t> tokens;
+  int n_seq = 0;
+  int seq_len = 0;
+  std::string source;  // file path
+  std::string sha256;  // of the file
+};
+
+// The first `nsamples` consecutive chunks of `seq_len` tokens of `file`, tokenized with the
+// protocol of `lrc eval` (BOS per line, or line + "\n" when the tokenizer adds no BOS).
+// seq_len 0 = min(model context, 2048). Throws when not even one sequence fits.
+CalibrationSet load_calibration(const std::string& file, const class Tokenizer& tok,
+                                int nsamples, int seq_len, int model_context);
+
+struct QuantizeReport {
+  std::vector<LinearReport> linears;
+  nlohmann::json rotation;  // RotationInfo as JSON (empty when not rotated)
+  double seconds = 0;
+  double seconds_forward = 0;  // calibration passes through the layers (capture + update)
+  double seconds_solve = 0;    // the per-linear solvers (rtn / gptq / svd / lrc)
+  double bits_per_weight = 0;  // over the quantized linears
+  nlohmann::json to_json() const;
+};
+
+QuantizeReport quantize_model(LlamaModel& m, const CalibrationSet& calib,
+                              const QuantizeOptions& opt);
+
+// Rounds embeddings, norms and the LM head to fp16 values (they stay 16-bit, as in the paper).
+void round_fp_parts_to_half(LlamaModel& m);
+
+// Bits per weight over all quantized linears (codes + scales + U,V); 16 for an FP model.
+double model_bits_per_weight(const LlamaModel& m);
+
+}  // namespace lrc

@@ -1,0 +1,46 @@
+// Everything `lrc quantize` can be told, in one struct. Recorded verbatim in the
+// checkpoint's lrc_config.json so a run can be reproduced from its output.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "lrc/quant/lrc_solver.h"
+
+namespace lrc {
+
+enum class QuantMethod { RTN, GPTQ, SVD, LRC };
+const char* method_name(QuantMethod m);
+QuantMethod parse_method(const std::string& s);  // "rtn" | "gptq" | "svd" | "lrc"
+
+struct QuantizeOptions {
+  QuantMethod method = QuantMethod::LRC;
+  double rank = 0.1;      // < 1: fraction of each matrix (rank_from_fraction); >= 1: integer rank
+  int iters = 1;          // T of Algorithm 1
+  int wbits = 4, abits = 4;
+  float a_clip = 0.9f;    // activation clip ratio c (when not searched)
+  bool a_clip_search = false;
+  int w_groupsize = 0, a_groupsize = 0;
+  bool w_symmetric = true;
+  bool w_mse_clip = true;
+  int kv_bits = 16;
+  bool lrc_use_gptq = true;  // Update-Quant subroutine: GPTQ (true) or RTN
+  LrcRegularization reg = LrcRegularization::Paper;
+  double damp = 0.01;
+  bool act_order = false;
+  bool rotate = true;  // QuaRot rotation first
+  uint64_t seed = 0;
+  // Calibration set: nsamples sequences of seq tokens (0 = model context, capped at 2048).
+  int nsamples = 128;
+  int seq = 0;
+  // Rows of the calibration hidden states processed at once (bounds the activation memory).
+  int batch_sequences = 8;
+
+  nlohmann::json to_json() const;
+  static QuantizeOptions from_json(const nlohmann::json& j);
+  void validate() const;  // throws lrc::Error for out-of-range values
+};
+
+}  // namespace lrc

@@ -1,0 +1,64 @@
+// lrc quantize: FP model -> W4A4 (+ low-rank correction) checkpoint.
+#include <cstdio>
+#include <iostream>
+
+#include "cli/command_registry.h"
+#include "cli/quantize_flags.h"
+#include "lrc/core/error.h"
+#include "lrc/io/model_loader.h"
+#include "lrc/pipeline/checkpoint.h"
+#include "lrc/pipeline/quantize_model.h"
+
+namespace lrc::cli {
+
+namespace {
+
+Registrar reg_quantize(
+    "quantize", "quantize a model to W4A4 (rtn | gptq | svd | lrc) and write a checkpoint",
+    [](CLI::App& sub) -> std::function<int()> {
+      struct Args {
+        std::string model, tokenizer, calib, out, method = "lrc";
+        std::string a_clip = "0.9", reg = "paper", update_quant = "gptq";
+        bool json = false;
+        QuantizeOptions opt;
+      };
+      auto a = std::make_shared<Args>();
+      sub.add_option("--model", a->model, "FP model (HF dir, llama2.c file, .gguf)")->required();
+      sub.add_option("--tokenizer", a->tokenizer, "tokenizer file if not beside the model");
+      sub.add_option("--calib", a->calib, "calibration text file")->required();
+      sub.add_option("--out", a->out, "output checkpoint directory")->required();
+      sub.add_option("--method", a->method, "rtn | gptq | svd | lrc")->capture_default_str();
+      add_quantize_options(sub, a->opt, a->a_clip, a->reg, a->update_quant);
+      sub.add_flag("--json", a->json, "print the report as JSON");
+      return [a]() {
+        a->opt.method = parse_method(a->method);
+        finish_quantize_options(a->opt, a->a_clip, a->reg, a->update_quant);
+        LoadedModel lm = load_model(a->model, a->tokenizer);
+        const CalibrationSet calib = load_calibration(a->calib, *lm.tokenizer, a->opt.nsamples,
+                                                      a->opt.seq, lm.model.cfg.max_seq_len);
+        std::fprintf(stderr, "calibration: %d x %d tokens from %s\n", calib.n_seq,
+                     calib.seq_len, a->calib.c_str());
+        const QuantizeReport rep = quantize_model(lm.model, calib, a->opt);
+        CheckpointInfo info;
+        info.source_model = a->model;
+        info.tokenizer_file = a->tokenizer.empty() ? lm.tokenizer_path : a->tokenizer;
+        info.options = a->opt;
+        info.calib = &calib;
+        info.report = &rep;
+        save_checkpoint(lm.model, a->out, info);
+        if (a->json) {
+          nlohmann::json j = rep.to_json();
+          j["out"] = a->out;
+          std::cout << j.dump(2) << "\n";
+        } else {
+          std::printf("method %s  rank %g  W%dA%d  bits/weight %.2f  %.1fs  -> %s\n",
+                      method_name(a->opt.method), a->opt.rank, a->opt.wbits, a->opt.abits,
+                      rep.bits_per_weight, rep.seconds, a->out.c_str());
+        }
+        return 0;
+      };
+    });
+
+}  // namespace
+
+}  // namespace lrc::cli

@@ -1,0 +1,63 @@
+// The quantization flags shared by `lrc quantize` and `lrc demo`.
+#include "cli/quantize_flags.h"
+
+#include <stdexcept>
+
+#include "lrc/core/error.h"
+
+namespace lrc::cli {
+
+void add_quantize_options(CLI::App& sub, QuantizeOptions& opt, std::string& a_clip,
+                          std::string& reg, std::string& update_quant,
+                          bool calibration_flags) {
+  sub.add_option("--rank", opt.rank,
+                 "low-rank size: a fraction f < 1 of each matrix (k = f*m*n/(m+n)) or an integer")
+      ->capture_default_str();
+  sub.add_option("--iters", opt.iters, "iterations T of Algorithm 1")->capture_default_str();
+  sub.add_option("--wbits", opt.wbits, "weight bits (2-8)")->capture_default_str();
+  sub.add_option("--abits", opt.abits, "activation bits (2-8, 16 = none)")->capture_default_str();
+  sub.add_option("--a-clip", a_clip, "activation clip ratio c, or 'search'")
+      ->capture_default_str();
+  sub.add_option("--w-groupsize", opt.w_groupsize, "weight group size (0 = per channel)")
+      ->capture_default_str();
+  sub.add_option("--a-groupsize", opt.a_groupsize, "activation group size (0 = per token)")
+      ->capture_default_str();
+  sub.add_flag("!--w-asym", opt.w_symmetric, "asymmetric weight quantization");
+  sub.add_option("--kv-bits", opt.kv_bits, "KV-cache bits (16 = none)")->capture_default_str();
+  sub.add_option("--reg", reg, "LRC ridge: paper | consistent")->capture_default_str();
+  sub.add_option("--update-quant", update_quant, "quantizer inside LRC: gptq | rtn")
+      ->capture_default_str();
+  sub.add_option("--damp", opt.damp, "GPTQ damping (fraction of the mean diagonal)")
+      ->capture_default_str();
+  sub.add_flag("--act-order", opt.act_order, "GPTQ act-order");
+  sub.add_flag("!--no-rotate", opt.rotate, "skip the QuaRot rotation");
+  sub.add_option("--seed", opt.seed, "rotation seed")->capture_default_str();
+  if (!calibration_flags) return;
+  sub.add_option("--nsamples", opt.nsamples, "calibration sequences")->capture_default_str();
+  sub.add_option("--seq", opt.seq, "calibration sequence length (0 = model context, max 2048)")
+      ->capture_default_str();
+}
+
+void finish_quantize_options(QuantizeOptions& opt, const std::string& a_clip,
+                             const std::string& reg, const std::string& update_quant) {
+  if (a_clip == "search") {
+    opt.a_clip_search = true;
+  } else {
+    try {
+      size_t pos = 0;
+      opt.a_clip = std::stof(a_clip, &pos);
+      if (pos != a_clip.size()) throw std::invalid_argument(a_clip);
+    } catch (const std::exception&) {
+      fail("--a-clip", "expected a number in (0, 1] or 'search', got '" + a_clip + "'");
+    }
+  }
+  if (reg == "paper") opt.reg = LrcRegularization::Paper;
+  else if (reg == "consistent") opt.reg = LrcRegularization::Consistent;
+  else fail("--reg", "expected paper or consistent, got '" + reg + "'");
+  if (update_quant == "gptq") opt.lrc_use_gptq = true;
+  else if (update_quant == "rtn") opt.lrc_use_gptq = false;
+  else fail("--update-quant", "expected gptq or rtn, got '" + update_quant + "'");
+  opt.validate();
+}
+
+}  // namespace lrc::cli

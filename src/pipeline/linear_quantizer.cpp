@@ -1,0 +1,128 @@
+#include "lrc/pipeline/linear_quantizer.h"
+
+#include <chrono>
+#include <cmath>
+
+#include "lrc/core/error.h"
+#include "lrc/core/half.h"
+#include "lrc/quant/gptq.h"
+#include "lrc/quant/objective.h"
+#include "lrc/quant/rank.h"
+#include "lrc/quant/svd_baseline.h"
+#include "lrc/quant/weight_quant.h"
+
+namespace lrc {
+
+namespace {
+
+inline float to_half(float x) { return f16_to_f32(f32_to_f16(x)); }
+
+void round_to_half(std::vector<float>& v) {
+  for (auto& x : v) x = to_half(x);
+}
+
+}  // namespace
+
+int rank_for(const QuantizeOptions& opt, int d_out, int d_in) {
+  if (opt.method == QuantMethod::RTN || opt.method == QuantMethod::GPTQ) return 0;
+  if (opt.rank >= 1) {
+    const int k = static_cast<int>(opt.rank);
+    if (k > std::min(d_out, d_in))
+      fail("--rank", "rank " + std::to_string(k) + " exceeds min(d_out, d_in) = " +
+                         std::to_string(std::min(d_out, d_in)) + " of a " +
+                         std::to_string(d_out) + "x" + std::to_string(d_in) + " matrix");
+    return k;
+  }
+  return rank_from_fraction(opt.rank, d_out, d_in);
+}
+
+LinearReport quantize_linear(Linear& lin, const std::string& name, const LayerStats* stats,
+                             const ActQuantSpec& act, int rank, const QuantizeOptions& opt) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const int d_out = lin.d_out, d_in = lin.d_in;
+  const std::vector<float> W = lin.w;  // the FP weights (after rotation)
+  WeightQuantSpec ws;
+  ws.bits = opt.wbits;
+  ws.groupsize = opt.w_groupsize;
+  ws.symmetric = opt.w_symmetric;
+  ws.mse_clip = opt.w_mse_clip;
+  GptqOptions go;
+  go.damp = opt.damp;
+  go.act_order = opt.act_order;
+  if (opt.method != QuantMethod::RTN && !stats)
+    fail(name, std::string(method_name(opt.method)) + " needs calibration statistics");
+
+  PackedWeight packed;
+  std::vector<float> u, v;
+  switch (opt.method) {
+    case QuantMethod::RTN:
+      packed = quantize_rtn(W.data(), d_out, d_in, ws);
+      rank = 0;
+      break;
+    case QuantMethod::GPTQ:
+      packed = gptq(W.data(), d_out, d_in, stats->xx.data(), ws, go);
+      rank = 0;
+      break;
+    case QuantMethod::SVD: {
+      auto r = svd_quantize(W.data(), d_out, d_in, *stats, rank, ws, go);
+      packed = std::move(r.packed);
+      u = std::move(r.u);
+      v = std::move(r.v);
+      break;
+    }
+    case QuantMethod::LRC: {
+      LrcOptions lo;
+      lo.rank = rank;
+      lo.iters = opt.iters;
+      lo.w = ws;
+      lo.use_gptq = opt.lrc_use_gptq;
+      lo.gptq = go;
+      lo.reg = opt.reg;
+      auto r = lrc_quantize(W.data(), d_out, d_in, *stats, lo);
+      packed = std::move(r.packed);
+      u = std::move(r.u);
+      v = std::move(r.v);
+      break;
+    }
+  }
+  // FP16 storage of everything that is not an integer code.
+  round_to_half(packed.scales);
+  round_to_half(packed.zeros);
+  round_to_half(u);
+  round_to_half(v);
+  lin.w.assign(static_cast<size_t>(d_out) * d_in, 0.f);
+  dequantize(packed, d_out, d_in, lin.w.data());
+  lin.packed = std::move(packed);
+  lin.rank = rank;
+  lin.u = std::move(u);
+  lin.v = std::move(v);
+  lin.act = act;
+
+  LinearReport rep;
+  rep.name = name;
+  rep.d_out = d_out;
+  rep.d_in = d_in;
+  rep.rank = rank;
+  rep.a_clip = act.clip;
+  if (stats) {
+    rep.objective = lrc_objective(W.data(), lin.w.data(), rank ? lin.u.data() : nullptr,
+                                  rank ? lin.v.data() : nullptr, rank, d_out, d_in, *stats);
+    std::vector<float> zero(static_cast<size_t>(d_out) * d_in, 0.f);
+    rep.objective_fp = lrc_objective(W.data(), zero.data(), nullptr, nullptr, 0, d_out, d_in,
+                                     *stats);
+  }
+  rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return rep;
+}
+
+double linear_bits(const Linear& lin) {
+  if (!lin.packed) return 16.0 * lin.d_out * lin.d_in;
+  const auto& p = *lin.packed;
+  const double codes = static_cast<double>(p.bits) * lin.d_out * lin.d_in;
+  const double groups = static_cast<double>(p.scales.size());
+  const double scale_bits = groups * 16.0 * (p.symmetric ? 1.0 : 2.0);
+  const double lowrank = 16.0 * lin.rank * (static_cast<double>(lin.d_out) + lin.d_in);
+  return codes + scale_bits + lowrank;
+}
+
+}  // namespace lrc

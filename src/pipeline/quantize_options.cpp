@@ -1,0 +1,98 @@
+#include "lrc/pipeline/quantize_options.h"
+
+#include "lrc/core/error.h"
+
+namespace lrc {
+
+const char* method_name(QuantMethod m) {
+  switch (m) {
+    case QuantMethod::RTN: return "rtn";
+    case QuantMethod::GPTQ: return "gptq";
+    case QuantMethod::SVD: return "svd";
+    case QuantMethod::LRC: return "lrc";
+  }
+  return "?";
+}
+
+QuantMethod parse_method(const std::string& s) {
+  if (s == "rtn") return QuantMethod::RTN;
+  if (s == "gptq") return QuantMethod::GPTQ;
+  if (s == "svd") return QuantMethod::SVD;
+  if (s == "lrc") return QuantMethod::LRC;
+  fail("--method", "unknown method '" + s + "' (expected rtn, gptq, svd or lrc)");
+}
+
+static const char* reg_name(LrcRegularization r) {
+  return r == LrcRegularization::Paper ? "paper" : "consistent";
+}
+
+nlohmann::json QuantizeOptions::to_json() const {
+  return {{"method", method_name(method)},
+          {"rank", rank},
+          {"iters", iters},
+          {"wbits", wbits},
+          {"abits", abits},
+          {"a_clip", a_clip},
+          {"a_clip_search", a_clip_search},
+          {"w_groupsize", w_groupsize},
+          {"a_groupsize", a_groupsize},
+          {"w_symmetric", w_symmetric},
+          {"w_mse_clip", w_mse_clip},
+          {"kv_bits", kv_bits},
+          {"update_quant", lrc_use_gptq ? "gptq" : "rtn"},
+          {"reg", reg_name(reg)},
+          {"damp", damp},
+          {"act_order", act_order},
+          {"rotate", rotate},
+          {"seed", seed},
+          {"nsamples", nsamples},
+          {"seq", seq}};
+}
+
+QuantizeOptions QuantizeOptions::from_json(const nlohmann::json& j) {
+  QuantizeOptions o;
+  o.method = parse_method(j.at("method").get<std::string>());
+  o.rank = j.at("rank").get<double>();
+  o.iters = j.at("iters").get<int>();
+  o.wbits = j.at("wbits").get<int>();
+  o.abits = j.at("abits").get<int>();
+  o.a_clip = j.at("a_clip").get<float>();
+  o.a_clip_search = j.value("a_clip_search", false);
+  o.w_groupsize = j.at("w_groupsize").get<int>();
+  o.a_groupsize = j.at("a_groupsize").get<int>();
+  o.w_symmetric = j.value("w_symmetric", true);
+  o.w_mse_clip = j.value("w_mse_clip", true);
+  o.kv_bits = j.at("kv_bits").get<int>();
+  o.lrc_use_gptq = j.value("update_quant", std::string("gptq")) == "gptq";
+  o.reg = j.value("reg", std::string("paper")) == "consistent" ? LrcRegularization::Consistent
+                                                               : LrcRegularization::Paper;
+  o.damp = j.value("damp", 0.01);
+  o.act_order = j.value("act_order", false);
+  o.rotate = j.value("rotate", true);
+  o.seed = j.value("seed", uint64_t{0});
+  o.nsamples = j.value("nsamples", 128);
+  o.seq = j.value("seq", 0);
+  return o;
+}
+
+void QuantizeOptions::validate() const {
+  auto bits_ok = [](int b) { return (b >= 2 && b <= 8) || b == 16; };
+  if (!bits_ok(wbits) || wbits == 16)
+    fail("--wbits", "weight bits must be in 2..8, got " + std::to_string(wbits));
+  if (!bits_ok(abits))
+    fail("--abits", "activation bits must be in 2..8 (or 16 for none), got " +
+                        std::to_string(abits));
+  if (!bits_ok(kv_bits))
+    fail("--kv-bits", "KV-cache bits must be in 2..8 (or 16 for none), got " +
+                          std::to_string(kv_bits));
+  if (!(a_clip > 0.f && a_clip <= 1.f))
+    fail("--a-clip", "clip ratio must be in (0, 1], got " + std::to_string(a_clip));
+  if (rank < 0) fail("--rank", "rank must be >= 0");
+  if (rank >= 1 && rank != static_cast<double>(static_cast<int64_t>(rank)))
+    fail("--rank", "a rank >= 1 must be an integer (or give a fraction < 1)");
+  if (iters < 1) fail("--iters", "must be >= 1");
+  if (nsamples < 1) fail("--nsamples", "must be >= 1");
+  if (w_groupsize < 0 || a_groupsize < 0) fail("--w-groupsize/--a-groupsize", "must be >= 0");
+}
+
+}  // namespace lrc
