@@ -54,11 +54,11 @@ std::string error_of(const std::function<void()>& f) {
 
 }  // namespace
 
-TEST(EvalCorpus, BosBeforeEachLineBlankLinesSkipped) {
+TEST(EvalCorpus, BosBeforeEachLineEmptyLinesSkippedSpaceLinesKept) {
   const auto dir = lrc::test::temp_dir("corpus-bos");
   const auto f = write_file(dir, "a.txt", "ab\n\n \t\nc\n");  // an empty and a blank line
   const auto t = lrc::tokenize_corpus(f, ByteTokenizer(true));
-  EXPECT_EQ(t, (std::vector<int32_t>{1, 'a' + 3, 'b' + 3, 1, 'c' + 3}));
+  EXPECT_EQ(t, (std::vector<int32_t>{1, 'a' + 3, 'b' + 3, 1, ' ' + 3, '\t' + 3, 1, 'c' + 3}));
 }
 
 TEST(EvalCorpus, NoBosTokenizerEncodesLineWithNewline) {
@@ -80,7 +80,7 @@ TEST(EvalCorpus, ErrorsNameTheFile) {
   EXPECT_NE(e.find(bad), std::string::npos);
   EXPECT_NE(e.find("UTF-8"), std::string::npos);
   EXPECT_NE(e.find("offset 7"), std::string::npos);
-  const auto blank = write_file(dir, "blank.txt", "\n \n");
+  const auto blank = write_file(dir, "blank.txt", "\n\n");
   EXPECT_NE(error_of([&] { lrc::tokenize_corpus(blank, tok); }), "");
   // Valid multi-byte UTF-8 (2, 3 and 4 bytes) is accepted.
   const auto good = write_file(dir, "good.txt", "caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80\n");

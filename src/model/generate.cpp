@@ -71,6 +71,13 @@ GenerateResult generate(const LlamaModel& m, const Tokenizer& tok, const std::st
   Decoder dec(m, steps);
   std::mt19937_64 rng(opt.seed);
   int32_t token = r.tokens[0];
+  if (!tok.add_bos()) {  // the first prompt token is text, not a BOS: show it too
+    const std::string piece = tok.decode(tok.bos_id(), token);
+    if (printable(piece)) {
+      r.text += piece;
+      if (on_piece) on_piece(piece);
+    }
+  }
   for (int pos = 0; pos < steps; ++pos) {
     const std::vector<float>& logits = dec.step(token);
     int32_t next;
@@ -81,7 +88,9 @@ GenerateResult generate(const LlamaModel& m, const Tokenizer& tok, const std::st
       r.top2_margins.push_back(top2_margin(logits));
       r.tokens.push_back(next);
     }
-    if (next == m.cfg.bos_id || next == m.cfg.eos_id) {
+    // Stop when the model predicts BOS or EOS (prompt tokens, e.g. a chat template's
+    // <|im_end|>, are forced, not predicted).
+    if (pos >= r.n_prompt - 1 && (next == m.cfg.bos_id || next == m.cfg.eos_id)) {
       r.stopped = true;
       break;
     }

@@ -3,7 +3,7 @@
 // Protocol (shared by `lrc eval` and the quantization pipeline's calibration data):
 //   - the file must exist, be non-empty and be valid UTF-8;
 //   - it is split into lines at '\n' (a final '\n' does not start an extra line, a '\r'
-//     before it is kept as text); blank lines (empty or only " \t\r\v\f") are skipped
+//     before it is kept as text); empty lines are skipped, lines of only spaces are kept
 //     (src/eval/corpus.cpp says why);
 //   - tokenizer.add_bos(): each line becomes  BOS, encode(line);
 //     otherwise:           each line becomes  encode(line + "\n")  (no BOS);
