@@ -18,7 +18,7 @@ TEST(PipelineRealModel, PerplexityOrderingFpLrcGptq) {
   const int seq = 512, chunks = 8;
   const double ppl_fp = perplexity(fp.model, valid, seq, chunks).ppl;
   const CalibrationSet calib =
-      load_calibration(test::shared("data/debtext-calib.txt"), *fp.tokenizer, 32, seq, 512);
+      load_calibration(test::shared("data/debtext-calib.txt"), *fp.tokenizer, 16, seq, 512);
 
   auto run = [&](QuantMethod method, double rank) {
     LoadedModel lm = load_model(dir);

@@ -68,6 +68,7 @@ class WorkspaceLease {
   WorkspaceLease(const WorkspaceLease&) = delete;
   WorkspaceLease& operator=(const WorkspaceLease&) = delete;
   Workspace* operator->() const { return ws_; }
+  Workspace& operator*() const { return *ws_; }
 
  private:
   Workspace* ws_;
@@ -89,29 +90,53 @@ void add_in_place(float* h, const float* d, int64_t n) {
   for (int64_t i = 0; i < n; ++i) h[i] += d[i];
 }
 
+// The feed-forward half of a layer on h [N x dim], in place (scratch from ws).
+void ffn_core(const LlamaModel& m, int layer, float* h, int64_t N, LinearInputHook* hook,
+              Workspace& ws) {
+  const LlamaConfig& c = m.cfg;
+  const LlamaLayer& L = m.layers[layer];
+  const int dim = c.dim, hidden = c.hidden_dim;
+  check_transform(m.online_down, hidden, "online_down");
+  float* x = room(ws.x, N * dim);
+  float* g = room(ws.g, N * hidden);
+  float* u = room(ws.u, N * hidden);
+  // ---- feed-forward block (SwiGLU)
+  rmsnorm(h, L.ffn_norm.data(), N, dim, c.norm_eps, x);
+  if (hook) hook->on_input(layer, LinearGroup::GateUp, x, N, dim);
+  L.w_gate.forward(x, N, g);
+  L.w_up.forward(x, N, u);
+#pragma omp simd
+  for (int64_t i = 0; i < N * hidden; ++i) {
+    const float a = g[i];
+    g[i] = a / (1.f + fast_expf(-a)) * u[i];  // silu(a) = a * sigmoid(a)
+  }
+  if (m.online_down) m.online_down->apply(g, N);
+  if (hook) hook->on_input(layer, LinearGroup::Down, g, N, hidden);
+  L.w_down.forward(g, N, x);
+  add_in_place(h, x, N * dim);
+}
+
 // One layer on h [n_seq*n_new x dim]. The new keys/values of sequence s go to rows
 // pos0 .. pos0+n_new-1 of k_store/v_store + s*kv_stride (rows of kv_dim); rows before pos0
 // must already hold the earlier positions. Stores are contiguous over all new rows: either one
 // sequence, or pos0 == 0 and kv_stride == n_new*kv_dim.
 void layer_core(const LlamaModel& m, int layer, float* h, int n_seq, int n_new, int pos0,
-                float* k_store, float* v_store, int64_t kv_stride, LinearInputHook* hook) {
+                float* k_store, float* v_store, int64_t kv_stride, LinearInputHook* hook,
+                bool with_ffn = true) {
   const LlamaConfig& c = m.cfg;
   const LlamaLayer& L = m.layers[layer];
-  const int dim = c.dim, hd = c.head_dim(), hidden = c.hidden_dim;
+  const int dim = c.dim, hd = c.head_dim();
   const int q_dim = c.n_heads * hd, kv_dim = c.n_kv_heads * hd;
   const int64_t N = static_cast<int64_t>(n_seq) * n_new;
   if (!(n_seq == 1 || (pos0 == 0 && kv_stride == static_cast<int64_t>(n_new) * kv_dim)))
     fail("layer_forward", "K/V store is not contiguous over the new rows");
   check_transform(m.online_qk, hd, "online_qk");
   check_transform(m.online_o, q_dim, "online_o");
-  check_transform(m.online_down, hidden, "online_down");
 
   WorkspaceLease ws;
   float* x = room(ws->x, N * dim);
   float* q = room(ws->q, N * q_dim);
   float* att = room(ws->att, N * q_dim);
-  float* g = room(ws->g, N * hidden);
-  float* u = room(ws->u, N * hidden);
 
   // ---- attention block
   rmsnorm(h, L.attn_norm.data(), N, dim, c.norm_eps, x);
@@ -139,20 +164,7 @@ void layer_core(const LlamaModel& m, int layer, float* h, int n_seq, int n_new, 
   L.wo.forward(att, N, x);
   add_in_place(h, x, N * dim);
 
-  // ---- feed-forward block (SwiGLU)
-  rmsnorm(h, L.ffn_norm.data(), N, dim, c.norm_eps, x);
-  if (hook) hook->on_input(layer, LinearGroup::GateUp, x, N, dim);
-  L.w_gate.forward(x, N, g);
-  L.w_up.forward(x, N, u);
-#pragma omp simd
-  for (int64_t i = 0; i < N * hidden; ++i) {
-    const float a = g[i];
-    g[i] = a / (1.f + fast_expf(-a)) * u[i];  // silu(a) = a * sigmoid(a)
-  }
-  if (m.online_down) m.online_down->apply(g, N);
-  if (hook) hook->on_input(layer, LinearGroup::Down, g, N, hidden);
-  L.w_down.forward(g, N, x);
-  add_in_place(h, x, N * dim);
+  if (with_ffn) ffn_core(m, layer, h, N, hook, *ws);
 }
 
 }  // namespace
@@ -168,15 +180,34 @@ void embed_tokens(const LlamaModel& m, const int32_t* tokens, int64_t n, float* 
   }
 }
 
-void layer_forward(const LlamaModel& m, int layer, float* h, int n_seq, int seq_len,
-                   LinearInputHook* hook) {
+namespace {
+void prefill_layer(const LlamaModel& m, int layer, float* h, int n_seq, int seq_len,
+                   LinearInputHook* hook, bool with_ffn) {
   if (layer < 0 || layer >= static_cast<int>(m.layers.size()))
     fail("layer_forward", "layer " + std::to_string(layer) + " out of range");
   const int64_t kv_dim = static_cast<int64_t>(m.cfg.n_kv_heads) * m.cfg.head_dim();
   const int64_t n_kv = static_cast<int64_t>(n_seq) * seq_len * kv_dim;
   WorkspaceLease ws;
   layer_core(m, layer, h, n_seq, seq_len, 0, room(ws->k, n_kv), room(ws->v, n_kv), seq_len * kv_dim,
-             hook);
+             hook, with_ffn);
+}
+}  // namespace
+
+void layer_forward(const LlamaModel& m, int layer, float* h, int n_seq, int seq_len,
+                   LinearInputHook* hook) {
+  prefill_layer(m, layer, h, n_seq, seq_len, hook, /*with_ffn=*/true);
+}
+
+void attention_block(const LlamaModel& m, int layer, float* h, int n_seq, int seq_len,
+                     LinearInputHook* hook) {
+  prefill_layer(m, layer, h, n_seq, seq_len, hook, /*with_ffn=*/false);
+}
+
+void ffn_block(const LlamaModel& m, int layer, float* h, int64_t n_tokens, LinearInputHook* hook) {
+  if (layer < 0 || layer >= static_cast<int>(m.layers.size()))
+    fail("ffn_block", "layer " + std::to_string(layer) + " out of range");
+  WorkspaceLease ws;
+  ffn_core(m, layer, h, n_tokens, hook, *ws);
 }
 
 void output_logits(const LlamaModel& m, const float* h, int64_t n, float* logits) {

@@ -61,9 +61,14 @@ std::vector<NamedLinear> group_linears(LlamaLayer& L, int i, LinearGroup g) {
   return {};
 }
 
-// Runs layer `layer` over the calibration hidden states h (not modified), batch by batch,
-// with `hook` capturing one group's input.
-void capture_pass(const LlamaModel& m, int layer, const std::vector<float>& h,
+// Which half of the layer a group's input comes from: q/k/v and o read the attention block,
+// gate/up and down the feed-forward block. The pipeline keeps h between the halves, so
+// capturing a feed-forward input never recomputes attention.
+bool in_attention(LinearGroup g) { return g == LinearGroup::QKV || g == LinearGroup::O; }
+
+// Runs the half of layer `layer` that holds group g's input over the calibration hidden
+// states h (not modified), batch by batch, with `hook` capturing that input.
+void capture_pass(const LlamaModel& m, int layer, LinearGroup g, const std::vector<float>& h,
                   const CalibrationSet& c, int batch, LinearInputHook& hook) {
   const size_t seq_elems = static_cast<size_t>(c.seq_len) * m.cfg.dim;
   std::vector<float> buf;
@@ -71,9 +76,26 @@ void capture_pass(const LlamaModel& m, int layer, const std::vector<float>& h,
     const int nb = std::min(batch, c.n_seq - s0);
     buf.assign(h.begin() + s0 * seq_elems, h.begin() + (s0 + nb) * seq_elems);
     try {
-      layer_forward(m, layer, buf.data(), nb, c.seq_len, &hook);
+      if (in_attention(g))
+        attention_block(m, layer, buf.data(), nb, c.seq_len, &hook);
+      else
+        ffn_block(m, layer, buf.data(), static_cast<int64_t>(nb) * c.seq_len, &hook);
     } catch (const StopForward&) {
     }
+  }
+}
+
+// h <- the attention (ffn = false) or feed-forward (ffn = true) half of the finished layer.
+void advance_pass(const LlamaModel& m, int layer, bool ffn, std::vector<float>& h,
+                  const CalibrationSet& c, int batch) {
+  const size_t seq_elems = static_cast<size_t>(c.seq_len) * m.cfg.dim;
+  for (int s0 = 0; s0 < c.n_seq; s0 += batch) {
+    const int nb = std::min(batch, c.n_seq - s0);
+    float* hb = h.data() + s0 * seq_elems;
+    if (ffn)
+      ffn_block(m, layer, hb, static_cast<int64_t>(nb) * c.seq_len);
+    else
+      attention_block(m, layer, hb, nb, c.seq_len);
   }
 }
 
@@ -176,7 +198,7 @@ QuantizeReport quantize_model(LlamaModel& m, const CalibrationSet& calib,
         ActClipSearch search(ws, outs, d_in, act, {});
         GroupCapture cap(i, g, [&](const float* x, int64_t n, int) { search.add(x, n); });
         const auto t = Clock::now();
-        capture_pass(m, i, h, calib, batch, cap);
+        capture_pass(m, i, g, h, calib, batch, cap);
         report.seconds_forward += since(t);
         act.clip = search.best();
       }
@@ -187,7 +209,7 @@ QuantizeReport quantize_model(LlamaModel& m, const CalibrationSet& calib,
         StatsAccumulator acc(d_in, act);
         GroupCapture cap(i, g, [&](const float* x, int64_t n, int) { acc.add(x, n); });
         const auto t = Clock::now();
-        capture_pass(m, i, h, calib, batch, cap);
+        capture_pass(m, i, g, h, calib, batch, cap);
         stats = acc.finish();
         report.seconds_forward += since(t);
       }
@@ -197,15 +219,17 @@ QuantizeReport quantize_model(LlamaModel& m, const CalibrationSet& calib,
             quantize_linear(*nl.lin, nl.name, stats ? &*stats : nullptr, act, k, opt));
         report.seconds_solve += report.linears.back().seconds;
       }
+      // Once o_proj is quantized the attention half is final: push h through it.
+      if (g == LinearGroup::O && need_pass) {
+        const auto t = Clock::now();
+        advance_pass(m, i, /*ffn=*/false, h, calib, batch);
+        report.seconds_forward += since(t);
+      }
     }
-    // Push the calibration states through the finished (quantized) layer.
+    // Push the calibration states through the finished feed-forward half.
     if (need_pass) {
       const auto t = Clock::now();
-      const size_t seq_elems = static_cast<size_t>(calib.seq_len) * cfg.dim;
-      for (int s0 = 0; s0 < calib.n_seq; s0 += batch) {
-        const int nb = std::min(batch, calib.n_seq - s0);
-        layer_forward(m, i, h.data() + s0 * seq_elems, nb, calib.seq_len, nullptr);
-      }
+      advance_pass(m, i, /*ffn=*/true, h, calib, batch);
       report.seconds_forward += since(t);
     }
     const double el = since(t_start);

@@ -34,6 +34,14 @@ void embed_tokens(const LlamaModel& m, const int32_t* tokens, int64_t n, float* 
 void layer_forward(const LlamaModel& m, int layer, float* h, int n_seq, int seq_len,
                    LinearInputHook* hook = nullptr);
 
+// The two halves of layer_forward, for callers that keep h between them (the calibration
+// pipeline): attention_block does h += o_proj(attn(...)), ffn_block h += down(...). Running
+// one after the other equals layer_forward.
+void attention_block(const LlamaModel& m, int layer, float* h, int n_seq, int seq_len,
+                     LinearInputHook* hook = nullptr);
+void ffn_block(const LlamaModel& m, int layer, float* h, int64_t n_tokens,
+               LinearInputHook* hook = nullptr);
+
 // logits[n x vocab] = lm_head(rmsnorm(h)).
 void output_logits(const LlamaModel& m, const float* h, int64_t n, float* logits);
 
