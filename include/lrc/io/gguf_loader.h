@@ -1,0 +1,43 @@
+// A Llama model and its byte-level BPE tokenizer from one GGUF file (llama.cpp's format).
+//
+// Hyper-parameters come from the `llama.*` keys, tensors from their GGUF names:
+//
+//   token_embd.weight                 model.embed_tokens.weight
+//   blk.N.attn_norm.weight            model.layers.N.input_layernorm.weight
+//   blk.N.attn_{q,k,v,output}.weight  model.layers.N.self_attn.{q,k,v,o}_proj.weight
+//   blk.N.ffn_norm.weight             model.layers.N.post_attention_layernorm.weight
+//   blk.N.ffn_{gate,up,down}.weight   model.layers.N.mlp.{gate,up,down}_proj.weight
+//   output_norm.weight                model.norm.weight
+//   output.weight                     lm_head.weight (absent: tied to the embedding)
+//
+// Every tensor is dequantized to float32. llama.cpp's converter permutes the rows of q and k
+// for its interleaved RoPE; the loader undoes that, so the model is the HF one exactly
+// (RopeStyle::HalfSplit) and its logits equal those of the HF checkpoint.
+// LlamaModel::source_dtypes maps each HF name to its GGUF type ("Q4_1", "Q8_0", "F32").
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "lrc/io/bpe_tokenizer.h"
+#include "lrc/io/gguf.h"
+#include "lrc/model/llama.h"
+
+namespace lrc {
+
+// Whether the file starts with the GGUF magic.
+bool is_gguf_file(const std::string& path);
+
+LlamaModel load_gguf_model(const std::string& file);
+LlamaModel load_gguf_model(const gguf::GgufFile& f);
+
+// The vocabulary in tokenizer.ggml.* (model "gpt2" = byte-level BPE; tokens, token_type,
+// merges, pre, bos/eos_token_id, add_bos_token).
+BpeVocab load_gguf_bpe_vocab(const gguf::GgufFile& f);
+std::unique_ptr<BpeTokenizer> load_gguf_tokenizer(const std::string& file);
+
+// GGUF name of an HF Llama tensor name ("model.layers.3.mlp.up_proj.weight" ->
+// "blk.3.ffn_up.weight"); "" if it has none.
+std::string gguf_tensor_name(const std::string& hf_name);
+
+}  // namespace lrc

@@ -1,0 +1,238 @@
+// LlamaModel + BpeTokenizer from a GGUF file (mapping of names in include/lrc/io/gguf_loader.h).
+#include "lrc/io/gguf_loader.h"
+
+#include <cstdio>
+#include <cstring>
+#include <limits>
+
+#include "lrc/core/error.h"
+#include "lrc/io/hf_tensor_map.h"
+#include "lrc/io/rope_permute.h"
+
+namespace lrc {
+
+namespace {
+
+constexpr uint64_t kMaxDimension = 1u << 24;  // any larger hyper-parameter is a corrupt file
+
+std::string shape_str(const std::vector<int64_t>& s) {
+  std::string r = "[";
+  for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
+  return r + "]";
+}
+
+int hparam(const gguf::GgufFile& f, const char* key) {
+  const uint64_t v = f.get_uint(key);
+  if (v == 0 || v > kMaxDimension)
+    fail(f.path(), std::string("metadata '") + key + "': value " + std::to_string(v) +
+                       " out of range 1.." + std::to_string(kMaxDimension));
+  return static_cast<int>(v);
+}
+
+}  // namespace
+
+bool is_gguf_file(const std::string& path) {
+  std::FILE* fp = std::fopen(path.c_str(), "rb");
+  if (!fp) return false;
+  char magic[4] = {};
+  const bool ok = std::fread(magic, 1, 4, fp) == 4 && std::memcmp(magic, "GGUF", 4) == 0;
+  std::fclose(fp);
+  return ok;
+}
+
+std::string gguf_tensor_name(const std::string& hf) {
+  if (hf == "model.embed_tokens.weight") return "token_embd.weight";
+  if (hf == "model.norm.weight") return "output_norm.weight";
+  if (hf == "lm_head.weight") return "output.weight";
+  const std::string pre = "model.layers.";
+  if (hf.rfind(pre, 0) != 0) return "";
+  const size_t dot = hf.find('.', pre.size());
+  if (dot == std::string::npos) return "";
+  const std::string layer = hf.substr(pre.size(), dot - pre.size());
+  const std::string rest = hf.substr(dot + 1);
+  static const std::pair<const char*, const char*> kMap[] = {
+      {"input_layernorm.weight", "attn_norm.weight"},
+      {"self_attn.q_proj.weight", "attn_q.weight"},
+      {"self_attn.k_proj.weight", "attn_k.weight"},
+      {"self_attn.v_proj.weight", "attn_v.weight"},
+      {"self_attn.o_proj.weight", "attn_output.weight"},
+      {"post_attention_layernorm.weight", "ffn_norm.weight"},
+      {"mlp.gate_proj.weight", "ffn_gate.weight"},
+      {"mlp.up_proj.weight", "ffn_up.weight"},
+      {"mlp.down_proj.weight", "ffn_down.weight"},
+  };
+  for (const auto& [h, g] : kMap)
+    if (rest == h) return "blk." + layer + "." + g;
+  return "";
+}
+
+LlamaModel load_gguf_model(const std::string& file) {
+  return load_gguf_model(gguf::GgufFile(file));
+}
+
+LlamaModel load_gguf_model(const gguf::GgufFile& f) {
+  const std::string& where = f.path();
+  const std::string& arch = f.get_string("general.architecture");
+  if (arch != "llama")
+    fail(where, "metadata 'general.architecture': unknown architecture '" + arch +
+                    "' (lrc loads 'llama')");
+
+  LlamaModel m;
+  LlamaConfig& c = m.cfg;
+  c.arch = "llama";
+  c.dim = hparam(f, "llama.embedding_length");
+  c.hidden_dim = hparam(f, "llama.feed_forward_length");
+  c.n_layers = hparam(f, "llama.block_count");
+  c.n_heads = hparam(f, "llama.attention.head_count");
+  c.n_kv_heads = f.has("llama.attention.head_count_kv") ? hparam(f, "llama.attention.head_count_kv")
+                                                        : c.n_heads;
+  c.max_seq_len = hparam(f, "llama.context_length");
+  c.norm_eps = static_cast<float>(f.get_float("llama.attention.layer_norm_rms_epsilon"));
+  c.rope_theta = f.has("llama.rope.freq_base")
+                     ? static_cast<float>(f.get_float("llama.rope.freq_base"))
+                     : 10000.f;
+  if (!(c.norm_eps > 0.f) || !(c.rope_theta > 0.f))
+    fail(where,
+         "metadata 'llama.attention.layer_norm_rms_epsilon' / 'llama.rope.freq_base': "
+         "must be positive");
+  if (c.dim % c.n_heads != 0)
+    fail(where, "metadata 'llama.attention.head_count': " + std::to_string(c.n_heads) +
+                    " does not divide llama.embedding_length " + std::to_string(c.dim));
+  if (c.n_heads % c.n_kv_heads != 0)
+    fail(where, "metadata 'llama.attention.head_count_kv': " + std::to_string(c.n_kv_heads) +
+                    " does not divide the head count " + std::to_string(c.n_heads));
+  // Each layer has 9 tensors: a block count the file cannot hold is refused before anything
+  // is allocated for it.
+  if (static_cast<uint64_t>(c.n_layers) * 9 > f.tensors().size())
+    fail(where, "metadata 'llama.block_count': " + std::to_string(c.n_layers) +
+                    " layers, but the file holds only " + std::to_string(f.tensors().size()) +
+                    " tensors");
+  // What lrc's Llama does not implement is refused, not silently approximated.
+  if (f.has("llama.rope.dimension_count") &&
+      f.get_uint("llama.rope.dimension_count") != static_cast<uint64_t>(c.head_dim()))
+    fail(where, "metadata 'llama.rope.dimension_count': partial rotary (" +
+                    std::to_string(f.get_uint("llama.rope.dimension_count")) + " of head dim " +
+                    std::to_string(c.head_dim()) + ") is not supported");
+  for (const char* k : {"llama.attention.key_length", "llama.attention.value_length"})
+    if (f.has(k) && f.get_uint(k) != static_cast<uint64_t>(c.head_dim()))
+      fail(where, std::string("metadata '") + k + "': differs from embedding_length / head_count");
+  if (f.has("llama.rope.scaling.type") && f.get_string("llama.rope.scaling.type") != "none")
+    fail(where, "metadata 'llama.rope.scaling.type': RoPE scaling '" +
+                    f.get_string("llama.rope.scaling.type") + "' is not supported");
+  if (f.has("llama.expert_count") && f.get_uint("llama.expert_count") > 0)
+    fail(where, "metadata 'llama.expert_count': mixture-of-experts models are not supported");
+  if (f.find_tensor("rope_freqs.weight"))
+    fail(where, "tensor 'rope_freqs.weight': RoPE frequency scaling is not supported");
+
+  // The vocabulary size is the embedding's row count; the metadata must agree.
+  const gguf::TensorInfo* emb = f.find_tensor("token_embd.weight");
+  if (!emb) fail(where, "tensor 'token_embd.weight': missing");
+  if (emb->ne.size() != 2 || emb->ne[0] != c.dim)
+    fail(where, "tensor 'token_embd.weight': shape " + shape_str(emb->shape()) +
+                    " is not [vocab, " + std::to_string(c.dim) + "]");
+  if (emb->ne[1] <= 0 || static_cast<uint64_t>(emb->ne[1]) > kMaxDimension)
+    fail(where, "tensor 'token_embd.weight': vocabulary of " + std::to_string(emb->ne[1]) +
+                    " rows is out of range");
+  c.vocab_size = static_cast<int>(emb->ne[1]);
+  if (f.has("llama.vocab_size") &&
+      f.get_uint("llama.vocab_size") != static_cast<uint64_t>(c.vocab_size))
+    fail(where, "metadata 'llama.vocab_size': " + std::to_string(f.get_uint("llama.vocab_size")) +
+                    " contradicts token_embd.weight with " + std::to_string(c.vocab_size) +
+                    " rows");
+  if (const gguf::Value* toks = f.find("tokenizer.ggml.tokens")) {
+    const auto* arr = std::get_if<gguf::Value::Array>(&toks->data);
+    if (arr && arr->size() != static_cast<size_t>(c.vocab_size))
+      fail(where, "metadata 'tokenizer.ggml.tokens': vocabulary of " + std::to_string(arr->size()) +
+                      " tokens contradicts token_embd.weight with " + std::to_string(c.vocab_size) +
+                      " rows");
+  }
+  if (f.has("tokenizer.ggml.bos_token_id"))
+    c.bos_id = static_cast<int>(f.get_int("tokenizer.ggml.bos_token_id"));
+  if (f.has("tokenizer.ggml.eos_token_id"))
+    c.eos_id = static_cast<int>(f.get_int("tokenizer.ggml.eos_token_id"));
+
+  // Tensors, in HF order.
+  c.tied_embeddings = f.find_tensor("output.weight") == nullptr;
+  c.rope = RopeStyle::HalfSplit;  // after the q/k un-permutation below
+  for (HfTensorSlot& s : hf_tensor_slots(m)) {
+    const std::string name = gguf_tensor_name(s.name);
+    const gguf::TensorInfo* t = f.find_tensor(name);
+    if (!t) fail(where, "tensor '" + name + "': missing");
+    if (t->shape() != s.shape)
+      fail(where, "tensor '" + name + "': shape " + shape_str(t->shape()) +
+                      " contradicts the config (expected " + shape_str(s.shape) + ")");
+    *s.data = f.tensor_f32(*t);
+    if (s.linear) {
+      s.linear->d_out = static_cast<int>(s.shape[0]);
+      s.linear->d_in = static_cast<int>(s.shape[1]);
+    }
+    m.source_dtypes[s.name] = gguf::ggml_type_name(t->type);
+  }
+  if (c.tied_embeddings) {
+    m.lm_head.d_out = c.vocab_size;
+    m.lm_head.d_in = c.dim;
+    m.lm_head.w = m.tok_embeddings;
+  }
+  const int hd = c.head_dim();
+  for (LlamaLayer& L : m.layers) {
+    L.wq.w = interleaved_to_halfsplit_rows(L.wq.w, c.n_heads, hd, c.dim);
+    L.wk.w = interleaved_to_halfsplit_rows(L.wk.w, c.n_kv_heads, hd, c.dim);
+  }
+  validate_model(m, where);
+  return m;
+}
+
+BpeVocab load_gguf_bpe_vocab(const gguf::GgufFile& f) {
+  const std::string& where = f.path();
+  if (!f.has("tokenizer.ggml.tokens"))
+    fail(where,
+         "metadata 'tokenizer.ggml.tokens': missing (the file has no vocabulary; pass "
+         "--tokenizer PATH)");
+  const std::string& model = f.get_string("tokenizer.ggml.model");
+  if (model != "gpt2")
+    fail(where, "metadata 'tokenizer.ggml.model': '" + model +
+                    "' vocabularies are not supported (lrc reads byte-level BPE, 'gpt2')");
+  BpeVocab v;
+  v.tokens = f.get_string_array("tokenizer.ggml.tokens");
+  const int64_t n = static_cast<int64_t>(v.tokens.size());
+  if (f.has("tokenizer.ggml.token_type")) {
+    const auto types = f.get_int_array("tokenizer.ggml.token_type");
+    if (static_cast<int64_t>(types.size()) != n)
+      fail(where, "metadata 'tokenizer.ggml.token_type': " + std::to_string(types.size()) +
+                      " entries for " + std::to_string(n) + " tokens");
+    v.token_types.assign(types.begin(), types.end());
+  }
+  if (f.has("tokenizer.ggml.merges")) {
+    const auto merges = f.get_string_array("tokenizer.ggml.merges");
+    v.merges.reserve(merges.size());
+    for (size_t i = 0; i < merges.size(); ++i) {
+      const std::string& s = merges[i];
+      const size_t sp = s.find(' ', 1);  // as llama.cpp: a token may itself start with ' '
+      if (sp == std::string::npos)
+        fail(where, "metadata 'tokenizer.ggml.merges'[" + std::to_string(i) + "]: '" + s +
+                        "' is not two tokens separated by a space");
+      v.merges.emplace_back(s.substr(0, sp), s.substr(sp + 1));
+    }
+  }
+  v.pre = f.has("tokenizer.ggml.pre") ? f.get_string("tokenizer.ggml.pre") : "gpt2";
+  v.pre_steps = pre_tokenizer_steps(v.pre, where + ": metadata 'tokenizer.ggml.pre'");
+  auto id = [&](const char* key) -> int {
+    if (!f.has(key)) return -1;
+    const int64_t x = f.get_int(key);
+    if (x < 0 || x >= n)
+      fail(where, std::string("metadata '") + key + "': id " + std::to_string(x) +
+                      " is outside the vocabulary of " + std::to_string(n));
+    return static_cast<int>(x);
+  };
+  v.bos_id = id("tokenizer.ggml.bos_token_id");
+  v.eos_id = id("tokenizer.ggml.eos_token_id");
+  v.add_bos = f.has("tokenizer.ggml.add_bos_token") && f.get_bool("tokenizer.ggml.add_bos_token");
+  return v;
+}
+
+std::unique_ptr<BpeTokenizer> load_gguf_tokenizer(const std::string& file) {
+  const gguf::GgufFile f(file);
+  return std::make_unique<BpeTokenizer>(load_gguf_bpe_vocab(f), file);
+}
+
+}  // namespace lrc
