@@ -10,32 +10,13 @@
 #include "lrc/core/error.h"
 #include "lrc/eval/perplexity.h"
 #include "lrc/model/forward.h"
+#include "support/byte_tokenizer.h"
 #include "support/paths.h"
 #include "support/random_model.h"
 
 namespace {
 
-// One token per byte (id = byte + 3), BOS = 1, EOS = 2.
-class ByteTokenizer : public lrc::Tokenizer {
- public:
-  explicit ByteTokenizer(bool add_bos) : add_bos_(add_bos) {}
-  std::vector<int> encode(std::string_view text) const override {
-    std::vector<int> ids;
-    for (unsigned char c : text) ids.push_back(c + 3);
-    return ids;
-  }
-  std::string decode(int, int token) const override {
-    return token >= 3 ? std::string(1, static_cast<char>(token - 3)) : "";
-  }
-  int vocab_size() const override { return 259; }
-  int bos_id() const override { return 1; }
-  int eos_id() const override { return 2; }
-  bool add_bos() const override { return add_bos_; }
-  std::string kind() const override { return "bytes"; }
-
- private:
-  bool add_bos_;
-};
+using lrc::test::ByteTokenizer;
 
 std::string write_file(const std::string& dir, const std::string& name, const std::string& text) {
   const std::string p = dir + "/" + name;

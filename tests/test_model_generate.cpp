@@ -8,27 +8,12 @@
 
 #include "lrc/model/forward.h"
 #include "lrc/model/generate.h"
+#include "support/byte_tokenizer.h"
 #include "support/random_model.h"
 
 namespace {
 
-// id = byte + 3; BOS 1, EOS 2; pieces are the bytes themselves.
-class ByteTokenizer : public lrc::Tokenizer {
- public:
-  std::vector<int> encode(std::string_view text) const override {
-    std::vector<int> ids;
-    for (unsigned char c : text) ids.push_back(c + 3);
-    return ids;
-  }
-  std::string decode(int, int token) const override {
-    return token >= 3 ? std::string(1, static_cast<char>(token - 3)) : "";
-  }
-  int vocab_size() const override { return 259; }
-  int bos_id() const override { return 1; }
-  int eos_id() const override { return 2; }
-  bool add_bos() const override { return true; }
-  std::string kind() const override { return "bytes"; }
-};
+using lrc::test::ByteTokenizer;
 
 lrc::LlamaModel model(uint64_t seed) {
   return lrc::test::random_model(lrc::test::tiny_config(64, 96, 2, 4, 2, 259, 64), seed);

@@ -23,10 +23,16 @@ nlohmann::json read_json_file(const std::string& path) {
 }
 
 void write_file_atomic(const std::string& path, const std::string& text) {
+  write_file_atomic(path, std::vector<std::string_view>{text});
+}
+
+void write_file_atomic(const std::string& path, const std::vector<std::string_view>& parts) {
   const std::string tmp = path + ".tmp";
   std::FILE* f = std::fopen(tmp.c_str(), "wb");
   if (!f) fail(path, "cannot open '" + tmp + "' for writing");
-  bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
+  bool ok = true;
+  for (std::string_view part : parts)
+    ok = ok && std::fwrite(part.data(), 1, part.size(), f) == part.size();
   ok = (std::fclose(f) == 0) && ok;
   std::error_code ec;
   if (ok) std::filesystem::rename(tmp, path, ec);

@@ -9,6 +9,7 @@
 
 #include "lrc/core/error.h"
 #include "lrc/core/half.h"
+#include "lrc/io/json_file.h"
 
 namespace lrc {
 
@@ -78,19 +79,11 @@ void SafetensorsWriter::write(const std::string& path) const {
   for (int i = 0; i < 8; ++i)
     len[i] = static_cast<uint8_t>(static_cast<uint64_t>(h.size()) >> (8 * i));
 
-  const std::string tmp = path + ".tmp";
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) fail(path, "cannot open '" + tmp + "' for writing");
-  bool ok = std::fwrite(len, 1, 8, f) == 8 && std::fwrite(h.data(), 1, h.size(), f) == h.size();
+  std::vector<std::string_view> parts = {std::string_view(reinterpret_cast<const char*>(len), 8),
+                                         h};
   for (const auto& e : entries_)
-    ok = ok && std::fwrite(e.bytes.data(), 1, e.bytes.size(), f) == e.bytes.size();
-  ok = (std::fclose(f) == 0) && ok;
-  std::error_code ec;
-  if (ok) std::filesystem::rename(tmp, path, ec);
-  if (!ok || ec) {
-    std::filesystem::remove(tmp, ec);
-    fail(path, "write failed (disk full or not writable?)");
-  }
+    parts.emplace_back(reinterpret_cast<const char*>(e.bytes.data()), e.bytes.size());
+  write_file_atomic(path, parts);
 }
 
 }  // namespace lrc
