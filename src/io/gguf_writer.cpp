@@ -10,6 +10,7 @@
 #include "lrc/core/half.h"
 #include "lrc/io/gguf_loader.h"
 #include "lrc/io/hf_tensor_map.h"
+#include "lrc/io/json_file.h"
 #include "lrc/io/rope_permute.h"
 
 namespace lrc {
@@ -194,18 +195,9 @@ std::vector<uint8_t> GgufWriter::bytes() const {
 }
 
 void GgufWriter::write(const std::string& path) const {
-  const std::string tmp = path + ".tmp";
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) fail(path, "cannot open '" + tmp + "' for writing");
-  bool ok = true;
-  serialize([&](const void* p, size_t n) { ok = ok && std::fwrite(p, 1, n, f) == n; });
-  ok = (std::fclose(f) == 0) && ok;
-  std::error_code ec;
-  if (ok) std::filesystem::rename(tmp, path, ec);
-  if (!ok || ec) {
-    std::filesystem::remove(tmp, ec);
-    fail(path, "write failed (disk full or not writable?)");
-  }
+  const std::vector<uint8_t> data = bytes();
+  write_file_atomic(path,
+                    {std::string_view(reinterpret_cast<const char*>(data.data()), data.size())});
 }
 
 void save_gguf_model(const LlamaModel& m, const BpeVocab* vocab, const std::string& path,
