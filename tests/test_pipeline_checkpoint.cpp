@@ -51,8 +51,8 @@ QuantizeOptions lrc_options() {
 }  // namespace
 
 TEST(Checkpoint, RoundTripIsBitExact) {
-  for (QuantMethod method : {QuantMethod::RTN, QuantMethod::GPTQ, QuantMethod::SVD,
-                             QuantMethod::LRC}) {
+  for (QuantMethod method :
+       {QuantMethod::RTN, QuantMethod::GPTQ, QuantMethod::SVD, QuantMethod::LRC}) {
     LlamaModel m = test::random_model(test::tiny_config(48, 96, 2, 4, 2, 61, 32), 3);
     const CalibrationSet calib = random_calibration(61, 6, 32, 1);
     QuantizeOptions opt = lrc_options();
@@ -152,6 +152,31 @@ TEST(Checkpoint, BadRequestsFailCleanly) {
     EXPECT_THROW(save_checkpoint(m, file, info), Error);  // exists, not a checkpoint
     EXPECT_FALSE(fs::exists(file + ".partial"));
   }
+}
+
+TEST(Checkpoint, ActivationClipSearchIsRecordedPerLinear) {
+  LlamaModel m = test::random_model(test::tiny_config(48, 96, 1, 4, 2, 61, 32), 3);
+  QuantizeOptions o = lrc_options();
+  o.method = QuantMethod::GPTQ;
+  o.a_clip_search = true;
+  const QuantizeReport rep = quantize_model(m, random_calibration(61, 4, 32, 1), o);
+  ASSERT_EQ(rep.linears.size(), 7u);
+  for (const auto& r : rep.linears) {
+    EXPECT_GE(r.a_clip, 0.6f) << r.name;  // one of the searched candidates 1.0 ... 0.6
+    EXPECT_LE(r.a_clip, 1.0f) << r.name;
+  }
+  // Linears of one group share their input, hence their clip ratio.
+  EXPECT_EQ(rep.linears[0].a_clip, rep.linears[1].a_clip);
+  EXPECT_EQ(m.layers[0].wq.act.clip, rep.linears[0].a_clip);
+  const std::string dir = test::temp_dir("clip") + "/q";
+  CheckpointInfo info;
+  info.options = o;
+  info.report = &rep;
+  save_checkpoint(m, dir, info);
+  nlohmann::json cfg;
+  load_checkpoint(dir, &cfg);
+  EXPECT_FLOAT_EQ(cfg["linears"]["model.layers.0.mlp.down_proj"]["act_clip"].get<float>(),
+                  rep.linears[6].a_clip);
 }
 
 TEST(Checkpoint, DimensionWithoutHadamardOrderFallsBack) {

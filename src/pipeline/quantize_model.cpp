@@ -18,7 +18,9 @@ namespace lrc {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 // Thrown by a capture hook once it has seen the input it wants: the rest of the layer is
 // not needed for this pass (the hook is called from the forward's main thread).
@@ -53,10 +55,12 @@ std::vector<NamedLinear> group_linears(LlamaLayer& L, int i, LinearGroup g) {
       return {{&L.wq, p + "self_attn.q_proj"},
               {&L.wk, p + "self_attn.k_proj"},
               {&L.wv, p + "self_attn.v_proj"}};
-    case LinearGroup::O: return {{&L.wo, p + "self_attn.o_proj"}};
+    case LinearGroup::O:
+      return {{&L.wo, p + "self_attn.o_proj"}};
     case LinearGroup::GateUp:
       return {{&L.w_gate, p + "mlp.gate_proj"}, {&L.w_up, p + "mlp.up_proj"}};
-    case LinearGroup::Down: return {{&L.w_down, p + "mlp.down_proj"}};
+    case LinearGroup::Down:
+      return {{&L.w_down, p + "mlp.down_proj"}};
   }
   return {};
 }
@@ -195,7 +199,7 @@ QuantizeReport quantize_model(LlamaModel& m, const CalibrationSet& calib,
           ws.push_back(nl.lin->w.data());
           outs.push_back(nl.lin->d_out);
         }
-        ActClipSearch search(ws, outs, d_in, act, {});
+        ActClipSearch search(ws, outs, d_in, act);
         GroupCapture cap(i, g, [&](const float* x, int64_t n, int) { search.add(x, n); });
         const auto t = Clock::now();
         capture_pass(m, i, g, h, calib, batch, cap);
