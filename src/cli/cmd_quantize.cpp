@@ -36,8 +36,8 @@ Registrar reg_quantize(
         LoadedModel lm = load_model(a->model, a->tokenizer);
         const CalibrationSet calib = load_calibration(a->calib, *lm.tokenizer, a->opt.nsamples,
                                                       a->opt.seq, lm.model.cfg.max_seq_len);
-        std::fprintf(stderr, "calibration: %d x %d tokens from %s\n", calib.n_seq,
-                     calib.seq_len, a->calib.c_str());
+        std::fprintf(stderr, "calibration: %d x %d tokens from %s\n", calib.n_seq, calib.seq_len,
+                     a->calib.c_str());
         const QuantizeReport rep = quantize_model(lm.model, calib, a->opt);
         CheckpointInfo info;
         info.source_model = a->model;

@@ -68,9 +68,10 @@ void run_rows(const DemoContext& ctx, std::vector<DemoRow>& rows) {
   const auto methods = split(o.methods);
   if (methods.empty()) return;
   const std::string calib_file =
-      !o.calib.empty() ? o.calib
-                       : (ctx.shared_dir.empty() ? fail("demo", "no shared assets dir; pass --calib"),
-                          std::string() : ctx.shared_dir + "/data/debtext-calib.txt");
+      !o.calib.empty()
+          ? o.calib
+          : (ctx.shared_dir.empty() ? fail("demo", "no shared assets dir; pass --calib"),
+             std::string()          : ctx.shared_dir + "/data/debtext-calib.txt");
   const CalibrationSet calib = load_calibration(calib_file, *ctx.fp.tokenizer, o.opt.nsamples,
                                                 ctx.seq, ctx.fp.model.cfg.max_seq_len);
   std::fprintf(stderr, "demo: calibration %d x %d tokens from %s\n", calib.n_seq, calib.seq_len,

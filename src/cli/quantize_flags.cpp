@@ -8,16 +8,14 @@
 namespace lrc::cli {
 
 void add_quantize_options(CLI::App& sub, QuantizeOptions& opt, std::string& a_clip,
-                          std::string& reg, std::string& update_quant,
-                          bool calibration_flags) {
+                          std::string& reg, std::string& update_quant, bool calibration_flags) {
   sub.add_option("--rank", opt.rank,
                  "low-rank size: a fraction f < 1 of each matrix (k = f*m*n/(m+n)) or an integer")
       ->capture_default_str();
   sub.add_option("--iters", opt.iters, "iterations T of Algorithm 1")->capture_default_str();
   sub.add_option("--wbits", opt.wbits, "weight bits (2-8)")->capture_default_str();
   sub.add_option("--abits", opt.abits, "activation bits (2-8, 16 = none)")->capture_default_str();
-  sub.add_option("--a-clip", a_clip, "activation clip ratio c, or 'search'")
-      ->capture_default_str();
+  sub.add_option("--a-clip", a_clip, "activation clip ratio c, or 'search'")->capture_default_str();
   sub.add_option("--w-groupsize", opt.w_groupsize, "weight group size (0 = per channel)")
       ->capture_default_str();
   sub.add_option("--a-groupsize", opt.a_groupsize, "activation group size (0 = per token)")
@@ -51,12 +49,18 @@ void finish_quantize_options(QuantizeOptions& opt, const std::string& a_clip,
       fail("--a-clip", "expected a number in (0, 1] or 'search', got '" + a_clip + "'");
     }
   }
-  if (reg == "paper") opt.reg = LrcRegularization::Paper;
-  else if (reg == "consistent") opt.reg = LrcRegularization::Consistent;
-  else fail("--reg", "expected paper or consistent, got '" + reg + "'");
-  if (update_quant == "gptq") opt.lrc_use_gptq = true;
-  else if (update_quant == "rtn") opt.lrc_use_gptq = false;
-  else fail("--update-quant", "expected gptq or rtn, got '" + update_quant + "'");
+  if (reg == "paper")
+    opt.reg = LrcRegularization::Paper;
+  else if (reg == "consistent")
+    opt.reg = LrcRegularization::Consistent;
+  else
+    fail("--reg", "expected paper or consistent, got '" + reg + "'");
+  if (update_quant == "gptq")
+    opt.lrc_use_gptq = true;
+  else if (update_quant == "rtn")
+    opt.lrc_use_gptq = false;
+  else
+    fail("--update-quant", "expected gptq or rtn, got '" + update_quant + "'");
   opt.validate();
 }
 

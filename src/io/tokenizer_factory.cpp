@@ -22,9 +22,14 @@ struct TokenizerFormat {
 
 const TokenizerFormat kFormats[] = {
     {"*.gguf (its vocabulary)", [](const fs::path& p) { return is_gguf_file(p.string()); },
-     [](const std::string& path) -> std::unique_ptr<Tokenizer> { return load_gguf_tokenizer(path); }},
-    {"tokenizer.json (HF byte-level BPE)", [](const fs::path& p) { return p.extension() == ".json"; },
-     [](const std::string& path) -> std::unique_ptr<Tokenizer> { return load_bpe_tokenizer_json(path); }},
+     [](const std::string& path) -> std::unique_ptr<Tokenizer> {
+       return load_gguf_tokenizer(path);
+     }},
+    {"tokenizer.json (HF byte-level BPE)",
+     [](const fs::path& p) { return p.extension() == ".json"; },
+     [](const std::string& path) -> std::unique_ptr<Tokenizer> {
+       return load_bpe_tokenizer_json(path);
+     }},
     {"*.model (sentencepiece)", [](const fs::path& p) { return p.extension() == ".model"; },
      [](const std::string& path) { return load_sentencepiece_tokenizer(path); }},
     {"*.bin (llama2.c tokenizer.bin)", [](const fs::path& p) { return p.extension() == ".bin"; },

@@ -12,8 +12,8 @@ int64_t LlamaModel::n_params() const {
   auto lin = [](const Linear& l) { return static_cast<int64_t>(l.d_out) * l.d_in; };
   for (const auto& L : layers) {
     n += L.attn_norm.size() + L.ffn_norm.size();
-    n += lin(L.wq) + lin(L.wk) + lin(L.wv) + lin(L.wo) + lin(L.w_gate) + lin(L.w_up) +
-         lin(L.w_down);
+    n +=
+        lin(L.wq) + lin(L.wk) + lin(L.wv) + lin(L.wo) + lin(L.w_gate) + lin(L.w_up) + lin(L.w_down);
   }
   if (!cfg.tied_embeddings) n += lin(lm_head);
   return n;
@@ -28,8 +28,8 @@ void check_linear(const Linear& l, int d_out, int d_in, const std::string& where
                     std::to_string(d_out) + ", " + std::to_string(d_in) + "])");
   if (l.rank > 0 && (l.u.size() != static_cast<size_t>(d_out) * l.rank ||
                      l.v.size() != static_cast<size_t>(d_in) * l.rank))
-    fail(where, "tensor '" + name + "': low-rank factors do not match rank " +
-                    std::to_string(l.rank));
+    fail(where,
+         "tensor '" + name + "': low-rank factors do not match rank " + std::to_string(l.rank));
 }
 void check_vec(const std::vector<float>& v, size_t n, const std::string& where,
                const std::string& name) {

@@ -22,8 +22,8 @@ constexpr const char* kFormat = "lrc-quantized-v1";
 template <class LayerT, class LinearT>
 std::vector<std::pair<LinearT*, std::string>> layer_linears(LayerT& L, int i) {
   const std::string p = "model.layers." + std::to_string(i) + ".";
-  return {{&L.wq, p + "self_attn.q_proj"},   {&L.wk, p + "self_attn.k_proj"},
-          {&L.wv, p + "self_attn.v_proj"},   {&L.wo, p + "self_attn.o_proj"},
+  return {{&L.wq, p + "self_attn.q_proj"},  {&L.wk, p + "self_attn.k_proj"},
+          {&L.wv, p + "self_attn.v_proj"},  {&L.wo, p + "self_attn.o_proj"},
           {&L.w_gate, p + "mlp.gate_proj"}, {&L.w_up, p + "mlp.up_proj"},
           {&L.w_down, p + "mlp.down_proj"}};
 }
@@ -127,7 +127,7 @@ LlamaConfig config_from_json(const nlohmann::json& j, const std::string& where) 
     c.norm_eps = j.at("norm_eps").get<float>();
     c.rope_theta = j.at("rope_theta").get<float>();
     c.rope = j.at("rope").get<std::string>() == "half_split" ? RopeStyle::HalfSplit
-                                                              : RopeStyle::Interleaved;
+                                                             : RopeStyle::Interleaved;
     c.tied_embeddings = j.at("tied_embeddings").get<bool>();
     c.bos_id = j.at("bos_id").get<int>();
     c.eos_id = j.at("eos_id").get<int>();

@@ -28,9 +28,9 @@ int rank_for(const QuantizeOptions& opt, int d_out, int d_in) {
   if (opt.rank >= 1) {
     const int k = static_cast<int>(opt.rank);
     if (k > std::min(d_out, d_in))
-      fail("--rank", "rank " + std::to_string(k) + " exceeds min(d_out, d_in) = " +
-                         std::to_string(std::min(d_out, d_in)) + " of a " +
-                         std::to_string(d_out) + "x" + std::to_string(d_in) + " matrix");
+      fail("--rank", "rank " + std::to_string(k) +
+                         " exceeds min(d_out, d_in) = " + std::to_string(std::min(d_out, d_in)) +
+                         " of a " + std::to_string(d_out) + "x" + std::to_string(d_in) + " matrix");
     return k;
   }
   return rank_from_fraction(opt.rank, d_out, d_in);
@@ -108,8 +108,8 @@ LinearReport quantize_linear(Linear& lin, const std::string& name, const LayerSt
     rep.objective = lrc_objective(W.data(), lin.w.data(), rank ? lin.u.data() : nullptr,
                                   rank ? lin.v.data() : nullptr, rank, d_out, d_in, *stats);
     std::vector<float> zero(static_cast<size_t>(d_out) * d_in, 0.f);
-    rep.objective_fp = lrc_objective(W.data(), zero.data(), nullptr, nullptr, 0, d_out, d_in,
-                                     *stats);
+    rep.objective_fp =
+        lrc_objective(W.data(), zero.data(), nullptr, nullptr, 0, d_out, d_in, *stats);
   }
   rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return rep;

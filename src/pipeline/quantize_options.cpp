@@ -6,10 +6,14 @@ namespace lrc {
 
 const char* method_name(QuantMethod m) {
   switch (m) {
-    case QuantMethod::RTN: return "rtn";
-    case QuantMethod::GPTQ: return "gptq";
-    case QuantMethod::SVD: return "svd";
-    case QuantMethod::LRC: return "lrc";
+    case QuantMethod::RTN:
+      return "rtn";
+    case QuantMethod::GPTQ:
+      return "gptq";
+    case QuantMethod::SVD:
+      return "svd";
+    case QuantMethod::LRC:
+      return "lrc";
   }
   return "?";
 }
@@ -80,11 +84,11 @@ void QuantizeOptions::validate() const {
   if (!bits_ok(wbits) || wbits == 16)
     fail("--wbits", "weight bits must be in 2..8, got " + std::to_string(wbits));
   if (!bits_ok(abits))
-    fail("--abits", "activation bits must be in 2..8 (or 16 for none), got " +
-                        std::to_string(abits));
+    fail("--abits",
+         "activation bits must be in 2..8 (or 16 for none), got " + std::to_string(abits));
   if (!bits_ok(kv_bits))
-    fail("--kv-bits", "KV-cache bits must be in 2..8 (or 16 for none), got " +
-                          std::to_string(kv_bits));
+    fail("--kv-bits",
+         "KV-cache bits must be in 2..8 (or 16 for none), got " + std::to_string(kv_bits));
   if (!(a_clip > 0.f && a_clip <= 1.f))
     fail("--a-clip", "clip ratio must be in (0, 1], got " + std::to_string(a_clip));
   if (rank < 0) fail("--rank", "rank must be >= 0");

@@ -2,10 +2,11 @@
 // and the model cache of scripts/fetch-models.sh (LRC_CACHE, default ~/.cache/lrc).
 #pragma once
 
+#include <unistd.h>
+
 #include <cstdlib>
 #include <filesystem>
 #include <string>
-#include <unistd.h>
 
 namespace lrc::test {
 

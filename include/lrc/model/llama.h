@@ -19,8 +19,8 @@ enum class RopeStyle {
 
 struct LlamaConfig {
   std::string arch = "llama";
-  int dim = 0;          // hidden size
-  int hidden_dim = 0;   // SwiGLU intermediate size
+  int dim = 0;         // hidden size
+  int hidden_dim = 0;  // SwiGLU intermediate size
   int n_layers = 0;
   int n_heads = 0;
   int n_kv_heads = 0;
@@ -54,8 +54,8 @@ struct LlamaModel {
   LlamaConfig cfg;
   std::vector<float> tok_embeddings;  // [vocab x dim]
   std::vector<LlamaLayer> layers;
-  std::vector<float> final_norm;      // [dim]
-  Linear lm_head;                     // [vocab x dim]; a copy of the embedding when tied
+  std::vector<float> final_norm;  // [dim]
+  Linear lm_head;                 // [vocab x dim]; a copy of the embedding when tied
 
   // QuaRot online rotations (null = none): before o_proj (size dim), before down_proj
   // (size hidden_dim), and on each query/key head after RoPE (size head_dim).

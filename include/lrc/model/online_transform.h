@@ -11,9 +11,9 @@ namespace lrc {
 class OnlineTransform {
  public:
   virtual ~OnlineTransform() = default;
-  virtual int size() const = 0;                           // row length it acts on
+  virtual int size() const = 0;                            // row length it acts on
   virtual void apply(float* x, int64_t n_rows) const = 0;  // in place, rows of length size()
-  virtual std::string describe() const = 0;               // e.g. "hadamard(12x128)"
+  virtual std::string describe() const = 0;                // e.g. "hadamard(12x128)"
 };
 
 using OnlineTransformPtr = std::shared_ptr<const OnlineTransform>;

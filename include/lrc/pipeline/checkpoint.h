@@ -9,9 +9,8 @@
 // that looks valid. Loading gives the in-memory model back bit for bit.
 #pragma once
 
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "lrc/model/llama.h"
 #include "lrc/pipeline/quantize_model.h"
@@ -19,8 +18,8 @@
 namespace lrc {
 
 struct CheckpointInfo {
-  std::string source_model;      // path of the FP model it came from
-  std::string tokenizer_file;    // tokenizer to copy beside it ("" = none)
+  std::string source_model;    // path of the FP model it came from
+  std::string tokenizer_file;  // tokenizer to copy beside it ("" = none)
   QuantizeOptions options;
   CalibrationSet const* calib = nullptr;  // for the record (file, hash, size)
   QuantizeReport const* report = nullptr;

@@ -9,10 +9,9 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "lrc/model/llama.h"
 #include "lrc/pipeline/linear_quantizer.h"
@@ -32,8 +31,8 @@ struct CalibrationSet {
 // The first `nsamples` consecutive chunks of `seq_len` tokens of `file`, tokenized with the
 // protocol of `lrc eval` (BOS per line, or line + "\n" when the tokenizer adds no BOS).
 // seq_len 0 = min(model context, 2048). Throws when not even one sequence fits.
-CalibrationSet load_calibration(const std::string& file, const class Tokenizer& tok,
-                                int nsamples, int seq_len, int model_context);
+CalibrationSet load_calibration(const std::string& file, const class Tokenizer& tok, int nsamples,
+                                int seq_len, int model_context);
 
 struct QuantizeReport {
   std::vector<LinearReport> linears;

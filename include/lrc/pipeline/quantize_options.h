@@ -3,9 +3,8 @@
 #pragma once
 
 #include <cstdint>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "lrc/quant/lrc_solver.h"
 
@@ -17,10 +16,10 @@ QuantMethod parse_method(const std::string& s);  // "rtn" | "gptq" | "svd" | "lr
 
 struct QuantizeOptions {
   QuantMethod method = QuantMethod::LRC;
-  double rank = 0.1;      // < 1: fraction of each matrix (rank_from_fraction); >= 1: integer rank
-  int iters = 1;          // T of Algorithm 1
+  double rank = 0.1;  // < 1: fraction of each matrix (rank_from_fraction); >= 1: integer rank
+  int iters = 1;      // T of Algorithm 1
   int wbits = 4, abits = 4;
-  float a_clip = 0.9f;    // activation clip ratio c (when not searched)
+  float a_clip = 0.9f;  // activation clip ratio c (when not searched)
   bool a_clip_search = false;
   int w_groupsize = 0, a_groupsize = 0;
   bool w_symmetric = true;
