@@ -1,7 +1,9 @@
 // The quantized checkpoint: save -> load gives the in-memory model back bit for bit, the same
 // seed gives byte-identical files, and bad requests fail cleanly without partial output.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -37,6 +39,18 @@ std::string read_file(const fs::path& p) {
   std::ostringstream ss;
   ss << f.rdbuf();
   return ss.str();
+}
+
+// stdout of `cmd` (run through the shell); the exit code in *code.
+std::string run_command(const std::string& cmd, int* code) {
+  std::string out;
+  std::FILE* p = ::popen(cmd.c_str(), "r");
+  if (!p) return out;
+  char buf[4096];
+  for (size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
+  const int status = ::pclose(p);
+  *code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return out;
 }
 
 QuantizeOptions lrc_options() {
@@ -77,6 +91,41 @@ TEST(Checkpoint, RoundTripIsBitExact) {
   }
 }
 
+TEST(Checkpoint, InspectShowsRanksAndBitsPerWeight) {
+  LlamaModel m = test::random_model(test::tiny_config(48, 96, 2, 4, 2, 61, 32), 3);
+  const CalibrationSet calib = random_calibration(61, 4, 32, 1);
+  const QuantizeOptions opt = lrc_options();
+  const QuantizeReport rep = quantize_model(m, calib, opt);
+  const std::string dir = test::temp_dir("ckpt-inspect") + "/q";
+  CheckpointInfo info;
+  info.options = opt;
+  info.calib = &calib;
+  info.report = &rep;
+  save_checkpoint(m, dir, info);
+  int code = -1;
+  const std::string out = run_command(test::lrc_binary() + " inspect --json --model " + dir, &code);
+  ASSERT_EQ(code, 0) << out;
+  const auto j = nlohmann::json::parse(out);
+  EXPECT_NEAR(j["bits_per_weight"].get<double>(), rep.bits_per_weight, 1e-12);
+  EXPECT_GT(j["bits_per_weight"].get<double>(), 4.0);
+  int64_t lowrank = 0;
+  size_t seen = 0;
+  for (const auto& t : j["tensors"]) {
+    const std::string name = t["name"];
+    for (const auto& r : rep.linears)
+      if (name == "model." + r.name + ".weight") {
+        ++seen;
+        EXPECT_EQ(t["dtype"], "INT4") << name;
+        EXPECT_EQ(t["rank"], r.rank) << name;
+        EXPECT_EQ(t["a_bits"], 4) << name;
+        lowrank += static_cast<int64_t>(r.rank) * (r.d_out + r.d_in);
+      }
+  }
+  EXPECT_EQ(seen, rep.linears.size());
+  EXPECT_EQ(j["low_rank_params"], lowrank);
+  EXPECT_GT(lowrank, 0);
+}
+
 TEST(Checkpoint, SameSeedGivesIdenticalBytes) {
   std::string bytes[2];
   for (int run = 0; run < 2; ++run) {
@@ -100,6 +149,7 @@ TEST(Checkpoint, LowRankImprovesTheObjective) {
   const CalibrationSet calib = random_calibration(61, 6, 32, 1);
   QuantizeOptions g = lrc_options();
   g.method = QuantMethod::GPTQ;
+  g.baseline_objective = true;  // GPTQ needs only XXᵀ; the eq. 2 objective needs Σy, Σxy too
   LlamaModel mg = test::random_model(test::tiny_config(48, 96, 1, 4, 2, 61, 32), 3);
   const auto rg = quantize_model(mg, calib, g);
   LlamaModel ml = test::random_model(test::tiny_config(48, 96, 1, 4, 2, 61, 32), 3);
@@ -111,6 +161,22 @@ TEST(Checkpoint, LowRankImprovesTheObjective) {
     EXPECT_LT(rl.linears[i].objective, rg.linears[i].objective) << rl.linears[i].name;
   }
   EXPECT_GT(rl.bits_per_weight, rg.bits_per_weight);
+}
+
+TEST(Checkpoint, GptqNeedsOnlyXXt) {
+  // Without Σy, Σxy GPTQ gives the same model bit for bit and reports no eq. 2 objective.
+  const CalibrationSet calib = random_calibration(61, 4, 32, 1);
+  auto model = [] { return test::random_model(test::tiny_config(48, 96, 1, 4, 2, 61, 32), 3); };
+  QuantizeOptions g = lrc_options();
+  g.method = QuantMethod::GPTQ;
+  LlamaModel lean = model(), full = model();
+  const auto rl = quantize_model(lean, calib, g);
+  g.baseline_objective = true;
+  const auto rf = quantize_model(full, calib, g);
+  for (size_t l = 0; l < lean.layers.size(); ++l)
+    EXPECT_EQ(lean.layers[l].w_down.w, full.layers[l].w_down.w);
+  EXPECT_EQ(rl.linears[0].objective, -1);
+  EXPECT_GT(rf.linears[0].objective, 0);
 }
 
 TEST(Checkpoint, BadRequestsFailCleanly) {

@@ -50,6 +50,8 @@ struct DemoOptions {
   std::string model, data, tokenizer;
   int seq = 512, max_chunks = 24;
   bool json = false;
+  std::vector<std::string> tasks;
+  int64_t limit = -1;
 };
 
 // The FP reference row: perplexity of the model as loaded.
@@ -62,20 +64,88 @@ void fp_rows(const DemoContext& ctx, std::vector<DemoRow>& rows) {
   row.ppl = r.ppl;
   row.bits_per_weight = 16;
   row.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  score_row_tasks(ctx, ctx.fp.model, row);
   rows.push_back(row);
 }
 const DemoRowRegistrar reg_fp({0, {}, fp_rows});
 
-void print_table(const std::vector<DemoRow>& rows) {
-  std::printf("%-10s %6s %10s %11s %12s %9s  %s\n", "method", "rank", "ppl", "gap closed",
-              "bits/weight", "seconds", "settings");
+// Gap closed relative to the first QuaRot-GPTQ row, in perplexity and in average accuracy.
+void fill_gap_closed(std::vector<DemoRow>& rows) {
+  const DemoRow* fp = nullptr;
+  const DemoRow* base = nullptr;
   for (const auto& r : rows) {
-    char gap[32] = "-";
-    if (r.gap_closed) std::snprintf(gap, sizeof gap, "%.1f%%", 100.0 * *r.gap_closed);
-    std::printf("%-10s %6g %10.4f %11s %12.2f %9.1f  %s\n", r.method.c_str(), r.rank, r.ppl, gap,
-                r.bits_per_weight, r.seconds, r.settings.c_str());
+    if (r.method == "fp" && !fp) fp = &r;
+    if (r.method == "gptq" && !base) base = &r;
+  }
+  if (!fp || !base) return;
+  const bool acc =
+      fp->zero_shot && base->zero_shot && fp->zero_shot->acc_avg != base->zero_shot->acc_avg;
+  for (auto& r : rows) {
+    if (&r == fp) continue;
+    if (base->ppl > fp->ppl) r.gap_closed = (base->ppl - r.ppl) / (base->ppl - fp->ppl);
+    if (acc && r.zero_shot)
+      r.acc_gap_closed = (r.zero_shot->acc_avg - base->zero_shot->acc_avg) /
+                         (fp->zero_shot->acc_avg - base->zero_shot->acc_avg);
   }
 }
+
+std::string percent(const std::optional<double>& v) {
+  if (!v) return "-";
+  char b[32];
+  std::snprintf(b, sizeof b, "%.1f%%", 100.0 * *v);
+  return b;
+}
+
+void print_table(const std::vector<DemoRow>& rows) {
+  const bool zs = !rows.empty() && rows.front().zero_shot;
+  std::printf("%-10s %6s %10s %11s %12s %9s", "method", "rank", "ppl", "gap closed", "bits/weight",
+              "seconds");
+  if (zs) {
+    for (const auto& t : rows.front().zero_shot->tasks) std::printf(" %12.12s", t.name.c_str());
+    std::printf(" %8s %9s", "acc avg", "acc gap");
+  }
+  std::printf("  settings\n");
+  for (const auto& r : rows) {
+    std::printf("%-10s %6g %10.4f %11s %12.2f %9.1f", r.method.c_str(), r.rank, r.ppl,
+                percent(r.gap_closed).c_str(), r.bits_per_weight, r.seconds);
+    if (zs && r.zero_shot) {
+      for (const auto& t : r.zero_shot->tasks) std::printf(" %12.4f", t.acc);
+      std::printf(" %8.4f %9s", r.zero_shot->acc_avg, percent(r.acc_gap_closed).c_str());
+    }
+    std::printf("  %s\n", r.settings.c_str());
+  }
+  if (zs)
+    std::printf(
+        "accuracy: acc per task (95%% CI about +-%.3f at n = %lld); acc gap = (acc - "
+        "acc_gptq) / (acc_fp - acc_gptq)\n",
+        accuracy_ci95(0.5, rows.front().zero_shot->tasks.front().n),
+        static_cast<long long>(rows.front().zero_shot->tasks.front().n));
+}
+
+nlohmann::json row_json(const DemoRow& r) {
+  auto opt = [](const std::optional<double>& v) { return v ? nlohmann::json(*v) : nullptr; };
+  nlohmann::json j = {{"method", r.method},
+                      {"settings", r.settings},
+                      {"rank", r.rank},
+                      {"ppl", r.ppl},
+                      {"gap_closed", opt(r.gap_closed)},
+                      {"bits_per_weight", r.bits_per_weight},
+                      {"seconds", r.seconds}};
+  if (r.zero_shot) {
+    j.update(task_results_json(*r.zero_shot));
+    j["acc_gap_closed"] = opt(r.acc_gap_closed);
+  }
+  return j;
+}
+
+}  // namespace
+
+void score_row_tasks(const DemoContext& ctx, const LlamaModel& model, DemoRow& row) {
+  if (ctx.task_files.empty()) return;
+  row.zero_shot = evaluate_tasks(model, *ctx.fp.tokenizer, ctx.task_files, ctx.task_limit, stderr);
+}
+
+namespace {
 
 int run_demo(const DemoOptions& o) {
   const std::string shared = find_shared_dir();
@@ -94,13 +164,15 @@ int run_demo(const DemoOptions& o) {
   const std::vector<int32_t> tokens = tokenize_corpus(opt.data, *fp.tokenizer);
   std::fprintf(stderr, "demo: model %s, data %s (%zu tokens), seq %d, %d chunks\n",
                opt.model.c_str(), opt.data.c_str(), tokens.size(), opt.seq, opt.max_chunks);
-  const DemoContext ctx{fp, tokens, opt.model, opt.data, shared, opt.seq, opt.max_chunks};
+  const DemoContext ctx{fp,      tokens,         opt.model, opt.data, shared,
+                        opt.seq, opt.max_chunks, opt.tasks, opt.limit};
 
   auto sources = demo_row_sources();
   std::stable_sort(sources.begin(), sources.end(),
                    [](const auto& a, const auto& b) { return a.order < b.order; });
   std::vector<DemoRow> rows;
   for (const auto& s : sources) s.run(ctx, rows);
+  fill_gap_closed(rows);
 
   if (opt.json) {
     nlohmann::json j;
@@ -109,14 +181,7 @@ int run_demo(const DemoOptions& o) {
     j["seq"] = opt.seq;
     j["max_chunks"] = opt.max_chunks;
     j["rows"] = nlohmann::json::array();
-    for (const auto& r : rows)
-      j["rows"].push_back({{"method", r.method},
-                           {"settings", r.settings},
-                           {"rank", r.rank},
-                           {"ppl", r.ppl},
-                           {"gap_closed", r.gap_closed ? nlohmann::json(*r.gap_closed) : nullptr},
-                           {"bits_per_weight", r.bits_per_weight},
-                           {"seconds", r.seconds}});
+    for (const auto& r : rows) j["rows"].push_back(row_json(r));
     std::printf("%s\n", j.dump().c_str());
   } else {
     print_table(rows);
@@ -134,6 +199,10 @@ const Registrar reg_demo(
       sub.add_option("--max-chunks", o->max_chunks, "chunks evaluated (0 = all)")
           ->capture_default_str();
       sub.add_option("--tokenizer", o->tokenizer, "tokenizer file (default: beside the model)");
+      sub.add_option("--tasks", o->tasks,
+                     "zero-shot task files FILE[,FILE...]: accuracy columns for every row")
+          ->delimiter(',');
+      sub.add_option("--limit", o->limit, "score only the first N examples of each task file");
       sub.add_flag("--json", o->json, "print one JSON object");
       for (const auto& s : demo_row_sources())
         if (s.add_options) s.add_options(sub);

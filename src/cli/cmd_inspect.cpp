@@ -7,12 +7,15 @@
 #include <charconv>
 #include <cstdio>
 #include <cstdlib>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 
 #include "cli/command_registry.h"
 #include "lrc/io/hf_tensor_map.h"
 #include "lrc/io/model_loader.h"
+#include "lrc/pipeline/linear_quantizer.h"
+#include "lrc/pipeline/quantize_model.h"
 
 namespace lrc::cli {
 
@@ -44,14 +47,38 @@ ordered_json describe_config(const LlamaConfig& c) {
           {"eos_id", c.eos_id}};
 }
 
-// One entry per stored tensor (HF names; lm_head absent when tied).
+// The linears of m by the address of their weights (to annotate the tensor list).
+std::map<const std::vector<float>*, const Linear*> linears_by_weights(const LlamaModel& m) {
+  std::map<const std::vector<float>*, const Linear*> by;
+  for (const auto& L : m.layers)
+    for (const Linear* l : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down})
+      by[&l->w] = l;
+  by[&m.lm_head.w] = &m.lm_head;
+  return by;
+}
+
+// One entry per stored tensor (HF names; lm_head absent when tied). A quantized linear
+// shows its code type, low-rank size, activation quantizer and bits per weight (codes +
+// scales + 16-bit U, V: the paper's "4 + overhead" accounting).
 ordered_json describe_tensors(const LlamaModel& m) {
   ordered_json out = ordered_json::array();
+  const auto linears = linears_by_weights(m);
   for (const HfTensorView& v : hf_tensor_views(m)) {
     auto dt = m.source_dtypes.find(v.name);
-    out.push_back({{"name", v.name},
-                   {"shape", v.shape},
-                   {"dtype", dt == m.source_dtypes.end() ? "F32" : dt->second}});
+    ordered_json t = {{"name", v.name},
+                      {"shape", v.shape},
+                      {"dtype", dt == m.source_dtypes.end() ? "F32" : dt->second}};
+    auto it = linears.find(v.data);
+    if (it != linears.end() && it->second->packed) {
+      const Linear& l = *it->second;
+      t["dtype"] = "INT" + std::to_string(l.packed->bits);
+      t["w_group"] = l.packed->groupsize;
+      t["rank"] = l.rank;
+      t["a_bits"] = l.act.enabled() ? l.act.bits : 16;
+      if (l.act.enabled()) t["a_clip"] = shortest(l.act.clip);
+      t["bits_per_weight"] = linear_bits(l) / (static_cast<double>(l.d_out) * l.d_in);
+    }
+    out.push_back(std::move(t));
   }
   return out;
 }
@@ -70,6 +97,16 @@ ordered_json describe(const LoadedModel& lm) {
   j["architecture"] = m.cfg.arch;
   j["config"] = describe_config(m.cfg);
   j["n_params"] = m.n_params();
+  bool quantized = false;
+  for (const auto& L : m.layers) quantized = quantized || L.wq.packed.has_value();
+  if (quantized) {
+    int64_t lowrank = 0;
+    for (const auto& L : m.layers)
+      for (const Linear* l : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down})
+        lowrank += static_cast<int64_t>(l->rank) * (l->d_out + l->d_in);
+    j["bits_per_weight"] = model_bits_per_weight(m);  // over the quantized linears
+    j["low_rank_params"] = lowrank;
+  }
   j["tokenizer"] = describe_tokenizer(lm.tokenizer.get(), lm.tokenizer_path);
   j["tensors"] = describe_tensors(m);
   return j;
@@ -91,9 +128,9 @@ void print_text(const ordered_json& j) {
   for (const auto& [key, v] : j.items()) {
     if (key == "tensors") continue;
     if (v.is_object())
-      std::printf("%-13s %s\n", key.c_str(), inline_fields(v).c_str());
+      std::printf("%-15s %s\n", key.c_str(), inline_fields(v).c_str());
     else
-      std::printf("%-13s %s\n", key.c_str(),
+      std::printf("%-15s %s\n", key.c_str(),
                   v.is_string() ? v.get<std::string>().c_str() : v.dump().c_str());
   }
   const auto& tensors = j["tensors"];

@@ -76,7 +76,6 @@ void run_rows(const DemoContext& ctx, std::vector<DemoRow>& rows) {
                                                 ctx.seq, ctx.fp.model.cfg.max_seq_len);
   std::fprintf(stderr, "demo: calibration %d x %d tokens from %s\n", calib.n_seq, calib.seq_len,
                calib_file.c_str());
-  const double ppl_fp = rows.empty() ? 0 : rows.front().ppl;
 
   struct Plan {
     QuantMethod method;
@@ -93,7 +92,6 @@ void run_rows(const DemoContext& ctx, std::vector<DemoRow>& rows) {
       plan.push_back({m, 0});
   }
 
-  std::optional<double> ppl_gptq;
   for (const auto& p : plan) {
     const auto t0 = std::chrono::steady_clock::now();
     LlamaModel m = ctx.fp.model;
@@ -117,16 +115,12 @@ void run_rows(const DemoContext& ctx, std::vector<DemoRow>& rows) {
                       ? " reg=consistent"
                       : "");
     row.settings = settings;
-    if (p.method == QuantMethod::GPTQ) ppl_gptq = r.ppl;
     row.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    score_row_tasks(ctx, m, row);
     rows.push_back(row);
     std::fprintf(stderr, "demo: %s rank %g -> ppl %.4f (%.1fs)\n", row.method.c_str(), p.rank,
                  r.ppl, row.seconds);
   }
-  // Gap closed relative to QuaRot-GPTQ, once its row exists.
-  if (ppl_gptq && *ppl_gptq > ppl_fp)
-    for (auto& row : rows)
-      if (row.method != "fp") row.gap_closed = (*ppl_gptq - row.ppl) / (*ppl_gptq - ppl_fp);
 }
 
 const DemoRowRegistrar reg_quantized({10, add_options, run_rows});

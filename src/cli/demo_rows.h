@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "lrc/eval/zero_shot.h"
 #include "lrc/io/model_loader.h"
 
 namespace lrc::cli {
@@ -24,6 +25,8 @@ struct DemoContext {
   const std::vector<int32_t>& tokens;  // evaluation corpus (tokenize_corpus of data_file)
   std::string model_path, data_file, shared_dir;
   int seq = 512, max_chunks = 24;
+  std::vector<std::string> task_files;  // zero-shot task files (--tasks); may be empty
+  int64_t task_limit = -1;              // first N examples of each (--limit)
 };
 
 struct DemoRow {
@@ -33,8 +36,13 @@ struct DemoRow {
   double ppl = 0;
   std::optional<double> gap_closed;  // (ppl_base - ppl) / (ppl_base - ppl_fp); none for fp
   double bits_per_weight = 16;
-  double seconds = 0;  // wall time of the row (quantization + evaluation)
+  double seconds = 0;                        // wall time of the row (quantization + perplexity)
+  std::optional<ZeroShotResults> zero_shot;  // with --tasks (its own .seconds)
+  std::optional<double> acc_gap_closed;      // (acc_avg - acc_base) / (acc_fp - acc_base)
 };
+
+// Fills row.zero_shot with the accuracy of `model` on ctx.task_files (no-op without --tasks).
+void score_row_tasks(const DemoContext& ctx, const LlamaModel& model, DemoRow& row);
 
 struct DemoRowSource {
   int order = 0;

@@ -25,6 +25,8 @@ void add_quantize_options(CLI::App& sub, QuantizeOptions& opt, std::string& a_cl
   sub.add_option("--reg", reg, "LRC ridge: paper | consistent")->capture_default_str();
   sub.add_option("--update-quant", update_quant, "quantizer inside LRC: gptq | rtn")
       ->capture_default_str();
+  sub.add_option("--lrc-eps", opt.eps_rel, "LRC ridge ε of Σx, Σy, relative to tr(·)/d_in")
+      ->capture_default_str();
   sub.add_option("--damp", opt.damp, "GPTQ damping (fraction of the mean diagonal)")
       ->capture_default_str();
   sub.add_flag("--act-order", opt.act_order, "GPTQ act-order");

@@ -78,6 +78,7 @@ LinearReport quantize_linear(Linear& lin, const std::string& name, const LayerSt
       lo.use_gptq = opt.lrc_use_gptq;
       lo.gptq = go;
       lo.reg = opt.reg;
+      lo.eps_rel = opt.eps_rel;
       auto r = lrc_quantize(W.data(), d_out, d_in, *stats, lo);
       packed = std::move(r.packed);
       u = std::move(r.u);
@@ -104,7 +105,7 @@ LinearReport quantize_linear(Linear& lin, const std::string& name, const LayerSt
   rep.d_in = d_in;
   rep.rank = rank;
   rep.a_clip = act.clip;
-  if (stats) {
+  if (stats && stats->has_cross()) {
     rep.objective = lrc_objective(W.data(), lin.w.data(), rank ? lin.u.data() : nullptr,
                                   rank ? lin.v.data() : nullptr, rank, d_out, d_in, *stats);
     std::vector<float> zero(static_cast<size_t>(d_out) * d_in, 0.f);

@@ -142,6 +142,7 @@ nlohmann::json QuantizeReport::to_json() const {
           {"rotation", rotation},
           {"seconds", seconds},
           {"seconds_forward", seconds_forward},
+          {"seconds_stats", seconds_stats},
           {"seconds_solve", seconds_solve},
           {"bits_per_weight", bits_per_weight}};
 }
@@ -170,6 +171,7 @@ QuantizeReport quantize_model(LlamaModel& m, const CalibrationSet& calib,
 
   // Calibration hidden states: embeddings of every calibration token.
   const bool need_stats = opt.method != QuantMethod::RTN;
+  const bool cross_stats = opt.method == QuantMethod::LRC || opt.baseline_objective;
   const bool need_pass = need_stats || opt.a_clip_search;
   std::vector<float> h;
   if (need_pass) {
@@ -210,8 +212,12 @@ QuantizeReport quantize_model(LlamaModel& m, const CalibrationSet& calib,
       // Statistics Σx, Σy, Σxy of this group's input (Alg. 1 lines 3-5), in float64.
       std::optional<LayerStats> stats;
       if (need_stats) {
-        StatsAccumulator acc(d_in, act);
-        GroupCapture cap(i, g, [&](const float* x, int64_t n, int) { acc.add(x, n); });
+        StatsAccumulator acc(d_in, act, cross_stats);
+        GroupCapture cap(i, g, [&](const float* x, int64_t n, int) {
+          const auto ts = Clock::now();
+          acc.add(x, n);
+          report.seconds_stats += since(ts);
+        });
         const auto t = Clock::now();
         capture_pass(m, i, g, h, calib, batch, cap);
         stats = acc.finish();

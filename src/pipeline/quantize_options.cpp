@@ -1,5 +1,7 @@
 #include "lrc/pipeline/quantize_options.h"
 
+#include <cmath>
+
 #include "lrc/core/error.h"
 
 namespace lrc {
@@ -45,6 +47,7 @@ nlohmann::json QuantizeOptions::to_json() const {
           {"kv_bits", kv_bits},
           {"update_quant", lrc_use_gptq ? "gptq" : "rtn"},
           {"reg", reg_name(reg)},
+          {"eps_rel", eps_rel},
           {"damp", damp},
           {"act_order", act_order},
           {"rotate", rotate},
@@ -70,6 +73,7 @@ QuantizeOptions QuantizeOptions::from_json(const nlohmann::json& j) {
   o.lrc_use_gptq = j.value("update_quant", std::string("gptq")) == "gptq";
   o.reg = j.value("reg", std::string("paper")) == "consistent" ? LrcRegularization::Consistent
                                                                : LrcRegularization::Paper;
+  o.eps_rel = j.value("eps_rel", 1e-2);
   o.damp = j.value("damp", 0.01);
   o.act_order = j.value("act_order", false);
   o.rotate = j.value("rotate", true);
@@ -95,6 +99,8 @@ void QuantizeOptions::validate() const {
   if (rank >= 1 && rank != static_cast<double>(static_cast<int64_t>(rank)))
     fail("--rank", "a rank >= 1 must be an integer (or give a fraction < 1)");
   if (iters < 1) fail("--iters", "must be >= 1");
+  if (!(eps_rel >= 0) || !std::isfinite(eps_rel))
+    fail("--lrc-eps", "must be finite and >= 0, got " + std::to_string(eps_rel));
   if (nsamples < 1) fail("--nsamples", "must be >= 1");
   if (w_groupsize < 0 || a_groupsize < 0) fail("--w-groupsize/--a-groupsize", "must be >= 0");
 }

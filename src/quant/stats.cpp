@@ -15,7 +15,8 @@ namespace lrc {
 // small enough to bound the scratch memory (2 x 2048 x d doubles).
 static constexpr int64_t kChunkTokens = 2048;
 
-StatsAccumulator::StatsAccumulator(int d, const ActQuantSpec& act) : d_(d), act_(act) {
+StatsAccumulator::StatsAccumulator(int d, const ActQuantSpec& act, bool cross)
+    : d_(d), act_(act), cross_(cross) {
   if (d <= 0) fail("StatsAccumulator", "feature size d must be positive, got " + std::to_string(d));
   if (act.enabled()) {
     if (act.bits < 2 || act.bits > 8)
@@ -27,7 +28,7 @@ StatsAccumulator::StatsAccumulator(int d, const ActQuantSpec& act) : d_(d), act_
   }
   const size_t dd = static_cast<size_t>(d) * d;
   xx_.assign(dd, 0.0);
-  if (act_.enabled()) {
+  if (act_.enabled() && cross_) {
     yy_.assign(dd, 0.0);
     xy_.assign(dd, 0.0);
   }
@@ -41,8 +42,9 @@ void StatsAccumulator::add(const float* x, int64_t n_tokens) {
   const int d = d_;
   const int64_t chunk = std::min(n_tokens, kChunkTokens);
   std::vector<double> xd(static_cast<size_t>(chunk) * d);
-  std::vector<double> yd(act_.enabled() ? static_cast<size_t>(chunk) * d : 0);
-  std::vector<float> yf(act_.enabled() ? static_cast<size_t>(chunk) * d : 0);
+  const bool quantized = act_.enabled() && cross_;
+  std::vector<double> yd(quantized ? static_cast<size_t>(chunk) * d : 0);
+  std::vector<float> yf(quantized ? static_cast<size_t>(chunk) * d : 0);
   for (int64_t t0 = 0; t0 < n_tokens; t0 += chunk) {
     const int64_t m = std::min(chunk, n_tokens - t0);
     const float* xc = x + t0 * d;
@@ -52,7 +54,7 @@ void StatsAccumulator::add(const float* x, int64_t n_tokens) {
     // XXᵀ += Xcᵀ Xc (tokens are rows here, so the paper's X Xᵀ is xᵀ x); upper triangle.
     cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, d, static_cast<int>(m), 1.0, xd.data(), d,
                 1.0, xx_.data(), d);
-    if (!act_.enabled()) continue;
+    if (!quantized) continue;
     // Y = Q_a(X), then YYᵀ (upper) and XYᵀ (full: not symmetric).
     quantize_activations(xc, m, d, act_, yf.data());
 #pragma omp parallel for schedule(static) if (len >= quant_detail::kMinParallelWork)
@@ -78,6 +80,7 @@ LayerStats StatsAccumulator::finish() const {
     return m;
   };
   s.xx = full(xx_);
+  if (!cross_) return s;
   if (act_.enabled()) {
     s.yy = full(yy_);
     s.xy = xy_;
@@ -88,11 +91,18 @@ LayerStats StatsAccumulator::finish() const {
   return s;
 }
 
-void check_layer_stats(const LayerStats& s, int d, const char* where) {
+void check_layer_stats(const LayerStats& s, int d, const char* where, bool xx_only) {
   if (s.d != d)
     fail(where,
          "LayerStats.d = " + std::to_string(s.d) + " does not match d_in = " + std::to_string(d));
   const size_t dd = static_cast<size_t>(d) * d;
+  if (xx_only && !s.has_cross()) {
+    if (s.xx.size() != dd)
+      fail(where, "LayerStats xx must have d*d = " + std::to_string(dd) + " entries, got " +
+                      std::to_string(s.xx.size()));
+    quant_detail::require_finite(s.xx.data(), d, d, where, "LayerStats.xx");
+    return;
+  }
   if (s.xx.size() != dd || s.yy.size() != dd || s.xy.size() != dd)
     fail(where, "LayerStats xx/yy/xy must have d*d = " + std::to_string(dd) + " entries, got " +
                     std::to_string(s.xx.size()) + "/" + std::to_string(s.yy.size()) + "/" +

@@ -2,6 +2,7 @@
 
 #include <cblas.h>
 
+#include <cmath>
 #include <string>
 
 #include "lrc/core/error.h"
@@ -19,7 +20,7 @@ LowRankQuantized svd_quantize(const float* W, int d_out, int d_in, const LayerSt
   if (d_out <= 0 || d_in <= 0)
     fail(where, "bad shape " + std::to_string(d_out) + " x " + std::to_string(d_in));
   check_rank(rank, d_out, d_in, where);
-  check_layer_stats(stats, d_in, where);
+  check_layer_stats(stats, d_in, where, /*xx_only=*/true);
   LowRankQuantized out;
   // QuaRot's GPTQ on the unquantized-input Hessian H = XXᵀ.
   out.packed = gptq(W, d_out, d_in, stats.xx.data(), spec, gopt);
@@ -40,8 +41,9 @@ LowRankQuantized svd_quantize(const float* W, int d_out, int d_in, const LayerSt
     out.v.assign(v.begin(), v.end());
     out.eigenvalues = std::move(te.lambda);
   }
-  out.objective =
-      lrc_objective(W, out.w_hat.data(), out.u.data(), out.v.data(), rank, d_out, d_in, stats);
+  out.objective = stats.has_cross() ? lrc_objective(W, out.w_hat.data(), out.u.data(), out.v.data(),
+                                                    rank, d_out, d_in, stats)
+                                    : std::nan("");
   return out;
 }
 

@@ -20,7 +20,7 @@ struct LinearReport {
   std::string name;
   int d_out = 0, d_in = 0, rank = 0;
   float a_clip = 1.f;
-  double objective = -1;     // eq. 2 from statistics (-1 when no statistics were gathered)
+  double objective = -1;     // eq. 2 from statistics (-1 without Σy, Σxy: see baseline_objective)
   double objective_fp = -1;  // ‖WX‖², for a relative error
   double seconds = 0;
 };

@@ -39,6 +39,7 @@ struct QuantizeReport {
   nlohmann::json rotation;  // RotationInfo as JSON (empty when not rotated)
   double seconds = 0;
   double seconds_forward = 0;  // calibration passes through the layers (capture + update)
+  double seconds_stats = 0;    // of which: accumulating Σx, Σy, Σxy (float64)
   double seconds_solve = 0;    // the per-linear solvers (rtn / gptq / svd / lrc)
   double bits_per_weight = 0;  // over the quantized linears
   nlohmann::json to_json() const;

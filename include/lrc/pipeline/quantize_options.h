@@ -27,6 +27,7 @@ struct QuantizeOptions {
   int kv_bits = 16;
   bool lrc_use_gptq = true;  // Update-Quant subroutine: GPTQ (true) or RTN
   LrcRegularization reg = LrcRegularization::Paper;
+  double eps_rel = 1e-2;  // ε of Σx, Σy: eps_rel · tr(·)/d_in (paper §3.2)
   double damp = 0.01;
   bool act_order = false;
   bool rotate = true;  // QuaRot rotation first
@@ -36,6 +37,9 @@ struct QuantizeOptions {
   int seq = 0;
   // Rows of the calibration hidden states processed at once (bounds the activation memory).
   int batch_sequences = 8;
+  // GPTQ / SVD need only XXᵀ; true also accumulates YYᵀ and XYᵀ for them (4x the statistics
+  // work) so that their reports carry the eq. 2 objective. LRC always has all three.
+  bool baseline_objective = false;
 
   nlohmann::json to_json() const;
   static QuantizeOptions from_json(const nlohmann::json& j);

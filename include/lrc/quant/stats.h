@@ -20,12 +20,16 @@ struct LayerStats {
   int64_t n = 0;                   // tokens seen
   std::vector<double> xx, yy, xy;  // d x d row-major; xx, yy symmetric and stored full;
                                    // xy[i*d + j] = sum_t x_t[i] * y_t[j]
+  // false: only xx was accumulated (yy, xy empty): enough for GPTQ on H = XXᵀ, a quarter of
+  // the work; the LRC solver and the eq. 2 objective need all three.
+  bool has_cross() const { return !yy.empty(); }
 };
 
 class StatsAccumulator {
  public:
   // act: the Q_a the layer will run with (bits >= 16 = none, then yy and xy equal xx).
-  StatsAccumulator(int d, const ActQuantSpec& act);
+  // cross = false accumulates XXᵀ alone (LayerStats::has_cross() is then false).
+  StatsAccumulator(int d, const ActQuantSpec& act, bool cross = true);
 
   // x: [n_tokens x d] row-major, finite (NaN/Inf throw lrc::Error). Y = Q_a(X) is computed here.
   void add(const float* x, int64_t n_tokens);
@@ -38,11 +42,13 @@ class StatsAccumulator {
  private:
   int d_;
   ActQuantSpec act_;
+  bool cross_;
   int64_t n_ = 0;
   std::vector<double> xx_, yy_, xy_;  // upper triangles of xx_, yy_ valid until finish()
 };
 
-// Throws lrc::Error unless s.d == d, the three matrices have d*d entries and are finite.
-void check_layer_stats(const LayerStats& s, int d, const char* where);
+// Throws lrc::Error unless s.d == d, the matrices have d*d entries and are finite; yy and xy
+// must be present unless xx_only.
+void check_layer_stats(const LayerStats& s, int d, const char* where, bool xx_only = false);
 
 }  // namespace lrc
