@@ -126,6 +126,51 @@ TEST(Checkpoint, InspectShowsRanksAndBitsPerWeight) {
   EXPECT_GT(lowrank, 0);
 }
 
+TEST(Checkpoint, RankAllocationKeepsTheBudgetAndIsRecorded) {
+  auto model = [] { return test::random_model(test::tiny_config(48, 96, 2, 4, 2, 61, 32), 3); };
+  const CalibrationSet calib = random_calibration(61, 8, 32, 1);
+  QuantizeOptions uni = lrc_options();
+  LlamaModel mu = model();
+  const QuantizeReport ru = quantize_model(mu, calib, uni);
+  QuantizeOptions alloc = uni;
+  alloc.rank_alloc = RankAllocation::Error;
+  alloc.a_clip_search = true;
+  LlamaModel ma = model();
+  const QuantizeReport ra = quantize_model(ma, calib, alloc);
+  ASSERT_FALSE(ra.allocation.is_null());
+  EXPECT_EQ(ra.allocation["probe_nsamples"], 2);  // a quarter of the calibration set
+  int64_t budget = 0, used = 0;
+  bool differs = false;
+  for (size_t i = 0; i < ru.linears.size(); ++i) {
+    const auto& u = ru.linears[i];
+    const auto& a = ra.linears[i];
+    ASSERT_EQ(u.name, a.name);
+    budget += static_cast<int64_t>(u.rank) * (u.d_out + u.d_in);
+    used += static_cast<int64_t>(a.rank) * (a.d_out + a.d_in);
+    EXPECT_EQ(ra.allocation["ranks"][a.name], a.rank);
+    differs = differs || a.rank != u.rank;
+  }
+  EXPECT_EQ(ra.allocation["budget_params"], budget);
+  EXPECT_EQ(ra.allocation["used_params"], used);
+  EXPECT_LE(used, budget);
+  EXPECT_TRUE(differs) << "random layers of different shapes should not all keep the uniform rank";
+  EXPECT_LE(ra.bits_per_weight, ru.bits_per_weight + 1e-12);
+  // The checkpoint holds the allocated ranks and reloads bit for bit.
+  const std::string dir = test::temp_dir("ckpt-alloc") + "/q";
+  CheckpointInfo info;
+  info.options = alloc;
+  info.calib = &calib;
+  info.report = &ra;
+  save_checkpoint(ma, dir, info);
+  nlohmann::json cfg;
+  LlamaModel back = load_checkpoint(dir, &cfg);
+  EXPECT_EQ(cfg["rank_allocation"]["used_params"], used);
+  EXPECT_EQ(back.layers[1].w_down.rank, ra.linears[13].rank);
+  const CalibrationSet probe = random_calibration(61, 1, 32, 9);
+  EXPECT_EQ(forward_logits(ma, probe.tokens.data(), 1, 32),
+            forward_logits(back, probe.tokens.data(), 1, 32));
+}
+
 TEST(Checkpoint, SameSeedGivesIdenticalBytes) {
   std::string bytes[2];
   for (int run = 0; run < 2; ++run) {

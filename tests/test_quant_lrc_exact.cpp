@@ -220,6 +220,11 @@ TEST(QuantLrcExact, InitLrSolvesTheRelaxedProblem) {
         const double f = relaxed(uvt(lr, s.d_out, s.d_in));
         EXPECT_NEAR(f, best, 1e-9 * lrc::test::sumsq(O) + 1e-300)
             << s.d_out << "x" << s.d_in << " reg " << int(reg) << " n " << n;
+        // Eq. 7's optimal value from the statistics (the clip search's criterion), at k and 0.
+        EXPECT_NEAR(lrc::relaxed_objective(p.W.data(), s.d_out, s.d_in, c, s.k), best,
+                    1e-9 * lrc::test::sumsq(O) + 1e-300);
+        EXPECT_NEAR(lrc::relaxed_objective(p.W.data(), s.d_out, s.d_in, c, 0), lrc::test::sumsq(O),
+                    1e-9 * lrc::test::sumsq(O) + 1e-300);
         // Σinit = W X̃ X̃ᵀ Wᵀ: its top-k eigenvalues are the reported ones.
         const lrc::test::Svd e = lrc::test::svd(O, s.d_out, a.N);
         for (int j = 0; j < s.k; ++j)

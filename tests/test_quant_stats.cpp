@@ -7,9 +7,11 @@
 
 #include "lrc/core/error.h"
 #include "lrc/quant/act_clip_search.h"
+#include "lrc/quant/lrc_clip_search.h"
 #include "lrc/quant/objective.h"
 #include "lrc/quant/rank.h"
 #include "lrc/quant/stats.h"
+#include "lrc/quant/token_subsample.h"
 #include "quant_dense_reference.h"
 #include "quant_synthetic_data.h"
 
@@ -213,6 +215,68 @@ TEST(QuantActClip, ErrorsMatchDirectComputationOnBothPaths) {
   const std::vector<float> w = lrc::test::random_weight(4, d_in, 1);
   lrc::ActClipSearch empty({w.data()}, {4}, d_in, a4());
   EXPECT_THROW(empty.best(), lrc::Error);
+}
+
+TEST(QuantActClip, LrcSearchMinimisesTheRelaxedObjectiveOfEachCandidate) {
+  const int d_in = 24;
+  const int64_t n = 900;
+  const std::vector<float> X = lrc::test::heavy_tailed_activations(n, d_in, 5);
+  const std::vector<int> d_outs{16, 30}, ranks{3, 5};
+  std::vector<std::vector<float>> Ws;
+  std::vector<const float*> ptrs;
+  for (size_t m = 0; m < d_outs.size(); ++m)
+    Ws.push_back(lrc::test::random_weight(d_outs[m], d_in, 20 + m));
+  for (auto& w : Ws) ptrs.push_back(w.data());
+  const std::vector<float> cands{1.0f, 0.9f, 0.8f, 0.7f, 0.6f};
+  // Every 3rd token, at most 250 of them.
+  lrc::LrcClipSearch search(ptrs, d_outs, ranks, d_in, a4(), lrc::LrcRegularization::Consistent,
+                            1e-2, 3, 250, cands);
+  search.add(X.data(), 400);
+  search.add(X.data() + 400 * d_in, n - 400);
+  EXPECT_EQ(search.tokens(), 250);
+  const float best = search.best();
+  // The same tokens, statistics and eq. 7 optimum computed directly per candidate.
+  std::vector<float> kept;
+  for (int64_t t = 0; t < n && static_cast<int64_t>(kept.size()) < 250 * d_in; t += 3)
+    kept.insert(kept.end(), X.begin() + t * d_in, X.begin() + (t + 1) * d_in);
+  size_t arg = 0;
+  std::vector<double> want;
+  for (size_t c = 0; c < cands.size(); ++c) {
+    lrc::StatsAccumulator acc(d_in, a4(cands[c]));
+    acc.add(kept.data(), 250);
+    const auto cov =
+        lrc::regularized_covariances(acc.finish(), lrc::LrcRegularization::Consistent, 1e-2);
+    double j = 0;
+    for (size_t m = 0; m < Ws.size(); ++m)
+      j += lrc::relaxed_objective(Ws[m].data(), d_outs[m], d_in, cov, ranks[m]);
+    want.push_back(j);
+    EXPECT_NEAR(search.errors()[c], j, 1e-9 * j) << "candidate " << c;
+    if (j < want[arg]) arg = c;
+  }
+  EXPECT_EQ(best, cands[arg]);
+  // A larger rank can only lower what LRC reaches.
+  lrc::LrcClipSearch more(ptrs, d_outs, {6, 10}, d_in, a4(), lrc::LrcRegularization::Consistent,
+                          1e-2, 3, 250, cands);
+  more.add(X.data(), n);
+  more.best();
+  for (size_t c = 0; c < cands.size(); ++c) EXPECT_LE(more.errors()[c], want[c] * (1 + 1e-12));
+  EXPECT_THROW(lrc::LrcClipSearch(ptrs, d_outs, {3, 31}, d_in, a4(), lrc::LrcRegularization::Paper,
+                                  1e-2, 1, 0, cands),
+               lrc::Error);  // rank 31 > min(30, 24)
+}
+
+TEST(QuantTokenSubsample, KeepsEveryStrideThTokenAcrossCalls) {
+  const int d = 2;
+  std::vector<float> x(20);
+  for (int i = 0; i < 20; ++i) x[i] = static_cast<float>(i / d);  // token t holds t, t
+  lrc::TokenSubsample s(d, 4, 0);
+  s.add(x.data(), 3);
+  s.add(x.data() + 3 * d, 7);
+  ASSERT_EQ(s.kept(), 3);  // tokens 0, 4, 8
+  EXPECT_EQ(s.data()[2], 4.f);
+  EXPECT_EQ(s.data()[4], 8.f);
+  EXPECT_EQ(lrc::TokenSubsample::stride_for(100, 30), 4);
+  EXPECT_EQ(lrc::TokenSubsample::stride_for(10, 30), 1);
 }
 
 TEST(QuantRank, FromFraction) {

@@ -69,14 +69,20 @@ void fp_rows(const DemoContext& ctx, std::vector<DemoRow>& rows) {
 }
 const DemoRowRegistrar reg_fp({0, {}, fp_rows});
 
-// Gap closed relative to the first QuaRot-GPTQ row, in perplexity and in average accuracy.
+// Gap closed relative to QuaRot-GPTQ (its first row with the given clip), in perplexity and in
+// average accuracy; and in perplexity against GPTQ with searched clip, when that row exists.
 void fill_gap_closed(std::vector<DemoRow>& rows) {
   const DemoRow* fp = nullptr;
   const DemoRow* base = nullptr;
+  const DemoRow* searched = nullptr;
   for (const auto& r : rows) {
     if (r.method == "fp" && !fp) fp = &r;
-    if (r.method == "gptq" && !base) base = &r;
+    if (r.method == "gptq" && !r.clip_searched && !base) base = &r;
+    if (r.method == "gptq" && r.clip_searched && !searched) searched = &r;
   }
+  if (fp && searched && searched->ppl > fp->ppl)
+    for (auto& r : rows)
+      if (&r != fp) r.gap_closed_searched = (searched->ppl - r.ppl) / (searched->ppl - fp->ppl);
   if (!fp || !base) return;
   const bool acc =
       fp->zero_shot && base->zero_shot && fp->zero_shot->acc_avg != base->zero_shot->acc_avg;
@@ -98,16 +104,21 @@ std::string percent(const std::optional<double>& v) {
 
 void print_table(const std::vector<DemoRow>& rows) {
   const bool zs = !rows.empty() && rows.front().zero_shot;
-  std::printf("%-10s %6s %10s %11s %12s %9s", "method", "rank", "ppl", "gap closed", "bits/weight",
-              "seconds");
+  bool searched = false;
+  for (const auto& r : rows) searched = searched || r.gap_closed_searched;
+  std::printf("%-10s %6s %10s %11s", "method", "rank", "ppl", "gap closed");
+  if (searched) std::printf(" %11s", "vs searched");
+  std::printf(" %12s %9s", "bits/weight", "seconds");
   if (zs) {
     for (const auto& t : rows.front().zero_shot->tasks) std::printf(" %12.12s", t.name.c_str());
     std::printf(" %8s %9s", "acc avg", "acc gap");
   }
   std::printf("  settings\n");
   for (const auto& r : rows) {
-    std::printf("%-10s %6g %10.4f %11s %12.2f %9.1f", r.method.c_str(), r.rank, r.ppl,
-                percent(r.gap_closed).c_str(), r.bits_per_weight, r.seconds);
+    std::printf("%-10s %6g %10.4f %11s", r.method.c_str(), r.rank, r.ppl,
+                percent(r.gap_closed).c_str());
+    if (searched) std::printf(" %11s", percent(r.gap_closed_searched).c_str());
+    std::printf(" %12.2f %9.1f", r.bits_per_weight, r.seconds);
     if (zs && r.zero_shot) {
       for (const auto& t : r.zero_shot->tasks) std::printf(" %12.4f", t.acc);
       std::printf(" %8.4f %9s", r.zero_shot->acc_avg, percent(r.acc_gap_closed).c_str());
@@ -129,8 +140,10 @@ nlohmann::json row_json(const DemoRow& r) {
                       {"rank", r.rank},
                       {"ppl", r.ppl},
                       {"gap_closed", opt(r.gap_closed)},
+                      {"gap_closed_vs_searched_clip", opt(r.gap_closed_searched)},
                       {"bits_per_weight", r.bits_per_weight},
                       {"seconds", r.seconds}};
+  if (r.ppl_seeds.size() > 1) j["ppl_seeds"] = r.ppl_seeds;
   if (r.zero_shot) {
     j.update(task_results_json(*r.zero_shot));
     j["acc_gap_closed"] = opt(r.acc_gap_closed);

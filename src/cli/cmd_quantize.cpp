@@ -18,7 +18,7 @@ Registrar reg_quantize(
     [](CLI::App& sub) -> std::function<int()> {
       struct Args {
         std::string model, tokenizer, calib, out, method = "lrc";
-        std::string a_clip = "0.9", reg = "paper", update_quant = "gptq";
+        QuantizeFlagStrings flags;
         bool json = false;
         QuantizeOptions opt;
       };
@@ -28,11 +28,11 @@ Registrar reg_quantize(
       sub.add_option("--calib", a->calib, "calibration text file")->required();
       sub.add_option("--out", a->out, "output checkpoint directory")->required();
       sub.add_option("--method", a->method, "rtn | gptq | svd | lrc")->capture_default_str();
-      add_quantize_options(sub, a->opt, a->a_clip, a->reg, a->update_quant);
+      add_quantize_options(sub, a->opt, a->flags);
       sub.add_flag("--json", a->json, "print the report as JSON");
       return [a]() {
         a->opt.method = parse_method(a->method);
-        finish_quantize_options(a->opt, a->a_clip, a->reg, a->update_quant);
+        finish_quantize_options(a->opt, a->flags);
         LoadedModel lm = load_model(a->model, a->tokenizer);
         const CalibrationSet calib = load_calibration(a->calib, *lm.tokenizer, a->opt.nsamples,
                                                       a->opt.seq, lm.model.cfg.max_seq_len);

@@ -21,7 +21,9 @@ struct QuantRowsOptions {
   std::string svd_ranks = "0.1";
   std::string lrc_ranks = "0.1,0.3";
   std::string calib;  // default <shared>/data/debtext-calib.txt
-  std::string a_clip = "0.9", reg = "paper", update_quant = "gptq";
+  std::string seeds;  // rotation seeds to average over (default: --seed)
+  bool ablation = false;
+  QuantizeFlagStrings flags;
   QuantizeOptions opt;
 };
 
@@ -59,14 +61,33 @@ void add_options(CLI::App& sub) {
   sub.add_option("--calib", o.calib, "calibration text (default: <shared>/data/debtext-calib.txt)");
   sub.add_option("--nsamples", o.opt.nsamples, "calibration sequences of --seq tokens")
       ->capture_default_str();
-  add_quantize_options(sub, o.opt, o.a_clip, o.reg, o.update_quant, /*calibration_flags=*/false);
+  sub.add_option("--seeds", o.seeds,
+                 "rotation seeds S[,S...]: every row is run once per seed, ppl is their mean");
+  sub.add_flag("--ablation", o.ablation,
+               "rows: GPTQ (clip as given / searched); per --ranks: LRC paper, + consistent "
+               "ridge, + clip search, + rank allocation, all three");
+  add_quantize_options(sub, o.opt, o.flags, /*calibration_flags=*/false);
+}
+
+// "W4A4 clip 0.90 T=1 reg=consistent alloc=error", what differs from the paper's setting.
+std::string row_settings(const QuantizeOptions& q) {
+  std::string s = "W" + std::to_string(q.wbits) + "A" + std::to_string(q.abits);
+  if (q.kv_bits < 16) s += "KV" + std::to_string(q.kv_bits);
+  s += " clip " + (q.a_clip_search ? std::string("search") : std::to_string(q.a_clip).substr(0, 4));
+  if (q.method == QuantMethod::LRC) {
+    s += " T=" + std::to_string(q.iters);
+    if (q.reg == LrcRegularization::Consistent) s += " reg=consistent";
+    if (q.rank_alloc == RankAllocation::Error) s += " alloc=error";
+    if (!q.lrc_use_gptq) s += " update=rtn";
+  }
+  return s;
 }
 
 void run_rows(const DemoContext& ctx, std::vector<DemoRow>& rows) {
   auto& o = *g_opts;
-  finish_quantize_options(o.opt, o.a_clip, o.reg, o.update_quant);
+  finish_quantize_options(o.opt, o.flags);
   const auto methods = split(o.methods);
-  if (methods.empty()) return;
+  if (methods.empty() && !o.ablation) return;
   const std::string calib_file =
       !o.calib.empty()
           ? o.calib
@@ -77,49 +98,93 @@ void run_rows(const DemoContext& ctx, std::vector<DemoRow>& rows) {
   std::fprintf(stderr, "demo: calibration %d x %d tokens from %s\n", calib.n_seq, calib.seq_len,
                calib_file.c_str());
 
+  // One row: the options it quantizes with, and its label in the table.
   struct Plan {
-    QuantMethod method;
-    double rank;
+    QuantizeOptions q;
   };
   std::vector<Plan> plan;
-  for (const auto& name : methods) {
-    const QuantMethod m = parse_method(name);
-    if (m == QuantMethod::SVD)
-      for (double r : parse_ranks(o.svd_ranks, "--svd-ranks")) plan.push_back({m, r});
-    else if (m == QuantMethod::LRC)
-      for (double r : parse_ranks(o.lrc_ranks, "--ranks")) plan.push_back({m, r});
-    else
-      plan.push_back({m, 0});
+  auto add = [&](QuantMethod m, double rank, auto&& tweak) {
+    Plan p{o.opt};
+    p.q.method = m;
+    p.q.rank = rank;
+    p.q.seq = calib.seq_len;
+    tweak(p.q);
+    plan.push_back(p);
+  };
+  auto same = [](QuantizeOptions&) {};
+  if (o.ablation) {
+    // Beyond the paper, one change at a time, then all together (issue: consistent ridge,
+    // clip search, rank allocation); both baselines: clip as given, and searched the same way.
+    add(QuantMethod::GPTQ, 0, [](QuantizeOptions& q) { q.a_clip_search = false; });
+    add(QuantMethod::GPTQ, 0, [](QuantizeOptions& q) { q.a_clip_search = true; });
+    for (double r : parse_ranks(o.lrc_ranks, "--ranks")) {
+      auto paper = [](QuantizeOptions& q) {
+        q.reg = LrcRegularization::Paper;
+        q.a_clip_search = false;
+        q.rank_alloc = RankAllocation::Uniform;
+      };
+      add(QuantMethod::LRC, r, paper);
+      add(QuantMethod::LRC, r, [&](QuantizeOptions& q) {
+        paper(q);
+        q.reg = LrcRegularization::Consistent;
+      });
+      add(QuantMethod::LRC, r, [&](QuantizeOptions& q) {
+        paper(q);
+        q.a_clip_search = true;
+      });
+      add(QuantMethod::LRC, r, [&](QuantizeOptions& q) {
+        paper(q);
+        q.rank_alloc = RankAllocation::Error;
+      });
+      add(QuantMethod::LRC, r, [](QuantizeOptions& q) {
+        q.reg = LrcRegularization::Consistent;
+        q.a_clip_search = true;
+        q.rank_alloc = RankAllocation::Error;
+      });
+    }
+  } else {
+    for (const auto& name : methods) {
+      const QuantMethod m = parse_method(name);
+      if (m == QuantMethod::SVD)
+        for (double r : parse_ranks(o.svd_ranks, "--svd-ranks")) add(m, r, same);
+      else if (m == QuantMethod::LRC)
+        for (double r : parse_ranks(o.lrc_ranks, "--ranks")) add(m, r, same);
+      else
+        add(m, 0, same);
+    }
   }
 
+  std::vector<uint64_t> seeds;
+  for (double s : parse_ranks(o.seeds, "--seeds")) seeds.push_back(static_cast<uint64_t>(s));
+  if (seeds.empty()) seeds.push_back(o.opt.seed);
+
   for (const auto& p : plan) {
-    const auto t0 = std::chrono::steady_clock::now();
-    LlamaModel m = ctx.fp.model;
-    QuantizeOptions q = o.opt;
-    q.method = p.method;
-    q.rank = p.rank;
-    q.seq = calib.seq_len;
-    const QuantizeReport rep = quantize_model(m, calib, q);
-    const PplResult r = perplexity(m, ctx.tokens, ctx.seq, ctx.max_chunks);
+    const QuantizeOptions& q = p.q;
     DemoRow row;
-    row.method = method_name(p.method);
-    row.rank = p.rank;
-    row.ppl = r.ppl;
-    row.bits_per_weight = rep.bits_per_weight;
-    char settings[160];
-    std::snprintf(settings, sizeof settings, "W%dA%d%s clip %s%s%s", q.wbits, q.abits,
-                  q.kv_bits < 16 ? ("KV" + std::to_string(q.kv_bits)).c_str() : "",
-                  q.a_clip_search ? "search" : std::to_string(q.a_clip).substr(0, 4).c_str(),
-                  p.method == QuantMethod::LRC ? (" T=" + std::to_string(q.iters)).c_str() : "",
-                  p.method == QuantMethod::LRC && q.reg == LrcRegularization::Consistent
-                      ? " reg=consistent"
-                      : "");
-    row.settings = settings;
-    row.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    score_row_tasks(ctx, m, row);
+    row.method = method_name(q.method);
+    row.rank = q.rank;
+    row.clip_searched = q.a_clip_search;
+    row.settings = row_settings(q);
+    // Each seed is its own rotation and calibration run; the row shows the mean perplexity.
+    for (uint64_t seed : seeds) {
+      const auto t0 = std::chrono::steady_clock::now();
+      LlamaModel m = ctx.fp.model;
+      QuantizeOptions qs = q;
+      qs.seed = seed;
+      const QuantizeReport rep = quantize_model(m, calib, qs);
+      const PplResult r = perplexity(m, ctx.tokens, ctx.seq, ctx.max_chunks);
+      row.ppl_seeds.push_back(r.ppl);
+      row.bits_per_weight = rep.bits_per_weight;
+      row.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      std::fprintf(stderr, "demo: %s rank %g seed %llu (%s) -> ppl %.4f\n", row.method.c_str(),
+                   q.rank, static_cast<unsigned long long>(seed), row.settings.c_str(), r.ppl);
+      if (seed == seeds.front()) score_row_tasks(ctx, m, row);
+    }
+    double sum = 0;
+    for (double v : row.ppl_seeds) sum += v;
+    row.ppl = sum / static_cast<double>(row.ppl_seeds.size());
+    row.seconds /= static_cast<double>(seeds.size());
     rows.push_back(row);
-    std::fprintf(stderr, "demo: %s rank %g -> ppl %.4f (%.1fs)\n", row.method.c_str(), p.rank,
-                 r.ppl, row.seconds);
   }
 }
 

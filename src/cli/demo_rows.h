@@ -30,11 +30,14 @@ struct DemoContext {
 };
 
 struct DemoRow {
-  std::string method;    // "fp", "rtn", "gptq", "svd", "lrc", ...
-  std::string settings;  // free text, e.g. "W4A4 g128"
-  double rank = 0;       // low-rank size: fraction of each matrix, or integer
-  double ppl = 0;
-  std::optional<double> gap_closed;  // (ppl_base - ppl) / (ppl_base - ppl_fp); none for fp
+  std::string method;                         // "fp", "rtn", "gptq", "svd", "lrc", ...
+  std::string settings;                       // free text, e.g. "W4A4 g128"
+  double rank = 0;                            // low-rank size: fraction of each matrix, or integer
+  double ppl = 0;                             // mean over ppl_seeds
+  std::vector<double> ppl_seeds;              // one per rotation seed (--seeds)
+  bool clip_searched = false;                 // --a-clip search
+  std::optional<double> gap_closed;           // (ppl_base - ppl) / (ppl_base - ppl_fp); none for fp
+  std::optional<double> gap_closed_searched;  // the same against GPTQ with searched clip
   double bits_per_weight = 16;
   double seconds = 0;                        // wall time of the row (quantization + perplexity)
   std::optional<ZeroShotResults> zero_shot;  // with --tasks (its own .seconds)

@@ -7,23 +7,33 @@
 
 namespace lrc::cli {
 
-void add_quantize_options(CLI::App& sub, QuantizeOptions& opt, std::string& a_clip,
-                          std::string& reg, std::string& update_quant, bool calibration_flags) {
+void add_quantize_options(CLI::App& sub, QuantizeOptions& opt, QuantizeFlagStrings& s,
+                          bool calibration_flags) {
   sub.add_option("--rank", opt.rank,
                  "low-rank size: a fraction f < 1 of each matrix (k = f*m*n/(m+n)) or an integer")
+      ->capture_default_str();
+  sub.add_option("--rank-alloc", s.rank_alloc,
+                 "rank budget over the matrices: uniform (paper) | error (greedy by objective)")
+      ->capture_default_str();
+  sub.add_option("--alloc-nsamples", opt.alloc_nsamples,
+                 "calibration sequences of the rank-allocation probe (0 = nsamples/4)")
       ->capture_default_str();
   sub.add_option("--iters", opt.iters, "iterations T of Algorithm 1")->capture_default_str();
   sub.add_option("--wbits", opt.wbits, "weight bits (2-8)")->capture_default_str();
   sub.add_option("--abits", opt.abits, "activation bits (2-8, 16 = none)")->capture_default_str();
-  sub.add_option("--a-clip", a_clip, "activation clip ratio c, or 'search'")->capture_default_str();
+  sub.add_option("--a-clip", s.a_clip, "activation clip ratio c, or 'search'")
+      ->capture_default_str();
+  sub.add_option("--clip-search-tokens", opt.clip_search_tokens,
+                 "calibration tokens --a-clip search looks at (whole sequences; 0 = all)")
+      ->capture_default_str();
   sub.add_option("--w-groupsize", opt.w_groupsize, "weight group size (0 = per channel)")
       ->capture_default_str();
   sub.add_option("--a-groupsize", opt.a_groupsize, "activation group size (0 = per token)")
       ->capture_default_str();
   sub.add_flag("!--w-asym", opt.w_symmetric, "asymmetric weight quantization");
   sub.add_option("--kv-bits", opt.kv_bits, "KV-cache bits (16 = none)")->capture_default_str();
-  sub.add_option("--reg", reg, "LRC ridge: paper | consistent")->capture_default_str();
-  sub.add_option("--update-quant", update_quant, "quantizer inside LRC: gptq | rtn")
+  sub.add_option("--reg", s.reg, "LRC ridge: paper | consistent")->capture_default_str();
+  sub.add_option("--update-quant", s.update_quant, "quantizer inside LRC: gptq | rtn")
       ->capture_default_str();
   sub.add_option("--lrc-eps", opt.eps_rel, "LRC ridge ε of Σx, Σy, relative to tr(·)/d_in")
       ->capture_default_str();
@@ -38,8 +48,11 @@ void add_quantize_options(CLI::App& sub, QuantizeOptions& opt, std::string& a_cl
       ->capture_default_str();
 }
 
-void finish_quantize_options(QuantizeOptions& opt, const std::string& a_clip,
-                             const std::string& reg, const std::string& update_quant) {
+void finish_quantize_options(QuantizeOptions& opt, const QuantizeFlagStrings& s) {
+  const std::string& a_clip = s.a_clip;
+  const std::string& reg = s.reg;
+  const std::string& update_quant = s.update_quant;
+  opt.rank_alloc = parse_rank_allocation(s.rank_alloc);
   if (a_clip == "search") {
     opt.a_clip_search = true;
   } else {

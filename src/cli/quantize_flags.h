@@ -8,14 +8,17 @@
 
 namespace lrc::cli {
 
-// Adds --rank --iters --wbits --abits --a-clip --w-groupsize --a-groupsize --w-asym --kv-bits
-// --reg --update-quant --damp --act-order --no-rotate --seed, and with calibration_flags
-// --nsamples --seq.
-void add_quantize_options(CLI::App& sub, QuantizeOptions& opt, std::string& a_clip,
-                          std::string& reg, std::string& update_quant,
+// The string-valued flags, parsed by finish_quantize_options.
+struct QuantizeFlagStrings {
+  std::string a_clip = "0.9", reg = "paper", update_quant = "gptq", rank_alloc = "uniform";
+};
+
+// Adds --rank --rank-alloc --alloc-nsamples --iters --wbits --abits --a-clip --w-groupsize
+// --a-groupsize --w-asym --kv-bits --reg --update-quant --lrc-eps --damp --act-order
+// --no-rotate --seed, and with calibration_flags --nsamples --seq.
+void add_quantize_options(CLI::App& sub, QuantizeOptions& opt, QuantizeFlagStrings& s,
                           bool calibration_flags = true);
 // Parses the string-valued flags into opt and validates it (throws lrc::Error).
-void finish_quantize_options(QuantizeOptions& opt, const std::string& a_clip,
-                             const std::string& reg, const std::string& update_quant);
+void finish_quantize_options(QuantizeOptions& opt, const QuantizeFlagStrings& s);
 
 }  // namespace lrc::cli

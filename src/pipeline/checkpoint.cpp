@@ -172,6 +172,7 @@ void save_checkpoint(const LlamaModel& m, const std::string& dir, const Checkpoi
       cfg["rotation"] = info.report->rotation;
       cfg["bits_per_weight"] = info.report->bits_per_weight;
       cfg["quantize_seconds"] = info.report->seconds;
+      if (!info.report->allocation.is_null()) cfg["rank_allocation"] = info.report->allocation;
     }
     if (info.calib)
       cfg["calibration"] = {{"file", fs::path(info.calib->source).filename().string()},

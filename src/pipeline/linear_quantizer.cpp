@@ -23,8 +23,12 @@ void round_to_half(std::vector<float>& v) {
 
 }  // namespace
 
-int rank_for(const QuantizeOptions& opt, int d_out, int d_in) {
+int rank_for(const QuantizeOptions& opt, const std::string& name, int d_out, int d_in) {
   if (opt.method == QuantMethod::RTN || opt.method == QuantMethod::GPTQ) return 0;
+  if (auto it = opt.ranks.find(name); it != opt.ranks.end()) {
+    check_rank(it->second, d_out, d_in, ("ranks['" + name + "']").c_str());
+    return it->second;
+  }
   if (opt.rank >= 1) {
     const int k = static_cast<int>(opt.rank);
     if (k > std::min(d_out, d_in))
@@ -37,7 +41,8 @@ int rank_for(const QuantizeOptions& opt, int d_out, int d_in) {
 }
 
 LinearReport quantize_linear(Linear& lin, const std::string& name, const LayerStats* stats,
-                             const ActQuantSpec& act, int rank, const QuantizeOptions& opt) {
+                             const ActQuantSpec& act, int rank, const QuantizeOptions& opt,
+                             int spectrum_rank) {
   const auto t0 = std::chrono::steady_clock::now();
   const int d_out = lin.d_out, d_in = lin.d_in;
   const std::vector<float> W = lin.w;  // the FP weights (after rotation)
@@ -54,6 +59,7 @@ LinearReport quantize_linear(Linear& lin, const std::string& name, const LayerSt
 
   PackedWeight packed;
   std::vector<float> u, v;
+  std::vector<double> spectrum;
   switch (opt.method) {
     case QuantMethod::RTN:
       packed = quantize_rtn(W.data(), d_out, d_in, ws);
@@ -79,7 +85,9 @@ LinearReport quantize_linear(Linear& lin, const std::string& name, const LayerSt
       lo.gptq = go;
       lo.reg = opt.reg;
       lo.eps_rel = opt.eps_rel;
+      lo.spectrum_rank = spectrum_rank;
       auto r = lrc_quantize(W.data(), d_out, d_in, *stats, lo);
+      if (spectrum_rank > 0) spectrum = std::move(r.eigenvalues);
       packed = std::move(r.packed);
       u = std::move(r.u);
       v = std::move(r.v);
@@ -105,6 +113,7 @@ LinearReport quantize_linear(Linear& lin, const std::string& name, const LayerSt
   rep.d_in = d_in;
   rep.rank = rank;
   rep.a_clip = act.clip;
+  rep.spectrum = std::move(spectrum);
   if (stats && stats->has_cross()) {
     rep.objective = lrc_objective(W.data(), lin.w.data(), rank ? lin.u.data() : nullptr,
                                   rank ? lin.v.data() : nullptr, rank, d_out, d_in, *stats);

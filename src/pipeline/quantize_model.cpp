@@ -1,15 +1,19 @@
 #include "lrc/pipeline/quantize_model.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <functional>
+#include <map>
 #include <optional>
 
 #include "lrc/core/error.h"
 #include "lrc/core/half.h"
 #include "lrc/model/forward.h"
 #include "lrc/quant/act_clip_search.h"
+#include "lrc/quant/lrc_clip_search.h"
+#include "lrc/quant/rank_allocation.h"
 #include "lrc/quant/stats.h"
 #include "lrc/rotate/quarot.h"
 
@@ -65,6 +69,10 @@ std::vector<NamedLinear> group_linears(LlamaLayer& L, int i, LinearGroup g) {
   return {};
 }
 
+// Quantization order within a layer.
+constexpr LinearGroup kGroups[] = {LinearGroup::QKV, LinearGroup::O, LinearGroup::GateUp,
+                                   LinearGroup::Down};
+
 // Which half of the layer a group's input comes from: q/k/v and o read the attention block,
 // gate/up and down the feed-forward block. The pipeline keeps h between the halves, so
 // capturing a feed-forward input never recomputes attention.
@@ -87,6 +95,30 @@ void capture_pass(const LlamaModel& m, int layer, LinearGroup g, const std::vect
     } catch (const StopForward&) {
     }
   }
+}
+
+// Group g's inputs over about `tokens` tokens: whole sequences spread evenly over the set.
+std::vector<float> capture_subset(const LlamaModel& m, int layer, LinearGroup g,
+                                  const std::vector<float>& h, const CalibrationSet& c,
+                                  int64_t tokens, int batch) {
+  const int n_sub =
+      tokens <= 0
+          ? c.n_seq
+          : static_cast<int>(std::clamp<int64_t>((tokens + c.seq_len - 1) / c.seq_len, 1, c.n_seq));
+  CalibrationSet sub;
+  sub.n_seq = n_sub;
+  sub.seq_len = c.seq_len;
+  const size_t seq_elems = static_cast<size_t>(c.seq_len) * m.cfg.dim;
+  std::vector<float> hs(n_sub * seq_elems);
+  for (int j = 0; j < n_sub; ++j) {
+    const size_t s = static_cast<size_t>(j) * c.n_seq / n_sub;  // evenly spread sequences
+    std::copy_n(h.begin() + s * seq_elems, seq_elems, hs.begin() + j * seq_elems);
+  }
+  std::vector<float> xs;
+  GroupCapture cap(layer, g,
+                   [&](const float* x, int64_t n, int d) { xs.insert(xs.end(), x, x + n * d); });
+  capture_pass(m, layer, g, hs, sub, batch, cap);
+  return xs;
 }
 
 // h <- the attention (ffn = false) or feed-forward (ffn = true) half of the finished layer.
@@ -143,13 +175,20 @@ nlohmann::json QuantizeReport::to_json() const {
           {"seconds", seconds},
           {"seconds_forward", seconds_forward},
           {"seconds_stats", seconds_stats},
+          {"seconds_clip_search", seconds_clip_search},
+          {"allocation", allocation},
           {"seconds_solve", seconds_solve},
           {"bits_per_weight", bits_per_weight}};
 }
 
-QuantizeReport quantize_model(LlamaModel& m, const CalibrationSet& calib,
-                              const QuantizeOptions& opt) {
-  opt.validate();
+namespace {
+
+// The layer-by-layer pipeline with the ranks of opt (uniform or opt.ranks). With
+// spectrum_ranks, every LRC linear named there also records that many of Update-LR's
+// eigenvalues (LinearReport::spectrum).
+QuantizeReport quantize_layers(LlamaModel& m, const CalibrationSet& calib,
+                               const QuantizeOptions& opt,
+                               const std::map<std::string, int>* spectrum_ranks = nullptr) {
   const auto t_start = Clock::now();
   QuantizeReport report;
   const auto& cfg = m.cfg;
@@ -167,7 +206,7 @@ QuantizeReport quantize_model(LlamaModel& m, const CalibrationSet& calib,
   // Check every rank before spending any time.
   for (auto& L : m.layers)
     for (const Linear* l : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down})
-      (void)rank_for(opt, l->d_out, l->d_in);
+      (void)rank_for(opt, "", l->d_out, l->d_in);
 
   // Calibration hidden states: embeddings of every calibration token.
   const bool need_stats = opt.method != QuantMethod::RTN;
@@ -180,12 +219,10 @@ QuantizeReport quantize_model(LlamaModel& m, const CalibrationSet& calib,
     embed_tokens(m, calib.tokens.data(), static_cast<int64_t>(calib.tokens.size()), h.data());
   }
   const int batch = std::max(1, opt.batch_sequences);
-  const LinearGroup groups[] = {LinearGroup::QKV, LinearGroup::O, LinearGroup::GateUp,
-                                LinearGroup::Down};
 
   for (int i = 0; i < cfg.n_layers; ++i) {
     LlamaLayer& L = m.layers[i];
-    for (LinearGroup g : groups) {
+    for (LinearGroup g : kGroups) {
       auto lins = group_linears(L, i, g);
       const int d_in = lins[0].lin->d_in;
       ActQuantSpec act;
@@ -193,20 +230,33 @@ QuantizeReport quantize_model(LlamaModel& m, const CalibrationSet& calib,
       act.clip = opt.a_clip;
       act.groupsize = opt.a_groupsize;
 
-      // Activation clip ratio: searched on this group's calibration inputs (one pass).
+      // Activation clip ratio: searched on this group's inputs over a few calibration
+      // sequences spread through the set (at least clip_search_tokens tokens).
       if (opt.a_clip_search && act.enabled()) {
         std::vector<const float*> ws;
-        std::vector<int> outs;
+        std::vector<int> outs, ranks;
         for (auto& nl : lins) {
           ws.push_back(nl.lin->w.data());
           outs.push_back(nl.lin->d_out);
+          ranks.push_back(rank_for(opt, nl.name, nl.lin->d_out, d_in));
         }
-        ActClipSearch search(ws, outs, d_in, act);
-        GroupCapture cap(i, g, [&](const float* x, int64_t n, int) { search.add(x, n); });
         const auto t = Clock::now();
-        capture_pass(m, i, g, h, calib, batch, cap);
-        report.seconds_forward += since(t);
-        act.clip = search.best();
+        const std::vector<float> xs =
+            capture_subset(m, i, g, h, calib, opt.clip_search_tokens, batch);
+        const int64_t n_sub = static_cast<int64_t>(xs.size()) / d_in;
+        if (opt.method == QuantMethod::LRC) {
+          // LRC: what it can reach at each c (Prop. 3.4's optimal value, lrc_clip_search.h).
+          LrcClipSearch search(ws, outs, ranks, d_in, act, opt.reg, opt.eps_rel, 1, 0,
+                               default_act_clip_candidates());
+          search.add(xs.data(), n_sub);
+          act.clip = search.best();
+        } else {
+          // Baselines quantize W itself: the error of W acting on Q_a^c(X).
+          ActClipSearch search(ws, outs, d_in, act);
+          search.add(xs.data(), n_sub);
+          act.clip = search.best();
+        }
+        report.seconds_clip_search += since(t);
       }
 
       // Statistics Σx, Σy, Σxy of this group's input (Alg. 1 lines 3-5), in float64.
@@ -224,9 +274,10 @@ QuantizeReport quantize_model(LlamaModel& m, const CalibrationSet& calib,
         report.seconds_forward += since(t);
       }
       for (auto& nl : lins) {
-        const int k = rank_for(opt, nl.lin->d_out, nl.lin->d_in);
-        report.linears.push_back(
-            quantize_linear(*nl.lin, nl.name, stats ? &*stats : nullptr, act, k, opt));
+        const int k = rank_for(opt, nl.name, nl.lin->d_out, nl.lin->d_in);
+        const int spectrum_rank = spectrum_ranks ? spectrum_ranks->at(nl.name) : 0;
+        report.linears.push_back(quantize_linear(*nl.lin, nl.name, stats ? &*stats : nullptr, act,
+                                                 k, opt, spectrum_rank));
         report.seconds_solve += report.linears.back().seconds;
       }
       // Once o_proj is quantized the attention half is final: push h through it.
@@ -252,6 +303,61 @@ QuantizeReport quantize_model(LlamaModel& m, const CalibrationSet& calib,
   report.seconds = since(t_start);
   report.bits_per_weight = model_bits_per_weight(m);
   return report;
+}
+
+}  // namespace
+
+QuantizeReport quantize_model(LlamaModel& m, const CalibrationSet& calib,
+                              const QuantizeOptions& opt) {
+  opt.validate();
+  if (opt.rank_alloc == RankAllocation::Uniform || !opt.ranks.empty())
+    return quantize_layers(m, calib, opt);
+
+  // Error-driven rank allocation. A probe pass (LRC at rank 0, a quarter of the calibration
+  // set, the given clip: a clip search runs in the real pass) records every matrix's
+  // Update-LR spectrum: eigenvalue j is what the j-th rank lowers eq. 2 by, given the
+  // quantized Ŵ (Prop. 3.3). (A probe at the uniform ranks would not do: its Ŵ already
+  // complements its own k directions, so its spectrum drops sharply after k.) The ranks follow
+  // under the uniform budget, then the real pass runs with them.
+  const auto t0 = Clock::now();
+  std::map<std::string, int> spectrum_ranks;
+  std::vector<MatrixSpectrum> spectra;
+  int64_t budget = 0;
+  for (int i = 0; i < m.cfg.n_layers; ++i)
+    for (LinearGroup g : kGroups)
+      for (const auto& nl : group_linears(m.layers[i], i, g)) {
+        const int d_out = nl.lin->d_out, d_in = nl.lin->d_in;
+        const int k = rank_for(opt, nl.name, d_out, d_in);
+        budget += static_cast<int64_t>(k) * (d_out + d_in);
+        spectrum_ranks[nl.name] = std::min(std::min(d_out, d_in), std::max(16, 4 * k));
+      }
+  QuantizeOptions probe = opt;
+  probe.rank_alloc = RankAllocation::Uniform;
+  probe.rank = 0;
+  probe.a_clip_search = false;
+  CalibrationSet sub = calib;
+  sub.n_seq =
+      std::clamp(opt.alloc_nsamples > 0 ? opt.alloc_nsamples : calib.n_seq / 4, 1, calib.n_seq);
+  sub.tokens.resize(static_cast<size_t>(sub.n_seq) * sub.seq_len);
+  std::fprintf(stderr, "[quantize lrc] rank allocation: probe pass on %d of %d sequences\n",
+               sub.n_seq, calib.n_seq);
+  LlamaModel copy = m;
+  const QuantizeReport pr = quantize_layers(copy, sub, probe, &spectrum_ranks);
+  for (const auto& l : pr.linears) spectra.push_back({l.d_out, l.d_in, l.spectrum});
+  const std::vector<int> ranks = allocate_ranks(spectra, budget);
+  QuantizeOptions final_opt = opt;
+  int64_t used = 0;
+  for (size_t i = 0; i < ranks.size(); ++i) {
+    final_opt.ranks[pr.linears[i].name] = ranks[i];
+    used += static_cast<int64_t>(ranks[i]) * (spectra[i].d_out + spectra[i].d_in);
+  }
+  const double probe_seconds = since(t0);
+  QuantizeReport rep = quantize_layers(m, calib, final_opt);
+  rep.allocation = {
+      {"method", "error"},   {"probe_nsamples", sub.n_seq},    {"budget_params", budget},
+      {"used_params", used}, {"probe_seconds", probe_seconds}, {"ranks", final_opt.ranks}};
+  rep.seconds += probe_seconds;
+  return rep;
 }
 
 }  // namespace lrc

@@ -28,43 +28,62 @@ QuantMethod parse_method(const std::string& s) {
   fail("--method", "unknown method '" + s + "' (expected rtn, gptq, svd or lrc)");
 }
 
+const char* rank_allocation_name(RankAllocation a) {
+  return a == RankAllocation::Uniform ? "uniform" : "error";
+}
+
+RankAllocation parse_rank_allocation(const std::string& s) {
+  if (s == "uniform") return RankAllocation::Uniform;
+  if (s == "error") return RankAllocation::Error;
+  fail("--rank-alloc", "expected uniform or error, got '" + s + "'");
+}
+
 static const char* reg_name(LrcRegularization r) {
   return r == LrcRegularization::Paper ? "paper" : "consistent";
 }
 
 nlohmann::json QuantizeOptions::to_json() const {
-  return {{"method", method_name(method)},
-          {"rank", rank},
-          {"iters", iters},
-          {"wbits", wbits},
-          {"abits", abits},
-          {"a_clip", a_clip},
-          {"a_clip_search", a_clip_search},
-          {"w_groupsize", w_groupsize},
-          {"a_groupsize", a_groupsize},
-          {"w_symmetric", w_symmetric},
-          {"w_mse_clip", w_mse_clip},
-          {"kv_bits", kv_bits},
-          {"update_quant", lrc_use_gptq ? "gptq" : "rtn"},
-          {"reg", reg_name(reg)},
-          {"eps_rel", eps_rel},
-          {"damp", damp},
-          {"act_order", act_order},
-          {"rotate", rotate},
-          {"seed", seed},
-          {"nsamples", nsamples},
-          {"seq", seq}};
+  nlohmann::json j = {{"method", method_name(method)},
+                      {"rank", rank},
+                      {"rank_alloc", rank_allocation_name(rank_alloc)},
+                      {"alloc_nsamples", alloc_nsamples},
+                      {"iters", iters},
+                      {"wbits", wbits},
+                      {"abits", abits},
+                      {"a_clip", a_clip},
+                      {"a_clip_search", a_clip_search},
+                      {"clip_search_tokens", clip_search_tokens},
+                      {"w_groupsize", w_groupsize},
+                      {"a_groupsize", a_groupsize},
+                      {"w_symmetric", w_symmetric},
+                      {"w_mse_clip", w_mse_clip},
+                      {"kv_bits", kv_bits},
+                      {"update_quant", lrc_use_gptq ? "gptq" : "rtn"},
+                      {"reg", reg_name(reg)},
+                      {"eps_rel", eps_rel},
+                      {"damp", damp},
+                      {"act_order", act_order},
+                      {"rotate", rotate},
+                      {"seed", seed},
+                      {"nsamples", nsamples},
+                      {"seq", seq}};
+  if (!ranks.empty()) j["ranks"] = ranks;
+  return j;
 }
 
 QuantizeOptions QuantizeOptions::from_json(const nlohmann::json& j) {
   QuantizeOptions o;
   o.method = parse_method(j.at("method").get<std::string>());
   o.rank = j.at("rank").get<double>();
+  o.rank_alloc = parse_rank_allocation(j.value("rank_alloc", std::string("uniform")));
+  o.alloc_nsamples = j.value("alloc_nsamples", 0);
+  if (j.contains("ranks")) o.ranks = j["ranks"].get<std::map<std::string, int>>();
   o.iters = j.at("iters").get<int>();
   o.wbits = j.at("wbits").get<int>();
   o.abits = j.at("abits").get<int>();
   o.a_clip = j.at("a_clip").get<float>();
   o.a_clip_search = j.value("a_clip_search", false);
+  o.clip_search_tokens = j.value("clip_search_tokens", int64_t{4096});
   o.w_groupsize = j.at("w_groupsize").get<int>();
   o.a_groupsize = j.at("a_groupsize").get<int>();
   o.w_symmetric = j.value("w_symmetric", true);
@@ -102,6 +121,9 @@ void QuantizeOptions::validate() const {
   if (!(eps_rel >= 0) || !std::isfinite(eps_rel))
     fail("--lrc-eps", "must be finite and >= 0, got " + std::to_string(eps_rel));
   if (nsamples < 1) fail("--nsamples", "must be >= 1");
+  if (alloc_nsamples < 0) fail("--alloc-nsamples", "must be >= 0");
+  if (rank_alloc == RankAllocation::Error && method != QuantMethod::LRC)
+    fail("--rank-alloc", "error-driven allocation is for --method lrc");
   if (w_groupsize < 0 || a_groupsize < 0) fail("--w-groupsize/--a-groupsize", "must be >= 0");
 }
 

@@ -101,54 +101,83 @@ LrcCovariances regularized_covariances(const LayerStats& stats, LrcRegularizatio
   return c;
 }
 
+namespace {
+
+// M = Σx - Σxy Σy⁻¹ Σyx (Prop. 3.4's Σinit = W M Wᵀ) as a pivoted Cholesky factor,
+// Pᵀ M P = RᵀR with R [r x d]: S = L_y⁻¹ Σyx (Alg. 4 line 4, with Wᵀ factored out), M = Σx - SᵀS.
+// M is PSD (a Schur complement of the joint Gram) but may be singular (Consistent with Y = X
+// gives M = 0), so the factorisation stops at its numerical rank r; the tolerance is relative
+// to Σx, the scale the cancellation in M happens at.
+struct SchurFactor {
+  int d = 0, r = 0;
+  std::vector<lapack_int> piv;  // 1-based
+  std::vector<double> R;        // r x d, upper triangular in its first r columns
+
+  SchurFactor(const LrcCovariances& cov, const char* where) : d(cov.d), piv(cov.d) {
+    const std::vector<double> Ly = cholesky_lower(cov.sy.data(), d, where, "Σy = YYᵀ + εy I");
+    std::vector<double> S = transposed(cov.sxy, d);
+    cblas_dtrsm(CblasRowMajor, CblasLeft, CblasLower, CblasNoTrans, CblasNonUnit, d, d, 1.0,
+                Ly.data(), d, S.data(), d);
+    std::vector<double> M(cov.sx);
+    cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, d, d, -1.0, S.data(), d, 1.0, M.data(), d);
+    S = {};
+    double max_diag = 0;
+    for (int i = 0; i < d; ++i) max_diag = std::max(max_diag, cov.sx[sz(i, d) + i]);
+    lapack_int rank = 0;
+    const lapack_int info = LAPACKE_dpstrf(LAPACK_ROW_MAJOR, 'U', d, M.data(), d, piv.data(), &rank,
+                                           d * DBL_EPSILON * max_diag);
+    if (info < 0) fail(where, "dpstrf argument " + std::to_string(-info));
+    r = static_cast<int>(rank);
+    R.assign(sz(r, d), 0.0);
+    for (int i = 0; i < r; ++i)
+      for (int j = i; j < d; ++j) R[sz(i, d) + j] = M[sz(i, d) + j];
+  }
+
+  // F = W P Rᵀ [d_out x r], so F Fᵀ = W M Wᵀ.
+  std::vector<double> factor(const std::vector<double>& Wd, int d_out) const {
+    std::vector<double> WP(sz(d_out, d));
+    for (int row = 0; row < d_out; ++row)
+      for (int j = 0; j < d; ++j) WP[sz(row, d) + j] = Wd[sz(row, d) + piv[j] - 1];
+    if (r == d) {  // full rank (the usual case): R is triangular, F = (W P) Rᵀ in place
+      cblas_dtrmm(CblasRowMajor, CblasRight, CblasUpper, CblasTrans, CblasNonUnit, d_out, d, 1.0,
+                  R.data(), d, WP.data(), d);
+      return WP;
+    }
+    std::vector<double> F(sz(d_out, r), 0.0);
+    if (r > 0)
+      cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, d_out, r, d, 1.0, WP.data(), d, R.data(),
+                  d, 0.0, F.data(), r);
+    return F;
+  }
+};
+
+// ‖F‖² − (sum of the top k eigenvalues of F Fᵀ), F [rows x r].
+double residual_after_top(const std::vector<double>& F, int rows, int r, int k) {
+  double total = 0;
+  for (double f : F) total += f * f;
+  if (k == 0 || r == 0) return total;
+  const quant_detail::TopEigen te = top_left_singular(F.data(), rows, r, std::min(k, r));
+  for (double l : te.lambda) total -= l;
+  return std::max(total, 0.0);
+}
+
+void check_cov_dim(const LrcCovariances& cov, int d_in, const char* where) {
+  if (cov.d != d_in)
+    fail(where,
+         "covariances are for d = " + std::to_string(cov.d) + ", not " + std::to_string(d_in));
+}
+
+}  // namespace
+
 // Alg. 4 (Init-LR, Prop. 3.4): U = eig_k(Σinit), Σinit = Σ1 - Σ2 = W M Wᵀ, V = WᵀU.
 LowRankFactors init_lr(const float* W, int d_out, int d_in, const LrcCovariances& cov, int k) {
   check_rank(k, d_out, d_in, "init_lr");
-  if (cov.d != d_in)
-    fail("init_lr",
-         "covariances are for d = " + std::to_string(cov.d) + ", not " + std::to_string(d_in));
-  LowRankFactors lr;
-  if (k == 0) return lr;
-  const int d = d_in;
-  // S = L_y⁻¹ Σyx (Alg. 4 line 4, with Wᵀ factored out), M = Σx - SᵀS = Σx - Σxy Σy⁻¹ Σyx.
-  const std::vector<double> Ly = cholesky_lower(cov.sy.data(), d, "init_lr", "Σy = YYᵀ + εy I");
-  std::vector<double> S = transposed(cov.sxy, d);
-  cblas_dtrsm(CblasRowMajor, CblasLeft, CblasLower, CblasNoTrans, CblasNonUnit, d, d, 1.0,
-              Ly.data(), d, S.data(), d);
-  std::vector<double> M(cov.sx);
-  cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, d, d, -1.0, S.data(), d, 1.0, M.data(), d);
-  S = {};
-  // M is PSD (a Schur complement of the joint Gram) but may be singular (Consistent with
-  // Y = X gives M = 0). Pivoted Cholesky, Pᵀ M P = RᵀR, stops at its numerical rank r; the
-  // tolerance is relative to Σx, the scale the cancellation in M happens at.
-  double max_diag = 0;
-  for (int i = 0; i < d; ++i) max_diag = std::max(max_diag, cov.sx[sz(i, d) + i]);
-  std::vector<lapack_int> piv(d);
-  lapack_int r = 0;
-  const lapack_int info = LAPACKE_dpstrf(LAPACK_ROW_MAJOR, 'U', d, M.data(), d, piv.data(), &r,
-                                         d * DBL_EPSILON * max_diag);
-  if (info < 0) fail("init_lr", "dpstrf argument " + std::to_string(-info));
-  // F = W P R[:r]ᵀ  (d_out x r), so Σinit = F Fᵀ.
-  const std::vector<double> Wd = to_double(W, sz(d_out, d));
-  std::vector<double> WP(sz(d_out, d));
-  for (int row = 0; row < d_out; ++row)
-    for (int j = 0; j < d; ++j) WP[sz(row, d) + j] = Wd[sz(row, d) + piv[j] - 1];
-  std::vector<double> Rr(sz(r, d), 0.0);
-  for (int i = 0; i < r; ++i)
-    for (int j = i; j < d; ++j) Rr[sz(i, d) + j] = M[sz(i, d) + j];
-  std::vector<double> F;
-  if (r == d) {  // full rank (the usual case): R is triangular, F = (W P) Rᵀ in place
-    cblas_dtrmm(CblasRowMajor, CblasRight, CblasUpper, CblasTrans, CblasNonUnit, d_out, d, 1.0,
-                Rr.data(), d, WP.data(), d);
-    F = std::move(WP);
-  } else {
-    F.assign(sz(d_out, r), 0.0);
-    if (r > 0)
-      cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, d_out, r, d, 1.0, WP.data(), d,
-                  Rr.data(), d, 0.0, F.data(), r);
-  }
-  WP = {};
-  lr = top_factors(F.data(), d_out, r, k);
+  check_cov_dim(cov, d_in, "init_lr");
+  if (k == 0) return {};
+  const std::vector<double> Wd = to_double(W, sz(d_out, d_in));
+  const SchurFactor sf(cov, "init_lr");
+  const std::vector<double> F = sf.factor(Wd, d_out);
+  LowRankFactors lr = top_factors(F.data(), d_out, sf.r, k);
   // V = WᵀU
   lr.v.assign(sz(d_in, k), 0.0);
   cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d_in, k, d_out, 1.0, Wd.data(), d_in,
@@ -156,12 +185,32 @@ LowRankFactors init_lr(const float* W, int d_out, int d_in, const LrcCovariances
   return lr;
 }
 
+// Eq. 7's optimal value (Prop. 3.4): tr(W M Wᵀ) - sum_{j<=k} λ_j(W M Wᵀ) = ‖F‖² - top-k.
+double relaxed_objective(const float* W, int d_out, int d_in, const LrcCovariances& cov, int k) {
+  return relaxed_objectives({W}, {d_out}, {k}, d_in, cov)[0];
+}
+
+std::vector<double> relaxed_objectives(const std::vector<const float*>& W,
+                                       const std::vector<int>& d_outs, const std::vector<int>& ks,
+                                       int d_in, const LrcCovariances& cov) {
+  const char* where = "relaxed_objective";
+  check_cov_dim(cov, d_in, where);
+  if (W.size() != d_outs.size() || W.size() != ks.size())
+    fail(where, "need one d_out and one rank per matrix");
+  for (size_t m = 0; m < W.size(); ++m) check_rank(ks[m], d_outs[m], d_in, where);
+  const SchurFactor sf(cov, where);  // shared by every matrix of the group
+  std::vector<double> out;
+  for (size_t m = 0; m < W.size(); ++m) {
+    const std::vector<double> F = sf.factor(to_double(W[m], sz(d_outs[m], d_in)), d_outs[m]);
+    out.push_back(residual_after_top(F, d_outs[m], sf.r, ks[m]));
+  }
+  return out;
+}
+
 // Alg. 2 line 4 (Prop. 3.1): W̃ = (W - UVᵀ) Σxy Σy⁻¹.
 std::vector<double> update_quant_target(const float* W, const LowRankFactors& lr, int d_out,
                                         int d_in, const LrcCovariances& cov) {
-  if (cov.d != d_in)
-    fail("update_quant_target",
-         "covariances are for d = " + std::to_string(cov.d) + ", not " + std::to_string(d_in));
+  check_cov_dim(cov, d_in, "update_quant_target");
   const int d = d_in;
   std::vector<double> A = to_double(W, sz(d_out, d));
   if (lr.rank > 0)
@@ -180,9 +229,7 @@ std::vector<double> update_quant_target(const float* W, const LowRankFactors& lr
 LowRankFactors update_lr(const float* W, const float* w_hat, int d_out, int d_in,
                          const LrcCovariances& cov, int k) {
   check_rank(k, d_out, d_in, "update_lr");
-  if (cov.d != d_in)
-    fail("update_lr",
-         "covariances are for d = " + std::to_string(cov.d) + ", not " + std::to_string(d_in));
+  check_cov_dim(cov, d_in, "update_lr");
   if (k == 0) return {};
   const int d = d_in;
   const std::vector<double> Lx = cholesky_lower(cov.sx.data(), d, "update_lr", "Σx = XXᵀ + εx I");
@@ -211,6 +258,19 @@ LowRankFactors update_lr(const float* W, const float* w_hat, int d_out, int d_in
   return lr;
 }
 
+void keep_leading_factors(LowRankFactors& lr, int k, int d_out, int d_in) {
+  if (k > lr.rank) fail("keep_leading_factors", "cannot keep more columns than there are");
+  auto slice = [&](std::vector<double>& m, int rows) {
+    std::vector<double> out(sz(rows, k));
+    for (int r = 0; r < rows; ++r)
+      for (int j = 0; j < k; ++j) out[sz(r, k) + j] = m[sz(r, lr.rank) + j];
+    m = std::move(out);
+  };
+  slice(lr.u, d_out);
+  slice(lr.v, d_in);
+  lr.rank = k;
+}
+
 // Algorithm 1 (LRC).
 LowRankQuantized lrc_quantize(const float* W, int d_out, int d_in, const LayerStats& stats,
                               const LrcOptions& opt) {
@@ -229,6 +289,7 @@ LowRankQuantized lrc_quantize(const float* W, int d_out, int d_in, const LayerSt
   LowRankQuantized out;
   out.w_hat.resize(sz(d_out, d_in));
   std::vector<float> target(sz(d_out, d_in));
+  const int k_spec = std::min(std::max(k, opt.spectrum_rank), std::min(d_out, d_in));
   for (int t = 0; t < opt.iters; ++t) {
     // line 8: Update-Quant, Ŵ = Q(W̃) against H = Σy.
     const std::vector<double> wt = update_quant_target(W, lr, d_out, d_in, cov);
@@ -236,8 +297,10 @@ LowRankQuantized lrc_quantize(const float* W, int d_out, int d_in, const LayerSt
     out.packed = opt.use_gptq ? gptq(target.data(), d_out, d_in, cov.sy.data(), opt.w, opt.gptq)
                               : quantize_rtn(target.data(), d_out, d_in, opt.w);
     dequantize(out.packed, d_out, d_in, out.w_hat.data());
-    // line 9: Update-LR given Ŵ.
-    lr = update_lr(W, out.w_hat.data(), d_out, d_in, cov, k);
+    // line 9: Update-LR given Ŵ (the last one with the longer spectrum, if asked for).
+    const bool last = t + 1 == opt.iters;
+    lr = update_lr(W, out.w_hat.data(), d_out, d_in, cov, last ? k_spec : k);
+    if (last && k_spec > k) keep_leading_factors(lr, k, d_out, d_in);
   }
   out.rank = k;
   out.u.assign(lr.u.begin(), lr.u.end());

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "lrc/model/linear.h"
 #include "lrc/pipeline/quantize_options.h"
@@ -23,13 +24,17 @@ struct LinearReport {
   double objective = -1;     // eq. 2 from statistics (-1 without Σy, Σxy: see baseline_objective)
   double objective_fp = -1;  // ‖WX‖², for a relative error
   double seconds = 0;
+  std::vector<double> spectrum;  // LRC: Update-LR's eigenvalues (see LrcOptions::spectrum_rank)
 };
 
-int rank_for(const QuantizeOptions& opt, int d_out, int d_in);
+// The rank of linear `name`: opt.ranks[name] if given, else from opt.rank (0 for rtn/gptq).
+int rank_for(const QuantizeOptions& opt, const std::string& name, int d_out, int d_in);
 
 // stats may be null for RTN. act is the activation quantizer this linear will use.
+// spectrum_rank: see LrcOptions (0 = none).
 LinearReport quantize_linear(Linear& lin, const std::string& name, const LayerStats* stats,
-                             const ActQuantSpec& act, int rank, const QuantizeOptions& opt);
+                             const ActQuantSpec& act, int rank, const QuantizeOptions& opt,
+                             int spectrum_rank = 0);
 
 // Bits per weight of the linear layers, the paper's accounting (C.2: 4 + overhead): integer
 // codes + fp16 scales (and zeros when asymmetric) + fp16 U and V.

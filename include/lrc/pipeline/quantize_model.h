@@ -38,13 +38,17 @@ struct QuantizeReport {
   std::vector<LinearReport> linears;
   nlohmann::json rotation;  // RotationInfo as JSON (empty when not rotated)
   double seconds = 0;
-  double seconds_forward = 0;  // calibration passes through the layers (capture + update)
-  double seconds_stats = 0;    // of which: accumulating Σx, Σy, Σxy (float64)
-  double seconds_solve = 0;    // the per-linear solvers (rtn / gptq / svd / lrc)
-  double bits_per_weight = 0;  // over the quantized linears
+  double seconds_forward = 0;      // calibration passes through the layers (capture + update)
+  double seconds_stats = 0;        // of which: accumulating Σx, Σy, Σxy (float64)
+  double seconds_clip_search = 0;  // --a-clip search (its capture passes and objectives)
+  double seconds_solve = 0;        // the per-linear solvers (rtn / gptq / svd / lrc)
+  double bits_per_weight = 0;      // over the quantized linears
+  nlohmann::json allocation;       // --rank-alloc error: budget, probe, ranks (null otherwise)
   nlohmann::json to_json() const;
 };
 
+// With opt.rank_alloc == Error (and no explicit opt.ranks) a probe pass on the first
+// alloc_nsamples sequences runs first (quantize_model.cpp).
 QuantizeReport quantize_model(LlamaModel& m, const CalibrationSet& calib,
                               const QuantizeOptions& opt);
 

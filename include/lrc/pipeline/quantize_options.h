@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -14,13 +15,24 @@ enum class QuantMethod { RTN, GPTQ, SVD, LRC };
 const char* method_name(QuantMethod m);
 QuantMethod parse_method(const std::string& s);  // "rtn" | "gptq" | "svd" | "lrc"
 
+// How the low-rank budget is spread over the matrices (include/lrc/quant/rank_allocation.h):
+// uniform = the same fraction of every matrix (the paper); error = the same total parameters,
+// greedily where the eq. 2 objective falls most per parameter (from a probe pass).
+enum class RankAllocation { Uniform, Error };
+const char* rank_allocation_name(RankAllocation a);
+RankAllocation parse_rank_allocation(const std::string& s);  // "uniform" | "error"
+
 struct QuantizeOptions {
   QuantMethod method = QuantMethod::LRC;
   double rank = 0.1;  // < 1: fraction of each matrix (rank_from_fraction); >= 1: integer rank
-  int iters = 1;      // T of Algorithm 1
+  RankAllocation rank_alloc = RankAllocation::Uniform;
+  int alloc_nsamples = 0;            // calibration sequences of the probe pass (0 = nsamples/4)
+  std::map<std::string, int> ranks;  // per-linear ranks ("layers.3.mlp.down_proj"), override rank
+  int iters = 1;                     // T of Algorithm 1
   int wbits = 4, abits = 4;
   float a_clip = 0.9f;  // activation clip ratio c (when not searched)
   bool a_clip_search = false;
+  int64_t clip_search_tokens = 4096;  // calibration tokens the search sees (0 = all)
   int w_groupsize = 0, a_groupsize = 0;
   bool w_symmetric = true;
   bool w_mse_clip = true;

@@ -41,6 +41,9 @@ struct LrcOptions {
   GptqOptions gptq;
   LrcRegularization reg = LrcRegularization::Paper;
   double eps_rel = 1e-2;
+  // > rank: the last Update-LR also returns Σ's eigenvalues up to this many (capped at
+  // min(d_in, d_out)), for rank allocation (rank_allocation.h); U, V keep `rank` columns.
+  int spectrum_rank = 0;
 };
 
 struct LowRankQuantized {
@@ -49,7 +52,8 @@ struct LowRankQuantized {
   int rank = 0;
   std::vector<float> u;             // d_out x k
   std::vector<float> v;             // d_in x k
-  std::vector<double> eigenvalues;  // of the last Update-LR Σ, descending, the top `rank`
+  std::vector<double> eigenvalues;  // of the last Update-LR Σ, descending: the top
+                                    // max(rank, spectrum_rank)
   double objective = 0;             // eq. 2 from the (unregularised) statistics
 };
 
@@ -77,6 +81,15 @@ struct LowRankFactors {
 // of the joint Gram, factored by pivoted Cholesky). Solves eq. 7 exactly.
 LowRankFactors init_lr(const float* W, int d_out, int d_in, const LrcCovariances& cov, int k);
 
+// Eq. 7's optimal value (Prop. 3.4): the eq. 2 objective (of the augmented data, i.e. with
+// the ridge of cov) when Ŵ is unconstrained, tr(W M Wᵀ) - sum of the top k eigenvalues of
+// W M Wᵀ. What LRC could reach with a perfect weight quantizer (used to search Q_a's clip).
+double relaxed_objective(const float* W, int d_out, int d_in, const LrcCovariances& cov, int k);
+// The same for several matrices that share one input (and so M): one value per matrix.
+std::vector<double> relaxed_objectives(const std::vector<const float*>& W,
+                                       const std::vector<int>& d_outs, const std::vector<int>& ks,
+                                       int d_in, const LrcCovariances& cov);
+
 // Alg. 2 line 4 (Prop. 3.1): W̃ = (W - UVᵀ) Σxy Σy⁻¹, [d_out x d_in], via Cholesky solves.
 std::vector<double> update_quant_target(const float* W, const LowRankFactors& lr, int d_out,
                                         int d_in, const LrcCovariances& cov);
@@ -85,5 +98,8 @@ std::vector<double> update_quant_target(const float* W, const LowRankFactors& lr
 // U = eig_k(Σ), V = BᵀU — the best rank-k fit of B in the Σx metric.
 LowRankFactors update_lr(const float* W, const float* w_hat, int d_out, int d_in,
                          const LrcCovariances& cov, int k);
+
+// The first k columns of u and v (eigenvalues stay as they are).
+void keep_leading_factors(LowRankFactors& lr, int k, int d_out, int d_in);
 
 }  // namespace lrc
