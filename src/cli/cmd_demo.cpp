@@ -54,8 +54,11 @@ struct DemoOptions {
   int64_t limit = -1;
 };
 
+bool g_no_fp = false;  // --no-fp: skip the FP row (its numbers are known from another run)
+
 // The FP reference row: perplexity of the model as loaded.
 void fp_rows(const DemoContext& ctx, std::vector<DemoRow>& rows) {
+  if (g_no_fp) return;
   const auto t0 = std::chrono::steady_clock::now();
   const PplResult r = perplexity(ctx.fp.model, ctx.tokens, ctx.seq, ctx.max_chunks);
   DemoRow row;
@@ -217,6 +220,7 @@ const Registrar reg_demo(
           ->delimiter(',');
       sub.add_option("--limit", o->limit, "score only the first N examples of each task file");
       sub.add_flag("--json", o->json, "print one JSON object");
+      sub.add_flag("--no-fp", g_no_fp, "skip the FP row (no gap closed is computed then)");
       for (const auto& s : demo_row_sources())
         if (s.add_options) s.add_options(sub);
       return [o] { return run_demo(*o); };

@@ -135,6 +135,23 @@ void advance_pass(const LlamaModel& m, int layer, bool ffn, std::vector<float>& 
   }
 }
 
+// h += lin(x) for the kept inputs x of every calibration token, in the batches the forward
+// pass uses (so the sgemm shapes, and hence the sums, are those of advance_pass).
+void add_linear_output(const Linear& lin, const std::vector<float>& x, std::vector<float>& h,
+                       const CalibrationSet& c, int batch) {
+  const int64_t per_seq = c.seq_len;
+  std::vector<float> y;
+  for (int s0 = 0; s0 < c.n_seq; s0 += batch) {
+    const int64_t n = static_cast<int64_t>(std::min(batch, c.n_seq - s0)) * per_seq;
+    const int64_t row0 = static_cast<int64_t>(s0) * per_seq;
+    y.resize(static_cast<size_t>(n) * lin.d_out);
+    lin.forward(x.data() + row0 * lin.d_in, n, y.data());
+    float* hb = h.data() + row0 * lin.d_out;
+#pragma omp simd
+    for (int64_t j = 0; j < n * lin.d_out; ++j) hb[j] += y[j];
+  }
+}
+
 }  // namespace
 
 void round_fp_parts_to_half(LlamaModel& m) {
@@ -260,13 +277,22 @@ QuantizeReport quantize_layers(LlamaModel& m, const CalibrationSet& calib,
       }
 
       // Statistics Σx, Σy, Σxy of this group's input (Alg. 1 lines 3-5), in float64.
+      // The inputs of o_proj and down_proj do not depend on those linears, so the same pass
+      // keeps them (when they fit in 3x the hidden states): the residual update after
+      // quantization is then h += Ŵ x (+ U Vᵀ x) alone, not the whole half-layer again.
       std::optional<LayerStats> stats;
+      std::vector<float> inputs;
+      const bool keep_inputs =
+          need_stats && (g == LinearGroup::O || g == LinearGroup::Down) &&
+          static_cast<size_t>(calib.n_seq) * calib.seq_len * d_in <= 3 * h.size();
       if (need_stats) {
         StatsAccumulator acc(d_in, act, cross_stats);
-        GroupCapture cap(i, g, [&](const float* x, int64_t n, int) {
+        if (keep_inputs) inputs.reserve(static_cast<size_t>(calib.n_seq) * calib.seq_len * d_in);
+        GroupCapture cap(i, g, [&](const float* x, int64_t n, int d) {
           const auto ts = Clock::now();
           acc.add(x, n);
           report.seconds_stats += since(ts);
+          if (keep_inputs) inputs.insert(inputs.end(), x, x + n * d);
         });
         const auto t = Clock::now();
         capture_pass(m, i, g, h, calib, batch, cap);
@@ -280,18 +306,16 @@ QuantizeReport quantize_layers(LlamaModel& m, const CalibrationSet& calib,
                                                  k, opt, spectrum_rank));
         report.seconds_solve += report.linears.back().seconds;
       }
-      // Once o_proj is quantized the attention half is final: push h through it.
-      if (g == LinearGroup::O && need_pass) {
+      // Once o_proj (down_proj) is quantized the attention (feed-forward) half is final:
+      // push h through it.
+      if ((g == LinearGroup::O || g == LinearGroup::Down) && need_pass) {
         const auto t = Clock::now();
-        advance_pass(m, i, /*ffn=*/false, h, calib, batch);
+        if (keep_inputs)
+          add_linear_output(*lins[0].lin, inputs, h, calib, batch);
+        else
+          advance_pass(m, i, /*ffn=*/g == LinearGroup::Down, h, calib, batch);
         report.seconds_forward += since(t);
       }
-    }
-    // Push the calibration states through the finished feed-forward half.
-    if (need_pass) {
-      const auto t = Clock::now();
-      advance_pass(m, i, /*ffn=*/true, h, calib, batch);
-      report.seconds_forward += since(t);
     }
     const double el = since(t_start);
     std::fprintf(stderr, "\r[quantize %s] layer %d/%d  %.1fs elapsed, ETA %.1fs   ",
