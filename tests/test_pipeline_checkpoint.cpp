@@ -171,6 +171,26 @@ TEST(Checkpoint, RankAllocationKeepsTheBudgetAndIsRecorded) {
             forward_logits(back, probe.tokens.data(), 1, 32));
 }
 
+TEST(Checkpoint, CalibrationWithFpActivations) {
+  // --calib-act fp: the same first group (its inputs come straight from the embeddings),
+  // different later inputs, and every linear still quantizes its activations at the end.
+  auto model = [] { return test::random_model(test::tiny_config(48, 96, 2, 4, 2, 61, 32), 3); };
+  const CalibrationSet calib = random_calibration(61, 4, 32, 1);
+  QuantizeOptions q = lrc_options();
+  LlamaModel mq = model(), mf = model();
+  const QuantizeReport rq = quantize_model(mq, calib, q);
+  q.calib_act_quant = false;
+  const QuantizeReport rf = quantize_model(mf, calib, q);
+  EXPECT_EQ(mq.layers[0].wq.w, mf.layers[0].wq.w);
+  EXPECT_NE(mq.layers[1].wq.w, mf.layers[1].wq.w);
+  for (const auto& L : mf.layers)
+    for (const Linear* l : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) {
+      EXPECT_EQ(l->act.bits, 4);
+      EXPECT_FLOAT_EQ(l->act.clip, 0.9f);
+    }
+  EXPECT_EQ(rq.linears.size(), rf.linears.size());
+}
+
 TEST(Checkpoint, SameSeedGivesIdenticalBytes) {
   std::string bytes[2];
   for (int run = 0; run < 2; ++run) {

@@ -74,6 +74,7 @@ std::string row_settings(const QuantizeOptions& q) {
   std::string s = "W" + std::to_string(q.wbits) + "A" + std::to_string(q.abits);
   if (q.kv_bits < 16) s += "KV" + std::to_string(q.kv_bits);
   s += " clip " + (q.a_clip_search ? std::string("search") : std::to_string(q.a_clip).substr(0, 4));
+  if (!q.calib_act_quant) s += " calib-act=fp";
   if (q.method == QuantMethod::LRC) {
     s += " T=" + std::to_string(q.iters);
     if (q.reg == LrcRegularization::Consistent) s += " reg=consistent";

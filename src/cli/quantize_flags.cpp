@@ -35,6 +35,10 @@ void add_quantize_options(CLI::App& sub, QuantizeOptions& opt, QuantizeFlagStrin
   sub.add_option("--reg", s.reg, "LRC ridge: paper | consistent")->capture_default_str();
   sub.add_option("--update-quant", s.update_quant, "quantizer inside LRC: gptq | rtn")
       ->capture_default_str();
+  sub.add_option("--calib-act", s.calib_act,
+                 "activations in the calibration passes: quantized (W4A4 model) | fp (QuaRot's "
+                 "GPTQ order)")
+      ->capture_default_str();
   sub.add_option("--lrc-eps", opt.eps_rel, "LRC ridge ε of Σx, Σy, relative to tr(·)/d_in")
       ->capture_default_str();
   sub.add_option("--damp", opt.damp, "GPTQ damping (fraction of the mean diagonal)")
@@ -53,6 +57,9 @@ void finish_quantize_options(QuantizeOptions& opt, const QuantizeFlagStrings& s)
   const std::string& reg = s.reg;
   const std::string& update_quant = s.update_quant;
   opt.rank_alloc = parse_rank_allocation(s.rank_alloc);
+  if (s.calib_act != "quantized" && s.calib_act != "fp")
+    fail("--calib-act", "expected quantized or fp, got '" + s.calib_act + "'");
+  opt.calib_act_quant = s.calib_act == "quantized";
   if (a_clip == "search") {
     opt.a_clip_search = true;
   } else {

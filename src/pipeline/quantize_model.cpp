@@ -236,6 +236,7 @@ QuantizeReport quantize_layers(LlamaModel& m, const CalibrationSet& calib,
     embed_tokens(m, calib.tokens.data(), static_cast<int64_t>(calib.tokens.size()), h.data());
   }
   const int batch = std::max(1, opt.batch_sequences);
+  std::vector<std::pair<Linear*, ActQuantSpec>> deferred_act;  // --calib-act fp
 
   for (int i = 0; i < cfg.n_layers; ++i) {
     LlamaLayer& L = m.layers[i];
@@ -305,6 +306,13 @@ QuantizeReport quantize_layers(LlamaModel& m, const CalibrationSet& calib,
         report.linears.push_back(quantize_linear(*nl.lin, nl.name, stats ? &*stats : nullptr, act,
                                                  k, opt, spectrum_rank));
         report.seconds_solve += report.linears.back().seconds;
+        // --calib-act fp: the calibration passes run the quantized weights on unquantized
+        // activations (QuaRot's code quantizes activations only after GPTQ); Q_a is set
+        // once every layer is done.
+        if (!opt.calib_act_quant) {
+          deferred_act.push_back({nl.lin, nl.lin->act});
+          nl.lin->act = ActQuantSpec{};
+        }
       }
       // Once o_proj (down_proj) is quantized the attention (feed-forward) half is final:
       // push h through it.
@@ -324,6 +332,7 @@ QuantizeReport quantize_layers(LlamaModel& m, const CalibrationSet& calib,
     std::fflush(stderr);
   }
   std::fprintf(stderr, "\n");
+  for (auto& [lin, act] : deferred_act) lin->act = act;
   report.seconds = since(t_start);
   report.bits_per_weight = model_bits_per_weight(m);
   return report;

@@ -64,6 +64,7 @@ nlohmann::json QuantizeOptions::to_json() const {
                       {"damp", damp},
                       {"act_order", act_order},
                       {"rotate", rotate},
+                      {"calib_act", calib_act_quant ? "quantized" : "fp"},
                       {"seed", seed},
                       {"nsamples", nsamples},
                       {"seq", seq}};
@@ -96,6 +97,7 @@ QuantizeOptions QuantizeOptions::from_json(const nlohmann::json& j) {
   o.damp = j.value("damp", 0.01);
   o.act_order = j.value("act_order", false);
   o.rotate = j.value("rotate", true);
+  o.calib_act_quant = j.value("calib_act", std::string("quantized")) != "fp";
   o.seed = j.value("seed", uint64_t{0});
   o.nsamples = j.value("nsamples", 128);
   o.seq = j.value("seq", 0);

@@ -43,6 +43,9 @@ struct QuantizeOptions {
   double damp = 0.01;
   bool act_order = false;
   bool rotate = true;  // QuaRot rotation first
+  // Calibration passes with Q_a on (true: the inputs of layer l come from the W4A4 model
+  // before it) or off (the quantized weights on FP activations, as QuaRot's code runs GPTQ).
+  bool calib_act_quant = true;
   uint64_t seed = 0;
   // Calibration set: nsamples sequences of seq tokens (0 = model context, capped at 2048).
   int nsamples = 128;
