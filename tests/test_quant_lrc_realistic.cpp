@@ -56,6 +56,7 @@ TEST(QuantLrcRealistic, W4A4OrderingLrcSvdGptqRtn) {
   lrc::LrcOptions opt;
   opt.rank = k;
   opt.w = wq;
+  opt.reg = lrc::LrcRegularization::Paper;
   const lrc::LowRankQuantized lrc_p = lrc::lrc_quantize(s.W.data(), s.d_out, s.d_in, st, opt);
   opt.reg = lrc::LrcRegularization::Consistent;
   const lrc::LowRankQuantized lrc_c = lrc::lrc_quantize(s.W.data(), s.d_out, s.d_in, st, opt);

@@ -77,7 +77,7 @@ std::string row_settings(const QuantizeOptions& q) {
   if (!q.calib_act_quant) s += " calib-act=fp";
   if (q.method == QuantMethod::LRC) {
     s += " T=" + std::to_string(q.iters);
-    if (q.reg == LrcRegularization::Consistent) s += " reg=consistent";
+    s += q.reg == LrcRegularization::Consistent ? " reg=consistent" : " reg=paper";
     if (q.rank_alloc == RankAllocation::Error) s += " alloc=error";
     if (!q.lrc_use_gptq) s += " update=rtn";
   }

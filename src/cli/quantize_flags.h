@@ -10,7 +10,7 @@ namespace lrc::cli {
 
 // The string-valued flags, parsed by finish_quantize_options.
 struct QuantizeFlagStrings {
-  std::string a_clip = "0.9", reg = "paper", update_quant = "gptq", rank_alloc = "uniform";
+  std::string a_clip = "0.9", reg = "consistent", update_quant = "gptq", rank_alloc = "uniform";
   std::string calib_act = "quantized";
 };
 

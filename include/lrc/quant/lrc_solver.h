@@ -39,7 +39,7 @@ struct LrcOptions {
   WeightQuantSpec w;
   bool use_gptq = true;  // false = RTN in Update-Quant
   GptqOptions gptq;
-  LrcRegularization reg = LrcRegularization::Paper;
+  LrcRegularization reg = LrcRegularization::Consistent;  // Paper = the publication's ridge
   double eps_rel = 1e-2;
   // > rank: the last Update-LR also returns Σ's eigenvalues up to this many (capped at
   // min(d_in, d_out)), for rank allocation (rank_allocation.h); U, V keep `rank` columns.
