@@ -53,6 +53,19 @@ std::string run_command(const std::string& cmd, int* code) {
   return out;
 }
 
+// Saves m as a checkpoint in a fresh temporary directory; returns its path.
+std::string save_to_temp(const LlamaModel& m, const QuantizeOptions& opt,
+                         const CalibrationSet& calib, const QuantizeReport& rep,
+                         const std::string& tag) {
+  const std::string dir = test::temp_dir(tag) + "/q";
+  CheckpointInfo info;
+  info.options = opt;
+  info.calib = &calib;
+  info.report = &rep;
+  save_checkpoint(m, dir, info);
+  return dir;
+}
+
 QuantizeOptions lrc_options() {
   QuantizeOptions o;
   o.method = QuantMethod::LRC;
@@ -73,12 +86,7 @@ TEST(Checkpoint, RoundTripIsBitExact) {
     opt.method = method;
     opt.kv_bits = method == QuantMethod::LRC ? 4 : 16;
     const QuantizeReport rep = quantize_model(m, calib, opt);
-    const std::string dir = test::temp_dir("ckpt") + "/q";
-    CheckpointInfo info;
-    info.options = opt;
-    info.calib = &calib;
-    info.report = &rep;
-    save_checkpoint(m, dir, info);
+    const std::string dir = save_to_temp(m, opt, calib, rep, "ckpt");
     nlohmann::json cfg;
     LlamaModel back = load_checkpoint(dir, &cfg);
     EXPECT_EQ(cfg["quantization"]["method"], method_name(method));
@@ -96,12 +104,7 @@ TEST(Checkpoint, InspectShowsRanksAndBitsPerWeight) {
   const CalibrationSet calib = random_calibration(61, 4, 32, 1);
   const QuantizeOptions opt = lrc_options();
   const QuantizeReport rep = quantize_model(m, calib, opt);
-  const std::string dir = test::temp_dir("ckpt-inspect") + "/q";
-  CheckpointInfo info;
-  info.options = opt;
-  info.calib = &calib;
-  info.report = &rep;
-  save_checkpoint(m, dir, info);
+  const std::string dir = save_to_temp(m, opt, calib, rep, "ckpt-inspect");
   int code = -1;
   const std::string out = run_command(test::lrc_binary() + " inspect --json --model " + dir, &code);
   ASSERT_EQ(code, 0) << out;
@@ -156,12 +159,7 @@ TEST(Checkpoint, RankAllocationKeepsTheBudgetAndIsRecorded) {
   EXPECT_TRUE(differs) << "random layers of different shapes should not all keep the uniform rank";
   EXPECT_LE(ra.bits_per_weight, ru.bits_per_weight + 1e-12);
   // The checkpoint holds the allocated ranks and reloads bit for bit.
-  const std::string dir = test::temp_dir("ckpt-alloc") + "/q";
-  CheckpointInfo info;
-  info.options = alloc;
-  info.calib = &calib;
-  info.report = &ra;
-  save_checkpoint(ma, dir, info);
+  const std::string dir = save_to_temp(ma, alloc, calib, ra, "ckpt-alloc");
   nlohmann::json cfg;
   LlamaModel back = load_checkpoint(dir, &cfg);
   EXPECT_EQ(cfg["rank_allocation"]["used_params"], used);
