@@ -38,7 +38,7 @@ std::vector<std::string> split(const std::string& s) {
   return out;
 }
 
-std::vector<double> parse_ranks(const std::string& s, const char* flag) {
+std::vector<double> parse_numbers(const std::string& s, const char* flag) {
   std::vector<double> out;
   for (const auto& r : split(s)) {
     try {
@@ -99,18 +99,15 @@ void run_rows(const DemoContext& ctx, std::vector<DemoRow>& rows) {
   std::fprintf(stderr, "demo: calibration %d x %d tokens from %s\n", calib.n_seq, calib.seq_len,
                calib_file.c_str());
 
-  // One row: the options it quantizes with, and its label in the table.
-  struct Plan {
-    QuantizeOptions q;
-  };
-  std::vector<Plan> plan;
+  // The options of each row.
+  std::vector<QuantizeOptions> plan;
   auto add = [&](QuantMethod m, double rank, auto&& tweak) {
-    Plan p{o.opt};
-    p.q.method = m;
-    p.q.rank = rank;
-    p.q.seq = calib.seq_len;
-    tweak(p.q);
-    plan.push_back(p);
+    QuantizeOptions q = o.opt;
+    q.method = m;
+    q.rank = rank;
+    q.seq = calib.seq_len;
+    tweak(q);
+    plan.push_back(q);
   };
   auto same = [](QuantizeOptions&) {};
   if (o.ablation) {
@@ -118,7 +115,7 @@ void run_rows(const DemoContext& ctx, std::vector<DemoRow>& rows) {
     // clip search, rank allocation); both baselines: clip as given, and searched the same way.
     add(QuantMethod::GPTQ, 0, [](QuantizeOptions& q) { q.a_clip_search = false; });
     add(QuantMethod::GPTQ, 0, [](QuantizeOptions& q) { q.a_clip_search = true; });
-    for (double r : parse_ranks(o.lrc_ranks, "--ranks")) {
+    for (double r : parse_numbers(o.lrc_ranks, "--ranks")) {
       auto paper = [](QuantizeOptions& q) {
         q.reg = LrcRegularization::Paper;
         q.a_clip_search = false;
@@ -147,20 +144,23 @@ void run_rows(const DemoContext& ctx, std::vector<DemoRow>& rows) {
     for (const auto& name : methods) {
       const QuantMethod m = parse_method(name);
       if (m == QuantMethod::SVD)
-        for (double r : parse_ranks(o.svd_ranks, "--svd-ranks")) add(m, r, same);
+        for (double r : parse_numbers(o.svd_ranks, "--svd-ranks")) add(m, r, same);
       else if (m == QuantMethod::LRC)
-        for (double r : parse_ranks(o.lrc_ranks, "--ranks")) add(m, r, same);
+        for (double r : parse_numbers(o.lrc_ranks, "--ranks")) add(m, r, same);
       else
         add(m, 0, same);
     }
   }
 
   std::vector<uint64_t> seeds;
-  for (double s : parse_ranks(o.seeds, "--seeds")) seeds.push_back(static_cast<uint64_t>(s));
+  for (double s : parse_numbers(o.seeds, "--seeds")) {
+    if (s < 0 || s != static_cast<double>(static_cast<uint64_t>(s)))
+      fail("--seeds", "seeds are integers >= 0");
+    seeds.push_back(static_cast<uint64_t>(s));
+  }
   if (seeds.empty()) seeds.push_back(o.opt.seed);
 
-  for (const auto& p : plan) {
-    const QuantizeOptions& q = p.q;
+  for (const QuantizeOptions& q : plan) {
     DemoRow row;
     row.method = method_name(q.method);
     row.rank = q.rank;
