@@ -52,13 +52,12 @@ struct DemoOptions {
   bool json = false;
   std::vector<std::string> tasks;
   int64_t limit = -1;
+  bool no_fp = false;
 };
-
-bool g_no_fp = false;  // --no-fp: skip the FP row (its numbers are known from another run)
 
 // The FP reference row: perplexity of the model as loaded.
 void fp_rows(const DemoContext& ctx, std::vector<DemoRow>& rows) {
-  if (g_no_fp) return;
+  if (ctx.skip_fp) return;
   const auto t0 = std::chrono::steady_clock::now();
   const PplResult r = perplexity(ctx.fp.model, ctx.tokens, ctx.seq, ctx.max_chunks);
   DemoRow row;
@@ -83,15 +82,17 @@ void fill_gap_closed(std::vector<DemoRow>& rows) {
     if (r.method == "gptq" && !r.clip_searched && !base) base = &r;
     if (r.method == "gptq" && r.clip_searched && !searched) searched = &r;
   }
-  if (fp && searched && searched->ppl > fp->ppl)
-    for (auto& r : rows)
-      if (&r != fp) r.gap_closed_searched = (searched->ppl - r.ppl) / (searched->ppl - fp->ppl);
-  if (!fp || !base) return;
-  const bool acc =
-      fp->zero_shot && base->zero_shot && fp->zero_shot->acc_avg != base->zero_shot->acc_avg;
+  if (!fp) return;
+  auto closed = [&](const DemoRow* b, const DemoRow& r) -> std::optional<double> {
+    if (!b || !(b->ppl > fp->ppl)) return std::nullopt;
+    return (b->ppl - r.ppl) / (b->ppl - fp->ppl);
+  };
+  const bool acc = base && fp->zero_shot && base->zero_shot &&
+                   fp->zero_shot->acc_avg != base->zero_shot->acc_avg;
   for (auto& r : rows) {
     if (&r == fp) continue;
-    if (base->ppl > fp->ppl) r.gap_closed = (base->ppl - r.ppl) / (base->ppl - fp->ppl);
+    r.gap_closed = closed(base, r);
+    r.gap_closed_searched = closed(searched, r);
     if (acc && r.zero_shot)
       r.acc_gap_closed = (r.zero_shot->acc_avg - base->zero_shot->acc_avg) /
                          (fp->zero_shot->acc_avg - base->zero_shot->acc_avg);
@@ -180,8 +181,8 @@ int run_demo(const DemoOptions& o) {
   const std::vector<int32_t> tokens = tokenize_corpus(opt.data, *fp.tokenizer);
   std::fprintf(stderr, "demo: model %s, data %s (%zu tokens), seq %d, %d chunks\n",
                opt.model.c_str(), opt.data.c_str(), tokens.size(), opt.seq, opt.max_chunks);
-  const DemoContext ctx{fp,      tokens,         opt.model, opt.data, shared,
-                        opt.seq, opt.max_chunks, opt.tasks, opt.limit};
+  const DemoContext ctx{fp,      tokens,         opt.model, opt.data,  shared,
+                        opt.seq, opt.max_chunks, opt.tasks, opt.limit, opt.no_fp};
 
   auto sources = demo_row_sources();
   std::stable_sort(sources.begin(), sources.end(),
@@ -220,7 +221,7 @@ const Registrar reg_demo(
           ->delimiter(',');
       sub.add_option("--limit", o->limit, "score only the first N examples of each task file");
       sub.add_flag("--json", o->json, "print one JSON object");
-      sub.add_flag("--no-fp", g_no_fp, "skip the FP row (no gap closed is computed then)");
+      sub.add_flag("--no-fp", o->no_fp, "skip the FP row (no gap closed is computed then)");
       for (const auto& s : demo_row_sources())
         if (s.add_options) s.add_options(sub);
       return [o] { return run_demo(*o); };
