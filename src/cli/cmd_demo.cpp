@@ -148,6 +148,7 @@ nlohmann::json row_json(const DemoRow& r) {
                       {"bits_per_weight", r.bits_per_weight},
                       {"seconds", r.seconds}};
   if (r.ppl_seeds.size() > 1) j["ppl_seeds"] = r.ppl_seeds;
+  if (!r.linears.is_null()) j["linears"] = r.linears;  // of the first seed
   if (r.zero_shot) {
     j.update(task_results_json(*r.zero_shot));
     j["acc_gap_closed"] = opt(r.acc_gap_closed);

@@ -179,7 +179,11 @@ void run_rows(const DemoContext& ctx, std::vector<DemoRow>& rows) {
       row.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       std::fprintf(stderr, "demo: %s rank %g seed %llu (%s) -> ppl %.4f\n", row.method.c_str(),
                    q.rank, static_cast<unsigned long long>(seed), row.settings.c_str(), r.ppl);
-      if (seed == seeds.front()) score_row_tasks(ctx, m, row);
+      if (seed != seeds.front()) continue;
+      score_row_tasks(ctx, m, row);
+      row.linears = nlohmann::json::array();
+      for (const auto& l : rep.linears)
+        row.linears.push_back({{"name", l.name}, {"rank", l.rank}, {"a_clip", l.a_clip}});
     }
     double sum = 0;
     for (double v : row.ppl_seeds) sum += v;

@@ -11,6 +11,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdint>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -42,6 +43,7 @@ struct DemoRow {
   double bits_per_weight = 16;
   double seconds = 0;                        // wall time of the row (quantization + perplexity)
   std::optional<ZeroShotResults> zero_shot;  // with --tasks (its own .seconds)
+  nlohmann::json linears;                    // per quantized linear: name, rank, a_clip
   std::optional<double> acc_gap_closed;      // (acc_avg - acc_base) / (acc_fp - acc_base)
 };
 
