@@ -350,8 +350,12 @@ QuantizeReport quantize_model(LlamaModel& m, const CalibrationSet& calib,
   // set, the given clip: a clip search runs in the real pass) records every matrix's
   // Update-LR spectrum: eigenvalue j is what the j-th rank lowers eq. 2 by, given the
   // quantized Ŵ (Prop. 3.3). (A probe at the uniform ranks would not do: its Ŵ already
-  // complements its own k directions, so its spectrum drops sharply after k.) The ranks follow
-  // under the uniform budget, then the real pass runs with them.
+  // complements its own k directions, so its spectrum drops sharply after k.) Each spectrum is
+  // divided by its matrix's ‖WX‖², so the greedy compares relative error reductions: eq. 2 is
+  // in the units of each matrix's output, which differ by orders of magnitude (folded norm
+  // weights scale q/k/gate/up outputs up; o_proj and down_proj outputs are small), and raw
+  // gains gave late q/k/gate/up nearly the whole budget and o/down none (docs/results.md,
+  // "Rank allocation"). The ranks follow under the uniform budget, then the real pass runs.
   const auto t0 = Clock::now();
   std::map<std::string, int> spectrum_ranks;
   std::vector<MatrixSpectrum> spectra;
@@ -376,7 +380,12 @@ QuantizeReport quantize_model(LlamaModel& m, const CalibrationSet& calib,
                sub.n_seq, calib.n_seq);
   LlamaModel copy = m;
   const QuantizeReport pr = quantize_layers(copy, sub, probe, &spectrum_ranks);
-  for (const auto& l : pr.linears) spectra.push_back({l.d_out, l.d_in, l.spectrum});
+  for (const auto& l : pr.linears) {
+    std::vector<double> gains = l.spectrum;
+    if (l.objective_fp > 0)
+      for (double& g : gains) g /= l.objective_fp;
+    spectra.push_back({l.d_out, l.d_in, std::move(gains)});
+  }
   const std::vector<int> ranks = allocate_ranks(spectra, budget);
   QuantizeOptions final_opt = opt;
   int64_t used = 0;
