@@ -17,7 +17,7 @@ static constexpr int64_t kChunkTokens = 1024;
 
 std::vector<float> default_act_clip_candidates() {
   std::vector<float> c;
-  for (int i = 0; i <= 8; ++i) c.push_back(1.0f - 0.05f * static_cast<float>(i));
+  for (int i = 0; i <= 12; ++i) c.push_back(1.0f - 0.05f * static_cast<float>(i));
   return c;
 }
 

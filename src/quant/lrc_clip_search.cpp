@@ -1,6 +1,7 @@
 #include "lrc/quant/lrc_clip_search.h"
 
 #include <cmath>
+#include <limits>
 #include <string>
 
 #include "lrc/core/error.h"
@@ -42,18 +43,31 @@ LrcClipSearch::LrcClipSearch(std::vector<const float*> W, std::vector<int> d_out
 
 float LrcClipSearch::best() {
   if (sample_.kept() == 0) fail("LrcClipSearch::best", "no activations were added");
-  err_.assign(candidates_.size(), 0.0);
-  size_t b = 0;
-  for (size_t c = 0; c < candidates_.size(); ++c) {
+  const size_t nc = candidates_.size();
+  err_.assign(nc, std::numeric_limits<double>::infinity());
+  auto eval = [&](size_t c) {
+    if (std::isfinite(err_[c])) return;
     ActQuantSpec spec = base_;
     spec.clip = candidates_[c];
     StatsAccumulator acc(d_in_, spec);
     acc.add(sample_.data(), sample_.kept());
     const LrcCovariances cov = regularized_covariances(acc.finish(), reg_, eps_rel_);
-    for (double j : relaxed_objectives(W_, d_outs_, ranks_, d_in_, cov)) err_[c] += j;
-    if (err_[c] < err_[b]) b = c;
-  }
-  return candidates_[b];
+    double j = 0;
+    for (double v : relaxed_objectives(W_, d_outs_, ranks_, d_in_, cov)) j += v;
+    err_[c] = j;
+  };
+  auto argmin = [&] {
+    size_t b = 0;
+    for (size_t c = 1; c < nc; ++c)
+      if (err_[c] < err_[b]) b = c;
+    return b;
+  };
+  // Coarse to fine: every other candidate, then the two neighbours of the best of those.
+  for (size_t c = 0; c < nc; c += 2) eval(c);
+  const size_t coarse = argmin();
+  if (coarse > 0) eval(coarse - 1);
+  if (coarse + 1 < nc) eval(coarse + 1);
+  return candidates_[argmin()];
 }
 
 }  // namespace lrc

@@ -29,10 +29,13 @@ class LrcClipSearch {
 
   void add(const float* x, int64_t n) { sample_.add(x, n); }  // x: [n x d_in]
 
-  // Evaluates every candidate on the kept tokens (float64 statistics, one candidate at a
-  // time) and returns the best; ties go to the earlier candidate.
+  // Evaluates J on the kept tokens (float64 statistics, one candidate at a time), coarse to
+  // fine: candidates 0, 2, 4, ... first, then the two neighbours of the best of those (J is
+  // smooth in c, so on an ordered grid this finds its minimum with about half the solves).
+  // Returns the best evaluated candidate; ties go to the earlier one.
   float best();
-  const std::vector<double>& errors() const { return err_; }  // J(c), after best()
+  // J(c) per candidate after best(); +infinity for candidates the search did not evaluate.
+  const std::vector<double>& errors() const { return err_; }
   int64_t tokens() const { return sample_.kept(); }
 
  private:
