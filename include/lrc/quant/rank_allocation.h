@@ -5,8 +5,9 @@
 // matrix m lowers its eq. 2 objective by gains_m[j-1] (the j-th eigenvalue of Update-LR's Σ,
 // Prop. 3.3: the objective at rank k is const − sum_{j<=k} λ_j) and costs d_out_m + d_in_m
 // parameters. (The pipeline passes the eigenvalues divided by the matrix's ‖WX‖², so that
-// matrices whose outputs live at different scales compare by relative error.) With eigenvalues in descending order the greedy choice is exact for this
-// separable budget problem up to the last, partly fitting step.
+// matrices whose outputs live at different scales compare by relative error.) With eigenvalues in
+// descending order the greedy choice is exact for this separable budget problem up to the last,
+// partly fitting step.
 #pragma once
 
 #include <cstdint>
