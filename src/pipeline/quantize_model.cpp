@@ -355,7 +355,8 @@ QuantizeReport quantize_model(LlamaModel& m, const CalibrationSet& calib,
   // in the units of each matrix's output, which differ by orders of magnitude (folded norm
   // weights scale q/k/gate/up outputs up; o_proj and down_proj outputs are small), and raw
   // gains gave late q/k/gate/up nearly the whole budget and o/down none (docs/results.md,
-  // "Rank allocation"). The ranks follow under the uniform budget, then the real pass runs.
+  // SmolLM2, "Beyond the paper"). The ranks follow under the uniform budget, then the real pass
+  // runs.
   const auto t0 = Clock::now();
   std::map<std::string, int> spectrum_ranks;
   std::vector<MatrixSpectrum> spectra;

@@ -17,7 +17,7 @@
 namespace lrc {
 
 // 1.00, 0.95, ..., 0.40. (With the grid ending at 0.60, the LRC search picked 0.60 for 27 of
-// SmolLM2's 30 o_proj groups: docs/results.md, "Activation clip search".)
+// SmolLM2's 30 o_proj groups: docs/results.md, SmolLM2, "Beyond the paper".)
 std::vector<float> default_act_clip_candidates();
 
 class ActClipSearch {
