@@ -86,6 +86,7 @@ LinearReport quantize_linear(Linear& lin, const std::string& name, const LayerSt
       lo.reg = opt.reg;
       lo.eps_rel = opt.eps_rel;
       lo.spectrum_rank = spectrum_rank;
+      lo.compute_objective = false;  // evaluated below, after U and V are rounded to fp16
       auto r = lrc_quantize(W.data(), d_out, d_in, *stats, lo);
       if (spectrum_rank > 0) spectrum = std::move(r.eigenvalues);
       packed = std::move(r.packed);
@@ -117,9 +118,8 @@ LinearReport quantize_linear(Linear& lin, const std::string& name, const LayerSt
   if (stats && stats->has_cross()) {
     rep.objective = lrc_objective(W.data(), lin.w.data(), rank ? lin.u.data() : nullptr,
                                   rank ? lin.v.data() : nullptr, rank, d_out, d_in, *stats);
-    std::vector<float> zero(static_cast<size_t>(d_out) * d_in, 0.f);
-    rep.objective_fp =
-        lrc_objective(W.data(), zero.data(), nullptr, nullptr, 0, d_out, d_in, *stats);
+    // eq. 2 at Ŵ = 0, U = V = 0: tr(W Σx Wᵀ) = ‖WX‖² (the same sum lrc_objective forms first).
+    rep.objective_fp = output_energy(W.data(), d_out, d_in, *stats);
   }
   rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return rep;

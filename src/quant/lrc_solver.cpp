@@ -306,8 +306,9 @@ LowRankQuantized lrc_quantize(const float* W, int d_out, int d_in, const LayerSt
   out.u.assign(lr.u.begin(), lr.u.end());
   out.v.assign(lr.v.begin(), lr.v.end());
   out.eigenvalues = std::move(lr.eigenvalues);
-  out.objective =
-      lrc_objective(W, out.w_hat.data(), out.u.data(), out.v.data(), k, d_out, d_in, stats);
+  out.objective = opt.compute_objective ? lrc_objective(W, out.w_hat.data(), out.u.data(),
+                                                        out.v.data(), k, d_out, d_in, stats)
+                                        : -1.0;
   return out;
 }
 

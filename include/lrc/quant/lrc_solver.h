@@ -44,6 +44,9 @@ struct LrcOptions {
   // > rank: the last Update-LR also returns Σ's eigenvalues up to this many (capped at
   // min(d_in, d_out)), for rank allocation (rank_allocation.h); U, V keep `rank` columns.
   int spectrum_rank = 0;
+  // false: skip the final eq. 2 evaluation (LowRankQuantized::objective = -1), for callers that
+  // evaluate it themselves (the pipeline does, after rounding U, V to fp16).
+  bool compute_objective = true;
 };
 
 struct LowRankQuantized {
@@ -54,7 +57,8 @@ struct LowRankQuantized {
   std::vector<float> v;             // d_in x k
   std::vector<double> eigenvalues;  // of the last Update-LR Σ, descending: the top
                                     // max(rank, spectrum_rank)
-  double objective = 0;             // eq. 2 from the (unregularised) statistics
+  double objective = 0;             // eq. 2 from the (unregularised) statistics;
+                                    // -1 when !compute_objective
 };
 
 LowRankQuantized lrc_quantize(const float* W, int d_out, int d_in, const LayerStats& stats,
