@@ -77,6 +77,66 @@ TEST(QuantStats, MatchesNaiveSumsAndBatchesEqualOneBatch) {
   EXPECT_GT(std::fabs(s1.xy[1] - s1.xy[d]), 0.0);
 }
 
+// Mixed precision (float32 within 2048-token blocks, float64 across): the same sums to float32
+// rounding of a block (far below the 1e-3 by which Y differs from X), symmetric, streamed in
+// any batches; the schedule of blocks is what makes a long sum accurate, so 20 blocks of 2048
+// tokens are compared against the float64 path, not a float32 running sum.
+TEST(QuantStats, MixedPrecisionMatchesFloat64ToBlockRounding) {
+  const int d = 40;
+  const int64_t n = 20 * 2048;
+  const std::vector<float> X = lrc::test::heavy_tailed_activations(n, d, 5);
+  const lrc::ActQuantSpec act = a4(0.9f);
+  lrc::StatsAccumulator f64(d, act);
+  f64.add(X.data(), n);
+  const lrc::LayerStats a = f64.finish();
+  lrc::StatsAccumulator mixed(d, act, true, lrc::StatsPrecision::Mixed);
+  mixed.add(X.data(), 3000);
+  mixed.add(X.data() + 3000 * d, n - 3000);
+  const lrc::LayerStats b = mixed.finish();
+  EXPECT_EQ(b.n, n);
+  for (auto [got, want] : {std::pair{&b.xx, &a.xx}, {&b.yy, &a.yy}, {&b.xy, &a.xy}}) {
+    const double r = rel_diff(*got, *want);
+    EXPECT_LT(r, 2e-6);
+    EXPECT_GT(r, 0.0);  // it is a different computation
+  }
+  for (int i = 0; i < d; ++i)
+    for (int j = 0; j < d; ++j) ASSERT_EQ(b.xx[i * d + j], b.xx[j * d + i]);
+  // A float32 running sum over all n tokens would be far worse than the block scheme.
+  std::vector<float> run(static_cast<size_t>(d) * d, 0.f);
+  for (int64_t k = 0; k < n; ++k)
+    for (int i = 0; i < d; ++i)
+      for (int j = 0; j < d; ++j) run[i * d + j] += X[k * d + i] * X[k * d + j];
+  const std::vector<double> run_d(run.begin(), run.end());
+  EXPECT_GT(rel_diff(run_d, a.xx), 10 * rel_diff(b.xx, a.xx));
+  EXPECT_EQ(lrc::parse_stats_precision("mixed"), lrc::StatsPrecision::Mixed);
+  EXPECT_THROW(lrc::parse_stats_precision("f32"), lrc::Error);
+}
+
+// skip_xx (the clip search's reuse of XXᵀ across clip ratios): YYᵀ and XYᵀ bit for bit those
+// of the full accumulation, xx left to the caller; misuse is an error.
+TEST(QuantStats, SkipXxKeepsTheCrossStatisticsExactly) {
+  const int d = 16;
+  const int64_t n = 2500;
+  const std::vector<float> X = lrc::test::heavy_tailed_activations(n, d, 7);
+  for (auto p : {lrc::StatsPrecision::Float64, lrc::StatsPrecision::Mixed}) {
+    lrc::StatsAccumulator full(d, a4(0.8f), true, p), cross(d, a4(0.8f), true, p);
+    cross.skip_xx();
+    full.add(X.data(), n);
+    cross.add(X.data(), n);
+    const lrc::LayerStats a = full.finish(), b = cross.finish();
+    EXPECT_TRUE(b.xx.empty());
+    EXPECT_EQ(a.yy, b.yy);
+    EXPECT_EQ(a.xy, b.xy);
+  }
+  lrc::StatsAccumulator late(d, a4());
+  late.add(X.data(), 10);
+  EXPECT_THROW(late.skip_xx(), lrc::Error);
+  lrc::ActQuantSpec none;
+  none.bits = 16;
+  lrc::StatsAccumulator a16(d, none);
+  EXPECT_THROW(a16.skip_xx(), lrc::Error);
+}
+
 TEST(QuantStats, UnquantizedActivationsGiveYEqualX) {
   const int d = 16;
   const std::vector<float> X = lrc::test::heavy_tailed_activations(100, d, 2);

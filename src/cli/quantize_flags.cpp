@@ -41,6 +41,10 @@ void add_quantize_options(CLI::App& sub, QuantizeOptions& opt, QuantizeFlagStrin
       ->capture_default_str();
   sub.add_option("--lrc-eps", opt.eps_rel, "LRC ridge ε of Σx, Σy, relative to tr(·)/d_in")
       ->capture_default_str();
+  sub.add_option("--stats-precision", s.stats_precision,
+                 "sums of Σx, Σy, Σxy: f64 | mixed (float32 within 2048-token blocks, float64 "
+                 "across them; about half the statistics time)")
+      ->capture_default_str();
   sub.add_option("--damp", opt.damp, "GPTQ damping (fraction of the mean diagonal)")
       ->capture_default_str();
   sub.add_flag("--act-order", opt.act_order, "GPTQ act-order");
@@ -57,6 +61,7 @@ void finish_quantize_options(QuantizeOptions& opt, const QuantizeFlagStrings& s)
   const std::string& reg = s.reg;
   const std::string& update_quant = s.update_quant;
   opt.rank_alloc = parse_rank_allocation(s.rank_alloc);
+  opt.stats_precision = parse_stats_precision(s.stats_precision);
   if (s.calib_act != "quantized" && s.calib_act != "fp")
     fail("--calib-act", "expected quantized or fp, got '" + s.calib_act + "'");
   opt.calib_act_quant = s.calib_act == "quantized";

@@ -287,7 +287,7 @@ QuantizeReport quantize_layers(LlamaModel& m, const CalibrationSet& calib,
           need_stats && (g == LinearGroup::O || g == LinearGroup::Down) &&
           static_cast<size_t>(calib.n_seq) * calib.seq_len * d_in <= 3 * h.size();
       if (need_stats) {
-        StatsAccumulator acc(d_in, act, cross_stats);
+        StatsAccumulator acc(d_in, act, cross_stats, opt.stats_precision);
         if (keep_inputs) inputs.reserve(static_cast<size_t>(calib.n_seq) * calib.seq_len * d_in);
         GroupCapture cap(i, g, [&](const float* x, int64_t n, int d) {
           const auto ts = Clock::now();

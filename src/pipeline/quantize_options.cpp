@@ -67,7 +67,8 @@ nlohmann::json QuantizeOptions::to_json() const {
                       {"calib_act", calib_act_quant ? "quantized" : "fp"},
                       {"seed", seed},
                       {"nsamples", nsamples},
-                      {"seq", seq}};
+                      {"seq", seq},
+                      {"stats_precision", stats_precision_name(stats_precision)}};
   if (!ranks.empty()) j["ranks"] = ranks;
   return j;
 }
@@ -101,6 +102,7 @@ QuantizeOptions QuantizeOptions::from_json(const nlohmann::json& j) {
   o.seed = j.value("seed", uint64_t{0});
   o.nsamples = j.value("nsamples", 128);
   o.seq = j.value("seq", 0);
+  o.stats_precision = parse_stats_precision(j.value("stats_precision", std::string("f64")));
   return o;
 }
 

@@ -45,13 +45,20 @@ float LrcClipSearch::best() {
   if (sample_.kept() == 0) fail("LrcClipSearch::best", "no activations were added");
   const size_t nc = candidates_.size();
   err_.assign(nc, std::numeric_limits<double>::infinity());
+  std::vector<double> xx;  // XXᵀ does not depend on c: from the first candidate on
   auto eval = [&](size_t c) {
     if (std::isfinite(err_[c])) return;
     ActQuantSpec spec = base_;
     spec.clip = candidates_[c];
     StatsAccumulator acc(d_in_, spec);
+    if (!xx.empty()) acc.skip_xx();
     acc.add(sample_.data(), sample_.kept());
-    const LrcCovariances cov = regularized_covariances(acc.finish(), reg_, eps_rel_);
+    LayerStats st = acc.finish();
+    if (xx.empty())
+      xx = st.xx;
+    else
+      st.xx = xx;
+    const LrcCovariances cov = regularized_covariances(st, reg_, eps_rel_);
     double j = 0;
     for (double v : relaxed_objectives(W_, d_outs_, ranks_, d_in_, cov)) j += v;
     err_[c] = j;

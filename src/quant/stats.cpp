@@ -15,8 +15,19 @@ namespace lrc {
 // small enough to bound the scratch memory (2 x 2048 x d doubles).
 static constexpr int64_t kChunkTokens = 2048;
 
-StatsAccumulator::StatsAccumulator(int d, const ActQuantSpec& act, bool cross)
-    : d_(d), act_(act), cross_(cross) {
+const char* stats_precision_name(StatsPrecision p) {
+  return p == StatsPrecision::Mixed ? "mixed" : "f64";
+}
+
+StatsPrecision parse_stats_precision(const std::string& s) {
+  if (s == "f64") return StatsPrecision::Float64;
+  if (s == "mixed") return StatsPrecision::Mixed;
+  fail("--stats-precision", "expected f64 or mixed, got '" + s + "'");
+}
+
+StatsAccumulator::StatsAccumulator(int d, const ActQuantSpec& act, bool cross,
+                                   StatsPrecision precision)
+    : d_(d), act_(act), cross_(cross), precision_(precision) {
   if (d <= 0) fail("StatsAccumulator", "feature size d must be positive, got " + std::to_string(d));
   if (act.enabled()) {
     if (act.bits < 2 || act.bits > 8)
@@ -34,11 +45,24 @@ StatsAccumulator::StatsAccumulator(int d, const ActQuantSpec& act, bool cross)
   }
 }
 
+void StatsAccumulator::skip_xx() {
+  if (!(act_.enabled() && cross_))
+    fail("StatsAccumulator::skip_xx", "needs cross statistics with activation quantization on");
+  if (n_ > 0) fail("StatsAccumulator::skip_xx", "call it before add()");
+  skip_xx_ = true;
+  xx_ = {};
+}
+
 // Paper Alg. 1 lines 3-5 (unregularised), streamed.
 void StatsAccumulator::add(const float* x, int64_t n_tokens) {
   if (n_tokens < 0) fail("StatsAccumulator::add", "negative token count");
   if (n_tokens == 0) return;
   quant_detail::require_finite(x, n_tokens, d_, "StatsAccumulator::add", "activations x");
+  if (precision_ == StatsPrecision::Mixed) {
+    add_mixed(x, n_tokens);
+    n_ += n_tokens;
+    return;
+  }
   const int d = d_;
   const int64_t chunk = std::min(n_tokens, kChunkTokens);
   std::vector<double> xd(static_cast<size_t>(chunk) * d);
@@ -52,8 +76,9 @@ void StatsAccumulator::add(const float* x, int64_t n_tokens) {
 #pragma omp parallel for schedule(static) if (len >= quant_detail::kMinParallelWork)
     for (int64_t i = 0; i < len; ++i) xd[i] = xc[i];
     // XXᵀ += Xcᵀ Xc (tokens are rows here, so the paper's X Xᵀ is xᵀ x); upper triangle.
-    cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, d, static_cast<int>(m), 1.0, xd.data(), d,
-                1.0, xx_.data(), d);
+    if (!skip_xx_)
+      cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, d, static_cast<int>(m), 1.0, xd.data(), d,
+                  1.0, xx_.data(), d);
     if (!quantized) continue;
     // Y = Q_a(X), then YYᵀ (upper) and XYᵀ (full: not symmetric).
     quantize_activations(xc, m, d, act_, yf.data());
@@ -65,6 +90,44 @@ void StatsAccumulator::add(const float* x, int64_t n_tokens) {
                 d, yd.data(), d, 1.0, xy_.data(), d);
   }
   n_ += n_tokens;
+}
+
+namespace {
+
+// acc += c on the upper triangle (upper_only) or on every entry of the d x d matrices.
+void add_to_double(const std::vector<float>& c, std::vector<double>& acc, int d, bool upper_only) {
+#pragma omp parallel for schedule(static) if (static_cast <int64_t>(d) * d >= \
+                                              quant_detail::kMinParallelWork)
+  for (int i = 0; i < d; ++i) {
+    const size_t row = static_cast<size_t>(i) * d;
+    for (int j = upper_only ? i : 0; j < d; ++j) acc[row + j] += c[row + j];
+  }
+}
+
+}  // namespace
+
+// The same sums as add(), each block's in float32 (StatsPrecision::Mixed), totals in float64.
+void StatsAccumulator::add_mixed(const float* x, int64_t n_tokens) {
+  const int d = d_;
+  const int64_t chunk = std::min(n_tokens, kChunkTokens);
+  const bool quantized = act_.enabled() && cross_;
+  std::vector<float> yf(quantized ? static_cast<size_t>(chunk) * d : 0);
+  std::vector<float> c(static_cast<size_t>(d) * d);
+  for (int64_t t0 = 0; t0 < n_tokens; t0 += chunk) {
+    const int m = static_cast<int>(std::min(chunk, n_tokens - t0));
+    const float* xc = x + t0 * d;
+    if (!skip_xx_) {
+      cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, d, m, 1.f, xc, d, 0.f, c.data(), d);
+      add_to_double(c, xx_, d, true);
+    }
+    if (!quantized) continue;
+    quantize_activations(xc, m, d, act_, yf.data());
+    cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, d, m, 1.f, yf.data(), d, 0.f, c.data(), d);
+    add_to_double(c, yy_, d, true);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d, d, m, 1.f, xc, d, yf.data(), d, 0.f,
+                c.data(), d);
+    add_to_double(c, xy_, d, false);
+  }
 }
 
 LayerStats StatsAccumulator::finish() const {
@@ -79,7 +142,7 @@ LayerStats StatsAccumulator::finish() const {
         m[static_cast<size_t>(i) * d + j] = m[static_cast<size_t>(j) * d + i];
     return m;
   };
-  s.xx = full(xx_);
+  if (!skip_xx_) s.xx = full(xx_);
   if (!cross_) return s;
   if (act_.enabled()) {
     s.yy = full(yy_);

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "lrc/quant/lrc_solver.h"
+#include "lrc/quant/stats.h"
 
 namespace lrc {
 
@@ -57,6 +58,9 @@ struct QuantizeOptions {
   // GPTQ / SVD need only XXᵀ; true also accumulates YYᵀ and XYᵀ for them (4x the statistics
   // work) so that their reports carry the eq. 2 objective. LRC always has all three.
   bool baseline_objective = false;
+  // How Σx, Σy, Σxy are summed (lrc/quant/stats.h): float64 throughout, or float32 within each
+  // 2048-token block and float64 across blocks (about half the statistics time).
+  StatsPrecision stats_precision = StatsPrecision::Float64;
 
   nlohmann::json to_json() const;
   static QuantizeOptions from_json(const nlohmann::json& j);

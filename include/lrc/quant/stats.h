@@ -4,11 +4,19 @@
 //
 // with X = [x_1 .. x_n] (d x n, one token a column, as in the paper). Everything here is
 // UNregularised; ε_x I and ε_y I are added by the solvers (lrc_solver.h). The paper notes that
-// these sums need 64-bit precision, so each batch is converted to float64 and accumulated with
-// cblas_dsyrk (XXᵀ, YYᵀ) and cblas_dgemm (XYᵀ).
+// these sums need 64-bit precision. Two ways to get them (StatsPrecision):
+//   Float64 (default): each block of 2048 tokens is converted to float64 and accumulated with
+//       cblas_dsyrk (XXᵀ, YYᵀ) and cblas_dgemm (XYᵀ): products exact (float32 inputs), sums
+//       rounded in float64 only;
+//   Mixed: each block's sums are formed in float32 (cblas_ssyrk / cblas_sgemm, twice the speed
+//       of float64 here) and added to float64 totals: the sum over the whole calibration set
+//       stays in float64; a block's own sum of <= 2048 products carries float32 rounding
+//       (relative ~sqrt(2048)·2⁻²⁴ ≈ 3e-6 of its terms' size; measured effect in
+//       docs/results.md, "Statistics precision").
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "lrc/quant/act_quant.h"
@@ -25,14 +33,24 @@ struct LayerStats {
   bool has_cross() const { return !yy.empty(); }
 };
 
+enum class StatsPrecision { Float64, Mixed };
+const char* stats_precision_name(StatsPrecision p);          // "f64" | "mixed"
+StatsPrecision parse_stats_precision(const std::string& s);  // throws naming --stats-precision
+
 class StatsAccumulator {
  public:
   // act: the Q_a the layer will run with (bits >= 16 = none, then yy and xy equal xx).
   // cross = false accumulates XXᵀ alone (LayerStats::has_cross() is then false).
-  StatsAccumulator(int d, const ActQuantSpec& act, bool cross = true);
+  StatsAccumulator(int d, const ActQuantSpec& act, bool cross = true,
+                   StatsPrecision precision = StatsPrecision::Float64);
 
   // x: [n_tokens x d] row-major, finite (NaN/Inf throw lrc::Error). Y = Q_a(X) is computed here.
   void add(const float* x, int64_t n_tokens);
+
+  // Accumulate YYᵀ and XYᵀ only (cross statistics with Q_a on): XXᵀ does not depend on Q_a, so
+  // a caller that varies Q_a over the same X (the clip search) computes it once and fills
+  // LayerStats::xx itself; finish() leaves xx empty. Call before add().
+  void skip_xx();
 
   // The statistics so far (copies; the accumulator can keep going).
   LayerStats finish() const;
@@ -40,9 +58,13 @@ class StatsAccumulator {
   int64_t tokens() const { return n_; }
 
  private:
+  void add_mixed(const float* x, int64_t n_tokens);
+
   int d_;
   ActQuantSpec act_;
   bool cross_;
+  StatsPrecision precision_;
+  bool skip_xx_ = false;
   int64_t n_ = 0;
   std::vector<double> xx_, yy_, xy_;  // upper triangles of xx_, yy_ valid until finish()
 };
