@@ -4,6 +4,7 @@
 // Defaults: the model llama-22m-debtext and debtext-valid.txt from the shared assets dir,
 // found as $LRC_SHARED, else the first "shared" folder holding models/llama-22m-debtext next
 // to the executable or one of its parent folders (../shared relative to the repository).
+#include <omp.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -19,6 +20,7 @@
 #include "cli/demo_rows.h"
 #include "lrc/core/error.h"
 #include "lrc/eval/perplexity.h"
+#include "lrc/io/json_file.h"
 
 namespace fs = std::filesystem;
 
@@ -53,11 +55,13 @@ struct DemoOptions {
   std::vector<std::string> tasks;
   int64_t limit = -1;
   bool no_fp = false;
+  int jobs = 0;         // rows run at once in child processes (0 = one per thread, up to the rows)
+  int row = -1;         // child of --jobs: run only this job of the plan ...
+  std::string row_out;  // ... and write its row here
 };
 
 // The FP reference row: perplexity of the model as loaded.
-void fp_rows(const DemoContext& ctx, std::vector<DemoRow>& rows) {
-  if (ctx.skip_fp) return;
+DemoRow fp_row(const DemoContext& ctx) {
   const auto t0 = std::chrono::steady_clock::now();
   const PplResult r = perplexity(ctx.fp.model, ctx.tokens, ctx.seq, ctx.max_chunks);
   DemoRow row;
@@ -67,9 +71,13 @@ void fp_rows(const DemoContext& ctx, std::vector<DemoRow>& rows) {
   row.bits_per_weight = 16;
   row.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   score_row_tasks(ctx, ctx.fp.model, row);
-  rows.push_back(row);
+  return row;
 }
-const DemoRowRegistrar reg_fp({0, {}, fp_rows});
+std::vector<DemoJob> plan_fp(const DemoPlanContext& pc) {
+  if (pc.skip_fp) return {};
+  return {{"fp", 1.0, fp_row}};
+}
+const DemoRowRegistrar reg_fp({0, {}, plan_fp});
 
 // Gap closed relative to QuaRot-GPTQ (its first row with the given clip), in perplexity and in
 // average accuracy; and in perplexity against GPTQ with searched clip, when that row exists.
@@ -177,19 +185,45 @@ int run_demo(const DemoOptions& o) {
   DemoOptions opt = o;
   opt.model = from_shared(o.model, kDefaultModel, "--model");
   opt.data = from_shared(o.data, kDefaultData, "--data");
-
-  const LoadedModel fp = load_model(opt.model, opt.tokenizer);
-  const std::vector<int32_t> tokens = tokenize_corpus(opt.data, *fp.tokenizer);
-  std::fprintf(stderr, "demo: model %s, data %s (%zu tokens), seq %d, %d chunks\n",
-               opt.model.c_str(), opt.data.c_str(), tokens.size(), opt.seq, opt.max_chunks);
-  const DemoContext ctx{fp,      tokens,         opt.model, opt.data,  shared,
-                        opt.seq, opt.max_chunks, opt.tasks, opt.limit, opt.no_fp};
+  for (const auto& [path, flag] : {std::pair{opt.model, "--model"}, {opt.data, "--data"}})
+    if (!fs::exists(path)) fail(flag, path + ": no such file or directory");
 
   auto sources = demo_row_sources();
   std::stable_sort(sources.begin(), sources.end(),
                    [](const auto& a, const auto& b) { return a.order < b.order; });
+  std::vector<DemoJob> jobs;
+  for (const auto& s : sources)
+    for (auto& j : s.plan(DemoPlanContext{opt.no_fp})) jobs.push_back(std::move(j));
+
+  // Where the rows run: here one after another, or in child processes --jobs at a time, each
+  // with its share of the threads (OMP_NUM_THREADS, else every core). A row's numbers depend
+  // on its thread count (docs/design.md, "Determinism"), not on how many rows run beside it.
+  const int total_threads = std::max(1, omp_get_max_threads());
+  const int n_jobs = static_cast<int>(jobs.size());
+  const int lanes = opt.row >= 0 ? 1 : std::min(n_jobs, opt.jobs > 0 ? opt.jobs : total_threads);
   std::vector<DemoRow> rows;
-  for (const auto& s : sources) s.run(ctx, rows);
+  const int threads = lanes > 1 ? std::max(1, total_threads / lanes) : total_threads;
+  if (lanes > 1) {
+    std::fprintf(stderr, "demo: %d rows, %d at a time in child processes, %d thread%s each\n",
+                 n_jobs, lanes, threads, threads == 1 ? "" : "s");
+    rows = run_demo_lanes(jobs, lanes, threads, process_args());
+  } else {
+    if (opt.row >= n_jobs)
+      fail("--row",
+           std::to_string(opt.row) + " is past the plan's " + std::to_string(n_jobs) + " rows");
+    const LoadedModel fp = load_model(opt.model, opt.tokenizer);
+    const std::vector<int32_t> tokens = tokenize_corpus(opt.data, *fp.tokenizer);
+    std::fprintf(stderr, "demo: model %s, data %s (%zu tokens), seq %d, %d chunks\n",
+                 opt.model.c_str(), opt.data.c_str(), tokens.size(), opt.seq, opt.max_chunks);
+    const DemoContext ctx{fp,      tokens,         opt.model, opt.data,  shared,
+                          opt.seq, opt.max_chunks, opt.tasks, opt.limit, opt.no_fp};
+    if (opt.row >= 0) {  // a child of --jobs: one row, to the file the parent reads
+      const DemoRow r = jobs[opt.row].run(ctx);
+      write_file_atomic(opt.row_out, demo_row_to_wire(r).dump() + "\n");
+      return 0;
+    }
+    for (const auto& j : jobs) rows.push_back(j.run(ctx));
+  }
   fill_gap_closed(rows);
 
   if (opt.json) {
@@ -198,6 +232,8 @@ int run_demo(const DemoOptions& o) {
     j["data"] = opt.data;
     j["seq"] = opt.seq;
     j["max_chunks"] = opt.max_chunks;
+    j["jobs"] = lanes;  // rows at once
+    j["threads_per_row"] = threads;
     j["rows"] = nlohmann::json::array();
     for (const auto& r : rows) j["rows"].push_back(row_json(r));
     std::printf("%s\n", j.dump().c_str());
@@ -223,6 +259,15 @@ const Registrar reg_demo(
       sub.add_option("--limit", o->limit, "score only the first N examples of each task file");
       sub.add_flag("--json", o->json, "print one JSON object");
       sub.add_flag("--no-fp", o->no_fp, "skip the FP row (no gap closed is computed then)");
+      sub.add_option("--jobs", o->jobs,
+                     "rows run at once, each in a child process with threads/jobs threads "
+                     "(0 = as many as threads, up to the rows; 1 = one after another here)")
+          ->check(CLI::NonNegativeNumber)
+          ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast)
+          ->capture_default_str();
+      sub.add_option("--row", o->row, "(internal, --jobs) run only this row of the plan")
+          ->group("");
+      sub.add_option("--row-out", o->row_out, "(internal, --jobs) file for that row")->group("");
       for (const auto& s : demo_row_sources())
         if (s.add_options) s.add_options(sub);
       return [o] { return run_demo(*o); };

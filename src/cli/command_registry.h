@@ -21,6 +21,9 @@ struct CommandSpec {
 
 std::vector<CommandSpec>& command_registry();
 
+// The command line lrc was started with (set by main), for commands that re-run themselves.
+std::vector<std::string>& process_args();
+
 struct Registrar {
   Registrar(std::string name, std::string description, Setup setup) {
     command_registry().push_back({std::move(name), std::move(description), std::move(setup)});

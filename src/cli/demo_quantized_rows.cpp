@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <sstream>
 
 #include "cli/demo_rows.h"
@@ -75,6 +76,8 @@ std::string row_settings(const QuantizeOptions& q) {
   if (q.kv_bits < 16) s += "KV" + std::to_string(q.kv_bits);
   s += " clip " + (q.a_clip_search ? std::string("search") : std::to_string(q.a_clip).substr(0, 4));
   if (!q.calib_act_quant) s += " calib-act=fp";
+  if (q.stats_precision != StatsPrecision::Float64 && q.method != QuantMethod::RTN)
+    s += std::string(" stats=") + stats_precision_name(q.stats_precision);
   if (q.method == QuantMethod::LRC) {
     s += " T=" + std::to_string(q.iters);
     s += q.reg == LrcRegularization::Consistent ? " reg=consistent" : " reg=paper";
@@ -84,20 +87,44 @@ std::string row_settings(const QuantizeOptions& q) {
   return s;
 }
 
-void run_rows(const DemoContext& ctx, std::vector<DemoRow>& rows) {
+// The calibration set, loaded by the first row that runs in this process.
+class LazyCalibration {
+ public:
+  const CalibrationSet& get(const DemoContext& ctx, int nsamples, const std::string& calib) {
+    if (set_) return *set_;
+    const std::string file =
+        !calib.empty()
+            ? calib
+            : (ctx.shared_dir.empty() ? fail("demo", "no shared assets dir; pass --calib"),
+               std::string()          : ctx.shared_dir + "/data/debtext-calib.txt");
+    set_ =
+        load_calibration(file, *ctx.fp.tokenizer, nsamples, ctx.seq, ctx.fp.model.cfg.max_seq_len);
+    std::fprintf(stderr, "demo: calibration %d x %d tokens from %s\n", set_->n_seq, set_->seq_len,
+                 file.c_str());
+    return *set_;
+  }
+
+ private:
+  std::optional<CalibrationSet> set_;
+};
+
+// Relative run time of a row, for --jobs to start the largest first (2-core SmolLM2 table:
+// FP 1, RTN 1.3, GPTQ 4.4, SVD 5, LRC 8).
+double row_cost(const QuantizeOptions& q, size_t n_seeds) {
+  double c = 1.3;
+  if (q.method == QuantMethod::GPTQ) c = 4.4;
+  if (q.method == QuantMethod::SVD) c = 5.0 + q.rank;
+  if (q.method == QuantMethod::LRC) c = 8.0 * q.iters + q.rank;
+  if (q.a_clip_search) c *= 1.4;
+  if (q.rank_alloc == RankAllocation::Error) c *= 1.3;
+  return c * static_cast<double>(n_seeds);
+}
+
+std::vector<DemoJob> plan_rows(const DemoPlanContext&) {
   auto& o = *g_opts;
   finish_quantize_options(o.opt, o.flags);
   const auto methods = split(o.methods);
-  if (methods.empty() && !o.ablation) return;
-  const std::string calib_file =
-      !o.calib.empty()
-          ? o.calib
-          : (ctx.shared_dir.empty() ? fail("demo", "no shared assets dir; pass --calib"),
-             std::string()          : ctx.shared_dir + "/data/debtext-calib.txt");
-  const CalibrationSet calib = load_calibration(calib_file, *ctx.fp.tokenizer, o.opt.nsamples,
-                                                ctx.seq, ctx.fp.model.cfg.max_seq_len);
-  std::fprintf(stderr, "demo: calibration %d x %d tokens from %s\n", calib.n_seq, calib.seq_len,
-               calib_file.c_str());
+  if (methods.empty() && !o.ablation) return {};
 
   // The options of each row.
   std::vector<QuantizeOptions> plan;
@@ -105,7 +132,6 @@ void run_rows(const DemoContext& ctx, std::vector<DemoRow>& rows) {
     QuantizeOptions q = o.opt;
     q.method = m;
     q.rank = rank;
-    q.seq = calib.seq_len;
     tweak(q);
     plan.push_back(q);
   };
@@ -160,40 +186,51 @@ void run_rows(const DemoContext& ctx, std::vector<DemoRow>& rows) {
   }
   if (seeds.empty()) seeds.push_back(o.opt.seed);
 
+  auto calib = std::make_shared<LazyCalibration>();
+  std::vector<DemoJob> jobs;
   for (const QuantizeOptions& q : plan) {
-    DemoRow row;
-    row.method = method_name(q.method);
-    row.rank = q.rank;
-    row.clip_searched = q.a_clip_search;
-    row.settings = row_settings(q);
-    // Each seed is its own rotation and calibration run; the row shows the mean perplexity.
-    for (uint64_t seed : seeds) {
-      const auto t0 = std::chrono::steady_clock::now();
-      LlamaModel m = ctx.fp.model;
-      QuantizeOptions qs = q;
-      qs.seed = seed;
-      const QuantizeReport rep = quantize_model(m, calib, qs);
-      const PplResult r = perplexity(m, ctx.tokens, ctx.seq, ctx.max_chunks);
-      row.ppl_seeds.push_back(r.ppl);
-      row.bits_per_weight = rep.bits_per_weight;
-      row.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      std::fprintf(stderr, "demo: %s rank %g seed %llu (%s) -> ppl %.4f\n", row.method.c_str(),
-                   q.rank, static_cast<unsigned long long>(seed), row.settings.c_str(), r.ppl);
-      if (seed != seeds.front()) continue;
-      score_row_tasks(ctx, m, row);
-      row.linears = nlohmann::json::array();
-      for (const auto& l : rep.linears)
-        row.linears.push_back({{"name", l.name}, {"rank", l.rank}, {"a_clip", l.a_clip}});
-    }
-    double sum = 0;
-    for (double v : row.ppl_seeds) sum += v;
-    row.ppl = sum / static_cast<double>(row.ppl_seeds.size());
-    row.seconds /= static_cast<double>(seeds.size());
-    rows.push_back(row);
+    char label[64];
+    std::snprintf(label, sizeof label, "%s %g", method_name(q.method), q.rank);
+    auto run = [q, seeds, calib](const DemoContext& ctx) {
+      const auto& go = *g_opts;
+      const CalibrationSet& cs = calib->get(ctx, go.opt.nsamples, go.calib);
+      DemoRow row;
+      row.method = method_name(q.method);
+      row.rank = q.rank;
+      row.clip_searched = q.a_clip_search;
+      row.settings = row_settings(q);
+      // Each seed is its own rotation and calibration run; the row shows the mean perplexity.
+      for (uint64_t seed : seeds) {
+        const auto t0 = std::chrono::steady_clock::now();
+        LlamaModel m = ctx.fp.model;
+        QuantizeOptions qs = q;
+        qs.seq = cs.seq_len;
+        qs.seed = seed;
+        const QuantizeReport rep = quantize_model(m, cs, qs);
+        const PplResult r = perplexity(m, ctx.tokens, ctx.seq, ctx.max_chunks);
+        row.ppl_seeds.push_back(r.ppl);
+        row.bits_per_weight = rep.bits_per_weight;
+        row.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        std::fprintf(stderr, "demo: %s rank %g seed %llu (%s) -> ppl %.4f\n", row.method.c_str(),
+                     q.rank, static_cast<unsigned long long>(seed), row.settings.c_str(), r.ppl);
+        if (seed != seeds.front()) continue;
+        score_row_tasks(ctx, m, row);
+        row.linears = nlohmann::json::array();
+        for (const auto& l : rep.linears)
+          row.linears.push_back({{"name", l.name}, {"rank", l.rank}, {"a_clip", l.a_clip}});
+      }
+      double sum = 0;
+      for (double v : row.ppl_seeds) sum += v;
+      row.ppl = sum / static_cast<double>(row.ppl_seeds.size());
+      row.seconds /= static_cast<double>(seeds.size());
+      return row;
+    };
+    jobs.push_back({label, row_cost(q, seeds.size()), run});
   }
+  return jobs;
 }
 
-const DemoRowRegistrar reg_quantized({10, add_options, run_rows});
+const DemoRowRegistrar reg_quantized({10, add_options, plan_rows});
 
 }  // namespace
 

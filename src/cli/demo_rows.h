@@ -1,11 +1,13 @@
 // The rows of `lrc demo`. Each method contributes rows through a DemoRowSource registered
 // from its own file (like subcommands), so adding the quantized rows touches no other file:
 //
-//   static const lrc::cli::DemoRowRegistrar reg({/*order*/ 10, add_my_options, run_my_rows});
+//   static const lrc::cli::DemoRowRegistrar reg({/*order*/ 10, add_my_options, plan_my_rows});
 //
-// The demo loads the FP model and the evaluation tokens once, then runs the sources in
-// `order` (FP is 0); each appends finished rows and sees the rows before it (e.g. the FP ppl
-// for "gap closed"). The table prints method, rank, ppl, gap closed, bits/weight, seconds.
+// A source plans its rows as jobs (one per row) from the options alone; the demo then loads
+// the FP model and the evaluation tokens once and runs the jobs in `order` (FP is 0), or, with
+// --jobs N > 1, runs them N at a time in child processes of the same binary (demo_lanes.cpp),
+// largest first. Gap closed is computed once every row is in. The table prints method, rank,
+// ppl, gap closed, bits/weight, seconds.
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -50,13 +52,36 @@ struct DemoRow {
 // Fills row.zero_shot with the accuracy of `model` on ctx.task_files (no-op without --tasks).
 void score_row_tasks(const DemoContext& ctx, const LlamaModel& model, DemoRow& row);
 
+// One row to compute. run() is self-contained (it may load its own calibration set), so a
+// child process can run any one job of the plan on its own.
+struct DemoJob {
+  std::string label;  // "lrc 0.1", for progress lines
+  double cost = 1;    // relative run time estimate: --jobs starts the largest first
+  std::function<DemoRow(const DemoContext&)> run;
+};
+
+struct DemoPlanContext {
+  bool skip_fp = false;  // --no-fp
+};
+
 struct DemoRowSource {
   int order = 0;
   std::function<void(CLI::App&)> add_options;  // may be empty
-  std::function<void(const DemoContext&, std::vector<DemoRow>& rows)> run;
+  std::function<std::vector<DemoJob>(const DemoPlanContext&)> plan;
 };
 
 std::vector<DemoRowSource>& demo_row_sources();
+
+// Row <-> JSON with every field (the child -> parent transfer of --jobs; doubles round-trip).
+nlohmann::json demo_row_to_wire(const DemoRow& r);
+DemoRow demo_row_from_wire(const nlohmann::json& j);
+
+// Runs jobs[i] for every i in `order` in child processes, `lanes` at a time, each with
+// `threads` OpenMP/OpenBLAS threads: `argv` (this process's command line) plus
+// `--jobs 1 --row i --row-out FILE`. Returns the rows in job order. Child stderr goes to a log
+// file, shown when the child fails; progress lines go to stderr.
+std::vector<DemoRow> run_demo_lanes(const std::vector<DemoJob>& jobs, int lanes, int threads,
+                                    const std::vector<std::string>& argv);
 
 struct DemoRowRegistrar {
   explicit DemoRowRegistrar(DemoRowSource s) { demo_row_sources().push_back(std::move(s)); }

@@ -15,6 +15,10 @@ std::vector<CommandSpec>& command_registry() {
   static std::vector<CommandSpec> r;
   return r;
 }
+std::vector<std::string>& process_args() {
+  static std::vector<std::string> a;
+  return a;
+}
 }  // namespace lrc::cli
 
 // OpenMP threads that spin while waiting steal the cores OpenBLAS and the next parallel region
@@ -30,6 +34,7 @@ static void ensure_passive_openmp_wait(char** argv) {
 int main(int argc, char** argv) {
   ensure_passive_openmp_wait(argv);
   using namespace lrc::cli;
+  process_args().assign(argv, argv + argc);
   CLI::App app{"lrc: W4A4 post-training quantization with low-rank correction (LRC)"};
   app.set_version_flag("--version", std::string(LRC_VERSION));
   app.require_subcommand(1);
