@@ -2,31 +2,18 @@
 // after another with the same thread count (bit for bit: a row depends on its own threads
 // only), in the same order; a row that fails stops the demo with its error and exit code != 0.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <string>
 
 #include "support/paths.h"
+#include "support/run_command.h"
 
 namespace {
 
-struct RunResult {
-  int exit_code;
-  std::string out;
-};
-
-RunResult run(const std::string& cmd) {
-  RunResult r{-1, ""};
-  std::FILE* p = ::popen(cmd.c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  for (size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) r.out.append(buf, n);
-  const int status = ::pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
+using lrc::test::run_command;
+using lrc::test::RunResult;
 
 // A small table on the real default model: 4 calibration and 2 evaluation chunks of 128.
 std::string demo_args() {
@@ -41,8 +28,10 @@ std::string demo_args() {
 TEST(CliDemoJobs, ChildProcessesReproduceSequentialRows) {
   const std::string bin = lrc::test::lrc_binary();
   // Two lanes of one thread each vs. one thread, one row after another.
-  const RunResult par = run("OMP_NUM_THREADS=2 " + bin + demo_args() + " --jobs 2 2>/dev/null");
-  const RunResult seq = run("OMP_NUM_THREADS=1 " + bin + demo_args() + " --jobs 1 2>/dev/null");
+  const RunResult par =
+      run_command("OMP_NUM_THREADS=2 " + bin + demo_args() + " --jobs 2 2>/dev/null");
+  const RunResult seq =
+      run_command("OMP_NUM_THREADS=1 " + bin + demo_args() + " --jobs 1 2>/dev/null");
   ASSERT_EQ(par.exit_code, 0) << par.out;
   ASSERT_EQ(seq.exit_code, 0) << seq.out;
   const auto a = nlohmann::json::parse(par.out)["rows"];
@@ -62,10 +51,10 @@ TEST(CliDemoJobs, ChildProcessesReproduceSequentialRows) {
 
 TEST(CliDemoJobs, FailingRowStopsDemoWithItsError) {
   const std::string missing = "/nonexistent/lrc-demo-calib.txt";
-  const RunResult r = run("OMP_NUM_THREADS=2 " + lrc::test::lrc_binary() + " demo --model " +
-                          lrc::test::default_model_dir() + " --data " +
-                          lrc::test::shared("data/debtext-valid.txt") + " --calib " + missing +
-                          " --methods rtn,gptq --seq 64 --max-chunks 1 --jobs 2 2>&1");
+  const RunResult r = run_command(
+      "OMP_NUM_THREADS=2 " + lrc::test::lrc_binary() + " demo --model " +
+      lrc::test::default_model_dir() + " --data " + lrc::test::shared("data/debtext-valid.txt") +
+      " --calib " + missing + " --methods rtn,gptq --seq 64 --max-chunks 1 --jobs 2 2>&1");
   EXPECT_NE(r.exit_code, 0) << r.out;
   EXPECT_NE(r.out.find(missing), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("failed"), std::string::npos) << r.out;

@@ -1,7 +1,6 @@
 // `lrc inspect` end to end: the binary on a good model (JSON) and on bad input (exit code,
 // one "error: ..." line on stderr naming the file).
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -11,27 +10,14 @@
 #include "lrc/io/hf_writer.h"
 #include "support/paths.h"
 #include "support/random_model.h"
+#include "support/run_command.h"
 
 namespace fs = std::filesystem;
 
 namespace {
 
-struct RunResult {
-  int exit_code;
-  std::string out;
-};
-
-// Runs `cmd` through the shell; returns its exit code and captured output.
-RunResult run(const std::string& cmd) {
-  RunResult r{-1, ""};
-  std::FILE* p = ::popen(cmd.c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  for (size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) r.out.append(buf, n);
-  const int status = ::pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
+using lrc::test::run_command;
+using lrc::test::RunResult;
 
 }  // namespace
 
@@ -40,7 +26,8 @@ TEST(CliInspect, BadModelGivesOneErrorLine) {
   const std::string bin = dir + "/model.bin";
   std::ofstream(bin, std::ios::binary) << "short";
   // stderr only (stdout discarded).
-  const RunResult r = run(lrc::test::lrc_binary() + " inspect --model " + bin + " 2>&1 >/dev/null");
+  const RunResult r =
+      run_command(lrc::test::lrc_binary() + " inspect --model " + bin + " 2>&1 >/dev/null");
   EXPECT_NE(r.exit_code, 0);
   EXPECT_EQ(r.out.rfind("error: ", 0), 0u) << r.out;
   EXPECT_NE(r.out.find(bin), std::string::npos) << r.out;
@@ -56,7 +43,7 @@ TEST(CliInspect, JsonDescribesModel) {
   c.tied_embeddings = false;
   const lrc::LlamaModel m = lrc::test::random_model(c);
   lrc::save_hf_model(m, dir, lrc::DType::F16, 2);
-  const RunResult r = run(lrc::test::lrc_binary() + " inspect --json --model " + dir);
+  const RunResult r = run_command(lrc::test::lrc_binary() + " inspect --json --model " + dir);
   ASSERT_EQ(r.exit_code, 0) << r.out;
   const auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["format"], "hf");
@@ -72,12 +59,12 @@ TEST(CliInspect, JsonDescribesModel) {
   EXPECT_EQ(j["tensors"].back()["shape"], nlohmann::json({c.vocab_size, c.dim}));
   EXPECT_EQ(j["tensors"].back()["dtype"], "F16");
   // Text form: succeeds and names the format.
-  const RunResult t = run(lrc::test::lrc_binary() + " inspect --model " + dir);
+  const RunResult t = run_command(lrc::test::lrc_binary() + " inspect --model " + dir);
   EXPECT_EQ(t.exit_code, 0);
   EXPECT_NE(t.out.find("lm_head.weight"), std::string::npos);
   // A missing tokenizer that was asked for is an error naming it.
-  const RunResult e = run(lrc::test::lrc_binary() + " inspect --model " + dir + " --tokenizer " +
-                          dir + "/nope.model 2>&1 >/dev/null");
+  const RunResult e = run_command(lrc::test::lrc_binary() + " inspect --model " + dir +
+                                  " --tokenizer " + dir + "/nope.model 2>&1 >/dev/null");
   EXPECT_NE(e.exit_code, 0);
   EXPECT_NE(e.out.find(dir + "/nope.model: tokenizer file not found"), std::string::npos) << e.out;
   fs::remove_all(dir);
