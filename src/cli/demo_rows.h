@@ -76,10 +76,10 @@ std::vector<DemoRowSource>& demo_row_sources();
 nlohmann::json demo_row_to_wire(const DemoRow& r);
 DemoRow demo_row_from_wire(const nlohmann::json& j);
 
-// Runs jobs[i] for every i in `order` in child processes, `lanes` at a time, each with
+// Runs every job in a child process, `lanes` at a time (largest cost first), each with
 // `threads` OpenMP/OpenBLAS threads: `argv` (this process's command line) plus
-// `--jobs 1 --row i --row-out FILE`. Returns the rows in job order. Child stderr goes to a log
-// file, shown when the child fails; progress lines go to stderr.
+// `--jobs 1 --row i --row-out FILE` for job i. Returns the rows in job order. Child stderr goes
+// to a log file, shown when the child fails; progress lines go to stderr.
 std::vector<DemoRow> run_demo_lanes(const std::vector<DemoJob>& jobs, int lanes, int threads,
                                     const std::vector<std::string>& argv);
 

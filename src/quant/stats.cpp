@@ -96,8 +96,8 @@ namespace {
 
 // acc += c on the upper triangle (upper_only) or on every entry of the d x d matrices.
 void add_to_double(const std::vector<float>& c, std::vector<double>& acc, int d, bool upper_only) {
-#pragma omp parallel for schedule(static) if (static_cast <int64_t>(d) * d >= \
-                                              quant_detail::kMinParallelWork)
+  const int64_t entries = static_cast<int64_t>(d) * d;
+#pragma omp parallel for schedule(static) if (entries >= quant_detail::kMinParallelWork)
   for (int i = 0; i < d; ++i) {
     const size_t row = static_cast<size_t>(i) * d;
     for (int j = upper_only ? i : 0; j < d; ++j) acc[row + j] += c[row + j];
