@@ -215,8 +215,8 @@ int run_demo(const DemoOptions& o) {
     const std::vector<int32_t> tokens = tokenize_corpus(opt.data, *fp.tokenizer);
     std::fprintf(stderr, "demo: model %s, data %s (%zu tokens), seq %d, %d chunks\n",
                  opt.model.c_str(), opt.data.c_str(), tokens.size(), opt.seq, opt.max_chunks);
-    const DemoContext ctx{fp,      tokens,         opt.model, opt.data,  shared,
-                          opt.seq, opt.max_chunks, opt.tasks, opt.limit, opt.no_fp};
+    const DemoContext ctx{fp,      tokens,         opt.model, opt.data, shared,
+                          opt.seq, opt.max_chunks, opt.tasks, opt.limit};
     if (opt.row >= 0) {  // a child of --jobs: one row, to the file the parent reads
       const DemoRow r = jobs[opt.row].run(ctx);
       write_file_atomic(opt.row_out, demo_row_to_wire(r).dump() + "\n");

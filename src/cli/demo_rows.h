@@ -30,7 +30,6 @@ struct DemoContext {
   int seq = 512, max_chunks = 24;
   std::vector<std::string> task_files;  // zero-shot task files (--tasks); may be empty
   int64_t task_limit = -1;              // first N examples of each (--limit)
-  bool skip_fp = false;                 // --no-fp
 };
 
 struct DemoRow {
