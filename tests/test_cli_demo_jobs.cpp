@@ -60,3 +60,17 @@ TEST(CliDemoJobs, FailingRowStopsDemoWithItsError) {
   EXPECT_NE(r.out.find("failed"), std::string::npos) << r.out;
   EXPECT_EQ(r.out.find("{\"rows\""), std::string::npos) << "no table after a failure: " << r.out;
 }
+
+// The JSON names the BLAS kernel set the numbers came from (OPENBLAS_CORETYPE forces one).
+TEST(CliDemoJobs, JsonNamesBlasKernelSet) {
+  const std::string args = " demo --model " + lrc::test::default_model_dir() + " --data " +
+                           lrc::test::shared("data/debtext-valid.txt") +
+                           " --no-fp --methods rtn --seq 64 --max-chunks 1 --jobs 1 --json";
+  for (const std::string core : {"Prescott", "Haswell"}) {
+    if (core == "Haswell" && !__builtin_cpu_supports("avx2")) continue;
+    const RunResult r = run_command("OMP_NUM_THREADS=1 OPENBLAS_CORETYPE=" + core + " " +
+                                    lrc::test::lrc_binary() + args + " 2>/dev/null");
+    ASSERT_EQ(r.exit_code, 0) << r.out;
+    EXPECT_EQ(nlohmann::json::parse(r.out)["blas_core"], core);
+  }
+}

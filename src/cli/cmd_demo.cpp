@@ -18,6 +18,7 @@
 
 #include "cli/command_registry.h"
 #include "cli/demo_rows.h"
+#include "lrc/core/blas_info.h"
 #include "lrc/core/error.h"
 #include "lrc/eval/perplexity.h"
 #include "lrc/io/json_file.h"
@@ -203,6 +204,9 @@ int run_demo(const DemoOptions& o) {
   const int lanes = opt.row >= 0 ? 1 : std::min(n_jobs, opt.jobs > 0 ? opt.jobs : total_threads);
   std::vector<DemoRow> rows;
   const int threads = lanes > 1 ? std::max(1, total_threads / lanes) : total_threads;
+  if (opt.row < 0)
+    std::fprintf(stderr, "demo: OpenBLAS kernels %s%s\n", blas_core_name().c_str(),
+                 std::getenv("OPENBLAS_CORETYPE") ? " (chosen by OPENBLAS_CORETYPE)" : "");
   if (lanes > 1) {
     std::fprintf(stderr, "demo: %d rows, %d at a time in child processes, %d thread%s each\n",
                  n_jobs, lanes, threads, threads == 1 ? "" : "s");
@@ -234,6 +238,7 @@ int run_demo(const DemoOptions& o) {
     j["max_chunks"] = opt.max_chunks;
     j["jobs"] = lanes;  // rows at once
     j["threads_per_row"] = threads;
+    j["blas_core"] = blas_core_name();  // with threads_per_row, what the numbers depend on
     j["rows"] = nlohmann::json::array();
     for (const auto& r : rows) j["rows"].push_back(row_json(r));
     std::printf("%s\n", j.dump().c_str());

@@ -4,6 +4,7 @@
 
 #include "cli/command_registry.h"
 #include "cli/quantize_flags.h"
+#include "lrc/core/blas_info.h"
 #include "lrc/core/error.h"
 #include "lrc/io/model_loader.h"
 #include "lrc/pipeline/checkpoint.h"
@@ -49,6 +50,7 @@ Registrar reg_quantize(
         if (a->json) {
           nlohmann::json j = rep.to_json();
           j["out"] = a->out;
+          j["blas_core"] = blas_core_name();
           std::cout << j.dump(2) << "\n";
         } else {
           std::printf("method %s  rank %g  W%dA%d  bits/weight %.2f  %.1fs  -> %s\n",
