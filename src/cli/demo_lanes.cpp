@@ -38,20 +38,18 @@ namespace lrc::cli {
 
 namespace fs = std::filesystem;
 
+// The gap-closed fields are not sent: they relate rows to each other, and the parent computes
+// them once every row is back (fill_gap_closed).
 nlohmann::json demo_row_to_wire(const DemoRow& r) {
-  auto opt = [](const std::optional<double>& v) { return v ? nlohmann::json(*v) : nullptr; };
   nlohmann::json j = {{"method", r.method},
                       {"settings", r.settings},
                       {"rank", r.rank},
                       {"ppl", r.ppl},
                       {"ppl_seeds", r.ppl_seeds},
                       {"clip_searched", r.clip_searched},
-                      {"gap_closed", opt(r.gap_closed)},
-                      {"gap_closed_searched", opt(r.gap_closed_searched)},
                       {"bits_per_weight", r.bits_per_weight},
                       {"seconds", r.seconds},
-                      {"linears", r.linears},
-                      {"acc_gap_closed", opt(r.acc_gap_closed)}};
+                      {"linears", r.linears}};
   if (r.zero_shot) {
     const ZeroShotResults& z = *r.zero_shot;
     nlohmann::json tasks = nlohmann::json::array();
@@ -76,9 +74,6 @@ nlohmann::json demo_row_to_wire(const DemoRow& r) {
 }
 
 DemoRow demo_row_from_wire(const nlohmann::json& j) {
-  auto opt = [](const nlohmann::json& v) {
-    return v.is_null() ? std::nullopt : std::optional<double>(v.get<double>());
-  };
   DemoRow r;
   r.method = j.at("method");
   r.settings = j.at("settings");
@@ -86,12 +81,9 @@ DemoRow demo_row_from_wire(const nlohmann::json& j) {
   r.ppl = j.at("ppl");
   r.ppl_seeds = j.at("ppl_seeds").get<std::vector<double>>();
   r.clip_searched = j.at("clip_searched");
-  r.gap_closed = opt(j.at("gap_closed"));
-  r.gap_closed_searched = opt(j.at("gap_closed_searched"));
   r.bits_per_weight = j.at("bits_per_weight");
   r.seconds = j.at("seconds");
   r.linears = j.at("linears");
-  r.acc_gap_closed = opt(j.at("acc_gap_closed"));
   if (j.contains("zero_shot")) {
     const auto& z = j["zero_shot"];
     ZeroShotResults out;

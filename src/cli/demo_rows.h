@@ -71,7 +71,8 @@ struct DemoRowSource {
 
 std::vector<DemoRowSource>& demo_row_sources();
 
-// Row <-> JSON with every field (the child -> parent transfer of --jobs; doubles round-trip).
+// Row <-> JSON, the child -> parent transfer of --jobs (doubles round-trip): every field a row
+// computes itself; the gap-closed fields are left to the parent (fill_gap_closed).
 nlohmann::json demo_row_to_wire(const DemoRow& r);
 DemoRow demo_row_from_wire(const nlohmann::json& j);
 
