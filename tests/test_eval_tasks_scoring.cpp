@@ -155,6 +155,43 @@ TEST(EvalTasksScoring, SharedContextEqualsBruteForce) {
   EXPECT_EQ(plain.work().shared, plain.work().separate);
 }
 
+// Many requests in one score_batch (several passes of token trees: more rows than one pass
+// takes) == one score() per request, and the work is the sum of theirs.
+TEST(EvalTasksScoring, BatchEqualsOneRequestAtATime) {
+  const lrc::LlamaModel m = tiny_model();
+  PieceTokenizer tok(true);
+  lrc::ContinuationScorer batch(m, tok), single(m, tok);
+  const std::vector<std::pair<std::string, std::vector<std::string>>> cases = {
+      {"the cat sat on the", {" mat", " cat", " a dog and a bird", " x"}},
+      {"Once, a cat (2 of them) sat", {" on the mat.", " there", " qq"}},
+      {"A", {" abcdefgh", " the cat sat on the mat and the cat sat on it again"}},
+      {"the mat", {" sat"}},
+  };
+  std::vector<lrc::ScoreRequest> reqs;
+  for (int rep = 0; rep < 40; ++rep)
+    for (const auto& [context, conts] : cases) reqs.push_back(batch.encode(context, conts));
+  int64_t rows = 0;
+  for (const auto& r : reqs) {
+    rows += static_cast<int64_t>(r.context.size());
+    for (const auto& c : r.continuations) rows += static_cast<int64_t>(c.size()) - 1;
+  }
+  ASSERT_GT(rows, 2048);  // more than one pass
+  const auto got = batch.score_batch(reqs);
+  ASSERT_EQ(got.size(), reqs.size());
+  for (size_t r = 0; r < reqs.size(); ++r) {
+    const auto want = single.score(reqs[r].context, reqs[r].continuations);
+    ASSERT_EQ(got[r].size(), want.size());
+    for (size_t c = 0; c < want.size(); ++c) {
+      EXPECT_NEAR(got[r][c].logprob, want[c].logprob, 1e-5) << r << " " << c;
+      EXPECT_EQ(got[r][c].n_tokens, want[c].n_tokens);
+      EXPECT_EQ(got[r][c].greedy, want[c].greedy);
+    }
+  }
+  EXPECT_EQ(batch.work().shared, single.work().shared);
+  EXPECT_EQ(batch.work().separate, single.work().separate);
+  EXPECT_EQ(batch.work().shared, rows);
+}
+
 TEST(EvalTasksScoring, LeftTruncationMatchesLmEval) {
   // A 24-token window and a context longer than it: each continuation length drops a
   // different number of context tokens (BOS included), as lm-eval's [-(max_len+1):][:-1].

@@ -233,6 +233,48 @@ TEST(ModelForward, DecoderTruncateRecomputes) {
   EXPECT_THROW(dec.forward(a.data(), 7), lrc::Error);  // 10 + 7 > 16
 }
 
+// Token trees in one pass == each (context + branch) sequence on its own. Trees of different
+// context lengths, branches that use both attention paths (a loop below 16 queries, sgemm from
+// 16), a one-token branch, a tree without branches; quantized KV and an online q/k transform.
+TEST(ModelForward, TokenTreesEqualSeparateSequences) {
+  auto cfg = lrc::test::tiny_config(64, 96, 2, 4, 2, 97, 128);
+  auto m = lrc::test::random_model(cfg, 12);
+  m.kv.bits = 4;
+  m.online_qk = std::make_shared<SignedPermutation>(cfg.head_dim(), 3);
+  const int V = cfg.vocab_size, dim = cfg.dim;
+  const std::vector<lrc::TokenTree> trees = {{9, {5, 1, 20}}, {3, {}}, {17, {3, 17}}, {1, {2}}};
+  int n = 0;
+  for (const auto& t : trees) {
+    n += t.context;
+    for (int b : t.branches) n += b;
+  }
+  const auto toks = random_tokens(n, V, 22);
+  const auto h = lrc::tree_hidden_states(m, toks.data(), trees);
+  ASSERT_EQ(h.size(), static_cast<size_t>(n) * dim);
+  std::vector<float> got(static_cast<size_t>(n) * V);
+  lrc::output_logits(m, h.data(), n, got.data());
+
+  int row = 0;
+  for (const auto& t : trees) {
+    const int32_t* ctx = toks.data() + row;
+    const auto ref_ctx = lrc::forward_logits(m, ctx, 1, t.context);
+    expect_close(std::vector<float>(got.begin() + row * V, got.begin() + (row + t.context) * V),
+                 ref_ctx, 1e-4);
+    int b0 = row + t.context;
+    for (int len : t.branches) {
+      std::vector<int32_t> seq(ctx, ctx + t.context);
+      seq.insert(seq.end(), toks.begin() + b0, toks.begin() + b0 + len);
+      const auto ref = lrc::forward_logits(m, seq.data(), 1, static_cast<int>(seq.size()));
+      expect_close(std::vector<float>(got.begin() + b0 * V, got.begin() + (b0 + len) * V),
+                   std::vector<float>(ref.begin() + t.context * V, ref.end()), 1e-4);
+      b0 += len;
+    }
+    row = b0;
+  }
+  EXPECT_THROW(lrc::tree_hidden_states(m, toks.data(), {{0, {3}}}), lrc::Error);
+  EXPECT_THROW(lrc::tree_hidden_states(m, toks.data(), {{3, {0}}}), lrc::Error);
+}
+
 TEST(ModelForward, OrthogonalOnlineTransformsPreserveLogits) {
   auto cfg = lrc::test::tiny_config(64, 96, 2, 4, 2, 97, 64);
   const auto m = lrc::test::random_model(cfg, 9);

@@ -28,12 +28,16 @@ int first_argmax(const std::vector<double>& v) {
 
 }  // namespace
 
-MultipleChoiceScore score_multiple_choice(ContinuationScorer& scorer, const TaskExample& ex) {
+std::vector<std::string> multiple_choice_continuations(const TaskExample& ex) {
   if (ex.choices.empty()) fail("multiple choice", "example without choices");
   std::vector<std::string> continuations;
   for (const std::string& c : ex.choices) continuations.push_back(" " + c);
-  const std::vector<ContinuationScore> s = scorer.score_text(ex.context, continuations);
+  return continuations;
+}
 
+MultipleChoiceScore multiple_choice_result(const TaskExample& ex,
+                                           const std::vector<ContinuationScore>& s) {
+  if (s.size() != ex.choices.size()) fail("multiple choice", "one score per choice expected");
   MultipleChoiceScore r;
   for (size_t i = 0; i < s.size(); ++i) {
     r.logprob.push_back(s[i].logprob);
@@ -44,6 +48,11 @@ MultipleChoiceScore score_multiple_choice(ContinuationScorer& scorer, const Task
   r.pred = first_argmax(r.logprob);
   r.pred_norm = first_argmax(r.logprob_norm);
   return r;
+}
+
+MultipleChoiceScore score_multiple_choice(ContinuationScorer& scorer, const TaskExample& ex) {
+  return multiple_choice_result(ex,
+                                scorer.score_text(ex.context, multiple_choice_continuations(ex)));
 }
 
 }  // namespace lrc

@@ -1,5 +1,6 @@
 // Running task files through the scorer: accuracy, confidence interval, target perplexity and
 // the forward work that context sharing saved, per task file.
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <set>
@@ -16,6 +17,12 @@ double accuracy_ci95(double p, int64_t n) {
   return 1.96 * std::sqrt(p * (1.0 - p) / static_cast<double>(n));
 }
 
+namespace {
+// Examples handed to the scorer at once; it runs their token trees in passes of up to 2048
+// rows (about a dozen last-word contexts, or thirty cloze examples).
+constexpr size_t kTaskBatch = 64;
+}  // namespace
+
 TaskResult evaluate_task_set(ContinuationScorer& scorer, const TaskSet& set) {
   const auto t0 = std::chrono::steady_clock::now();
   const ForwardWork before = scorer.work();
@@ -28,16 +35,29 @@ TaskResult evaluate_task_set(ContinuationScorer& scorer, const TaskSet& set) {
 
   int64_t correct = 0, correct_norm = 0, target_tokens = 0;
   double target_logprob = 0.0;
-  for (const TaskExample& ex : set.examples) {
-    if (set.kind == TaskKind::MultipleChoice) {
-      const MultipleChoiceScore s = score_multiple_choice(scorer, ex);
-      correct += s.pred == ex.label;
-      correct_norm += s.pred_norm == ex.label;
-    } else {
-      const LastWordScore s = score_last_word(scorer, ex);
-      correct += s.correct;
-      target_logprob += s.logprob;
-      target_tokens += s.n_tokens;
+  const bool mc = set.kind == TaskKind::MultipleChoice;
+  std::vector<ScoreRequest> requests;
+  for (size_t e0 = 0; e0 < set.examples.size(); e0 += kTaskBatch) {
+    const size_t e1 = std::min(set.examples.size(), e0 + kTaskBatch);
+    requests.clear();
+    for (size_t e = e0; e < e1; ++e) {
+      const TaskExample& ex = set.examples[e];
+      requests.push_back(scorer.encode(
+          ex.context, mc ? multiple_choice_continuations(ex) : last_word_continuations(ex)));
+    }
+    const std::vector<std::vector<ContinuationScore>> scores = scorer.score_batch(requests);
+    for (size_t e = e0; e < e1; ++e) {
+      const TaskExample& ex = set.examples[e];
+      if (mc) {
+        const MultipleChoiceScore s = multiple_choice_result(ex, scores[e - e0]);
+        correct += s.pred == ex.label;
+        correct_norm += s.pred_norm == ex.label;
+      } else {
+        const LastWordScore s = last_word_result(scores[e - e0]);
+        correct += s.correct;
+        target_logprob += s.logprob;
+        target_tokens += s.n_tokens;
+      }
     }
   }
   const double n = static_cast<double>(r.n);

@@ -10,6 +10,9 @@
 //   g   = silu(x Wgᵀ) ⊙ (x Wuᵀ);  g = H_down · g        -> hook(Down)
 //   h  += g Wdᵀ
 //
+// Token trees (zero-shot scoring: a context and its continuations, several examples in one
+// pass) run it too, with RoPE positions and attention per segment (struct Segment below).
+//
 // Prefill and decode run the same code: new keys/values are written into a K/V store (a
 // scratch buffer for prefill, the cache for decode) and the queries at positions
 // pos0 .. pos0+n_new-1 attend every stored key up to their own position.
@@ -17,6 +20,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <memory>
 #include <string>
 
@@ -120,9 +124,22 @@ void ffn_core(const LlamaModel& m, int layer, float* h, int64_t N, LinearInputHo
 // pos0 .. pos0+n_new-1 of k_store/v_store + s*kv_stride (rows of kv_dim); rows before pos0
 // must already hold the earlier positions. Stores are contiguous over all new rows: either one
 // sequence, or pos0 == 0 and kv_stride == n_new*kv_dim.
+//
+// segs (token trees, prefill only: n_seq == 1, pos0 == 0): the rows form segments instead of
+// one sequence; segment s (rows row .. row+n-1) sits at positions pos .. pos+n-1 and attends
+// the pos store rows from key0 on (its tree's context) and then its own rows. A segment whose
+// own keys are not already right after those first moves them there, over rows of earlier
+// segments of its tree, which are done by then.
+struct Segment {
+  int64_t row = 0;   // first row (in h, and in the store for its new keys)
+  int n = 0;         // rows
+  int pos = 0;       // position of its first row
+  int64_t key0 = 0;  // store row of the first key it sees
+};
+
 void layer_core(const LlamaModel& m, int layer, float* h, int n_seq, int n_new, int pos0,
                 float* k_store, float* v_store, int64_t kv_stride, LinearInputHook* hook,
-                bool with_ffn = true) {
+                bool with_ffn = true, const std::vector<Segment>* segs = nullptr) {
   const LlamaConfig& c = m.cfg;
   const LlamaLayer& L = m.layers[layer];
   const int dim = c.dim, hd = c.head_dim();
@@ -147,9 +164,19 @@ void layer_core(const LlamaModel& m, int layer, float* h, int n_seq, int n_new, 
   L.wk.forward(x, N, k_new);
   L.wv.forward(x, N, v_new);
 
-  const RopeTable rope(hd, c.rope_theta, pos0, n_new);
-  apply_rope(q, N, c.n_heads, hd, c.rope, rope, n_new);
-  apply_rope(k_new, N, c.n_kv_heads, hd, c.rope, rope, n_new);
+  if (!segs) {
+    const RopeTable rope(hd, c.rope_theta, pos0, n_new);
+    apply_rope(q, N, c.n_heads, hd, c.rope, rope, n_new);
+    apply_rope(k_new, N, c.n_kv_heads, hd, c.rope, rope, n_new);
+  } else {
+    int end = 1;
+    for (const Segment& sg : *segs) end = std::max(end, sg.pos + sg.n);
+    const RopeTable rope(hd, c.rope_theta, 0, end);
+    for (const Segment& sg : *segs) {
+      apply_rope(q + sg.row * q_dim, sg.n, c.n_heads, hd, c.rope, rope, sg.n, sg.pos);
+      apply_rope(k_new + sg.row * kv_dim, sg.n, c.n_kv_heads, hd, c.rope, rope, sg.n, sg.pos);
+    }
+  }
   if (m.online_qk) {  // each head vector is one row of length hd
     m.online_qk->apply(q, N * c.n_heads);
     m.online_qk->apply(k_new, N * c.n_kv_heads);
@@ -157,8 +184,22 @@ void layer_core(const LlamaModel& m, int layer, float* h, int n_seq, int n_new, 
   kv_quantize(k_new, N * c.n_kv_heads, hd, m.kv);
   kv_quantize(v_new, N * c.n_kv_heads, hd, m.kv);
 
-  causal_attention(q, k_store, v_store, n_seq, n_new, pos0, kv_stride,
-                   {c.n_heads, c.n_kv_heads, hd}, att);
+  const AttentionShape shape{c.n_heads, c.n_kv_heads, hd};
+  if (!segs) {
+    causal_attention(q, k_store, v_store, n_seq, n_new, pos0, kv_stride, shape, att);
+  } else {
+    for (const Segment& sg : *segs) {
+      const int64_t own = sg.key0 + sg.pos;  // where its keys must be
+      if (own != sg.row) {
+        std::copy_n(k_store + sg.row * kv_dim, static_cast<int64_t>(sg.n) * kv_dim,
+                    k_store + own * kv_dim);
+        std::copy_n(v_store + sg.row * kv_dim, static_cast<int64_t>(sg.n) * kv_dim,
+                    v_store + own * kv_dim);
+      }
+      causal_attention(q + sg.row * q_dim, k_store + sg.key0 * kv_dim, v_store + sg.key0 * kv_dim,
+                       1, sg.n, sg.pos, kv_stride, shape, att + sg.row * q_dim);
+    }
+  }
   if (m.online_o) m.online_o->apply(att, N);
   if (hook) hook->on_input(layer, LinearGroup::O, att, N, q_dim);
   L.wo.forward(att, N, x);
@@ -192,6 +233,34 @@ void prefill_layer(const LlamaModel& m, int layer, float* h, int n_seq, int seq_
              hook, with_ffn);
 }
 }  // namespace
+
+std::vector<float> tree_hidden_states(const LlamaModel& m, const int32_t* tokens,
+                                      const std::vector<TokenTree>& trees) {
+  std::vector<Segment> segs;
+  int64_t n = 0;
+  for (const TokenTree& t : trees) {
+    if (t.context <= 0) fail("tree_hidden_states", "a tree needs at least one context token");
+    const int64_t key0 = n;
+    segs.push_back({n, t.context, 0, key0});
+    n += t.context;
+    for (int len : t.branches) {
+      if (len <= 0) fail("tree_hidden_states", "empty branch");
+      segs.push_back({n, len, t.context, key0});
+      n += len;
+    }
+  }
+  if (n > std::numeric_limits<int>::max()) fail("tree_hidden_states", "too many rows");
+  const int dim = m.cfg.dim;
+  std::vector<float> h(static_cast<size_t>(n) * dim);
+  embed_tokens(m, tokens, n, h.data());
+  const int64_t kv_dim = static_cast<int64_t>(m.cfg.n_kv_heads) * m.cfg.head_dim();
+  WorkspaceLease ws;
+  float* k = room(ws->k, n * kv_dim);
+  float* v = room(ws->v, n * kv_dim);
+  for (int l = 0; l < m.cfg.n_layers; ++l)
+    layer_core(m, l, h.data(), 1, static_cast<int>(n), 0, k, v, n * kv_dim, nullptr, true, &segs);
+  return h;
+}
 
 void layer_forward(const LlamaModel& m, int layer, float* h, int n_seq, int seq_len,
                    LinearInputHook* hook) {

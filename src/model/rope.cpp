@@ -21,8 +21,8 @@ RopeTable::RopeTable(int head_dim, float theta, int pos0_, int n_pos_)
 }
 
 void apply_rope(float* x, int64_t n_rows, int n_heads, int head_dim, RopeStyle style,
-                const RopeTable& t, int period) {
-  if (head_dim / 2 != t.half || period > t.n_pos)
+                const RopeTable& t, int period, int first) {
+  if (head_dim / 2 != t.half || first < 0 || first + period > t.n_pos)
     fail("apply_rope", "table does not cover head_dim " + std::to_string(head_dim) + " and " +
                            std::to_string(period) + " positions");
   const int half = t.half;
@@ -31,7 +31,7 @@ void apply_rope(float* x, int64_t n_rows, int n_heads, int head_dim, RopeStyle s
   const int step = style == RopeStyle::HalfSplit ? 1 : 2;
   const int off = style == RopeStyle::HalfSplit ? half : 1;
   for (int64_t r = 0; r < n_rows; ++r) {
-    const int p = static_cast<int>(r % period);
+    const int p = first + static_cast<int>(r % period);
     const float* c = t.cos.data() + static_cast<size_t>(p) * half;
     const float* s = t.sin.data() + static_cast<size_t>(p) * half;
     for (int h = 0; h < n_heads; ++h) {

@@ -53,6 +53,12 @@ struct ForwardWork {
   }
 };
 
+// One context and the continuations to score after it.
+struct ScoreRequest {
+  std::vector<int32_t> context;
+  std::vector<std::vector<int32_t>> continuations;
+};
+
 class ContinuationScorer {
  public:
   // max_len: the model's context window (default cfg.max_seq_len). share_context = false
@@ -61,8 +67,8 @@ class ContinuationScorer {
                      bool share_context = true);
 
   // Scores every continuation after the same context tokens: the context is forwarded once,
-  // then each continuation's tokens but the last are forwarded from the cached context and
-  // the cache truncated back. The logits row of the last context token predicts the first
+  // with each continuation's tokens but the last after it as a branch of a token tree
+  // (tree_hidden_states). The logits row of the last context token predicts the first
   // continuation token; so a one-token continuation costs no forward at all.
   //
   // Left truncation, as lm-eval: when context + continuation is longer than max_len + 1, the
@@ -72,7 +78,17 @@ class ContinuationScorer {
   std::vector<ContinuationScore> score(const std::vector<int32_t>& context,
                                        const std::vector<std::vector<int32_t>>& continuations);
 
-  // Text form: encode_request(context, continuation) for each, then score().
+  // score() of many requests at once (scores[request][continuation]): their token trees go
+  // through the model together, so the weights are streamed once for many examples. The
+  // same results as one score() per request, up to float rounding.
+  std::vector<std::vector<ContinuationScore>> score_batch(
+      const std::vector<ScoreRequest>& requests);
+
+  // encode_request(context, continuation) for each continuation, as one request.
+  ScoreRequest encode(const std::string& context,
+                      const std::vector<std::string>& continuations) const;
+
+  // Text form: encode(), then score().
   std::vector<ContinuationScore> score_text(const std::string& context,
                                             const std::vector<std::string>& continuations);
 
@@ -82,6 +98,9 @@ class ContinuationScorer {
 
  private:
   Decoder& decoder_for(int n_positions);  // grows the KV cache on demand, up to max_len
+
+  static constexpr int kMaxBatchRows = 2048;  // token rows of one pass (a bigger tree goes alone)
+  static constexpr int kLogitRows = 256;      // logits rows computed at a time
 
   const LlamaModel& m_;
   const Tokenizer& tok_;

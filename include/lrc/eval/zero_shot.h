@@ -30,6 +30,10 @@ struct MultipleChoiceScore {
   int pred_norm = 0;                 // argmax of logprob_norm
 };
 MultipleChoiceScore score_multiple_choice(ContinuationScorer& scorer, const TaskExample& ex);
+// Its two halves, for scoring many examples in one ContinuationScorer::score_batch:
+std::vector<std::string> multiple_choice_continuations(const TaskExample& ex);
+MultipleChoiceScore multiple_choice_result(const TaskExample& ex,
+                                           const std::vector<ContinuationScore>& scores);
 
 struct LastWordScore {
   double logprob = 0.0;
@@ -37,6 +41,8 @@ struct LastWordScore {
   bool correct = false;
 };
 LastWordScore score_last_word(ContinuationScorer& scorer, const TaskExample& ex);
+std::vector<std::string> last_word_continuations(const TaskExample& ex);
+LastWordScore last_word_result(const std::vector<ContinuationScore>& scores);
 
 // Half-width of the 95% confidence interval of an accuracy p over n examples.
 double accuracy_ci95(double p, int64_t n);
@@ -60,7 +66,7 @@ struct ZeroShotResults {
   double seconds = 0.0;
 };
 
-// Scores a task set (all of its examples).
+// Scores a task set (all of its examples), their token trees batched across examples.
 TaskResult evaluate_task_set(ContinuationScorer& scorer, const TaskSet& set);
 
 // Reads each file (first `limit` examples when limit >= 0) and scores it on the model.

@@ -45,6 +45,22 @@ void ffn_block(const LlamaModel& m, int layer, float* h, int64_t n_tokens,
 // logits[n x vocab] = lm_head(rmsnorm(h)).
 void output_logits(const LlamaModel& m, const float* h, int64_t n, float* logits);
 
+// A context and the continuations (branches) that follow it: rows are the context's tokens,
+// then each branch's. Branch b sits at positions context .. context+len-1 and attends the
+// context and its own earlier tokens, as if it were fed alone after the context.
+struct TokenTree {
+  int context = 0;
+  std::vector<int> branches;  // tokens per branch
+};
+
+// Final hidden states (before the final norm; output_logits on the rows that are needed)
+// [n x dim] of several token trees in one pass: one GEMM per linear over the rows of every
+// tree, where scoring each context and branch on its own would stream every weight again for
+// a handful of rows. tokens holds the trees one after another, each context then branches;
+// equal to forward_logits of each (context + branch) sequence, up to float rounding.
+std::vector<float> tree_hidden_states(const LlamaModel& m, const int32_t* tokens,
+                                      const std::vector<TokenTree>& trees);
+
 // Full prefill: logits [(n_seq*seq_len) x vocab] for tokens [n_seq x seq_len].
 std::vector<float> forward_logits(const LlamaModel& m, const int32_t* tokens, int n_seq,
                                   int seq_len);

@@ -21,9 +21,10 @@ struct RopeTable {
   RopeTable(int head_dim, float theta, int pos0, int n_pos);
 };
 
-// Rotates x [n_rows x n_heads*hd] in place. Row r is at position pos0 + (r % period) (period =
-// tokens per sequence when several sequences are stacked); the table must cover those positions.
+// Rotates x [n_rows x n_heads*hd] in place. Row r is at position pos0 + first + (r % period)
+// (period = tokens per sequence when several sequences are stacked); the table must cover
+// those positions.
 void apply_rope(float* x, int64_t n_rows, int n_heads, int head_dim, RopeStyle style,
-                const RopeTable& table, int period);
+                const RopeTable& table, int period, int first = 0);
 
 }  // namespace lrc
