@@ -1,17 +1,23 @@
 // Zero-shot scoring: the shared-context scorer against a brute-force lm-eval reference (one
-// full forward_logits pass per request), lm-eval's encoding rule, left truncation, acc vs
-// acc_norm, last-word greedy accuracy and target perplexity.
+// full forward_logits pass per request), batches of requests against one at a time (tiny and
+// real model), lm-eval's encoding rule, left truncation, acc vs acc_norm, last-word greedy
+// accuracy and target perplexity.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <string>
 #include <vector>
 
 #include "lrc/core/error.h"
 #include "lrc/eval/continuation_scorer.h"
+#include "lrc/eval/task_generators.h"
+#include "lrc/eval/text_corpus.h"
 #include "lrc/eval/zero_shot.h"
+#include "lrc/io/model_loader.h"
 #include "lrc/model/forward.h"
+#include "support/paths.h"
 #include "support/random_model.h"
 
 namespace {
@@ -190,6 +196,38 @@ TEST(EvalTasksScoring, BatchEqualsOneRequestAtATime) {
   EXPECT_EQ(batch.work().shared, single.work().shared);
   EXPECT_EQ(batch.work().separate, single.work().separate);
   EXPECT_EQ(batch.work().shared, rows);
+}
+
+// On the real 22M model and generated WikiText examples of all three kinds: the batched token
+// trees give the log-likelihoods and greedy flags of the lm-eval way (each context +
+// continuation forwarded from scratch), so the accuracies are the same.
+TEST(EvalTasksScoring, RealModelTreesEqualLmEvalWay) {
+  const std::string model_dir = lrc::test::default_model_dir();
+  const std::string text = lrc::test::shared("data/wikitext2-test.txt");
+  if (!std::filesystem::exists(model_dir + "/config.json") || !std::filesystem::exists(text))
+    GTEST_SKIP() << "llama-22m-debtext or wikitext2-test.txt absent";
+  const lrc::LoadedModel lm = lrc::load_model(model_dir);
+  const lrc::TextCorpus corpus = lrc::read_text_corpus(text);
+  lrc::ContinuationScorer trees(lm.model, *lm.tokenizer);
+  lrc::ContinuationScorer lm_eval(lm.model, *lm.tokenizer, -1, /*share_context=*/false);
+  std::vector<lrc::ScoreRequest> reqs;
+  for (const auto& ex : lrc::generate_continuation(corpus, 6, 1))
+    reqs.push_back(trees.encode(ex.context, lrc::multiple_choice_continuations(ex)));
+  for (const auto& ex : lrc::generate_cloze(corpus, 6, 1))
+    reqs.push_back(trees.encode(ex.context, lrc::multiple_choice_continuations(ex)));
+  for (const auto& ex : lrc::generate_lastword(corpus, 6, 1))
+    reqs.push_back(trees.encode(ex.context, lrc::last_word_continuations(ex)));
+  const auto got = trees.score_batch(reqs);
+  const auto want = lm_eval.score_batch(reqs);
+  for (size_t r = 0; r < reqs.size(); ++r)
+    for (size_t c = 0; c < reqs[r].continuations.size(); ++c) {
+      EXPECT_NEAR(got[r][c].logprob, want[r][c].logprob,
+                  2e-3 + 1e-5 * std::fabs(want[r][c].logprob))
+          << r << " " << c;
+      EXPECT_EQ(got[r][c].greedy, want[r][c].greedy) << r << " " << c;
+    }
+  EXPECT_LT(trees.work().shared, lm_eval.work().shared);
+  EXPECT_EQ(trees.work().separate, lm_eval.work().shared);
 }
 
 TEST(EvalTasksScoring, LeftTruncationMatchesLmEval) {
