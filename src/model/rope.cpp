@@ -24,7 +24,7 @@ void apply_rope(float* x, int64_t n_rows, int n_heads, int head_dim, RopeStyle s
                 const RopeTable& t, int period, int first) {
   if (head_dim / 2 != t.half || first < 0 || first + period > t.n_pos)
     fail("apply_rope", "table does not cover head_dim " + std::to_string(head_dim) + " and " +
-                           std::to_string(period) + " positions");
+                           std::to_string(period) + " positions from " + std::to_string(first));
   const int half = t.half;
   // For pair i: HalfSplit pairs (i, i+half) — stride 1 between pairs, offset `half` within;
   // Interleaved pairs (2i, 2i+1) — stride 2 between pairs, offset 1 within.
