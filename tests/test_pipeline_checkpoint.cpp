@@ -13,6 +13,7 @@
 #include "lrc/model/forward.h"
 #include "lrc/pipeline/checkpoint.h"
 #include "lrc/pipeline/quantize_model.h"
+#include "support/byte_tokenizer.h"
 #include "support/paths.h"
 #include "support/random_model.h"
 
@@ -281,6 +282,24 @@ TEST(Checkpoint, BadRequestsFailCleanly) {
     EXPECT_THROW(save_checkpoint(m, file, info), Error);  // exists, not a checkpoint
     EXPECT_FALSE(fs::exists(file + ".partial"));
   }
+}
+
+TEST(Checkpoint, CalibrationFileTooShortFailsNamingTheFile) {
+  const test::ByteTokenizer tok;  // one token per byte (+ BOS)
+  const std::string file = test::temp_dir("calib") + "/short.txt";
+  std::ofstream(file) << std::string(40, 'a') << "\n";
+  try {
+    load_calibration(file, tok, 4, 64, 512);  // about 42 tokens, one sequence needs 64
+    FAIL() << "a calibration file shorter than one sequence was accepted";
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find(file), std::string::npos) << what;
+    EXPECT_NE(what.find("too short"), std::string::npos) << what;
+  }
+  // Long enough for two sequences of 16 but asked for 4: it uses the two there are.
+  const CalibrationSet c = load_calibration(file, tok, 4, 16, 512);
+  EXPECT_EQ(c.n_seq, 2);
+  EXPECT_EQ(c.tokens.size(), 32u);
 }
 
 TEST(Checkpoint, ActivationClipSearchIsRecordedPerLinear) {
