@@ -54,12 +54,18 @@ void StatsAccumulator::skip_xx() {
 }
 
 // Paper Alg. 1 lines 3-5 (unregularised), streamed.
-void StatsAccumulator::add(const float* x, int64_t n_tokens) {
+void StatsAccumulator::add(const float* x, int64_t n_tokens, const float* x_fp) {
   if (n_tokens < 0) fail("StatsAccumulator::add", "negative token count");
+  if ((x_fp != nullptr) != !fx_.empty() && n_ > 0)
+    fail("StatsAccumulator::add", "FP-model inputs must come with every call or with none");
   if (n_tokens == 0) return;
   quant_detail::require_finite(x, n_tokens, d_, "StatsAccumulator::add", "activations x");
+  if (x_fp) {
+    quant_detail::require_finite(x_fp, n_tokens, d_, "StatsAccumulator::add", "FP activations");
+    if (fx_.empty()) fx_.assign(static_cast<size_t>(d_) * d_, 0.0);
+  }
   if (precision_ == StatsPrecision::Mixed) {
-    add_mixed(x, n_tokens);
+    add_mixed(x, n_tokens, x_fp);
     n_ += n_tokens;
     return;
   }
@@ -69,12 +75,20 @@ void StatsAccumulator::add(const float* x, int64_t n_tokens) {
   const bool quantized = act_.enabled() && cross_;
   std::vector<double> yd(quantized ? static_cast<size_t>(chunk) * d : 0);
   std::vector<float> yf(quantized ? static_cast<size_t>(chunk) * d : 0);
+  std::vector<double> fd(x_fp ? static_cast<size_t>(chunk) * d : 0);
   for (int64_t t0 = 0; t0 < n_tokens; t0 += chunk) {
     const int64_t m = std::min(chunk, n_tokens - t0);
     const float* xc = x + t0 * d;
     const int64_t len = m * d;
 #pragma omp parallel for schedule(static) if (len >= quant_detail::kMinParallelWork)
     for (int64_t i = 0; i < len; ++i) xd[i] = xc[i];
+    if (x_fp) {  // X̄Xᵀ += X̄cᵀ Xc
+      const float* fc = x_fp + t0 * d;
+#pragma omp parallel for schedule(static) if (len >= quant_detail::kMinParallelWork)
+      for (int64_t i = 0; i < len; ++i) fd[i] = fc[i];
+      cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d, d, static_cast<int>(m), 1.0,
+                  fd.data(), d, xd.data(), d, 1.0, fx_.data(), d);
+    }
     // XXᵀ += Xcᵀ Xc (tokens are rows here, so the paper's X Xᵀ is xᵀ x); upper triangle.
     if (!skip_xx_)
       cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, d, static_cast<int>(m), 1.0, xd.data(), d,
@@ -107,7 +121,7 @@ void add_to_double(const std::vector<float>& c, std::vector<double>& acc, int d,
 }  // namespace
 
 // The same sums as add(), each block's in float32 (StatsPrecision::Mixed), totals in float64.
-void StatsAccumulator::add_mixed(const float* x, int64_t n_tokens) {
+void StatsAccumulator::add_mixed(const float* x, int64_t n_tokens, const float* x_fp) {
   const int d = d_;
   const int64_t chunk = std::min(n_tokens, kChunkTokens);
   const bool quantized = act_.enabled() && cross_;
@@ -116,6 +130,11 @@ void StatsAccumulator::add_mixed(const float* x, int64_t n_tokens) {
   for (int64_t t0 = 0; t0 < n_tokens; t0 += chunk) {
     const int m = static_cast<int>(std::min(chunk, n_tokens - t0));
     const float* xc = x + t0 * d;
+    if (x_fp) {
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d, d, m, 1.f, x_fp + t0 * d, d, xc, d,
+                  0.f, c.data(), d);
+      add_to_double(c, fx_, d, false);
+    }
     if (!skip_xx_) {
       cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, d, m, 1.f, xc, d, 0.f, c.data(), d);
       add_to_double(c, xx_, d, true);
@@ -143,6 +162,7 @@ LayerStats StatsAccumulator::finish() const {
     return m;
   };
   if (!skip_xx_) s.xx = full(xx_);
+  s.fx = fx_;
   if (!cross_) return s;
   if (act_.enabled()) {
     s.yy = full(yy_);

@@ -28,6 +28,9 @@ struct LayerStats {
   int64_t n = 0;                   // tokens seen
   std::vector<double> xx, yy, xy;  // d x d row-major; xx, yy symmetric and stored full;
                                    // xy[i*d + j] = sum_t x_t[i] * y_t[j]
+  // Only with targets from the FP model (QuantizeOptions::fp_targets; fp_target.h): X̄Xᵀ,
+  // fx[i*d + j] = sum_t x̄_t[i] * x_t[j], x̄_t the FP model's input for the same token.
+  std::vector<double> fx;
   // false: only xx was accumulated (yy, xy empty): enough for GPTQ on H = XXᵀ, a quarter of
   // the work; the LRC solver and the eq. 2 objective need all three.
   bool has_cross() const { return !yy.empty(); }
@@ -45,7 +48,9 @@ class StatsAccumulator {
                    StatsPrecision precision = StatsPrecision::Float64);
 
   // x: [n_tokens x d] row-major, finite (NaN/Inf throw lrc::Error). Y = Q_a(X) is computed here.
-  void add(const float* x, int64_t n_tokens);
+  // x_fp (optional, same shape): the FP model's inputs for the same tokens; then X̄Xᵀ is
+  // accumulated too (LayerStats::fx). Either every call passes it or none does.
+  void add(const float* x, int64_t n_tokens, const float* x_fp = nullptr);
 
   // Accumulate YYᵀ and XYᵀ only (cross statistics with Q_a on): XXᵀ does not depend on Q_a, so
   // a caller that varies Q_a over the same X (the clip search) computes it once and fills
@@ -58,7 +63,7 @@ class StatsAccumulator {
   int64_t tokens() const { return n_; }
 
  private:
-  void add_mixed(const float* x, int64_t n_tokens);
+  void add_mixed(const float* x, int64_t n_tokens, const float* x_fp);
 
   int d_;
   ActQuantSpec act_;
@@ -67,6 +72,7 @@ class StatsAccumulator {
   bool skip_xx_ = false;
   int64_t n_ = 0;
   std::vector<double> xx_, yy_, xy_;  // upper triangles of xx_, yy_ valid until finish()
+  std::vector<double> fx_;            // X̄Xᵀ (full), only when add() gets x_fp
 };
 
 // Throws lrc::Error unless s.d == d, the matrices have d*d entries and are finite; yy and xy
