@@ -190,6 +190,40 @@ TEST(Checkpoint, CalibrationWithFpActivations) {
   EXPECT_EQ(rq.linears.size(), rf.linears.size());
 }
 
+TEST(Checkpoint, FpTargets) {
+  // --target fp (lrc/quant/fp_target.h): with mix 0 it is the paper's target bit for bit; with
+  // mix 1 layer 0's first group (whose inputs are the embeddings in both models, X̄ = X) keeps
+  // W as its target up to rounding, later layers get other weights; the options round-trip.
+  auto model = [] { return test::random_model(test::tiny_config(48, 96, 2, 4, 2, 61, 32), 3); };
+  const CalibrationSet calib = random_calibration(61, 4, 32, 1);
+  QuantizeOptions q = lrc_options();
+  LlamaModel base = model(), mix0 = model(), mix1 = model();
+  (void)quantize_model(base, calib, q);
+  q.fp_targets = true;
+  q.target_mix = 0.0;
+  (void)quantize_model(mix0, calib, q);
+  for (size_t l = 0; l < base.layers.size(); ++l) {
+    EXPECT_EQ(base.layers[l].w_down.w, mix0.layers[l].w_down.w);
+    EXPECT_EQ(base.layers[l].wo.u, mix0.layers[l].wo.u);
+  }
+  q.target_mix = 1.0;
+  (void)quantize_model(mix1, calib, q);
+  const auto& a = base.layers[0].wq.w;
+  const auto& b = mix1.layers[0].wq.w;
+  size_t same = 0;
+  for (size_t i = 0; i < a.size(); ++i) same += a[i] == b[i];
+  EXPECT_GT(same, a.size() * 99 / 100);
+  EXPECT_NE(base.layers[1].w_down.w, mix1.layers[1].w_down.w);
+  const QuantizeOptions back = QuantizeOptions::from_json(q.to_json());
+  EXPECT_TRUE(back.fp_targets);
+  EXPECT_EQ(back.target_mix, 1.0);
+  q.method = QuantMethod::RTN;
+  EXPECT_THROW(q.validate(), Error);
+  q.method = QuantMethod::LRC;
+  q.target_mix = 1.5;
+  EXPECT_THROW(q.validate(), Error);
+}
+
 TEST(Checkpoint, SameSeedGivesIdenticalBytes) {
   std::string bytes[2];
   for (int run = 0; run < 2; ++run) {

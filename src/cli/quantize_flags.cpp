@@ -39,6 +39,13 @@ void add_quantize_options(CLI::App& sub, QuantizeOptions& opt, QuantizeFlagStrin
                  "activations in the calibration passes: quantized (W4A4 model) | fp (QuaRot's "
                  "GPTQ order)")
       ->capture_default_str();
+  sub.add_option("--target", s.target,
+                 "what eq. 2 approximates: quantized (W X, X from the quantized layers before; "
+                 "the paper) | fp (W X̄, X̄ the FP model's input)")
+      ->capture_default_str();
+  sub.add_option("--target-mix", opt.target_mix,
+                 "with --target fp: approximate W ((1 − α) X + α X̄), α in [0, 1]")
+      ->capture_default_str();
   sub.add_option("--lrc-eps", opt.eps_rel, "LRC ridge ε of Σx, Σy, relative to tr(·)/d_in")
       ->capture_default_str();
   sub.add_option("--stats-precision", s.stats_precision,
@@ -65,6 +72,9 @@ void finish_quantize_options(QuantizeOptions& opt, const QuantizeFlagStrings& s)
   if (s.calib_act != "quantized" && s.calib_act != "fp")
     fail("--calib-act", "expected quantized or fp, got '" + s.calib_act + "'");
   opt.calib_act_quant = s.calib_act == "quantized";
+  if (s.target != "quantized" && s.target != "fp")
+    fail("--target", "expected quantized or fp, got '" + s.target + "'");
+  opt.fp_targets = s.target == "fp";
   if (a_clip == "search") {
     opt.a_clip_search = true;
   } else {

@@ -11,12 +11,13 @@ namespace lrc::cli {
 // The string-valued flags, parsed by finish_quantize_options.
 struct QuantizeFlagStrings {
   std::string a_clip = "0.9", reg = "consistent", update_quant = "gptq", rank_alloc = "uniform";
-  std::string calib_act = "quantized", stats_precision = "f64";
+  std::string calib_act = "quantized", target = "quantized", stats_precision = "f64";
 };
 
 // Adds --rank --rank-alloc --alloc-nsamples --iters --wbits --abits --a-clip --w-groupsize
-// --a-groupsize --w-asym --kv-bits --reg --update-quant --lrc-eps --stats-precision --damp
-// --act-order --no-rotate --seed, and with calibration_flags --nsamples --seq.
+// --a-groupsize --w-asym --kv-bits --reg --update-quant --calib-act --target --target-mix
+// --lrc-eps --stats-precision --damp --act-order --no-rotate --seed, and with calibration_flags
+// --nsamples --seq.
 void add_quantize_options(CLI::App& sub, QuantizeOptions& opt, QuantizeFlagStrings& s,
                           bool calibration_flags = true);
 // Parses the string-valued flags into opt and validates it (throws lrc::Error).

@@ -78,22 +78,46 @@ constexpr LinearGroup kGroups[] = {LinearGroup::QKV, LinearGroup::O, LinearGroup
 // capturing a feed-forward input never recomputes attention.
 bool in_attention(LinearGroup g) { return g == LinearGroup::QKV || g == LinearGroup::O; }
 
+// One batch of capture_pass: nb sequences of h from sequence s0 on.
+void capture_batch(const LlamaModel& m, int layer, LinearGroup g, const std::vector<float>& h,
+                   const CalibrationSet& c, int s0, int nb, LinearInputHook& hook) {
+  const size_t seq_elems = static_cast<size_t>(c.seq_len) * m.cfg.dim;
+  std::vector<float> buf(h.begin() + s0 * seq_elems, h.begin() + (s0 + nb) * seq_elems);
+  try {
+    if (in_attention(g))
+      attention_block(m, layer, buf.data(), nb, c.seq_len, &hook);
+    else
+      ffn_block(m, layer, buf.data(), static_cast<int64_t>(nb) * c.seq_len, &hook);
+  } catch (const StopForward&) {
+  }
+}
+
 // Runs the half of layer `layer` that holds group g's input over the calibration hidden
 // states h (not modified), batch by batch, with `hook` capturing that input.
 void capture_pass(const LlamaModel& m, int layer, LinearGroup g, const std::vector<float>& h,
                   const CalibrationSet& c, int batch, LinearInputHook& hook) {
-  const size_t seq_elems = static_cast<size_t>(c.seq_len) * m.cfg.dim;
-  std::vector<float> buf;
+  for (int s0 = 0; s0 < c.n_seq; s0 += batch)
+    capture_batch(m, layer, g, h, c, s0, std::min(batch, c.n_seq - s0), hook);
+}
+
+// capture_pass over the quantized model m (hidden states h) and the FP model fp (hf) side by
+// side (--target fp): sink(x, x̄, n, d) gets each batch's input of group g in both, token for
+// token.
+void capture_pass_paired(
+    const LlamaModel& m, const LlamaModel& fp, int layer, LinearGroup g,
+    const std::vector<float>& h, const std::vector<float>& hf, const CalibrationSet& c, int batch,
+    const std::function<void(const float*, const float*, int64_t, int)>& sink) {
+  std::vector<float> xf;
+  GroupCapture cap_fp(layer, g, [&](const float* x, int64_t n, int d) { xf.assign(x, x + n * d); });
+  GroupCapture cap(layer, g, [&](const float* x, int64_t n, int d) {
+    if (xf.size() != static_cast<size_t>(n) * d)
+      fail("--target fp", "FP and quantized passes differ");
+    sink(x, xf.data(), n, d);
+  });
   for (int s0 = 0; s0 < c.n_seq; s0 += batch) {
     const int nb = std::min(batch, c.n_seq - s0);
-    buf.assign(h.begin() + s0 * seq_elems, h.begin() + (s0 + nb) * seq_elems);
-    try {
-      if (in_attention(g))
-        attention_block(m, layer, buf.data(), nb, c.seq_len, &hook);
-      else
-        ffn_block(m, layer, buf.data(), static_cast<int64_t>(nb) * c.seq_len, &hook);
-    } catch (const StopForward&) {
-    }
+    capture_batch(fp, layer, g, hf, c, s0, nb, cap_fp);
+    capture_batch(m, layer, g, h, c, s0, nb, cap);
   }
 }
 
@@ -237,6 +261,15 @@ QuantizeReport quantize_layers(LlamaModel& m, const CalibrationSet& calib,
   }
   const int batch = std::max(1, opt.batch_sequences);
   std::vector<std::pair<Linear*, ActQuantSpec>> deferred_act;  // --calib-act fp
+  // --target fp: the FP model (rotated, 16-bit parts as deployed) and its hidden states hf run
+  // beside the quantized ones, so that each group's statistics carry X̄Xᵀ (fp_target.h).
+  std::optional<LlamaModel> fp;
+  std::vector<float> hf;
+  if (opt.fp_targets && need_stats) {
+    fp = m;
+    fp->kv.bits = 16;
+    hf = h;
+  }
 
   for (int i = 0; i < cfg.n_layers; ++i) {
     LlamaLayer& L = m.layers[i];
@@ -282,7 +315,7 @@ QuantizeReport quantize_layers(LlamaModel& m, const CalibrationSet& calib,
       // keeps them (when they fit in 3x the hidden states): the residual update after
       // quantization is then h += Ŵ x (+ U Vᵀ x) alone, not the whole half-layer again.
       std::optional<LayerStats> stats;
-      std::vector<float> inputs;
+      std::vector<float> inputs, inputs_fp;
       const bool keep_inputs =
           need_stats && (g == LinearGroup::O || g == LinearGroup::Down) &&
           static_cast<size_t>(calib.n_seq) * calib.seq_len * d_in <= 3 * h.size();
@@ -296,7 +329,21 @@ QuantizeReport quantize_layers(LlamaModel& m, const CalibrationSet& calib,
           if (keep_inputs) inputs.insert(inputs.end(), x, x + n * d);
         });
         const auto t = Clock::now();
-        capture_pass(m, i, g, h, calib, batch, cap);
+        if (fp) {
+          if (keep_inputs) inputs_fp.reserve(inputs.capacity());
+          capture_pass_paired(m, *fp, i, g, h, hf, calib, batch,
+                              [&](const float* x, const float* xf, int64_t n, int d) {
+                                const auto ts = Clock::now();
+                                acc.add(x, n, xf);
+                                report.seconds_stats += since(ts);
+                                if (keep_inputs) {
+                                  inputs.insert(inputs.end(), x, x + n * d);
+                                  inputs_fp.insert(inputs_fp.end(), xf, xf + n * d);
+                                }
+                              });
+        } else {
+          capture_pass(m, i, g, h, calib, batch, cap);
+        }
         stats = acc.finish();
         report.seconds_forward += since(t);
       }
@@ -322,6 +369,13 @@ QuantizeReport quantize_layers(LlamaModel& m, const CalibrationSet& calib,
           add_linear_output(*lins[0].lin, inputs, h, calib, batch);
         else
           advance_pass(m, i, /*ffn=*/g == LinearGroup::Down, h, calib, batch);
+        if (fp) {
+          if (keep_inputs)
+            add_linear_output(*group_linears(fp->layers[i], i, g)[0].lin, inputs_fp, hf, calib,
+                              batch);
+          else
+            advance_pass(*fp, i, /*ffn=*/g == LinearGroup::Down, hf, calib, batch);
+        }
         report.seconds_forward += since(t);
       }
     }

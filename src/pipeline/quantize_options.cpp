@@ -65,6 +65,8 @@ nlohmann::json QuantizeOptions::to_json() const {
                       {"act_order", act_order},
                       {"rotate", rotate},
                       {"calib_act", calib_act_quant ? "quantized" : "fp"},
+                      {"target", fp_targets ? "fp" : "quantized"},
+                      {"target_mix", target_mix},
                       {"seed", seed},
                       {"nsamples", nsamples},
                       {"seq", seq},
@@ -99,6 +101,8 @@ QuantizeOptions QuantizeOptions::from_json(const nlohmann::json& j) {
   o.act_order = j.value("act_order", false);
   o.rotate = j.value("rotate", true);
   o.calib_act_quant = j.value("calib_act", std::string("quantized")) != "fp";
+  o.fp_targets = j.value("target", std::string("quantized")) == "fp";
+  o.target_mix = j.value("target_mix", 0.25);
   o.seed = j.value("seed", uint64_t{0});
   o.nsamples = j.value("nsamples", 128);
   o.seq = j.value("seq", 0);
@@ -128,6 +132,10 @@ void QuantizeOptions::validate() const {
   if (alloc_nsamples < 0) fail("--alloc-nsamples", "must be >= 0");
   if (rank_alloc == RankAllocation::Error && method != QuantMethod::LRC)
     fail("--rank-alloc", "error-driven allocation is for --method lrc");
+  if (!(target_mix >= 0 && target_mix <= 1))
+    fail("--target-mix", "must be in [0, 1], got " + std::to_string(target_mix));
+  if (fp_targets && method == QuantMethod::RTN)
+    fail("--target", "FP-model targets need calibration statistics (not --method rtn)");
   if (w_groupsize < 0 || a_groupsize < 0) fail("--w-groupsize/--a-groupsize", "must be >= 0");
 }
 
