@@ -66,7 +66,8 @@ void add_options(CLI::App& sub) {
                  "rotation seeds S[,S...]: every row is run once per seed, ppl is their mean");
   sub.add_flag("--ablation", o.ablation,
                "rows: GPTQ (clip as given / searched); per --ranks: LRC paper, + consistent "
-               "ridge, + clip search, + rank allocation, all three");
+               "ridge, + clip search, + rank allocation, + FP targets (--target-mix), the "
+               "first three, all four");
   add_quantize_options(sub, o.opt, o.flags, /*calibration_flags=*/false);
 }
 
@@ -76,6 +77,7 @@ std::string row_settings(const QuantizeOptions& q) {
   if (q.kv_bits < 16) s += "KV" + std::to_string(q.kv_bits);
   s += " clip " + (q.a_clip_search ? std::string("search") : std::to_string(q.a_clip).substr(0, 4));
   if (!q.calib_act_quant) s += " calib-act=fp";
+  if (q.fp_targets) s += " target=fp:" + std::to_string(q.target_mix).substr(0, 4);
   if (q.stats_precision != StatsPrecision::Float64 && q.method != QuantMethod::RTN)
     s += std::string(" stats=") + stats_precision_name(q.stats_precision);
   if (q.method == QuantMethod::LRC) {
@@ -117,6 +119,7 @@ double row_cost(const QuantizeOptions& q, size_t n_seeds) {
   if (q.method == QuantMethod::LRC) c = 8.0 * q.iters + q.rank;
   if (q.a_clip_search) c *= 1.4;
   if (q.rank_alloc == RankAllocation::Error) c *= 1.3;
+  if (q.fp_targets) c *= 1.6;  // the FP model's forward pass and X̄Xᵀ beside the calibration
   return c * static_cast<double>(n_seeds);
 }
 
@@ -137,15 +140,23 @@ std::vector<DemoJob> plan_rows(const DemoPlanContext&) {
   };
   auto same = [](QuantizeOptions&) {};
   if (o.ablation) {
-    // Beyond the paper, one change at a time, then all together (issue: consistent ridge,
-    // clip search, rank allocation); both baselines: clip as given, and searched the same way.
-    add(QuantMethod::GPTQ, 0, [](QuantizeOptions& q) { q.a_clip_search = false; });
-    add(QuantMethod::GPTQ, 0, [](QuantizeOptions& q) { q.a_clip_search = true; });
+    // Beyond the paper, one change at a time, then together (issue: consistent ridge, clip
+    // search, rank allocation; then FP-model targets); both baselines: clip as given, and
+    // searched the same way, each with the paper's target.
+    add(QuantMethod::GPTQ, 0, [](QuantizeOptions& q) {
+      q.a_clip_search = false;
+      q.fp_targets = false;
+    });
+    add(QuantMethod::GPTQ, 0, [](QuantizeOptions& q) {
+      q.a_clip_search = true;
+      q.fp_targets = false;
+    });
     for (double r : parse_numbers(o.lrc_ranks, "--ranks")) {
       auto paper = [](QuantizeOptions& q) {
         q.reg = LrcRegularization::Paper;
         q.a_clip_search = false;
         q.rank_alloc = RankAllocation::Uniform;
+        q.fp_targets = false;
       };
       add(QuantMethod::LRC, r, paper);
       add(QuantMethod::LRC, r, [&](QuantizeOptions& q) {
@@ -160,10 +171,21 @@ std::vector<DemoJob> plan_rows(const DemoPlanContext&) {
         paper(q);
         q.rank_alloc = RankAllocation::Error;
       });
+      add(QuantMethod::LRC, r, [&](QuantizeOptions& q) {
+        paper(q);
+        q.fp_targets = true;
+      });
       add(QuantMethod::LRC, r, [](QuantizeOptions& q) {
         q.reg = LrcRegularization::Consistent;
         q.a_clip_search = true;
         q.rank_alloc = RankAllocation::Error;
+        q.fp_targets = false;
+      });
+      add(QuantMethod::LRC, r, [](QuantizeOptions& q) {
+        q.reg = LrcRegularization::Consistent;
+        q.a_clip_search = true;
+        q.rank_alloc = RankAllocation::Error;
+        q.fp_targets = true;
       });
     }
   } else {
