@@ -49,9 +49,10 @@ struct QuantizeOptions {
   // Calibration passes with Q_a on (true: the inputs of layer l come from the W4A4 model
   // before it) or off (the quantized weights on FP activations, as QuaRot's code runs GPTQ).
   bool calib_act_quant = true;
-  // Targets of eq. 2 from the FP model (--target fp; lrc/quant/fp_target.h): every method
-  // approximates W X̄, X̄ the FP model's input, instead of W X. Needs a second, FP forward
-  // pass beside the calibration one. false = the paper (--target quantized).
+  // Targets of eq. 2 from the FP model (--target fp; lrc/quant/fp_target.h): every
+  // stats-based method approximates W X̄ (X̄ the FP model's input), mixed with W X by
+  // target_mix, instead of W X. Needs a second, FP forward pass beside the calibration one.
+  // false = the paper (--target quantized).
   bool fp_targets = false;
   // With fp_targets: the target W ((1 − α) X + α X̄), α = target_mix in [0, 1] (--target-mix;
   // 0.25 was the best of 0, 0.25, 0.5, 1 for LRC 10% on SmolLM2, docs/results.md).
