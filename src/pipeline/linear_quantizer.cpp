@@ -46,15 +46,17 @@ LinearReport quantize_linear(Linear& lin, const std::string& name, const LayerSt
                              int spectrum_rank) {
   const auto t0 = std::chrono::steady_clock::now();
   const int d_out = lin.d_out, d_in = lin.d_in;
-  const std::vector<float>& W_fp = lin.w;  // the FP weights (after rotation)
+  const std::vector<float> W_fp = lin.w;  // the FP weights (after rotation)
   if (opt.method != QuantMethod::RTN && !stats)
     fail(name, std::string(method_name(opt.method)) + " needs calibration statistics");
   // What the method approximates: W itself, or with --target fp the projection W_t of the FP
   // model's W X̄ on this layer's inputs (fp_target.h).
-  const std::vector<float> W = opt.fp_targets && stats
-                                   ? fp_target_weights(W_fp.data(), d_out, d_in, *stats,
-                                                       opt.eps_rel, name.c_str(), opt.target_mix)
-                                   : W_fp;
+  const bool fp_target = opt.fp_targets && stats;
+  const std::vector<float> W_t = fp_target
+                                     ? fp_target_weights(W_fp.data(), d_out, d_in, *stats,
+                                                         opt.eps_rel, name.c_str(), opt.target_mix)
+                                     : std::vector<float>();
+  const std::vector<float>& W = fp_target ? W_t : W_fp;
   WeightQuantSpec ws;
   ws.bits = opt.wbits;
   ws.groupsize = opt.w_groupsize;
@@ -102,7 +104,6 @@ LinearReport quantize_linear(Linear& lin, const std::string& name, const LayerSt
       break;
     }
   }
-  const std::vector<float> W0 = W_fp;  // for ‖WX‖² below (lin.w is overwritten next)
   // FP16 storage of everything that is not an integer code.
   round_to_half(packed.scales);
   round_to_half(packed.zeros);
@@ -128,7 +129,7 @@ LinearReport quantize_linear(Linear& lin, const std::string& name, const LayerSt
                                   rank ? lin.v.data() : nullptr, rank, d_out, d_in, *stats);
     // eq. 2 at Ŵ = 0, U = V = 0: tr(W Σx Wᵀ) = ‖WX‖² (the same sum lrc_objective forms first),
     // of the FP weights.
-    rep.objective_fp = output_energy(W0.data(), d_out, d_in, *stats);
+    rep.objective_fp = output_energy(W_fp.data(), d_out, d_in, *stats);
   }
   rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return rep;

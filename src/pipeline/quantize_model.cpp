@@ -322,26 +322,20 @@ QuantizeReport quantize_layers(LlamaModel& m, const CalibrationSet& calib,
       if (need_stats) {
         StatsAccumulator acc(d_in, act, cross_stats, opt.stats_precision);
         if (keep_inputs) inputs.reserve(static_cast<size_t>(calib.n_seq) * calib.seq_len * d_in);
-        GroupCapture cap(i, g, [&](const float* x, int64_t n, int d) {
+        // One batch of this group's inputs x (and with --target fp the FP model's, xf).
+        auto take = [&](const float* x, const float* xf, int64_t n, int d) {
           const auto ts = Clock::now();
-          acc.add(x, n);
+          acc.add(x, n, xf);
           report.seconds_stats += since(ts);
           if (keep_inputs) inputs.insert(inputs.end(), x, x + n * d);
-        });
+          if (keep_inputs && xf) inputs_fp.insert(inputs_fp.end(), xf, xf + n * d);
+        };
         const auto t = Clock::now();
         if (fp) {
           if (keep_inputs) inputs_fp.reserve(inputs.capacity());
-          capture_pass_paired(m, *fp, i, g, h, hf, calib, batch,
-                              [&](const float* x, const float* xf, int64_t n, int d) {
-                                const auto ts = Clock::now();
-                                acc.add(x, n, xf);
-                                report.seconds_stats += since(ts);
-                                if (keep_inputs) {
-                                  inputs.insert(inputs.end(), x, x + n * d);
-                                  inputs_fp.insert(inputs_fp.end(), xf, xf + n * d);
-                                }
-                              });
+          capture_pass_paired(m, *fp, i, g, h, hf, calib, batch, take);
         } else {
+          GroupCapture cap(i, g, [&](const float* x, int64_t n, int d) { take(x, nullptr, n, d); });
           capture_pass(m, i, g, h, calib, batch, cap);
         }
         stats = acc.finish();
