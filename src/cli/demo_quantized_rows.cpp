@@ -175,16 +175,15 @@ std::vector<DemoJob> plan_rows(const DemoPlanContext&) {
         paper(q);
         q.fp_targets = true;
       });
-      add(QuantMethod::LRC, r, [](QuantizeOptions& q) {
+      auto all_three = [](QuantizeOptions& q) {
         q.reg = LrcRegularization::Consistent;
         q.a_clip_search = true;
         q.rank_alloc = RankAllocation::Error;
         q.fp_targets = false;
-      });
-      add(QuantMethod::LRC, r, [](QuantizeOptions& q) {
-        q.reg = LrcRegularization::Consistent;
-        q.a_clip_search = true;
-        q.rank_alloc = RankAllocation::Error;
+      };
+      add(QuantMethod::LRC, r, all_three);
+      add(QuantMethod::LRC, r, [&](QuantizeOptions& q) {
+        all_three(q);
         q.fp_targets = true;
       });
     }

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "lrc/core/error.h"
+#include "lrc/quant/lrc_solver.h"
 #include "quant/finite_check.h"
 #include "quant/spd_solve.h"
 
@@ -21,9 +22,7 @@ std::vector<float> fp_target_weights(const float* W, int d_out, int d_in, const 
   if (stats.fx.size() != dd)
     fail(where, "FP targets need X̄Xᵀ (LayerStats.fx) of size " + std::to_string(d) + "²");
   quant_detail::require_finite(stats.fx.data(), d, d, where, "LayerStats.fx");
-  double tr = 0;
-  for (int i = 0; i < d; ++i) tr += stats.xx[static_cast<size_t>(i) * d + i];
-  const double eps = eps_rel * (tr > 0 ? tr : d) / d;
+  const double eps = ridge_epsilon(stats.xx, d, eps_rel);
   std::vector<double> sx(stats.xx), xf(dd);  // xf = (X̄Xᵀ)ᵀ = X X̄ᵀ
   for (int i = 0; i < d; ++i) {
     sx[static_cast<size_t>(i) * d + i] += eps;

@@ -71,6 +71,12 @@ LowRankFactors top_factors(const double* F, int d_out, int m, int k) {
 
 }  // namespace
 
+double ridge_epsilon(const std::vector<double>& gram, int d, double eps_rel) {
+  double tr = 0;
+  for (int i = 0; i < d; ++i) tr += gram[sz(i, d) + i];
+  return eps_rel * (tr > 0 ? tr : d) / d;
+}
+
 LrcCovariances regularized_covariances(const LayerStats& stats, LrcRegularization reg,
                                        double eps_rel) {
   const char* where = "regularized_covariances";
@@ -81,14 +87,8 @@ LrcCovariances regularized_covariances(const LayerStats& stats, LrcRegularizatio
   check_layer_stats(stats, d, where);
   LrcCovariances c;
   c.d = d;
-  double trx = 0, try_ = 0;
-  for (int i = 0; i < d; ++i) {
-    trx += stats.xx[sz(i, d) + i];
-    try_ += stats.yy[sz(i, d) + i];
-  }
-  // ε = eps_rel · tr(·)/d_in (paper §3.2); an all-zero X uses tr = d_in so that ε = eps_rel.
-  c.eps_x = eps_rel * (trx > 0 ? trx : d) / d;
-  c.eps_y = eps_rel * (try_ > 0 ? try_ : d) / d;
+  c.eps_x = ridge_epsilon(stats.xx, d, eps_rel);
+  c.eps_y = ridge_epsilon(stats.yy, d, eps_rel);
   c.sx = stats.xx;
   c.sy = stats.yy;
   c.sxy = stats.xy;

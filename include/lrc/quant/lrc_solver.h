@@ -74,6 +74,9 @@ struct LrcCovariances {
 };
 LrcCovariances regularized_covariances(const LayerStats& stats, LrcRegularization reg,
                                        double eps_rel);
+// The ridge ε = eps_rel · tr(G)/d of a d x d Gram matrix G (row-major; paper §3.2); an
+// all-zero G uses tr = d, so that ε = eps_rel.
+double ridge_epsilon(const std::vector<double>& gram, int d, double eps_rel);
 
 // A rank-k correction: u [d_out x k], v [d_in x k] (row-major) and Σ's top-k eigenvalues.
 struct LowRankFactors {
