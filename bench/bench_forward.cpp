@@ -23,7 +23,7 @@
 #include <vector>
 
 #include "lrc/io/model_loader.h"
-#include "lrc/model/attention.h"
+#include "lrc/kernels/attention.h"
 #include "lrc/model/forward.h"
 
 namespace {

@@ -10,7 +10,7 @@
 #include <filesystem>
 #include <numeric>
 
-#include "lrc/eval/corpus.h"
+#include "lrc/io/corpus.h"
 #include "lrc/eval/perplexity.h"
 #include "lrc/io/gguf.h"
 #include "lrc/io/model_loader.h"

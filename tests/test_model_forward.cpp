@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "lrc/core/error.h"
-#include "lrc/model/attention.h"
+#include "lrc/kernels/attention.h"
 #include "lrc/model/forward.h"
 #include "support/random_model.h"
 

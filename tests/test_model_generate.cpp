@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "lrc/model/forward.h"
-#include "lrc/model/generate.h"
+#include "lrc/eval/generate.h"
 #include "support/byte_tokenizer.h"
 #include "support/random_model.h"
 

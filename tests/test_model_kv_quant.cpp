@@ -8,7 +8,7 @@
 #include <set>
 #include <vector>
 
-#include "lrc/model/kv_quant.h"
+#include "lrc/kernels/kv_quant.h"
 
 TEST(ModelKvQuant, WithinHalfAStep) {
   std::mt19937 rng(3);

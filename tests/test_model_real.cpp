@@ -17,7 +17,7 @@
 
 #include "lrc/io/model_loader.h"
 #include "lrc/model/forward.h"
-#include "lrc/model/generate.h"
+#include "lrc/eval/generate.h"
 #include "support/paths.h"
 
 namespace {

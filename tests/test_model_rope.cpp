@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "lrc/model/forward.h"
-#include "lrc/model/rope.h"
+#include "lrc/kernels/rope.h"
 #include "support/random_model.h"
 
 namespace {

@@ -164,7 +164,7 @@ TEST(Checkpoint, RankAllocationKeepsTheBudgetAndIsRecorded) {
   nlohmann::json cfg;
   LlamaModel back = load_checkpoint(dir, &cfg);
   EXPECT_EQ(cfg["rank_allocation"]["used_params"], used);
-  EXPECT_EQ(back.layers[1].w_down.rank, ra.linears[13].rank);
+  EXPECT_EQ(back.layers[1].w_down.lr.rank, ra.linears[13].rank);
   const CalibrationSet probe = random_calibration(61, 1, 32, 9);
   EXPECT_EQ(forward_logits(ma, probe.tokens.data(), 1, 32),
             forward_logits(back, probe.tokens.data(), 1, 32));
@@ -180,8 +180,8 @@ TEST(Checkpoint, CalibrationWithFpActivations) {
   const QuantizeReport rq = quantize_model(mq, calib, q);
   q.calib_act_quant = false;
   const QuantizeReport rf = quantize_model(mf, calib, q);
-  EXPECT_EQ(mq.layers[0].wq.w, mf.layers[0].wq.w);
-  EXPECT_NE(mq.layers[1].wq.w, mf.layers[1].wq.w);
+  EXPECT_EQ(mq.layers[0].wq.dense_weight(), mf.layers[0].wq.dense_weight());
+  EXPECT_NE(mq.layers[1].wq.dense_weight(), mf.layers[1].wq.dense_weight());
   for (const auto& L : mf.layers)
     for (const Linear* l : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) {
       EXPECT_EQ(l->act.bits, 4);
@@ -203,17 +203,17 @@ TEST(Checkpoint, FpTargets) {
   q.target_mix = 0.0;
   (void)quantize_model(mix0, calib, q);
   for (size_t l = 0; l < base.layers.size(); ++l) {
-    EXPECT_EQ(base.layers[l].w_down.w, mix0.layers[l].w_down.w);
-    EXPECT_EQ(base.layers[l].wo.u, mix0.layers[l].wo.u);
+    EXPECT_EQ(base.layers[l].w_down.dense_weight(), mix0.layers[l].w_down.dense_weight());
+    EXPECT_EQ(base.layers[l].wo.lr.u, mix0.layers[l].wo.lr.u);
   }
   q.target_mix = 1.0;
   (void)quantize_model(mix1, calib, q);
-  const auto& a = base.layers[0].wq.w;
-  const auto& b = mix1.layers[0].wq.w;
+  const auto a = base.layers[0].wq.dense_weight();
+  const auto b = mix1.layers[0].wq.dense_weight();
   size_t same = 0;
   for (size_t i = 0; i < a.size(); ++i) same += a[i] == b[i];
   EXPECT_GT(same, a.size() * 99 / 100);
-  EXPECT_NE(base.layers[1].w_down.w, mix1.layers[1].w_down.w);
+  EXPECT_NE(base.layers[1].w_down.dense_weight(), mix1.layers[1].w_down.dense_weight());
   const QuantizeOptions back = QuantizeOptions::from_json(q.to_json());
   EXPECT_TRUE(back.fp_targets);
   EXPECT_EQ(back.target_mix, 1.0);
@@ -272,7 +272,7 @@ TEST(Checkpoint, GptqNeedsOnlyXXt) {
   g.baseline_objective = true;
   const auto rf = quantize_model(full, calib, g);
   for (size_t l = 0; l < lean.layers.size(); ++l)
-    EXPECT_EQ(lean.layers[l].w_down.w, full.layers[l].w_down.w);
+    EXPECT_EQ(lean.layers[l].w_down.dense_weight(), full.layers[l].w_down.dense_weight());
   EXPECT_EQ(rl.linears[0].objective, -1);
   EXPECT_GT(rf.linears[0].objective, 0);
 }

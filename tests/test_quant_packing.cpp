@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "lrc/core/error.h"
-#include "lrc/quant/code_packing.h"
+#include "lrc/format/code_packing.h"
 #include "lrc/quant/gptq.h"
 #include "lrc/quant/objective.h"
 #include "lrc/quant/stats.h"

@@ -225,9 +225,9 @@ TEST(RotateQuarot, RefusesRotatedOrQuantizedModels) {
   lrc::rotate_model(m, {});
   EXPECT_THROW(lrc::rotate_model(m, {}), lrc::Error);  // already has online transforms
   LlamaModel q = model_for(kShapes[0]);
-  q.layers[1].wo.rank = 2;
-  q.layers[1].wo.u.assign(q.layers[1].wo.d_out * 2, 0.f);
-  q.layers[1].wo.v.assign(q.layers[1].wo.d_in * 2, 0.f);
+  q.layers[1].wo.lr.rank = 2;
+  q.layers[1].wo.lr.u.assign(q.layers[1].wo.d_out * 2, 0.f);
+  q.layers[1].wo.lr.v.assign(q.layers[1].wo.d_in * 2, 0.f);
   EXPECT_THROW(lrc::rotate_model(q, {}), lrc::Error);
   EXPECT_THROW(lrc::fold_norms(q), lrc::Error);
 }

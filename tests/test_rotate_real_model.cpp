@@ -4,7 +4,7 @@
 
 #include <filesystem>
 
-#include "lrc/eval/corpus.h"
+#include "lrc/io/corpus.h"
 #include "lrc/eval/perplexity.h"
 #include "lrc/io/model_loader.h"
 #include "lrc/rotate/quarot.h"

@@ -1,4 +1,4 @@
-// lrc eval: perplexity of a model on a text file (protocol: include/lrc/eval/corpus.h and
+// lrc eval: perplexity of a model on a text file (protocol: include/lrc/io/corpus.h and
 // include/lrc/eval/perplexity.h).
 #include <cstdio>
 #include <memory>

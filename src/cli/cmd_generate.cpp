@@ -1,4 +1,4 @@
-// lrc generate: text continuation with llama2.c run.c semantics (include/lrc/model/generate.h).
+// lrc generate: text continuation with llama2.c run.c semantics (include/lrc/eval/generate.h).
 // The output starts with the prompt's own text, then the continuation, then a newline.
 //   reproduce a line of llama2c/greedy.tsv (run.c -n 48 -t 0):
 //     lrc generate --model DIR --prompt "A computer is" --steps 48
@@ -10,7 +10,7 @@
 #include "cli/command_registry.h"
 #include "lrc/core/error.h"
 #include "lrc/io/model_loader.h"
-#include "lrc/model/generate.h"
+#include "lrc/eval/generate.h"
 
 namespace lrc::cli {
 namespace {

@@ -73,7 +73,7 @@ ordered_json describe_tensors(const LlamaModel& m) {
       const Linear& l = *it->second;
       t["dtype"] = "INT" + std::to_string(l.packed->bits);
       t["w_group"] = l.packed->groupsize;
-      t["rank"] = l.rank;
+      t["rank"] = l.lr.rank;
       t["a_bits"] = l.act.enabled() ? l.act.bits : 16;
       if (l.act.enabled()) t["a_clip"] = shortest(l.act.clip);
       t["bits_per_weight"] = linear_bits(l) / (static_cast<double>(l.d_out) * l.d_in);
@@ -103,7 +103,7 @@ ordered_json describe(const LoadedModel& lm) {
     int64_t lowrank = 0;
     for (const auto& L : m.layers)
       for (const Linear* l : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down})
-        lowrank += static_cast<int64_t>(l->rank) * (l->d_out + l->d_in);
+        lowrank += static_cast<int64_t>(l->lr.rank) * (l->d_out + l->d_in);
     j["bits_per_weight"] = model_bits_per_weight(m);  // over the quantized linears
     j["low_rank_params"] = lowrank;
   }

@@ -6,7 +6,7 @@
 
 #include "lrc/core/error.h"
 #include "lrc/io/gguf_loader.h"
-#include "lrc/pipeline/checkpoint.h"
+#include "lrc/io/lrc_checkpoint.h"
 
 namespace fs = std::filesystem;
 

@@ -1,7 +1,7 @@
 // The Llama forward pass. One layer, for N = n_seq * n_new token rows of h [N x dim]:
 //
 //   x   = rmsnorm(h) ⊙ attn_norm                       -> hook(QKV)
-//   q,k,v = x Wqᵀ, x Wkᵀ, x Wvᵀ                         (Linear::forward, sgemm over all rows)
+//   q,k,v = x Wqᵀ, x Wkᵀ, x Wvᵀ                         (Backend::linear over all rows)
 //   q,k = rope(q), rope(k);  q,k = H_qk · head          (online rotation, if any)
 //   k,v = kv_quantize(k), kv_quantize(v)                (if the KV cache is quantized)
 //   a   = causal GQA attention(q, K, V);  a = H_o · a   -> hook(O)
@@ -25,11 +25,8 @@
 #include <string>
 
 #include "lrc/core/error.h"
-#include "lrc/core/fast_exp.h"
-#include "lrc/model/attention.h"
-#include "lrc/model/kv_quant.h"
-#include "lrc/model/rmsnorm.h"
-#include "lrc/model/rope.h"
+#include "lrc/kernels/backend.h"
+#include "lrc/kernels/rope.h"
 
 namespace lrc {
 
@@ -88,36 +85,27 @@ float* room(std::vector<float>& v, int64_t n) {
   return v.data();
 }
 
-// h += d (element-wise over n values).
-void add_in_place(float* h, const float* d, int64_t n) {
-#pragma omp simd
-  for (int64_t i = 0; i < n; ++i) h[i] += d[i];
-}
-
 // The feed-forward half of a layer on h [N x dim], in place (scratch from ws).
 void ffn_core(const LlamaModel& m, int layer, float* h, int64_t N, LinearInputHook* hook,
               Workspace& ws) {
   const LlamaConfig& c = m.cfg;
   const LlamaLayer& L = m.layers[layer];
+  const Backend& be = m.run_backend();
   const int dim = c.dim, hidden = c.hidden_dim;
   check_transform(m.online_down, hidden, "online_down");
   float* x = room(ws.x, N * dim);
   float* g = room(ws.g, N * hidden);
   float* u = room(ws.u, N * hidden);
   // ---- feed-forward block (SwiGLU)
-  rmsnorm(h, L.ffn_norm.data(), N, dim, c.norm_eps, x);
+  be.rmsnorm(h, L.ffn_norm.data(), N, dim, c.norm_eps, x);
   if (hook) hook->on_input(layer, LinearGroup::GateUp, x, N, dim);
-  L.w_gate.forward(x, N, g);
-  L.w_up.forward(x, N, u);
-#pragma omp simd
-  for (int64_t i = 0; i < N * hidden; ++i) {
-    const float a = g[i];
-    g[i] = a / (1.f + fast_expf(-a)) * u[i];  // silu(a) = a * sigmoid(a)
-  }
-  if (m.online_down) m.online_down->apply(g, N);
+  be.linear(L.w_gate, x, N, g);
+  be.linear(L.w_up, x, N, u);
+  be.swiglu(g, u, N * hidden);
+  if (m.online_down) be.online_transform(*m.online_down, g, N);
   if (hook) hook->on_input(layer, LinearGroup::Down, g, N, hidden);
-  L.w_down.forward(g, N, x);
-  add_in_place(h, x, N * dim);
+  be.linear(L.w_down, g, N, x);
+  be.add(h, x, N * dim);
 }
 
 // One layer on h [n_seq*n_new x dim]. The new keys/values of sequence s go to rows
@@ -142,6 +130,7 @@ void layer_core(const LlamaModel& m, int layer, float* h, int n_seq, int n_new, 
                 bool with_ffn = true, const std::vector<Segment>* segs = nullptr) {
   const LlamaConfig& c = m.cfg;
   const LlamaLayer& L = m.layers[layer];
+  const Backend& be = m.run_backend();
   const int dim = c.dim, hd = c.head_dim();
   const int q_dim = c.n_heads * hd, kv_dim = c.n_kv_heads * hd;
   const int64_t N = static_cast<int64_t>(n_seq) * n_new;
@@ -156,37 +145,37 @@ void layer_core(const LlamaModel& m, int layer, float* h, int n_seq, int n_new, 
   float* att = room(ws->att, N * q_dim);
 
   // ---- attention block
-  rmsnorm(h, L.attn_norm.data(), N, dim, c.norm_eps, x);
+  be.rmsnorm(h, L.attn_norm.data(), N, dim, c.norm_eps, x);
   if (hook) hook->on_input(layer, LinearGroup::QKV, x, N, dim);
   float* k_new = k_store + static_cast<int64_t>(pos0) * kv_dim;
   float* v_new = v_store + static_cast<int64_t>(pos0) * kv_dim;
-  L.wq.forward(x, N, q);
-  L.wk.forward(x, N, k_new);
-  L.wv.forward(x, N, v_new);
+  be.linear(L.wq, x, N, q);
+  be.linear(L.wk, x, N, k_new);
+  be.linear(L.wv, x, N, v_new);
 
   if (!segs) {
     const RopeTable rope(hd, c.rope_theta, pos0, n_new);
-    apply_rope(q, N, c.n_heads, hd, c.rope, rope, n_new);
-    apply_rope(k_new, N, c.n_kv_heads, hd, c.rope, rope, n_new);
+    be.rope(q, N, c.n_heads, hd, c.rope, rope, n_new, 0);
+    be.rope(k_new, N, c.n_kv_heads, hd, c.rope, rope, n_new, 0);
   } else {
     int end = 1;
     for (const Segment& sg : *segs) end = std::max(end, sg.pos + sg.n);
     const RopeTable rope(hd, c.rope_theta, 0, end);
     for (const Segment& sg : *segs) {
-      apply_rope(q + sg.row * q_dim, sg.n, c.n_heads, hd, c.rope, rope, sg.n, sg.pos);
-      apply_rope(k_new + sg.row * kv_dim, sg.n, c.n_kv_heads, hd, c.rope, rope, sg.n, sg.pos);
+      be.rope(q + sg.row * q_dim, sg.n, c.n_heads, hd, c.rope, rope, sg.n, sg.pos);
+      be.rope(k_new + sg.row * kv_dim, sg.n, c.n_kv_heads, hd, c.rope, rope, sg.n, sg.pos);
     }
   }
   if (m.online_qk) {  // each head vector is one row of length hd
-    m.online_qk->apply(q, N * c.n_heads);
-    m.online_qk->apply(k_new, N * c.n_kv_heads);
+    be.online_transform(*m.online_qk, q, N * c.n_heads);
+    be.online_transform(*m.online_qk, k_new, N * c.n_kv_heads);
   }
-  kv_quantize(k_new, N * c.n_kv_heads, hd, m.kv);
-  kv_quantize(v_new, N * c.n_kv_heads, hd, m.kv);
+  be.kv_quantize(k_new, N * c.n_kv_heads, hd, m.kv);
+  be.kv_quantize(v_new, N * c.n_kv_heads, hd, m.kv);
 
   const AttentionShape shape{c.n_heads, c.n_kv_heads, hd};
   if (!segs) {
-    causal_attention(q, k_store, v_store, n_seq, n_new, pos0, kv_stride, shape, att);
+    be.attention(q, k_store, v_store, n_seq, n_new, pos0, kv_stride, shape, att);
   } else {
     for (const Segment& sg : *segs) {
       const int64_t own = sg.key0 + sg.pos;  // where its keys must be
@@ -196,14 +185,14 @@ void layer_core(const LlamaModel& m, int layer, float* h, int n_seq, int n_new, 
         std::copy_n(v_store + sg.row * kv_dim, static_cast<int64_t>(sg.n) * kv_dim,
                     v_store + own * kv_dim);
       }
-      causal_attention(q + sg.row * q_dim, k_store + sg.key0 * kv_dim, v_store + sg.key0 * kv_dim,
-                       1, sg.n, sg.pos, kv_stride, shape, att + sg.row * q_dim);
+      be.attention(q + sg.row * q_dim, k_store + sg.key0 * kv_dim, v_store + sg.key0 * kv_dim, 1,
+                   sg.n, sg.pos, kv_stride, shape, att + sg.row * q_dim);
     }
   }
-  if (m.online_o) m.online_o->apply(att, N);
+  if (m.online_o) be.online_transform(*m.online_o, att, N);
   if (hook) hook->on_input(layer, LinearGroup::O, att, N, q_dim);
-  L.wo.forward(att, N, x);
-  add_in_place(h, x, N * dim);
+  be.linear(L.wo, att, N, x);
+  be.add(h, x, N * dim);
 
   if (with_ffn) ffn_core(m, layer, h, N, hook, *ws);
 }
@@ -211,14 +200,13 @@ void layer_core(const LlamaModel& m, int layer, float* h, int n_seq, int n_new, 
 }  // namespace
 
 void embed_tokens(const LlamaModel& m, const int32_t* tokens, int64_t n, float* h) {
-  const int dim = m.cfg.dim;
   for (int64_t i = 0; i < n; ++i) {
     const int32_t t = tokens[i];
     if (t < 0 || t >= m.cfg.vocab_size)
       fail("embed_tokens", "token id " + std::to_string(t) + " outside the vocabulary (size " +
                                std::to_string(m.cfg.vocab_size) + ")");
-    std::copy_n(m.tok_embeddings.data() + static_cast<int64_t>(t) * dim, dim, h + i * dim);
   }
+  m.run_backend().embed(m.tok_embeddings.data(), m.cfg.dim, tokens, n, h);
 }
 
 namespace {
@@ -280,9 +268,10 @@ void ffn_block(const LlamaModel& m, int layer, float* h, int64_t n_tokens, Linea
 }
 
 void output_logits(const LlamaModel& m, const float* h, int64_t n, float* logits) {
+  const Backend& be = m.run_backend();
   std::vector<float> x(n * m.cfg.dim);
-  rmsnorm(h, m.final_norm.data(), n, m.cfg.dim, m.cfg.norm_eps, x.data());
-  m.lm_head.forward(x.data(), n, logits);
+  be.rmsnorm(h, m.final_norm.data(), n, m.cfg.dim, m.cfg.norm_eps, x.data());
+  be.linear(m.lm_head, x.data(), n, logits);
 }
 
 std::vector<float> forward_logits(const LlamaModel& m, const int32_t* tokens, int n_seq,
@@ -326,23 +315,15 @@ double sequences_nll(const LlamaModel& m, const int32_t* tokens, int n_seq, int 
   const int64_t n_rows = static_cast<int64_t>(rows.size());
   const int64_t block = std::max<int64_t>(16, (int64_t{8} << 20) / vocab);
   std::vector<float> hb(std::min(block, n_rows) * dim), logits(std::min(block, n_rows) * vocab);
+  std::vector<double> nll(std::min(block, n_rows));
   double total = 0.0;
   for (int64_t r0 = 0; r0 < n_rows; r0 += block) {
     const int64_t nb = std::min(block, n_rows - r0);
     for (int64_t i = 0; i < nb; ++i)
       std::copy_n(h.data() + rows[r0 + i] * dim, dim, hb.data() + i * dim);
     output_logits(m, hb.data(), nb, logits.data());
-    // -log softmax(l)[y] = log Σ_j exp(l_j - max) + max - l_y, the sum in float64.
-    for (int64_t i = 0; i < nb; ++i) {
-      const float* l = logits.data() + i * vocab;
-      float mx = l[0];
-#pragma omp simd reduction(max : mx)
-      for (int j = 0; j < vocab; ++j) mx = std::max(mx, l[j]);
-      double sum = 0.0;
-#pragma omp simd reduction(+ : sum)
-      for (int j = 0; j < vocab; ++j) sum += fast_expf(l[j] - mx);
-      total += std::log(sum) + mx - l[targets[r0 + i]];
-    }
+    m.run_backend().nll_rows(logits.data(), nb, vocab, targets.data() + r0, nll.data());
+    for (int64_t i = 0; i < nb; ++i) total += nll[i];
   }
   if (count) *count = n_rows;
   return total;

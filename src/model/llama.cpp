@@ -22,14 +22,18 @@ int64_t LlamaModel::n_params() const {
 namespace {
 void check_linear(const Linear& l, int d_out, int d_in, const std::string& where,
                   const std::string& name) {
-  if (l.d_out != d_out || l.d_in != d_in || l.w.size() != static_cast<size_t>(d_out) * d_in)
+  const bool fp_ok = !l.packed && l.w.size() == static_cast<size_t>(d_out) * d_in;
+  const bool q_ok = l.packed && l.w.empty() && l.packed->d_out == d_out && l.packed->d_in == d_in;
+  if (l.d_out != d_out || l.d_in != d_in || !(fp_ok || q_ok))
     fail(where, "tensor '" + name + "': shape [" + std::to_string(l.d_out) + ", " +
                     std::to_string(l.d_in) + "] contradicts the config (expected [" +
                     std::to_string(d_out) + ", " + std::to_string(d_in) + "])");
-  if (l.rank > 0 && (l.u.size() != static_cast<size_t>(d_out) * l.rank ||
-                     l.v.size() != static_cast<size_t>(d_in) * l.rank))
+  if (l.packed) l.packed->validate((where + ": tensor '" + name + "'").c_str());
+  const LowRankPair& lr = l.lr;
+  if (lr.rank > 0 && (lr.u.size() != static_cast<size_t>(d_out) * lr.rank ||
+                      lr.v.size() != static_cast<size_t>(d_in) * lr.rank))
     fail(where,
-         "tensor '" + name + "': low-rank factors do not match rank " + std::to_string(l.rank));
+         "tensor '" + name + "': low-rank factors do not match rank " + std::to_string(lr.rank));
 }
 void check_vec(const std::vector<float>& v, size_t n, const std::string& where,
                const std::string& name) {

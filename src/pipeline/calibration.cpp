@@ -5,7 +5,7 @@
 
 #include "lrc/core/error.h"
 #include "lrc/core/sha256.h"
-#include "lrc/eval/corpus.h"
+#include "lrc/io/corpus.h"
 #include "lrc/io/tokenizer.h"
 #include "lrc/pipeline/quantize_model.h"
 

@@ -46,7 +46,8 @@ LinearReport quantize_linear(Linear& lin, const std::string& name, const LayerSt
                              int spectrum_rank) {
   const auto t0 = std::chrono::steady_clock::now();
   const int d_out = lin.d_out, d_in = lin.d_in;
-  const std::vector<float> W_fp = lin.w;  // the FP weights (after rotation)
+  if (lin.packed) fail(name, "is quantized already");
+  const std::vector<float> W_fp = std::move(lin.w);  // the FP weights (after rotation)
   if (opt.method != QuantMethod::RTN && !stats)
     fail(name, std::string(method_name(opt.method)) + " needs calibration statistics");
   // What the method approximates: W itself, or with --target fp the projection W_t of the FP
@@ -109,12 +110,15 @@ LinearReport quantize_linear(Linear& lin, const std::string& name, const LayerSt
   round_to_half(packed.zeros);
   round_to_half(u);
   round_to_half(v);
-  lin.w.assign(static_cast<size_t>(d_out) * d_in, 0.f);
-  dequantize(packed, d_out, d_in, lin.w.data());
+  // Ŵ as the run stage will see it (dequantized from the fp16-rounded grid), for eq. 2 below.
+  std::vector<float> w_hat(static_cast<size_t>(d_out) * d_in);
+  packed.dequantize(w_hat.data());
+  lin.w.clear();
+  lin.w.shrink_to_fit();
   lin.packed = std::move(packed);
-  lin.rank = rank;
-  lin.u = std::move(u);
-  lin.v = std::move(v);
+  lin.lr.rank = rank;
+  lin.lr.u = std::move(u);
+  lin.lr.v = std::move(v);
   lin.act = act;
 
   LinearReport rep;
@@ -125,8 +129,8 @@ LinearReport quantize_linear(Linear& lin, const std::string& name, const LayerSt
   rep.a_clip = act.clip;
   rep.spectrum = std::move(spectrum);
   if (stats && stats->has_cross()) {
-    rep.objective = lrc_objective(W.data(), lin.w.data(), rank ? lin.u.data() : nullptr,
-                                  rank ? lin.v.data() : nullptr, rank, d_out, d_in, *stats);
+    rep.objective = lrc_objective(W.data(), w_hat.data(), rank ? lin.lr.u.data() : nullptr,
+                                  rank ? lin.lr.v.data() : nullptr, rank, d_out, d_in, *stats);
     // eq. 2 at Ŵ = 0, U = V = 0: tr(W Σx Wᵀ) = ‖WX‖² (the same sum lrc_objective forms first),
     // of the FP weights.
     rep.objective_fp = output_energy(W_fp.data(), d_out, d_in, *stats);
@@ -141,7 +145,7 @@ double linear_bits(const Linear& lin) {
   const double codes = static_cast<double>(p.bits) * lin.d_out * lin.d_in;
   const double groups = static_cast<double>(p.scales.size());
   const double scale_bits = groups * 16.0 * (p.symmetric ? 1.0 : 2.0);
-  const double lowrank = 16.0 * lin.rank * (static_cast<double>(lin.d_out) + lin.d_in);
+  const double lowrank = 16.0 * lin.lr.rank * (static_cast<double>(lin.d_out) + lin.d_in);
   return codes + scale_bits + lowrank;
 }
 

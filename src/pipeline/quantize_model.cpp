@@ -161,18 +161,16 @@ void advance_pass(const LlamaModel& m, int layer, bool ffn, std::vector<float>& 
 
 // h += lin(x) for the kept inputs x of every calibration token, in the batches the forward
 // pass uses (so the sgemm shapes, and hence the sums, are those of advance_pass).
-void add_linear_output(const Linear& lin, const std::vector<float>& x, std::vector<float>& h,
-                       const CalibrationSet& c, int batch) {
+void add_linear_output(const Backend& be, const Linear& lin, const std::vector<float>& x,
+                       std::vector<float>& h, const CalibrationSet& c, int batch) {
   const int64_t per_seq = c.seq_len;
   std::vector<float> y;
   for (int s0 = 0; s0 < c.n_seq; s0 += batch) {
     const int64_t n = static_cast<int64_t>(std::min(batch, c.n_seq - s0)) * per_seq;
     const int64_t row0 = static_cast<int64_t>(s0) * per_seq;
     y.resize(static_cast<size_t>(n) * lin.d_out);
-    lin.forward(x.data() + row0 * lin.d_in, n, y.data());
-    float* hb = h.data() + row0 * lin.d_out;
-#pragma omp simd
-    for (int64_t j = 0; j < n * lin.d_out; ++j) hb[j] += y[j];
+    be.linear(lin, x.data() + row0 * lin.d_in, n, y.data());
+    be.add(h.data() + row0 * lin.d_out, y.data(), n * lin.d_out);
   }
 }
 
@@ -360,13 +358,13 @@ QuantizeReport quantize_layers(LlamaModel& m, const CalibrationSet& calib,
       if ((g == LinearGroup::O || g == LinearGroup::Down) && need_pass) {
         const auto t = Clock::now();
         if (keep_inputs)
-          add_linear_output(*lins[0].lin, inputs, h, calib, batch);
+          add_linear_output(m.run_backend(), *lins[0].lin, inputs, h, calib, batch);
         else
           advance_pass(m, i, /*ffn=*/g == LinearGroup::Down, h, calib, batch);
         if (fp) {
           if (keep_inputs)
-            add_linear_output(*group_linears(fp->layers[i], i, g)[0].lin, inputs_fp, hf, calib,
-                              batch);
+            add_linear_output(fp->run_backend(), *group_linears(fp->layers[i], i, g)[0].lin,
+                              inputs_fp, hf, calib, batch);
           else
             advance_pass(*fp, i, /*ffn=*/g == LinearGroup::Down, hf, calib, batch);
         }

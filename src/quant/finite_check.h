@@ -7,7 +7,7 @@
 #include <string>
 
 #include "lrc/core/error.h"
-#include "quant/parallel_threshold.h"
+#include "core/parallel_threshold.h"
 
 namespace lrc::quant_detail {
 

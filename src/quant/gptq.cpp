@@ -10,9 +10,9 @@
 #include <vector>
 
 #include "lrc/core/error.h"
-#include "lrc/quant/code_packing.h"
+#include "lrc/format/code_packing.h"
 #include "quant/finite_check.h"
-#include "quant/parallel_threshold.h"
+#include "core/parallel_threshold.h"
 
 namespace lrc {
 
@@ -146,6 +146,8 @@ PackedWeight gptq(const float* W, int d_out, int d_in, const double* H, const We
   }
 
   PackedWeight p;
+  p.d_out = d_out;
+  p.d_in = d_in;
   p.bits = spec.bits;
   p.groupsize = spec.groupsize;
   p.symmetric = spec.symmetric;

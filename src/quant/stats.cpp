@@ -7,7 +7,7 @@
 
 #include "lrc/core/error.h"
 #include "quant/finite_check.h"
-#include "quant/parallel_threshold.h"
+#include "core/parallel_threshold.h"
 
 namespace lrc {
 

@@ -6,9 +6,9 @@
 #include <string>
 
 #include "lrc/core/error.h"
-#include "lrc/quant/code_packing.h"
+#include "lrc/format/code_packing.h"
 #include "quant/finite_check.h"
-#include "quant/parallel_threshold.h"
+#include "core/parallel_threshold.h"
 
 namespace lrc {
 
@@ -107,6 +107,8 @@ PackedWeight quantize_rtn(const float* W, int d_out, int d_in, const WeightQuant
   const int gs = d_in / ng;
   const int maxq = weight_maxq(spec.bits);
   PackedWeight p;
+  p.d_out = d_out;
+  p.d_in = d_in;
   p.bits = spec.bits;
   p.groupsize = spec.groupsize;
   p.symmetric = spec.symmetric;
@@ -127,35 +129,6 @@ PackedWeight quantize_rtn(const float* W, int d_out, int d_in, const WeightQuant
   }
   p.codes = pack_codes(codes.data(), static_cast<int64_t>(d_out) * d_in, spec.bits);
   return p;
-}
-
-void dequantize(const PackedWeight& p, int d_out, int d_in, float* W) {
-  const char* where = "dequantize";
-  if (d_out <= 0 || d_in <= 0)
-    fail(where, "bad shape " + std::to_string(d_out) + " x " + std::to_string(d_in));
-  WeightQuantSpec spec;
-  spec.bits = p.bits;
-  spec.groupsize = p.groupsize;
-  check_weight_quant_spec(spec, d_in, where);
-  const int ng = weight_groups_per_row(spec, d_in);
-  const int gs = d_in / ng;
-  const int64_t count = static_cast<int64_t>(d_out) * d_in;
-  if (static_cast<int64_t>(p.codes.size()) != packed_code_bytes(count, p.bits))
-    fail(where, "PackedWeight.codes has " + std::to_string(p.codes.size()) + " bytes, expected " +
-                    std::to_string(packed_code_bytes(count, p.bits)));
-  if (p.scales.size() != static_cast<size_t>(d_out) * ng ||
-      p.zeros.size() != static_cast<size_t>(d_out) * ng)
-    fail(where, "PackedWeight.scales/zeros have " + std::to_string(p.scales.size()) + "/" +
-                    std::to_string(p.zeros.size()) + " entries, expected " +
-                    std::to_string(static_cast<size_t>(d_out) * ng));
-#pragma omp parallel for schedule(static) if (count >= quant_detail::kMinParallelWork)
-  for (int r = 0; r < d_out; ++r)
-    for (int j = 0; j < d_in; ++j) {
-      const size_t gi = static_cast<size_t>(r) * ng + j / gs;
-      const int code = unpack_code(p.codes.data(), static_cast<int64_t>(r) * d_in + j, p.bits);
-      W[static_cast<size_t>(r) * d_in + j] =
-          p.scales[gi] * (static_cast<float>(code) - p.zeros[gi]);
-    }
 }
 
 }  // namespace lrc

@@ -75,7 +75,7 @@ void rotate_inputs_across_blocks(Matrix64& w, const Rotation& r, int block) {
 void check_float_model(const LlamaModel& m, const char* where) {
   validate_model(m, where);
   auto check = [&](const Linear& l, const std::string& name) {
-    if (l.rank > 0 || l.packed)
+    if (l.lr.rank > 0 || l.packed)
       fail(where, name + " is already quantized or has a low-rank branch; rotate the float model");
   };
   for (size_t i = 0; i < m.layers.size(); ++i) {

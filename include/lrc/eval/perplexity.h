@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "lrc/eval/corpus.h"
+#include "lrc/io/corpus.h"
 #include "lrc/model/llama.h"
 
 namespace lrc {

@@ -7,15 +7,12 @@
 #include <string>
 #include <vector>
 
-#include "lrc/model/linear.h"
-#include "lrc/model/online_transform.h"
+#include "lrc/format/linear.h"
+#include "lrc/format/online_transform.h"
+#include "lrc/kernels/backend.h"
+#include "lrc/kernels/rope.h"
 
 namespace lrc {
-
-enum class RopeStyle {
-  HalfSplit,    // HF "rotate_half": pairs (i, i + head_dim/2)
-  Interleaved,  // llama2.c / GGUF: pairs (2i, 2i+1)
-};
 
 struct LlamaConfig {
   std::string arch = "llama";
@@ -33,14 +30,6 @@ struct LlamaConfig {
   int bos_id = 1;
   int eos_id = 2;
   int head_dim() const { return dim / n_heads; }
-};
-
-// Per-head KV-cache quantization after RoPE (QuaRot): asymmetric, one scale/zero per
-// head and token. bits >= 16 = off.
-struct KvQuantSpec {
-  int bits = 16;
-  float clip = 1.0f;
-  bool enabled() const { return bits < 16; }
 };
 
 struct LlamaLayer {
@@ -61,6 +50,10 @@ struct LlamaModel {
   // (size hidden_dim), and on each query/key head after RoPE (size head_dim).
   OnlineTransformPtr online_o, online_down, online_qk;
   KvQuantSpec kv;
+
+  // Who runs the forward's tensor work (kernels/backend.h); null = the CPU reference.
+  BackendPtr backend;
+  const Backend& run_backend() const { return backend ? *backend : cpu_reference_backend(); }
 
   // name -> dtype as stored in the source file (for `lrc inspect`).
   std::map<std::string, std::string> source_dtypes;

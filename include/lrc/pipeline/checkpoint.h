@@ -1,17 +1,11 @@
-// The lrc quantized checkpoint: a directory
-//   lrc_config.json    model config, every quantization parameter, rotation seeds/kinds,
-//                      per-linear rank and activation clip, lrc version, calibration hash
-//   model.safetensors  fp16 embeddings / norms / LM head; per quantized linear
-//                      <name>.qweight (U8, packed integer codes), <name>.scales (F16),
-//                      <name>.zeros (F16, asymmetric only), <name>.lr_u / <name>.lr_v (F16)
-//   tokenizer.*        a copy of the tokenizer file, when it was a file of its own
+// The writer of the lrc quantized checkpoint (layout and reader: io/lrc_checkpoint.h).
 // Written into <dir>.partial and renamed, so an interrupted run never leaves a directory
-// that looks valid. Loading gives the in-memory model back bit for bit.
+// that looks valid.
 #pragma once
 
-#include <nlohmann/json.hpp>
 #include <string>
 
+#include "lrc/io/lrc_checkpoint.h"
 #include "lrc/model/llama.h"
 #include "lrc/pipeline/quantize_model.h"
 
@@ -26,13 +20,5 @@ struct CheckpointInfo {
 };
 
 void save_checkpoint(const LlamaModel& m, const std::string& dir, const CheckpointInfo& info);
-
-// True if `dir` holds lrc_config.json.
-bool is_lrc_checkpoint(const std::string& dir);
-// The model, and in *config the parsed lrc_config.json (if non-null).
-LlamaModel load_checkpoint(const std::string& dir, nlohmann::json* config = nullptr);
-
-nlohmann::json config_to_json(const LlamaConfig& c);
-LlamaConfig config_from_json(const nlohmann::json& j, const std::string& where);
 
 }  // namespace lrc

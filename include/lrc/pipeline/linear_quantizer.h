@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "lrc/model/linear.h"
+#include "lrc/format/linear.h"
 #include "lrc/pipeline/quantize_options.h"
 #include "lrc/quant/stats.h"
 

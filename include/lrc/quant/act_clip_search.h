@@ -12,7 +12,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "lrc/quant/act_quant.h"
+#include "lrc/format/act_quant.h"
 
 namespace lrc {
 

@@ -20,7 +20,7 @@
 //   * the SVD baseline: H = XXᵀ, then the SVD of W - Ŵ (svd_baseline.h).
 #pragma once
 
-#include "lrc/model/linear.h"
+#include "lrc/format/linear.h"
 #include "lrc/quant/weight_quant.h"
 
 namespace lrc {

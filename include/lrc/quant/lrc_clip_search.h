@@ -13,7 +13,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "lrc/quant/act_quant.h"
+#include "lrc/format/act_quant.h"
 #include "lrc/quant/lrc_solver.h"
 #include "lrc/quant/token_subsample.h"
 

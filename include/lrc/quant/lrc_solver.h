@@ -24,7 +24,7 @@
 
 #include <vector>
 
-#include "lrc/model/linear.h"
+#include "lrc/format/linear.h"
 #include "lrc/quant/gptq.h"
 #include "lrc/quant/stats.h"
 #include "lrc/quant/weight_quant.h"

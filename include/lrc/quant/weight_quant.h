@@ -10,12 +10,12 @@
 // p is the clip ratio: 1 without MSE clipping; with mse_clip the grid p = 1.00, 0.99, ..., 0.70
 // is searched and the p with the smallest squared error sum_j (w_j - ŵ_j)^2 wins (p = 1 is a
 // candidate, so clipping never increases the error). The packed form is PackedWeight
-// (include/lrc/model/linear.h), codes laid out by code_packing.h.
+// (include/lrc/format/linear.h), codes laid out by code_packing.h.
 #pragma once
 
 #include <cstdint>
 
-#include "lrc/model/linear.h"
+#include "lrc/format/packed_weight.h"
 
 namespace lrc {
 
@@ -57,8 +57,5 @@ QuantParams choose_quant_params(const double* w, int n, const WeightQuantSpec& s
 // row-major and must be finite.
 PackedWeight quantize_rtn(const float* W, int d_out, int d_in, const WeightQuantSpec& spec);
 
-// W[d_out x d_in] = scale * (code - zero); checks that p's arrays have the sizes d_out, d_in
-// and p.bits / p.groupsize imply.
-void dequantize(const PackedWeight& p, int d_out, int d_in, float* W);
 
 }  // namespace lrc

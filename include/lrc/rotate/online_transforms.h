@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "lrc/model/online_transform.h"
+#include "lrc/format/online_transform.h"
 #include "lrc/rotate/rotation.h"
 
 namespace lrc {

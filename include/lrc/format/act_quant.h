@@ -17,6 +17,14 @@ struct ActQuantSpec {
 // y = Q_a(x) (dequantized, i.e. scale * code), x and y are [n x d] row-major; y may alias x.
 void quantize_activations(const float* x, int64_t n, int d, const ActQuantSpec& spec, float* y);
 
+// Per-head KV-cache quantization after RoPE (QuaRot): asymmetric, one scale/zero per head and
+// token (kernels/kv_quant.h). bits >= 16 = off.
+struct KvQuantSpec {
+  int bits = 16;
+  float clip = 1.0f;
+  bool enabled() const { return bits < 16; }
+};
+
 // Integer form of Q_a for one row: codes[d] and one scale per group (d / groupsize, or 1).
 void quantize_activation_row(const float* x, int d, const ActQuantSpec& spec, int8_t* codes,
                              float* scales);

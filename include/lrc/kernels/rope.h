@@ -10,9 +10,12 @@
 #include <cstdint>
 #include <vector>
 
-#include "lrc/model/llama.h"
-
 namespace lrc {
+
+enum class RopeStyle {
+  HalfSplit,    // HF "rotate_half": pairs (i, i + head_dim/2)
+  Interleaved,  // llama2.c / GGUF: pairs (2i, 2i+1)
+};
 
 // cos/sin of every (position, pair) for positions [pos0, pos0 + n_pos): [n_pos x hd/2] each.
 struct RopeTable {

@@ -1,4 +1,4 @@
-#include "lrc/quant/code_packing.h"
+#include "lrc/format/code_packing.h"
 
 #include <string>
 

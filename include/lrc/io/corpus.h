@@ -4,7 +4,7 @@
 //   - the file must exist, be non-empty and be valid UTF-8;
 //   - it is split into lines at '\n' (a final '\n' does not start an extra line, a '\r'
 //     before it is kept as text); empty lines are skipped, lines of only spaces are kept
-//     (src/eval/corpus.cpp says why);
+//     (src/io/corpus.cpp says why);
 //   - tokenizer.add_bos(): each line becomes  BOS, encode(line);
 //     otherwise:           each line becomes  encode(line + "\n")  (no BOS);
 //   - the lines' tokens are concatenated in file order.

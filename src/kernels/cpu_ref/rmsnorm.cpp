@@ -1,4 +1,4 @@
-#include "lrc/model/rmsnorm.h"
+#include "lrc/kernels/rmsnorm.h"
 
 #include <cmath>
 

@@ -9,7 +9,7 @@
 
 #include <cstdint>
 
-#include "lrc/model/llama.h"
+#include "lrc/format/act_quant.h"
 
 namespace lrc {
 

@@ -1,4 +1,4 @@
-// Linear::forward (y = Ŵ Q_a(x) + U Vᵀ x) against a naive float64 double loop.
+// The CPU reference backend's linear (y = Ŵ Q_a(x) + U Vᵀ x) against a naive float64 double loop.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -7,7 +7,9 @@
 #include <vector>
 
 #include "lrc/core/error.h"
-#include "lrc/model/linear.h"
+#include "lrc/format/linear.h"
+#include "lrc/kernels/backend.h"
+#include "lrc/quant/weight_quant.h"
 
 namespace {
 
@@ -42,16 +44,16 @@ void expect_matches_naive(const lrc::Linear& L, int n) {
   std::mt19937 rng(7);
   const auto x = randn(static_cast<size_t>(n) * L.d_in, rng);
   std::vector<float> y(static_cast<size_t>(n) * L.d_out);
-  L.forward(x.data(), n, y.data());
+  lrc::cpu_reference_backend().linear(L, x.data(), n, y.data());
   const auto xq = naive_act_quant(x, n, L.d_in, L.act);
   for (int i = 0; i < n; ++i)
     for (int o = 0; o < L.d_out; ++o) {
       double ref = 0.0;
       for (int j = 0; j < L.d_in; ++j) ref += double(L.w[o * L.d_in + j]) * xq[i * L.d_in + j];
-      for (int r = 0; r < L.rank; ++r) {
+      for (int r = 0; r < L.lr.rank; ++r) {
         double t = 0.0;  // (Vᵀ x)_r on the unquantized x
-        for (int j = 0; j < L.d_in; ++j) t += double(L.v[j * L.rank + r]) * x[i * L.d_in + j];
-        ref += double(L.u[o * L.rank + r]) * t;
+        for (int j = 0; j < L.d_in; ++j) t += double(L.lr.v[j * L.lr.rank + r]) * x[i * L.d_in + j];
+        ref += double(L.lr.u[o * L.lr.rank + r]) * t;
       }
       ASSERT_NEAR(y[i * L.d_out + o], ref, 1e-4 * (1.0 + std::fabs(ref))) << i << "," << o;
     }
@@ -63,31 +65,31 @@ lrc::Linear make_linear(int d_out, int d_in, int rank, uint32_t seed) {
   L.d_out = d_out;
   L.d_in = d_in;
   L.w = randn(static_cast<size_t>(d_out) * d_in, rng, 0.2f);
-  L.rank = rank;
-  L.u = randn(static_cast<size_t>(d_out) * rank, rng, 0.3f);
-  L.v = randn(static_cast<size_t>(d_in) * rank, rng, 0.3f);
+  L.lr.rank = rank;
+  L.lr.u = randn(static_cast<size_t>(d_out) * rank, rng, 0.3f);
+  L.lr.v = randn(static_cast<size_t>(d_in) * rank, rng, 0.3f);
   return L;
 }
 
 }  // namespace
 
-TEST(ModelLinear, PlainMatchesNaive) { expect_matches_naive(make_linear(13, 24, 0, 1), 5); }
+TEST(CpuRefLinear, PlainMatchesNaive) { expect_matches_naive(make_linear(13, 24, 0, 1), 5); }
 
-TEST(ModelLinear, LowRankAndActQuantMatchNaive) {
+TEST(CpuRefLinear, LowRankAndActQuantMatchNaive) {
   auto L = make_linear(17, 32, 3, 2);
   L.act.bits = 4;
   L.act.clip = 0.9f;
   expect_matches_naive(L, 7);
 }
 
-TEST(ModelLinear, GroupedActQuantMatchesNaive) {
+TEST(CpuRefLinear, GroupedActQuantMatchesNaive) {
   auto L = make_linear(9, 32, 2, 3);
   L.act.bits = 4;
   L.act.groupsize = 8;
   expect_matches_naive(L, 4);
 }
 
-TEST(ModelLinear, LowRankActsOnUnquantizedInput) {
+TEST(CpuRefLinear, LowRankActsOnUnquantizedInput) {
   // W = 0: the output is exactly U Vᵀ x, whatever Q_a does to x.
   auto L = make_linear(6, 16, 2, 4);
   std::fill(L.w.begin(), L.w.end(), 0.f);
@@ -97,14 +99,49 @@ TEST(ModelLinear, LowRankActsOnUnquantizedInput) {
   std::mt19937 rng(9);
   const auto x = randn(3 * 16, rng);
   std::vector<float> y1(3 * 6), y2(3 * 6);
-  L.forward(x.data(), 3, y1.data());
-  Lfp.forward(x.data(), 3, y2.data());
+  lrc::cpu_reference_backend().linear(L, x.data(), 3, y1.data());
+  lrc::cpu_reference_backend().linear(Lfp, x.data(), 3, y2.data());
   EXPECT_EQ(y1, y2);
 }
 
-TEST(ModelLinear, WrongWeightSizeThrows) {
+TEST(CpuRefLinear, WrongWeightSizeThrows) {
   auto L = make_linear(4, 8, 0, 5);
   L.w.pop_back();
   std::vector<float> x(8), y(4);
-  EXPECT_THROW(L.forward(x.data(), 1, y.data()), lrc::Error);
+  EXPECT_THROW(lrc::cpu_reference_backend().linear(L, x.data(), 1, y.data()), lrc::Error);
+}
+
+// A quantized linear holds only its codes; the reference backend dequantizes them per call.
+// Its output must equal, bit for bit, that of an FP linear holding the dequantized Ŵ (the
+// simulation lrc ran before the backend seam, which docs/results.md's numbers come from).
+TEST(CpuRefLinear, PackedEqualsDequantizedBitForBit) {
+  for (bool sym : {true, false})
+    for (int gs : {0, 16}) {
+      auto Lfp = make_linear(19, 48, 3, 11);
+      Lfp.act.bits = 4;
+      Lfp.act.clip = 0.9f;
+      lrc::WeightQuantSpec spec;
+      spec.groupsize = gs;
+      spec.symmetric = sym;
+      lrc::Linear Lq = Lfp;
+      Lq.packed = lrc::quantize_rtn(Lfp.w.data(), Lfp.d_out, Lfp.d_in, spec);
+      Lq.w.clear();
+      Lfp.w.assign(Lfp.w.size(), 0.f);
+      Lq.packed->dequantize(Lfp.w.data());
+      std::mt19937 rng(5);
+      const auto x = randn(9 * 48, rng);
+      std::vector<float> yq(9 * 19), yf(9 * 19);
+      lrc::cpu_reference_backend().linear(Lq, x.data(), 9, yq.data());
+      lrc::cpu_reference_backend().linear(Lfp, x.data(), 9, yf.data());
+      EXPECT_EQ(yq, yf) << "symmetric " << sym << " groupsize " << gs;
+    }
+}
+
+TEST(CpuRefLinear, PackedShapeMismatchThrows) {
+  auto L = make_linear(4, 8, 0, 6);
+  L.packed = lrc::quantize_rtn(L.w.data(), 4, 8, lrc::WeightQuantSpec{});
+  L.w.clear();
+  L.d_out = 5;
+  std::vector<float> x(8), y(5);
+  EXPECT_THROW(lrc::cpu_reference_backend().linear(L, x.data(), 1, y.data()), lrc::Error);
 }

@@ -1,5 +1,5 @@
-// Generation loop of llama2.c run.c (semantics in include/lrc/model/generate.h).
-#include "lrc/model/generate.h"
+// Generation loop of llama2.c run.c (semantics in include/lrc/eval/generate.h).
+#include "lrc/eval/generate.h"
 
 #include <algorithm>
 #include <cctype>

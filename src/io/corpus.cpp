@@ -1,4 +1,4 @@
-// Text file -> token stream (protocol in include/lrc/eval/corpus.h).
+// Text file -> token stream (protocol in include/lrc/io/corpus.h).
 //
 // Every line is text the model is scored on, including lines of only spaces (wikitext's
 // paragraph separators " "): the SmolLM2 reference perplexity (18.24 on wikitext2-test, seq
@@ -6,7 +6,7 @@
 // newline, "\n\n") are skipped, since they carry no token in the no-BOS protocol and a lone
 // BOS in the BOS protocol. debtext-valid.txt has neither, so llama-22m-debtext gives 11.3509
 // either way (docs/results.md, "Foundation").
-#include "lrc/eval/corpus.h"
+#include "lrc/io/corpus.h"
 
 #include <fstream>
 #include <iterator>

@@ -1,4 +1,4 @@
-#include "lrc/quant/act_quant.h"
+#include "lrc/format/act_quant.h"
 
 #include <algorithm>
 #include <cmath>
@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "lrc/core/error.h"
-#include "quant/parallel_threshold.h"
+#include "core/parallel_threshold.h"
 
 namespace lrc {
 

@@ -13,7 +13,7 @@
 // threads, and an OpenMP region just before an sgemm leaves libgomp's idle worker spinning for
 // milliseconds on the core OpenBLAS needs; with the softmax as an OpenMP loop the prefill fell
 // to 55 GFLOP/s.
-#include "lrc/model/attention.h"
+#include "lrc/kernels/attention.h"
 
 #include <cblas.h>
 

@@ -1,4 +1,4 @@
-#include "lrc/model/rope.h"
+#include "lrc/kernels/rope.h"
 
 #include <cmath>
 

@@ -1,4 +1,4 @@
-#include "lrc/model/kv_quant.h"
+#include "lrc/kernels/kv_quant.h"
 
 #include <algorithm>
 #include <cmath>

@@ -1,0 +1,62 @@
+# The layering rule of docs/design.md: a folder includes only itself and folders below it.
+#   core → format → kernels → model → rotate → io, quant → pipeline → eval → cli
+# (io and quant are siblings: neither includes the other). Run by ctest as `layering`:
+#   cmake -DLRC_SOURCE_DIR=<repo> -P cmake/check_layering.cmake
+# It reads `#include "lrc/<folder>/..."` and `#include "<folder>/..."` (private headers under
+# src/) in every file of include/lrc/<folder> and src/<folder>, and fails naming each upward
+# or sideways include. It also fails where the forward's own folders (model, eval, pipeline,
+# io, cli) include BLAS/LAPACK: their tensor work goes through kernels/backend.h.
+cmake_minimum_required(VERSION 3.25)
+set(LRC_NO_BLAS model eval pipeline io cli)
+set(LRC_LAYERS core=0 format=1 kernels=2 model=3 rotate=4 io=5 quant=5 pipeline=6 eval=7 cli=8)
+foreach(entry ${LRC_LAYERS})
+  string(REPLACE "=" ";" kv ${entry})
+  list(GET kv 0 name)
+  list(GET kv 1 rank)
+  set(RANK_${name} ${rank})
+  list(APPEND FOLDERS ${name})
+endforeach()
+if(NOT LRC_SOURCE_DIR)
+  get_filename_component(LRC_SOURCE_DIR "${CMAKE_CURRENT_LIST_DIR}/.." ABSOLUTE)
+endif()
+
+set(violations "")
+set(checked 0)
+foreach(root include/lrc src)
+  file(GLOB_RECURSE files RELATIVE ${LRC_SOURCE_DIR}/${root}
+       ${LRC_SOURCE_DIR}/${root}/*.h ${LRC_SOURCE_DIR}/${root}/*.cpp
+       ${LRC_SOURCE_DIR}/${root}/*.cu ${LRC_SOURCE_DIR}/${root}/*.cuh)
+  foreach(rel ${files})
+    string(REGEX MATCH "^[a-z_]+" folder "${rel}")
+    if(NOT DEFINED RANK_${folder})
+      list(APPEND violations "${root}/${rel}: folder '${folder}' has no place in the layering (cmake/check_layering.cmake)")
+      continue()
+    endif()
+    math(EXPR checked "${checked} + 1")
+    file(STRINGS ${LRC_SOURCE_DIR}/${root}/${rel} blas REGEX "^[ \t]*#[ \t]*include[ \t]+<(cblas|lapacke)")
+    if(blas AND folder IN_LIST LRC_NO_BLAS)
+      list(APPEND violations "${root}/${rel} (${folder}) calls BLAS directly: go through kernels/backend.h")
+    endif()
+    file(STRINGS ${LRC_SOURCE_DIR}/${root}/${rel} lines REGEX "^[ \t]*#[ \t]*include[ \t]+\"")
+    foreach(line ${lines})
+      string(REGEX MATCH "\"(lrc/)?([a-z_]+)/" m "${line}")
+      if(NOT m)
+        continue()
+      endif()
+      set(target ${CMAKE_MATCH_2})
+      if(NOT DEFINED RANK_${target} OR target STREQUAL folder)
+        continue()
+      endif()
+      if(NOT RANK_${target} LESS RANK_${folder})
+        string(STRIP "${line}" line)
+        list(APPEND violations "${root}/${rel} (${folder}) includes ${target}: ${line}")
+      endif()
+    endforeach()
+  endforeach()
+endforeach()
+list(LENGTH violations n)
+if(n GREATER 0)
+  string(REPLACE ";" "\n  " text "${violations}")
+  message(FATAL_ERROR "layering: ${n} include(s) against core → format → kernels → model → rotate → io, quant → pipeline → eval → cli:\n  ${text}")
+endif()
+message(STATUS "layering: ${checked} files, every include goes down")

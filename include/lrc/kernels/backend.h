@@ -1,0 +1,68 @@
+// The one seam between the model's forward and the code that does tensor work. Everything the
+// forward (model/forward.cpp) does on tensors goes through a Backend; nothing above this
+// folder calls BLAS for the forward. Implementations:
+//   cpu_reference_backend()  src/kernels/cpu_ref: OpenBLAS sgemm + scalar/OpenMP loops; runs a
+//                            quantized linear as the simulation does (Ŵ dequantized from its
+//                            codes, Q_a applied then dequantized, fp32 GEMM), bit for bit the
+//                            numbers of docs/results.md.
+// Later backends (CPU integer kernels, CUDA) implement the same calls; a model chooses its
+// backend (LlamaModel::backend, null = the CPU reference).
+//
+// Memory: every pointer is host memory the caller owns, rows are tokens, row-major. A device
+// backend keeps what it uploads (weights) keyed by the Linear and copies activations in and
+// out per call until the forward's buffers themselves come from the backend.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "lrc/format/act_quant.h"
+#include "lrc/format/linear.h"
+#include "lrc/format/online_transform.h"
+#include "lrc/kernels/attention.h"
+#include "lrc/kernels/rope.h"
+
+namespace lrc {
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;
+
+  // y[n x d_out] = Ŵ · Q_a(x) + U · (Vᵀ · x), x[n x d_in] (FP linear: y = x Wᵀ).
+  virtual void linear(const Linear& L, const float* x, int64_t n, float* y) const = 0;
+  // y[n x d] = x / sqrt(mean(x²) + eps) ⊙ w; y may alias x.
+  virtual void rmsnorm(const float* x, const float* w, int64_t n, int d, float eps,
+                       float* y) const = 0;
+  // RoPE in place on x[n_rows x n_heads*hd] (positions: kernels/rope.h).
+  virtual void rope(float* x, int64_t n_rows, int n_heads, int head_dim, RopeStyle style,
+                    const RopeTable& table, int period, int first) const = 0;
+  // Causal GQA attention (shapes: kernels/attention.h).
+  virtual void attention(const float* q, const float* k, const float* v, int n_seq, int n_q,
+                         int pos0, int64_t kv_seq_stride, const AttentionShape& shape,
+                         float* out) const = 0;
+  // x[n_rows x t.size()] ← rows times H (QuaRot's online Hadamards), in place.
+  virtual void online_transform(const OnlineTransform& t, float* x, int64_t n_rows) const = 0;
+  // KV-cache quantization in place on x[n_rows x head_dim] (kernels/kv_quant.h).
+  virtual void kv_quantize(float* x, int64_t n_rows, int head_dim,
+                           const KvQuantSpec& spec) const = 0;
+  // h[n] += d[n].
+  virtual void add(float* h, const float* d, int64_t n) const = 0;
+  // g[n] = silu(g) ⊙ u  (SwiGLU's gate).
+  virtual void swiglu(float* g, const float* u, int64_t n) const = 0;
+  // h[n x dim] = table rows of tokens[n] (table [vocab x dim]).
+  virtual void embed(const float* table, int dim, const int32_t* tokens, int64_t n,
+                     float* h) const = 0;
+  // out[i] = −log softmax(logits[i])[targets[i]] for n rows of `vocab` logits, in float64
+  // (per row, so that the caller's running sum is one order whatever the blocking).
+  virtual void nll_rows(const float* logits, int64_t n, int vocab, const int32_t* targets,
+                        double* out) const = 0;
+};
+
+using BackendPtr = std::shared_ptr<const Backend>;
+
+// The CPU reference backend (one process-wide instance).
+const Backend& cpu_reference_backend();
+
+}  // namespace lrc

@@ -1,0 +1,149 @@
+#include "lrc/io/lrc_checkpoint.h"
+
+#include <filesystem>
+#include <fstream>
+
+#include "lrc/core/error.h"
+#include "lrc/io/safetensors.h"
+#include "lrc/rotate/quarot.h"
+
+namespace fs = std::filesystem;
+
+namespace lrc {
+
+namespace {
+
+constexpr const char* kConfigName = kCheckpointConfigName;
+constexpr const char* kWeightsName = kCheckpointWeightsName;
+constexpr const char* kFormat = kCheckpointFormat;
+
+Linear read_linear(const SafetensorsFile& st, const std::string& name, const nlohmann::json& rec,
+                   const std::string& where) {
+  Linear l;
+  try {
+    l.d_out = rec.at("shape").at(0).get<int>();
+    l.d_in = rec.at("shape").at(1).get<int>();
+    l.lr.rank = rec.at("rank").get<int>();
+    l.act.bits = rec.at("act_bits").get<int>();
+    l.act.clip = rec.at("act_clip").get<float>();
+    l.act.groupsize = rec.at("act_groupsize").get<int>();
+    if (rec.at("quantized").get<bool>()) {
+      PackedWeight p;
+      p.d_out = l.d_out;
+      p.d_in = l.d_in;
+      p.bits = rec.at("bits").get<int>();
+      p.groupsize = rec.at("groupsize").get<int>();
+      p.symmetric = rec.at("symmetric").get<bool>();
+      p.codes = st.read_bytes(name + ".qweight");
+      p.scales = st.read_f32(name + ".scales");
+      if (st.has(name + ".zeros")) p.zeros = st.read_f32(name + ".zeros");
+      p.validate((where + ": linears['" + name + "']").c_str());
+      l.packed = std::move(p);
+    } else {
+      l.w = st.read_f32(name + ".weight");
+    }
+  } catch (const nlohmann::json::exception& e) {
+    fail(where, "linears['" + name + "']: " + e.what());
+  }
+  if (l.lr.rank > 0) {
+    l.lr.u = st.read_f32(name + ".lr_u");
+    l.lr.v = st.read_f32(name + ".lr_v");
+  }
+  return l;
+}
+
+}  // namespace
+
+nlohmann::json config_to_json(const LlamaConfig& c) {
+  return {{"arch", c.arch},
+          {"dim", c.dim},
+          {"hidden_dim", c.hidden_dim},
+          {"n_layers", c.n_layers},
+          {"n_heads", c.n_heads},
+          {"n_kv_heads", c.n_kv_heads},
+          {"vocab_size", c.vocab_size},
+          {"max_seq_len", c.max_seq_len},
+          {"norm_eps", c.norm_eps},
+          {"rope_theta", c.rope_theta},
+          {"rope", c.rope == RopeStyle::HalfSplit ? "half_split" : "interleaved"},
+          {"tied_embeddings", c.tied_embeddings},
+          {"bos_id", c.bos_id},
+          {"eos_id", c.eos_id}};
+}
+
+LlamaConfig config_from_json(const nlohmann::json& j, const std::string& where) {
+  LlamaConfig c;
+  try {
+    c.arch = j.at("arch").get<std::string>();
+    c.dim = j.at("dim").get<int>();
+    c.hidden_dim = j.at("hidden_dim").get<int>();
+    c.n_layers = j.at("n_layers").get<int>();
+    c.n_heads = j.at("n_heads").get<int>();
+    c.n_kv_heads = j.at("n_kv_heads").get<int>();
+    c.vocab_size = j.at("vocab_size").get<int>();
+    c.max_seq_len = j.at("max_seq_len").get<int>();
+    c.norm_eps = j.at("norm_eps").get<float>();
+    c.rope_theta = j.at("rope_theta").get<float>();
+    c.rope = j.at("rope").get<std::string>() == "half_split" ? RopeStyle::HalfSplit
+                                                             : RopeStyle::Interleaved;
+    c.tied_embeddings = j.at("tied_embeddings").get<bool>();
+    c.bos_id = j.at("bos_id").get<int>();
+    c.eos_id = j.at("eos_id").get<int>();
+  } catch (const nlohmann::json::exception& e) {
+    fail(where, std::string("model config: ") + e.what());
+  }
+  return c;
+}
+
+bool is_lrc_checkpoint(const std::string& dir) {
+  return fs::is_directory(dir) && fs::exists(fs::path(dir) / kConfigName);
+}
+
+LlamaModel load_checkpoint(const std::string& dir, nlohmann::json* config_out) {
+  const std::string cfg_path = (fs::path(dir) / kConfigName).string();
+  nlohmann::json cfg;
+  {
+    std::ifstream f(cfg_path);
+    if (!f) fail(cfg_path, "cannot open");
+    try {
+      cfg = nlohmann::json::parse(f);
+    } catch (const nlohmann::json::exception& e) {
+      fail(cfg_path, std::string("invalid JSON: ") + e.what());
+    }
+  }
+  if (cfg.value("format", std::string()) != kFormat)
+    fail(cfg_path, "field 'format': expected '" + std::string(kFormat) + "'");
+  LlamaModel m;
+  m.cfg = config_from_json(cfg.at("model"), cfg_path);
+  const auto& c = m.cfg;
+  SafetensorsFile st((fs::path(dir) / kWeightsName).string());
+  m.tok_embeddings = st.read_f32("model.embed_tokens.weight");
+  m.final_norm = st.read_f32("model.norm.weight");
+  if (!cfg.contains("linears")) fail(cfg_path, "missing field 'linears'");
+  const auto& linears = cfg["linears"];
+  auto rec = [&](const std::string& name) -> const nlohmann::json& {
+    if (!linears.contains(name)) fail(cfg_path, "linears: missing entry '" + name + "'");
+    return linears[name];
+  };
+  m.layers.resize(c.n_layers);
+  for (int i = 0; i < c.n_layers; ++i) {
+    auto& L = m.layers[i];
+    L.attn_norm = st.read_f32(checkpoint_norm_name(i, true));
+    L.ffn_norm = st.read_f32(checkpoint_norm_name(i, false));
+    for (auto& [lin, name] : checkpoint_linears<LlamaLayer, Linear>(L, i))
+      *lin = read_linear(st, name, rec(name), cfg_path);
+  }
+  m.lm_head = read_linear(st, "lm_head", rec("lm_head"), cfg_path);
+  if (cfg.contains("kv_cache")) {
+    m.kv.bits = cfg["kv_cache"].value("bits", 16);
+    m.kv.clip = cfg["kv_cache"].value("clip", 1.0f);
+  }
+  if (cfg.contains("rotation") && !cfg["rotation"].is_null())
+    attach_online_transforms(m, cfg["rotation"].get<RotationInfo>());
+  for (const auto& t : st.tensors()) m.source_dtypes[t.name] = std::string(dtype_name(t.dtype));
+  validate_model(m, dir);
+  if (config_out) *config_out = std::move(cfg);
+  return m;
+}
+
+}  // namespace lrc

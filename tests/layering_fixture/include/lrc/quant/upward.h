@@ -1,0 +1,3 @@
+// Fixture for the layering check's own test: quant may not include pipeline.
+#pragma once
+#include "lrc/pipeline/quantize_options.h"
