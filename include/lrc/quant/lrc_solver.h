@@ -24,7 +24,8 @@
 
 #include <vector>
 
-#include "lrc/format/linear.h"
+#include "lrc/format/low_rank.h"
+#include "lrc/format/packed_weight.h"
 #include "lrc/quant/gptq.h"
 #include "lrc/quant/stats.h"
 #include "lrc/quant/weight_quant.h"
@@ -49,12 +50,10 @@ struct LrcOptions {
   bool compute_objective = true;
 };
 
-struct LowRankQuantized {
+// Ŵ and U Vᵀ (the LowRankPair base: rank, u [d_out x k], v [d_in x k]).
+struct LowRankQuantized : LowRankPair {
   PackedWeight packed;
-  std::vector<float> w_hat;  // dequantized Ŵ, d_out x d_in
-  int rank = 0;
-  std::vector<float> u;             // d_out x k
-  std::vector<float> v;             // d_in x k
+  std::vector<float> w_hat;         // dequantized Ŵ, d_out x d_in
   std::vector<double> eigenvalues;  // of the last Update-LR Σ, descending: the top
                                     // max(rank, spectrum_rank)
   double objective = 0;             // eq. 2 from the (unregularised) statistics;
@@ -78,10 +77,10 @@ LrcCovariances regularized_covariances(const LayerStats& stats, LrcRegularizatio
 // all-zero G uses tr = d, so that ε = eps_rel.
 double ridge_epsilon(const std::vector<double>& gram, int d, double eps_rel);
 
-// A rank-k correction: u [d_out x k], v [d_in x k] (row-major) and Σ's top-k eigenvalues.
-struct LowRankFactors {
-  int rank = 0;
-  std::vector<double> u, v, eigenvalues;
+// A rank-k correction in float64 while the solver iterates (the LowRank base: rank,
+// u [d_out x k], v [d_in x k], row-major) and Σ's top-k eigenvalues.
+struct LowRankFactors : LowRank<double> {
+  std::vector<double> eigenvalues;
 };
 
 // Alg. 4 (Prop. 3.4): U = eig_k(W M Wᵀ), V = WᵀU, M = Σx - Σxy Σy⁻¹ Σyx (the Schur complement
