@@ -11,6 +11,7 @@
 #include "lrc/core/error.h"
 #include "lrc/io/model_loader.h"
 #include "lrc/eval/generate.h"
+#include "lrc/kernels/backend.h"
 
 namespace lrc::cli {
 namespace {
@@ -23,6 +24,9 @@ struct GenerateCliOptions {
 
 int run_generate(GenerateCliOptions o) {
   LoadedModel lm = load_model(o.model, o.tokenizer);
+  // Decoding passes over every weight once per token: keep each quantized linear's Ŵ
+  // dequantized rather than dequantizing it again for every token.
+  lm.model.backend = make_cpu_reference_backend(/*keep_dequantized=*/true);
   // ChatML, as SmolLM2-Instruct's chat template (without its default system turn).
   if (o.chat) o.prompt = "<|im_start|>user\n" + o.prompt + "<|im_end|>\n<|im_start|>assistant\n";
   const auto t0 = std::chrono::steady_clock::now();

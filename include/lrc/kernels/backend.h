@@ -62,7 +62,11 @@ class Backend {
 
 using BackendPtr = std::shared_ptr<const Backend>;
 
-// The CPU reference backend (one process-wide instance).
+// The CPU reference backend (one process-wide instance): a quantized linear's Ŵ is
+// dequantized for each call.
 const Backend& cpu_reference_backend();
+// The same keeping each Ŵ it dequantized, by the PackedWeight's address (fp32-sized memory,
+// decode-speed): only for models that neither change nor move while it runs them.
+BackendPtr make_cpu_reference_backend(bool keep_dequantized);
 
 }  // namespace lrc

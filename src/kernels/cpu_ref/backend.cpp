@@ -8,6 +8,8 @@
 
 #include <algorithm>
 #include <climits>
+#include <mutex>
+#include <unordered_map>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -66,6 +68,7 @@ void simulated_linear(const Linear& L, const float* W, const float* x, int64_t n
 
 class CpuReferenceBackend final : public Backend {
  public:
+  explicit CpuReferenceBackend(bool keep_dequantized) : keep_(keep_dequantized) {}
   std::string name() const override { return "cpu-ref"; }
 
   void linear(const Linear& L, const float* x, int64_t n, float* y) const override {
@@ -76,11 +79,7 @@ class CpuReferenceBackend final : public Backend {
         fail("linear", "packed weight is " + std::to_string(p.d_out) + " x " +
                            std::to_string(p.d_in) + ", the linear " + std::to_string(L.d_out) +
                            " x " + std::to_string(L.d_in));
-      // Ŵ in fp32 for this call only: the model holds no fp32 copy of a quantized linear.
-      static thread_local std::vector<float> W;
-      W.resize(static_cast<size_t>(L.d_out) * L.d_in);
-      p.dequantize(W.data());
-      simulated_linear(L, W.data(), x, n, y);
+      simulated_linear(L, dequantized(p), x, n, y);
       return;
     }
     if (L.w.size() != static_cast<size_t>(L.d_out) * L.d_in)
@@ -88,6 +87,7 @@ class CpuReferenceBackend final : public Backend {
                          std::to_string(L.d_out) + ", " + std::to_string(L.d_in) + "]");
     simulated_linear(L, L.w.data(), x, n, y);
   }
+
 
   void rmsnorm(const float* x, const float* w, int64_t n, int d, float eps,
                float* y) const override {
@@ -146,13 +146,41 @@ class CpuReferenceBackend final : public Backend {
       out[i] = std::log(sum) + mx - l[targets[i]];
     }
   }
+
+ private:
+  // Ŵ in fp32: dequantized for this call only (the model holds no fp32 copy of a quantized
+  // linear), or once per matrix when keep_ (decoding, where one token's work is one pass
+  // over the weights and dequantizing them would double it).
+  const float* dequantized(const PackedWeight& p) const {
+    if (keep_) {
+      std::lock_guard<std::mutex> lock(mu_);
+      std::vector<float>& W = kept_[&p];
+      if (W.empty()) {
+        W.resize(static_cast<size_t>(p.d_out) * p.d_in);
+        p.dequantize(W.data());
+      }
+      return W.data();
+    }
+    static thread_local std::vector<float> W;
+    W.resize(static_cast<size_t>(p.d_out) * p.d_in);
+    p.dequantize(W.data());
+    return W.data();
+  }
+
+  bool keep_;
+  mutable std::mutex mu_;
+  mutable std::unordered_map<const PackedWeight*, std::vector<float>> kept_;
 };
 
 }  // namespace
 
 const Backend& cpu_reference_backend() {
-  static const CpuReferenceBackend backend;
+  static const CpuReferenceBackend backend(/*keep_dequantized=*/false);
   return backend;
+}
+
+BackendPtr make_cpu_reference_backend(bool keep_dequantized) {
+  return std::make_shared<const CpuReferenceBackend>(keep_dequantized);
 }
 
 }  // namespace lrc
