@@ -22,7 +22,8 @@ inline int32_t load4(const int8_t* p) {
   return v;
 }
 
-// raw[MR x 32] = Σ over steps s0..s1 of codes x activations for MR (<= 2) tokens.
+// raw[MR x 32] = Σ over steps s0..s1 of codes x activations for MR (<= 2) tokens; token m
+// of step s at x + s*xs + 4m (the interleaved tile input).
 template <int MR>
 void accumulate(const uint8_t* wp, const int8_t* x, int64_t xs, int s0, int s1, int32_t* raw) {
   const __m256i lo = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
@@ -37,7 +38,7 @@ void accumulate(const uint8_t* wp, const int8_t* x, int64_t xs, int s0, int s1, 
                           _mm256_and_si256(_mm256_srli_epi16(v0, 4), lo),
                           _mm256_and_si256(_mm256_srli_epi16(v1, 4), lo)};
     for (int m = 0; m < MR; ++m) {
-      const __m256i a = _mm256_set1_epi32(load4(x + m * xs + kStepK * s));
+      const __m256i a = _mm256_set1_epi32(load4(x + s * xs + kStepK * m));
       for (int q = 0; q < 4; ++q)
         acc[m][q] = _mm256_add_epi32(acc[m][q],
                                      _mm256_madd_epi16(_mm256_maddubs_epi16(w[q], a), ones));
@@ -61,9 +62,9 @@ void tile_avx2(const TileJob& j) {
     const int s1 = s0 + steps_per_group < w.ksteps ? s0 + steps_per_group : w.ksteps;
     for (int m = 0; m < j.mr; m += 2) {
       if (j.mr - m >= 2)
-        accumulate<2>(wp, j.x + m * j.xs, j.xs, s0, s1, raw + m * kPanelRows);
+        accumulate<2>(wp, j.x + kStepK * m, j.xs, s0, s1, raw + m * kPanelRows);
       else
-        accumulate<1>(wp, j.x + m * j.xs, j.xs, s0, s1, raw + m * kPanelRows);
+        accumulate<1>(wp, j.x + kStepK * m, j.xs, s0, s1, raw + m * kPanelRows);
     }
     epilogue_portable(j, g, raw, ftile);
   }

@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <utility>
 
 #include "kernels/cpu_int/w4a4_impl.h"
 
@@ -31,63 +32,73 @@ inline int32_t load4(const int8_t* p) {
   return v;
 }
 
-// acc[m][h] += Σ over steps s0..s1 of codes x activations (no zero-point correction).
 // int32 -> float; the maskz form because GCC 12 warns (maybe-uninitialized) on the
 // _mm512_undefined_ps inside _mm512_cvtepi32_ps.
 inline __m512 to_float(__m512i v) { return _mm512_maskz_cvtepi32_ps(__mmask16(0xFFFF), v); }
 
-template <int MR>
-inline __attribute__((always_inline)) void accumulate(const uint8_t* wp, const int8_t* x,
-                                                      int64_t xs, int s0, int s1,
-                                                      __m512i (&acc)[MR][2]) {
-  const __m512i lo = _mm512_set1_epi8(0x0F);
-  constexpr int KU = MR <= 4 ? 2 : 1;
-  __m512i acc2[MR][2];
-#pragma GCC unroll 12
-  for (int m = 0; m < MR; ++m) {
-    acc[m][0] = acc[m][1] = _mm512_setzero_si512();
-    acc2[m][0] = acc2[m][1] = _mm512_setzero_si512();
+// out[2m + h] = Σ over steps s0..s1 of codes x activations (no zero-point correction) for
+// token m and row half h. x is the tile's interleaved input: step s, token m at x + s*xs + 4m.
+// The 24 accumulators are named variables (macros below, guarded by `if constexpr (m < MR)`)
+// and the function is noinline: inlined into tile(), GCC 12 spilled them to the stack around
+// the epilogue, turning the kernel into a load/store loop; on its own the loop keeps all of
+// them in registers (the call happens once per weight group). One pointer serves all
+// tokens' broadcasts (constant offsets 4m), leaving the general registers free.
+#define LRC_FOR12(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
+#define LRC_DECL(m) [[maybe_unused]] __m512i a##m##0 = z, a##m##1 = z, b##m##0 = z, b##m##1 = z;
+#define LRC_STEP(m)                                                     \
+  if constexpr (m < MR) {                                               \
+    const __m512i x4 = _mm512_set1_epi32(load4(xk + 4 * m));            \
+    a##m##0 = _mm512_dpbusd_epi32(a##m##0, w0, x4);                     \
+    a##m##1 = _mm512_dpbusd_epi32(a##m##1, w1, x4);                     \
   }
+#define LRC_STEP2(m)                                                    \
+  if constexpr (m < MR) {                                               \
+    const __m512i x4 = _mm512_set1_epi32(load4(xk + 4 * m));            \
+    const __m512i y4 = _mm512_set1_epi32(load4(xk + xs + 4 * m));       \
+    a##m##0 = _mm512_dpbusd_epi32(a##m##0, w00, x4);                    \
+    a##m##1 = _mm512_dpbusd_epi32(a##m##1, w01, x4);                    \
+    b##m##0 = _mm512_dpbusd_epi32(b##m##0, w10, y4);                    \
+    b##m##1 = _mm512_dpbusd_epi32(b##m##1, w11, y4);                    \
+  }
+#define LRC_OUT(m)                                                      \
+  if constexpr (m < MR) {                                               \
+    out[2 * m] = _mm512_add_epi32(a##m##0, b##m##0);                    \
+    out[2 * m + 1] = _mm512_add_epi32(a##m##1, b##m##1);                \
+  }
+
+template <int MR>
+__attribute__((noinline)) void accumulate(const uint8_t* wp, const int8_t* x,
+                                                      int64_t xs, int s0, int s1, __m512i* out) {
+  const __m512i lo = _mm512_set1_epi8(0x0F), z = _mm512_setzero_si512();
+  LRC_FOR12(LRC_DECL)
   const uint8_t* b = wp + int64_t(s0) * 64;
+  const int8_t* xk = x + int64_t(s0) * xs;
   int s = s0;
-  if constexpr (KU == 2) {
-    for (; s + 1 < s1; s += 2, b += 128) {
-      _mm_prefetch(reinterpret_cast<const char*>(b + 1024), _MM_HINT_T0);
+  if constexpr (MR <= 4) {
+    // Decode-sized blocks: two independent accumulator sets over even / odd steps, so the
+    // vpdpbusd latency does not serialize a memory-bound stream.
+    for (; s + 1 < s1; s += 2, b += 128, xk += 2 * xs) {
       const __m512i v0 = _mm512_load_si512(b), v1 = _mm512_load_si512(b + 64);
       const __m512i w00 = _mm512_and_si512(v0, lo);
       const __m512i w01 = _mm512_and_si512(_mm512_srli_epi16(v0, 4), lo);
       const __m512i w10 = _mm512_and_si512(v1, lo);
       const __m512i w11 = _mm512_and_si512(_mm512_srli_epi16(v1, 4), lo);
-#pragma GCC unroll 12
-      for (int m = 0; m < MR; ++m) {
-        const __m512i a0 = _mm512_set1_epi32(load4(x + m * xs + kStepK * s));
-        const __m512i a1 = _mm512_set1_epi32(load4(x + m * xs + kStepK * (s + 1)));
-        acc[m][0] = _mm512_dpbusd_epi32(acc[m][0], w00, a0);
-        acc[m][1] = _mm512_dpbusd_epi32(acc[m][1], w01, a0);
-        acc2[m][0] = _mm512_dpbusd_epi32(acc2[m][0], w10, a1);
-        acc2[m][1] = _mm512_dpbusd_epi32(acc2[m][1], w11, a1);
-      }
+      LRC_FOR12(LRC_STEP2)
     }
   }
-  for (; s < s1; ++s, b += 64) {
+  for (; s < s1; ++s, b += 64, xk += xs) {
     const __m512i v = _mm512_load_si512(b);
     const __m512i w0 = _mm512_and_si512(v, lo);
     const __m512i w1 = _mm512_and_si512(_mm512_srli_epi16(v, 4), lo);
-#pragma GCC unroll 12
-    for (int m = 0; m < MR; ++m) {
-      const __m512i a = _mm512_set1_epi32(load4(x + m * xs + kStepK * s));
-      acc[m][0] = _mm512_dpbusd_epi32(acc[m][0], w0, a);
-      acc[m][1] = _mm512_dpbusd_epi32(acc[m][1], w1, a);
-    }
+    LRC_FOR12(LRC_STEP)
   }
-  if constexpr (KU == 2) {
-#pragma GCC unroll 12
-    for (int m = 0; m < MR; ++m) {
-      acc[m][0] = _mm512_add_epi32(acc[m][0], acc2[m][0]);
-      acc[m][1] = _mm512_add_epi32(acc[m][1], acc2[m][1]);
-    }
-  }
+  LRC_FOR12(LRC_OUT)
 }
+#undef LRC_FOR12
+#undef LRC_DECL
+#undef LRC_STEP
+#undef LRC_STEP2
+#undef LRC_OUT
 
 template <int MR>
 void tile(const TileJob& j) {
@@ -105,7 +116,7 @@ void tile(const TileJob& j) {
   for (int g = 0; g < w.n_groups; ++g) {
     const int s0 = g * steps_per_group;
     const int s1 = s0 + steps_per_group < w.ksteps ? s0 + steps_per_group : w.ksteps;
-    accumulate<MR>(wp, j.x, j.xs, s0, s1, acc);
+    accumulate<MR>(wp, j.x, j.xs, s0, s1, &acc[0][0]);
     const int64_t off = int64_t(g) * w.rows_padded() + int64_t(j.p) * kPanelRows;
     const __m512i z0 = _mm512_loadu_si512(w.zeros.data() + off);
     const __m512i z1 = _mm512_loadu_si512(w.zeros.data() + off + 16);

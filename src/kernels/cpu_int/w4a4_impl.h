@@ -18,8 +18,10 @@ inline constexpr int kMaxTileTokens = 12;
 struct TileJob {
   const W4A4Cpu* w = nullptr;
   int p = 0;               // panel: rows 32p .. 32p+31
-  const int8_t* x = nullptr;  // activation codes of the tile's first token, padded rows
-  int64_t xs = 0;          // row stride of x (ksteps*4, zero padded)
+  // Activation codes interleaved for the tile: step s (inputs 4s..4s+3) of token m at
+  // x + s*xs + 4m, xs = 4*mr; inputs past d_in are 0.
+  const int8_t* x = nullptr;
+  int64_t xs = 0;
   int mr = 0;              // tokens in the tile, 1..kMaxTileTokens
   const int32_t* csum = nullptr;  // [mr x n_groups] Σ codes per weight group
   const float* sx = nullptr;      // [mr] token scales

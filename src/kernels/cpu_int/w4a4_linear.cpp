@@ -66,6 +66,16 @@ Scratch& scratch() {
   return s;
 }
 
+// Token i's codes (row[kp]) into the interleaved GEMM input: blocks of kMaxTileTokens
+// tokens, block b at b*kMaxTileTokens*kp, inside it step s of token m at s*4*mr + 4m
+// (mr = the block's token count), so a tile's broadcasts walk one pointer.
+void scatter_row(const int8_t* row, int64_t i, int64_t n, int ksteps, int8_t* out) {
+  const int64_t b = i / kMaxTileTokens, m = i % kMaxTileTokens;
+  const int64_t mr = std::min<int64_t>(kMaxTileTokens, n - b * kMaxTileTokens);
+  int8_t* dst = out + b * kMaxTileTokens * int64_t(ksteps) * kStepK + kStepK * m;
+  for (int s = 0; s < ksteps; ++s) std::memcpy(dst + s * kStepK * mr, row + s * kStepK, kStepK);
+}
+
 void quantize_into(const W4A4Cpu& w, const ActQuantSpec& act, const float* x, int64_t n,
                    Isa isa, Scratch& s) {
   const int kp = w.ksteps * kStepK;
@@ -73,14 +83,19 @@ void quantize_into(const W4A4Cpu& w, const ActQuantSpec& act, const float* x, in
   s.sx.resize(size_t(n));
   s.csum.resize(size_t(n * w.n_groups));
   const int gs = w.groupsize;
-#pragma omp parallel for schedule(static) if (n * w.d_in >= (1 << 16))
-  for (int64_t i = 0; i < n; ++i) {
-    if (isa == Isa::kAvx512Vnni)
-      detail::quantize_row_avx512(x + i * w.d_in, w.d_in, kp, act, gs, s.codes.data() + i * kp,
-                                  &s.sx[size_t(i)], &s.csum[size_t(i * w.n_groups)]);
-    else
-      detail::quantize_row_scalar(x + i * w.d_in, w.d_in, kp, act, gs, s.codes.data() + i * kp,
-                                  &s.sx[size_t(i)], &s.csum[size_t(i * w.n_groups)]);
+#pragma omp parallel if (n * w.d_in >= (1 << 16))
+  {
+    AlignedVec<int8_t> row(static_cast<size_t>(kp));
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < n; ++i) {
+      if (isa == Isa::kAvx512Vnni)
+        detail::quantize_row_avx512(x + i * w.d_in, w.d_in, kp, act, gs, row.data(),
+                                    &s.sx[size_t(i)], &s.csum[size_t(i * w.n_groups)]);
+      else
+        detail::quantize_row_scalar(x + i * w.d_in, w.d_in, kp, act, gs, row.data(),
+                                    &s.sx[size_t(i)], &s.csum[size_t(i * w.n_groups)]);
+      scatter_row(row.data(), i, n, w.ksteps, s.codes.data());
+    }
   }
 }
 
@@ -92,7 +107,7 @@ void check_act(const ActQuantSpec& act, int d_in) {
                      " (needs one scale per token)");
 }
 
-// y (float) or iout (integers, [n x d_out x n_groups]) for codes already in `s`.
+// y (float) or iout (integers, [n x d_out x n_groups]) for interleaved codes (scatter_row).
 void integer_gemm(const W4A4Cpu& w, const int8_t* codes, const float* sx, const int32_t* csum,
                   int64_t n, Isa isa, float* y, int32_t* iout) {
   const int64_t kp = int64_t(w.ksteps) * kStepK;
@@ -109,9 +124,9 @@ void integer_gemm(const W4A4Cpu& w, const int8_t* codes, const float* sx, const 
           TileJob j;
           j.w = &w;
           j.p = p;
-          j.x = codes + m0 * kp;
-          j.xs = kp;
           j.mr = int(std::min<int64_t>(kMaxTileTokens, c1 - m0));
+          j.x = codes + m0 * kp;  // m0 is a multiple of kMaxTileTokens: a block start
+          j.xs = int64_t(kStepK) * j.mr;
           j.csum = csum + m0 * ng;
           j.sx = sx + m0;
           j.y = y ? y + m0 * w.d_out : nullptr;
@@ -182,12 +197,15 @@ void int_accumulators(const W4A4Cpu& w, const int8_t* cx, int64_t n, int32_t* ac
   AlignedVec<int8_t> codes(size_t(n * kp), 0);
   std::vector<int32_t> csum(size_t(n * w.n_groups), 0);
   std::vector<float> sx(size_t(n), 1.f);
+  std::vector<int8_t> row(static_cast<size_t>(kp), 0);
   const int gs = w.groupsize > 0 ? w.groupsize : w.d_in;
-  for (int64_t i = 0; i < n; ++i)
+  for (int64_t i = 0; i < n; ++i) {
     for (int k = 0; k < w.d_in; ++k) {
-      codes[size_t(i * kp + k)] = cx[i * w.d_in + k];
+      row[size_t(k)] = cx[i * w.d_in + k];
       csum[size_t(i * w.n_groups + k / gs)] += cx[i * w.d_in + k];
     }
+    scatter_row(row.data(), i, n, w.ksteps, codes.data());
+  }
   integer_gemm(w, codes.data(), sx.data(), csum.data(), n, isa, nullptr, acc);
 }
 
@@ -204,10 +222,17 @@ void w4a4_linear(const W4A4Cpu& w, const ActQuantSpec& act, const float* u, cons
   if (rank > 0) {
     // t[n x rank] = x · V on the unquantized x, then y += t · Uᵀ (same output buffer).
     s.t.resize(size_t(n * rank));
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(n), rank, w.d_in, 1.f, x, w.d_in,
-                v, rank, 0.f, s.t.data(), rank);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(n), w.d_out, rank, 1.f, s.t.data(),
-                rank, u, rank, 1.f, y, w.d_out);
+    if (n == 1) {
+      // Decode: OpenBLAS's sgemm with one row packs its operands; sgemv just streams V, U.
+      cblas_sgemv(CblasRowMajor, CblasTrans, w.d_in, rank, 1.f, v, rank, x, 1, 0.f, s.t.data(), 1);
+      cblas_sgemv(CblasRowMajor, CblasNoTrans, w.d_out, rank, 1.f, u, rank, s.t.data(), 1, 1.f, y,
+                  1);
+    } else {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(n), rank, w.d_in, 1.f, x,
+                  w.d_in, v, rank, 0.f, s.t.data(), rank);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(n), w.d_out, rank, 1.f,
+                  s.t.data(), rank, u, rank, 1.f, y, w.d_out);
+    }
   }
 }
 

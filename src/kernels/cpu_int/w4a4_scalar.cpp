@@ -21,7 +21,7 @@ void tile_scalar(const TileJob& j) {
         for (int kk = 0; kk < kStepK; ++kk) {
           const int lo = blk[4 * r + kk] & 0x0F, hi = blk[4 * r + kk] >> 4;
           for (int m = 0; m < j.mr; ++m) {
-            const int xv = j.x[m * j.xs + kStepK * s + kk];
+            const int xv = j.x[s * j.xs + kStepK * m + kk];
             raw[m * kPanelRows + r] += lo * xv;
             raw[m * kPanelRows + 16 + r] += hi * xv;
           }
