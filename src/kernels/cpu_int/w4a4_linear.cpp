@@ -113,7 +113,10 @@ void integer_gemm(const W4A4Cpu& w, const int8_t* codes, const float* sx, const 
   const int64_t kp = int64_t(w.ksteps) * kStepK;
   const int64_t chunk = n < 16 ? n : chunk_tokens(int(kp));
   const int ng = w.n_groups;
-#pragma omp parallel
+  // Below ~2M multiply-adds (a few microseconds) waking a second thread costs more than it
+  // saves, e.g. SmolLM2's 576x576 projections at decode.
+  const bool parallel = n * int64_t(w.d_out) * w.d_in >= (int64_t(1) << 21);
+#pragma omp parallel if (parallel)
   {
     std::vector<int32_t> ibuf(iout ? size_t(ng) * kMaxTileTokens * kPanelRows : 0);
     for (int64_t c0 = 0; c0 < n; c0 += chunk) {
