@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# lrc vs llama.cpp on SmolLM2-135M, same machine, same cores (issue 26, acceptance 3).
+#
+# llama.cpp side (runs now):
+#   * models: the GGUF as shipped (Q4_1 linears, Q8_0 embedding), and requantized from it with
+#     llama-quantize --allow-requantize to Q4_0 and Q8_0 (requantizing starts from the Q4_1
+#     weights, not from fp16: the Q8_0 file holds the Q4_1 grid, its perplexity is Q4_1's);
+#   * speed: llama-bench, prefill 512 tokens (pp512) and decode 128 tokens (tg128), tokens/s,
+#     1 and 2 threads, $REPS repetitions (llama-bench reports mean ± sd);
+#   * perplexity: llama-perplexity on $TEXT with context $CTX, the first $CHUNKS chunks.
+#     Protocol: llama.cpp scores only the SECOND half of each $CTX-token window (the first
+#     half is context), with a BOS token per window.
+# lrc side: placeholder below (needs `lrc eval/generate --kernels real|sim`, wired by the lead).
+#
+# Usage: bench/compare-llama-cpp.sh [--out DIR] [--reps N] [--chunks N] [--text FILE]
+# Results: DIR (default /tmp/lrc-compare-llama-cpp)/{bench.md,bench.json,ppl.md}, also on stdout.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+OUT=/tmp/lrc-compare-llama-cpp
+REPS=3
+CHUNKS=20
+CTX=512
+TEXT="$ROOT/../shared/data/wikitext2-test.txt"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --out) OUT="$2"; shift 2 ;;
+    --reps) REPS="$2"; shift 2 ;;
+    --chunks) CHUNKS="$2"; shift 2 ;;
+    --text) TEXT="$2"; shift 2 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    *) echo "compare-llama-cpp: error: unknown argument '$1'" >&2; exit 2 ;;
+  esac
+done
+
+die() { echo "compare-llama-cpp: error: $*" >&2; exit 1; }
+log() { echo "compare-llama-cpp: $*" >&2; }
+
+CACHE="${LRC_CACHE:-${HOME:-/root}/.cache/lrc}"
+GGUF="$CACHE/SmolLM2-135M-Instruct.Q4_1.gguf"
+[ -f "$GGUF" ] || "$ROOT/scripts/fetch-models.sh" >&2 || die "cannot fetch $GGUF"
+[ -f "$TEXT" ] || die "no evaluation text at $TEXT (--text FILE)"
+BIN="$("$ROOT/scripts/build-llama-cpp.sh")" || die "llama.cpp build failed"
+mkdir -p "$OUT" "$CACHE/llama-cpp/models"
+
+declare -A MODELS=([Q4_1]="$GGUF")
+for q in Q4_0 Q8_0; do
+  f="$CACHE/llama-cpp/models/SmolLM2-135M-Instruct.from-Q4_1.$q.gguf"
+  if [ ! -f "$f" ]; then
+    log "requantizing to $q ..."
+    "$BIN/llama-quantize" --allow-requantize "$GGUF" "$f" "$q" >"$OUT/quantize-$q.log" 2>&1 \
+      || die "llama-quantize $q failed (see $OUT/quantize-$q.log)"
+  fi
+  MODELS[$q]="$f"
+done
+
+log "CPU: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores"
+: >"$OUT/bench.md"
+: >"$OUT/bench.json"
+for q in Q4_1 Q4_0 Q8_0; do
+  log "llama-bench $q (pp512, tg128, threads 1,2, $REPS reps) ..."
+  "$BIN/llama-bench" -m "${MODELS[$q]}" -p 512 -n 128 -t 1,2 -r "$REPS" -o md \
+    2>>"$OUT/llama-bench.log" | tee -a "$OUT/bench.md"
+  "$BIN/llama-bench" -m "${MODELS[$q]}" -p 512 -n 128 -t 1,2 -r "$REPS" -o jsonl \
+    2>>"$OUT/llama-bench.log" >>"$OUT/bench.json"
+done
+
+echo "| model | tool | text | ctx | chunks | PPL |" | tee "$OUT/ppl.md"
+echo "|---|---|---|---|---|---|" | tee -a "$OUT/ppl.md"
+for q in Q4_1 Q4_0 Q8_0; do
+  log "llama-perplexity $q ..."
+  "$BIN/llama-perplexity" -m "${MODELS[$q]}" -f "$TEXT" -c "$CTX" --chunks "$CHUNKS" -t "$(nproc)" \
+    >"$OUT/ppl-$q.log" 2>&1 || die "llama-perplexity $q failed (see $OUT/ppl-$q.log)"
+  ppl="$(sed -n 's/.*Final estimate: PPL = \([0-9.]*\).*/\1/p' "$OUT/ppl-$q.log")"
+  echo "| SmolLM2-135M $q | llama.cpp | $(basename "$TEXT") | $CTX | $CHUNKS | $ppl |" | tee -a "$OUT/ppl.md"
+done
+
+# ---------------------------------------------------------------------------------------------
+# lrc side — PLACEHOLDER for the lead (needs the Backend wiring of `--kernels real|sim`).
+# For each of: FP model (the GGUF dequantized), lrc W4A4 checkpoints at rank 0, 10% and 30%:
+#   OMP_NUM_THREADS=1 and 2:
+#     prefill 512 tokens and decode 128 tokens, tokens/s, with --kernels real, e.g.
+#       lrc generate --model CKPT --kernels real --prompt-tokens 512 --max-new-tokens 128 --json
+#   perplexity on the same $TEXT, stating lrc's protocol (window/stride) beside llama.cpp's:
+#       lrc eval --model CKPT --kernels real --text "$TEXT" ... --json
+#   and the same with --kernels sim (must agree to 4 significant digits, acceptance 1).
+# Append rows to $OUT/bench.md / $OUT/ppl.md in the formats above.
+# ---------------------------------------------------------------------------------------------
+log "results in $OUT"
