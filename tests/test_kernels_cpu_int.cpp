@@ -15,9 +15,9 @@
 #include "lrc/core/error.h"
 #include "lrc/io/model_loader.h"
 #include "lrc/kernels/cpu_int/w4a4.h"
-#include "lrc/model/linear.h"
-#include "lrc/quant/act_quant.h"
-#include "lrc/quant/code_packing.h"
+#include "lrc/format/linear.h"
+#include "lrc/format/act_quant.h"
+#include "lrc/format/code_packing.h"
 #include "lrc/quant/weight_quant.h"
 #include "support/paths.h"
 

@@ -5,8 +5,8 @@
 
 #include "lrc/core/error.h"
 #include "lrc/kernels/cpu_int/w4a4.h"
-#include "lrc/model/linear.h"
-#include "lrc/quant/code_packing.h"
+#include "lrc/format/packed_weight.h"
+#include "lrc/format/code_packing.h"
 
 namespace lrc::kernels::cpu_int {
 

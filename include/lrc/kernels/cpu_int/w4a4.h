@@ -22,7 +22,7 @@
 #include <string>
 #include <vector>
 
-#include "lrc/quant/act_quant.h"
+#include "lrc/format/act_quant.h"
 
 namespace lrc {
 
