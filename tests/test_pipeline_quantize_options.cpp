@@ -9,8 +9,11 @@
 
 #include "lrc/io/json_file.h"
 #include "lrc/io/synth_model.h"
+#include "lrc/core/error.h"
+#include "lrc/pipeline/quantize_model.h"
 #include "lrc/pipeline/quantize_options.h"
 #include "support/paths.h"
+#include "support/random_model.h"
 #include "support/run_command.h"
 
 namespace fs = std::filesystem;
@@ -109,6 +112,34 @@ TEST_F(QuantizeCli, GivenFlagsOverrideTheDefaults) {
   EXPECT_FLOAT_EQ(q.at("a_clip").get<float>(), 0.5f);
   EXPECT_EQ(q.at("reg"), "paper");
   EXPECT_EQ(q.at("calib_act"), "fp");
+}
+
+// Every rank is decided and checked before the model is touched: a bad rank of the last layer
+// fails with the model as it was (no rotation, no quantized first layer), naming the flag.
+TEST(QuantizeRanks, ABadRankFailsBeforeAnyWorkNamingWhere) {
+  const LlamaModel orig = test::random_model(test::tiny_config(), 3);
+  CalibrationSet calib;
+  calib.n_seq = 1;
+  calib.seq_len = 8;
+  for (int t = 0; t < 8; ++t) calib.tokens.push_back(t);
+  auto expect_refused = [&](const QuantizeOptions& opt, const std::string& where) {
+    LlamaModel m = orig;
+    try {
+      quantize_model(m, calib, opt);
+      ADD_FAILURE() << "accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(where), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(m.layers[0].wq.w, orig.layers[0].wq.w) << "touched (rotated) before the check";
+  };
+  QuantizeOptions opt;
+  opt.method = QuantMethod::LRC;
+  opt.nsamples = 1;
+  opt.ranks["layers.1.mlp.down_proj"] = 1000;  // min(d_out, d_in) = 64
+  expect_refused(opt, "ranks['layers.1.mlp.down_proj']");
+  opt.ranks.clear();
+  opt.rank = 65;
+  expect_refused(opt, "--rank");
 }
 
 TEST(DemoCli, RankIsRefusedNotSilentlyReplacedByRanks) {

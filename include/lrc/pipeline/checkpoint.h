@@ -3,7 +3,7 @@
 //                      per-linear rank and activation clip, lrc version, calibration hash
 //   model.safetensors  fp16 embeddings / norms / LM head; per quantized linear
 //                      <name>.qweight (U8, packed integer codes), <name>.scales (F16),
-//                      <name>.zeros (F16, asymmetric only), <name>.lr_u / <name>.lr_v (F16)
+//                      <name>.zeros (F16; symmetric too: 2^(b-1)), <name>.lr_u / <name>.lr_v (F16)
 //   tokenizer.*        a copy of the tokenizer file, when it was a file of its own
 // Written into <dir>.partial and renamed, so an interrupted run never leaves a directory
 // that looks valid. Loading gives the in-memory model back bit for bit.
