@@ -10,6 +10,7 @@
 
 #include "lrc/core/error.h"
 #include "lrc/core/half.h"
+#include "lrc/model/layer_linears.h"
 #include "lrc/model/forward.h"
 #include "lrc/quant/act_clip_search.h"
 #include "lrc/quant/lrc_clip_search.h"
@@ -52,21 +53,17 @@ struct NamedLinear {
   std::string name;
 };
 
+static_assert(static_cast<int>(LinearGroup::QKV) == 0 && static_cast<int>(LinearGroup::O) == 1 &&
+                  static_cast<int>(LinearGroup::GateUp) == 2 &&
+                  static_cast<int>(LinearGroup::Down) == 3,
+              "kLayerLinears' group numbers are LinearGroup's");
+
+// The linears of group g in layer i, in table order, with their names.
 std::vector<NamedLinear> group_linears(LlamaLayer& L, int i, LinearGroup g) {
-  const std::string p = "layers." + std::to_string(i) + ".";
-  switch (g) {
-    case LinearGroup::QKV:
-      return {{&L.wq, p + "self_attn.q_proj"},
-              {&L.wk, p + "self_attn.k_proj"},
-              {&L.wv, p + "self_attn.v_proj"}};
-    case LinearGroup::O:
-      return {{&L.wo, p + "self_attn.o_proj"}};
-    case LinearGroup::GateUp:
-      return {{&L.w_gate, p + "mlp.gate_proj"}, {&L.w_up, p + "mlp.up_proj"}};
-    case LinearGroup::Down:
-      return {{&L.w_down, p + "mlp.down_proj"}};
-  }
-  return {};
+  std::vector<NamedLinear> out;
+  for (const auto& t : kLayerLinears)
+    if (t.group == static_cast<int>(g)) out.push_back({&(L.*t.member), layer_linear_name(i, t)});
+  return out;
 }
 
 // Quantization order within a layer.
@@ -194,9 +191,10 @@ void round_fp_parts_to_half(LlamaModel& m) {
 double model_bits_per_weight(const LlamaModel& m) {
   double bits = 0, n = 0;
   for (const auto& L : m.layers)
-    for (const Linear* l : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) {
-      bits += linear_bits(*l);
-      n += static_cast<double>(l->d_out) * l->d_in;
+    for (const auto& t : kLayerLinears) {
+      const Linear& l = L.*t.member;
+      bits += linear_bits(l);
+      n += static_cast<double>(l.d_out) * l.d_in;
     }
   return n > 0 ? bits / n : 0;
 }
