@@ -12,6 +12,7 @@
 #include <string>
 
 #include "cli/command_registry.h"
+#include "lrc/model/layer_linears.h"
 #include "lrc/io/hf_tensor_map.h"
 #include "lrc/io/model_loader.h"
 #include "lrc/pipeline/linear_quantizer.h"
@@ -51,8 +52,7 @@ ordered_json describe_config(const LlamaConfig& c) {
 std::map<const std::vector<float>*, const Linear*> linears_by_weights(const LlamaModel& m) {
   std::map<const std::vector<float>*, const Linear*> by;
   for (const auto& L : m.layers)
-    for (const Linear* l : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down})
-      by[&l->w] = l;
+    for (const auto& t : kLayerLinears) by[&(L.*t.member).w] = &(L.*t.member);
   by[&m.lm_head.w] = &m.lm_head;
   return by;
 }
@@ -102,8 +102,10 @@ ordered_json describe(const LoadedModel& lm) {
   if (quantized) {
     int64_t lowrank = 0;
     for (const auto& L : m.layers)
-      for (const Linear* l : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down})
-        lowrank += static_cast<int64_t>(l->lr.rank) * (l->d_out + l->d_in);
+      for (const auto& t : kLayerLinears) {
+        const Linear& l = L.*t.member;
+        lowrank += static_cast<int64_t>(l.lr.rank) * (l.d_out + l.d_in);
+      }
     j["bits_per_weight"] = model_bits_per_weight(m);  // over the quantized linears
     j["low_rank_params"] = lowrank;
   }

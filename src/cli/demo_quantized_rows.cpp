@@ -26,6 +26,7 @@ struct QuantRowsOptions {
   bool ablation = false;
   QuantizeFlagStrings flags;
   QuantizeOptions opt;
+  CLI::Option* rank_flag = nullptr;  // --rank of add_quantize_options: refused, see plan_rows
 };
 
 std::shared_ptr<QuantRowsOptions> g_opts = std::make_shared<QuantRowsOptions>();
@@ -69,6 +70,7 @@ void add_options(CLI::App& sub) {
                "ridge, + clip search, + rank allocation, + FP targets (--target-mix), the "
                "first three, all four");
   add_quantize_options(sub, o.opt, o.flags, /*calibration_flags=*/false);
+  o.rank_flag = sub.get_option("--rank");
 }
 
 // "W4A4 clip 0.90 T=1 reg=consistent alloc=error", what differs from the paper's setting.
@@ -125,6 +127,10 @@ double row_cost(const QuantizeOptions& q, size_t n_seeds) {
 
 std::vector<DemoJob> plan_rows(const DemoPlanContext&) {
   auto& o = *g_opts;
+  // Every row takes its rank from --ranks / --svd-ranks: a --rank would be silently replaced.
+  if (o.rank_flag && o.rank_flag->count() > 0)
+    fail("--rank", "lrc demo sets each row's rank from --ranks (LRC rows) and --svd-ranks (SVD "
+                   "rows); use those");
   finish_quantize_options(o.opt, o.flags);
   const auto methods = split(o.methods);
   if (methods.empty() && !o.ablation) return {};

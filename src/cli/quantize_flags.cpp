@@ -1,6 +1,8 @@
 // The quantization flags shared by `lrc quantize` and `lrc demo`.
 #include "cli/quantize_flags.h"
 
+#include <nlohmann/json.hpp>
+#include <sstream>
 #include <stdexcept>
 
 #include "lrc/core/error.h"
@@ -9,12 +11,20 @@ namespace lrc::cli {
 
 void add_quantize_options(CLI::App& sub, QuantizeOptions& opt, QuantizeFlagStrings& s,
                           bool calibration_flags) {
+  // The defaults shown by --help: opt's values, in the words a checkpoint records them.
+  const nlohmann::json d = opt.to_json();
+  auto dflt = [&](const char* key) { return d.at(key).get<std::string>(); };
+  std::ostringstream clip;
+  if (opt.a_clip_search)
+    clip << "search";
+  else
+    clip << opt.a_clip;
   sub.add_option("--rank", opt.rank,
                  "low-rank size: a fraction f < 1 of each matrix (k = f*m*n/(m+n)) or an integer")
       ->capture_default_str();
   sub.add_option("--rank-alloc", s.rank_alloc,
                  "rank budget over the matrices: uniform (paper) | error (greedy by objective)")
-      ->capture_default_str();
+      ->default_str(dflt("rank_alloc"));
   sub.add_option("--alloc-nsamples", opt.alloc_nsamples,
                  "calibration sequences of the rank-allocation probe (0 = nsamples/4)")
       ->capture_default_str();
@@ -22,7 +32,7 @@ void add_quantize_options(CLI::App& sub, QuantizeOptions& opt, QuantizeFlagStrin
   sub.add_option("--wbits", opt.wbits, "weight bits (2-8)")->capture_default_str();
   sub.add_option("--abits", opt.abits, "activation bits (2-8, 16 = none)")->capture_default_str();
   sub.add_option("--a-clip", s.a_clip, "activation clip ratio c, or 'search'")
-      ->capture_default_str();
+      ->default_str(clip.str());
   sub.add_option("--clip-search-tokens", opt.clip_search_tokens,
                  "calibration tokens --a-clip search looks at (whole sequences; 0 = all)")
       ->capture_default_str();
@@ -32,17 +42,17 @@ void add_quantize_options(CLI::App& sub, QuantizeOptions& opt, QuantizeFlagStrin
       ->capture_default_str();
   sub.add_flag("!--w-asym", opt.w_symmetric, "asymmetric weight quantization");
   sub.add_option("--kv-bits", opt.kv_bits, "KV-cache bits (16 = none)")->capture_default_str();
-  sub.add_option("--reg", s.reg, "LRC ridge: paper | consistent")->capture_default_str();
+  sub.add_option("--reg", s.reg, "LRC ridge: paper | consistent")->default_str(dflt("reg"));
   sub.add_option("--update-quant", s.update_quant, "quantizer inside LRC: gptq | rtn")
-      ->capture_default_str();
+      ->default_str(dflt("update_quant"));
   sub.add_option("--calib-act", s.calib_act,
                  "activations in the calibration passes: quantized (W4A4 model) | fp (QuaRot's "
                  "GPTQ order)")
-      ->capture_default_str();
+      ->default_str(dflt("calib_act"));
   sub.add_option("--target", s.target,
                  "what eq. 2 approximates: quantized (W X, X from the quantized layers before; "
                  "the paper) | fp (W X̄, X̄ the FP model's input)")
-      ->capture_default_str();
+      ->default_str(dflt("target"));
   sub.add_option("--target-mix", opt.target_mix,
                  "with --target fp: approximate W ((1 − α) X + α X̄), α in [0, 1]")
       ->capture_default_str();
@@ -51,7 +61,7 @@ void add_quantize_options(CLI::App& sub, QuantizeOptions& opt, QuantizeFlagStrin
   sub.add_option("--stats-precision", s.stats_precision,
                  "sums of Σx, Σy, Σxy: f64 | mixed (float32 within 2048-token blocks, float64 "
                  "across them; about half the statistics time)")
-      ->capture_default_str();
+      ->default_str(dflt("stats_precision"));
   sub.add_option("--damp", opt.damp, "GPTQ damping (fraction of the mean diagonal)")
       ->capture_default_str();
   sub.add_flag("--act-order", opt.act_order, "GPTQ act-order");
@@ -67,17 +77,21 @@ void finish_quantize_options(QuantizeOptions& opt, const QuantizeFlagStrings& s)
   const std::string& a_clip = s.a_clip;
   const std::string& reg = s.reg;
   const std::string& update_quant = s.update_quant;
-  opt.rank_alloc = parse_rank_allocation(s.rank_alloc);
-  opt.stats_precision = parse_stats_precision(s.stats_precision);
-  if (s.calib_act != "quantized" && s.calib_act != "fp")
-    fail("--calib-act", "expected quantized or fp, got '" + s.calib_act + "'");
-  opt.calib_act_quant = s.calib_act == "quantized";
-  if (s.target != "quantized" && s.target != "fp")
-    fail("--target", "expected quantized or fp, got '" + s.target + "'");
-  opt.fp_targets = s.target == "fp";
+  if (!s.rank_alloc.empty()) opt.rank_alloc = parse_rank_allocation(s.rank_alloc);
+  if (!s.stats_precision.empty()) opt.stats_precision = parse_stats_precision(s.stats_precision);
+  if (!s.calib_act.empty()) {
+    if (s.calib_act != "quantized" && s.calib_act != "fp")
+      fail("--calib-act", "expected quantized or fp, got '" + s.calib_act + "'");
+    opt.calib_act_quant = s.calib_act == "quantized";
+  }
+  if (!s.target.empty()) {
+    if (s.target != "quantized" && s.target != "fp")
+      fail("--target", "expected quantized or fp, got '" + s.target + "'");
+    opt.fp_targets = s.target == "fp";
+  }
   if (a_clip == "search") {
     opt.a_clip_search = true;
-  } else {
+  } else if (!a_clip.empty()) {
     try {
       size_t pos = 0;
       opt.a_clip = std::stof(a_clip, &pos);
@@ -90,13 +104,13 @@ void finish_quantize_options(QuantizeOptions& opt, const QuantizeFlagStrings& s)
     opt.reg = LrcRegularization::Paper;
   else if (reg == "consistent")
     opt.reg = LrcRegularization::Consistent;
-  else
+  else if (!reg.empty())
     fail("--reg", "expected paper or consistent, got '" + reg + "'");
   if (update_quant == "gptq")
     opt.lrc_use_gptq = true;
   else if (update_quant == "rtn")
     opt.lrc_use_gptq = false;
-  else
+  else if (!update_quant.empty())
     fail("--update-quant", "expected gptq or rtn, got '" + update_quant + "'");
   opt.validate();
 }

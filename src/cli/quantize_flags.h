@@ -8,10 +8,11 @@
 
 namespace lrc::cli {
 
-// The string-valued flags, parsed by finish_quantize_options.
+// The string-valued flags, parsed by finish_quantize_options. Empty = not given: the option
+// keeps its QuantizeOptions default (the one place defaults are written; --help shows them).
 struct QuantizeFlagStrings {
-  std::string a_clip = "0.9", reg = "consistent", update_quant = "gptq", rank_alloc = "uniform";
-  std::string calib_act = "quantized", target = "quantized", stats_precision = "f64";
+  std::string a_clip, reg, update_quant, rank_alloc;
+  std::string calib_act, target, stats_precision;
 };
 
 // Adds --rank --rank-alloc --alloc-nsamples --iters --wbits --abits --a-clip --w-groupsize

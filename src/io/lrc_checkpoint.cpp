@@ -130,8 +130,10 @@ LlamaModel load_checkpoint(const std::string& dir, nlohmann::json* config_out) {
     auto& L = m.layers[i];
     L.attn_norm = st.read_f32(checkpoint_norm_name(i, true));
     L.ffn_norm = st.read_f32(checkpoint_norm_name(i, false));
-    for (auto& [lin, name] : checkpoint_linears<LlamaLayer, Linear>(L, i))
-      *lin = read_linear(st, name, rec(name), cfg_path);
+    for (const LayerLinearInfo& t : kLayerLinears) {
+      const std::string name = checkpoint_linear_name(i, t);
+      L.*t.member = read_linear(st, name, rec(name), cfg_path);
+    }
   }
   m.lm_head = read_linear(st, "lm_head", rec("lm_head"), cfg_path);
   if (cfg.contains("kv_cache")) {

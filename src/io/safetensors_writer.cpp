@@ -22,6 +22,27 @@ uint64_t numel_of(const std::vector<int64_t>& shape, const std::string& name) {
   }
   return n;
 }
+// The 8-byte length and the JSON header of a file holding `entries` back to back.
+std::string header_bytes(const std::vector<SafetensorsEntry>& entries,
+                         const std::map<std::string, std::string>& metadata) {
+  nlohmann::ordered_json header = nlohmann::ordered_json::object();
+  if (!metadata.empty()) header["__metadata__"] = metadata;
+  uint64_t offset = 0;
+  for (const auto& e : entries) {
+    const uint64_t n = numel_of(e.shape, e.name) * dtype_size(e.dtype);
+    header[e.name] = {{"dtype", std::string(dtype_name(e.dtype))},
+                      {"shape", e.shape},
+                      {"data_offsets", {offset, offset + n}}};
+    offset += n;
+  }
+  std::string h = header.dump();
+  h.append((8 - h.size() % 8) % 8, ' ');  // data section starts 8-byte aligned
+  std::string out(8, '\0');
+  for (int i = 0; i < 8; ++i)
+    out[i] = static_cast<char>(static_cast<uint64_t>(h.size()) >> (8 * i));
+  return out + h;
+}
+
 }  // namespace
 
 void SafetensorsWriter::add_f32(const std::string& name, std::vector<int64_t> shape,
@@ -64,26 +85,81 @@ void SafetensorsWriter::add_bytes(const std::string& name, DType dtype, std::vec
 }
 
 void SafetensorsWriter::write(const std::string& path) const {
-  nlohmann::ordered_json header = nlohmann::ordered_json::object();
-  if (!metadata_.empty()) header["__metadata__"] = metadata_;
-  uint64_t offset = 0;
-  for (const auto& e : entries_) {
-    header[e.name] = {{"dtype", std::string(dtype_name(e.dtype))},
-                      {"shape", e.shape},
-                      {"data_offsets", {offset, offset + e.bytes.size()}}};
-    offset += e.bytes.size();
-  }
-  std::string h = header.dump();
-  h.append((8 - h.size() % 8) % 8, ' ');  // data section starts 8-byte aligned
-  uint8_t len[8];
-  for (int i = 0; i < 8; ++i)
-    len[i] = static_cast<uint8_t>(static_cast<uint64_t>(h.size()) >> (8 * i));
-
-  std::vector<std::string_view> parts = {std::string_view(reinterpret_cast<const char*>(len), 8),
-                                         h};
+  std::vector<SafetensorsEntry> layout;
+  for (const auto& e : entries_) layout.push_back({e.name, e.dtype, e.shape});
+  const std::string h = header_bytes(layout, metadata_);
+  std::vector<std::string_view> parts = {h};
   for (const auto& e : entries_)
     parts.emplace_back(reinterpret_cast<const char*>(e.bytes.data()), e.bytes.size());
   write_file_atomic(path, parts);
+}
+
+uint64_t SafetensorsEntry::n_bytes() const { return numel_of(shape, name) * dtype_size(dtype); }
+
+SafetensorsStreamWriter::SafetensorsStreamWriter(std::string path,
+                                                 std::vector<SafetensorsEntry> entries,
+                                                 const std::map<std::string, std::string>& metadata)
+    : path_(std::move(path)), tmp_(path_ + ".tmp"), entries_(std::move(entries)) {
+  for (size_t i = 0; i < entries_.size(); ++i) {
+    if (entries_[i].name == "__metadata__" || entries_[i].name.empty())
+      fail(path_, "invalid tensor name '" + entries_[i].name + "'");
+    for (size_t k = 0; k < i; ++k)
+      if (entries_[k].name == entries_[i].name)
+        fail(path_, "tensor '" + entries_[i].name + "' listed twice");
+    total_ += entries_[i].n_bytes();
+  }
+  const std::string h = header_bytes(entries_, metadata);
+  f_ = std::fopen(tmp_.c_str(), "wb");
+  if (!f_) fail(path_, "cannot open '" + tmp_ + "' for writing");
+  if (std::fwrite(h.data(), 1, h.size(), f_) != h.size()) {
+    std::fclose(f_);
+    f_ = nullptr;
+    std::error_code ec;
+    std::filesystem::remove(tmp_, ec);
+    fail(path_, "write failed (disk full or not writable?)");
+  }
+}
+
+SafetensorsStreamWriter::~SafetensorsStreamWriter() {
+  if (!f_) return;  // finished (or failed and cleaned up)
+  std::fclose(f_);
+  std::error_code ec;
+  std::filesystem::remove(tmp_, ec);
+}
+
+void SafetensorsStreamWriter::append(std::span<const uint8_t> bytes) {
+  if (!f_) fail(path_, "append after finish");
+  if (bytes.size() > total_ - written_)
+    fail(path_, "append: " + std::to_string(bytes.size()) + " bytes past the last tensor (" +
+                    std::to_string(total_ - written_) + " left)");
+  if (std::fwrite(bytes.data(), 1, bytes.size(), f_) != bytes.size())
+    fail(path_, "write failed (disk full or not writable?)");
+  written_ += bytes.size();
+}
+
+void SafetensorsStreamWriter::finish() {
+  if (!f_) fail(path_, "finish called twice");
+  if (written_ != total_) {
+    uint64_t off = 0;
+    std::string missing;
+    for (const auto& e : entries_) {
+      off += e.n_bytes();
+      if (off > written_) {
+        missing = e.name;
+        break;
+      }
+    }
+    fail(path_, "tensor '" + missing + "' incomplete: " + std::to_string(written_) + " of " +
+                    std::to_string(total_) + " data bytes written");
+  }
+  const bool ok = std::fclose(f_) == 0;
+  f_ = nullptr;
+  std::error_code ec;
+  if (ok) std::filesystem::rename(tmp_, path_, ec);
+  if (!ok || ec) {
+    std::filesystem::remove(tmp_, ec);
+    fail(path_, "write failed (disk full or not writable?)");
+  }
 }
 
 }  // namespace lrc

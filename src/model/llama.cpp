@@ -4,6 +4,7 @@
 #include <string>
 
 #include "lrc/core/error.h"
+#include "lrc/model/layer_linears.h"
 
 namespace lrc {
 
@@ -12,8 +13,7 @@ int64_t LlamaModel::n_params() const {
   auto lin = [](const Linear& l) { return static_cast<int64_t>(l.d_out) * l.d_in; };
   for (const auto& L : layers) {
     n += L.attn_norm.size() + L.ffn_norm.size();
-    n +=
-        lin(L.wq) + lin(L.wk) + lin(L.wv) + lin(L.wo) + lin(L.w_gate) + lin(L.w_up) + lin(L.w_down);
+    for (const auto& t : kLayerLinears) n += lin(L.*t.member);
   }
   if (!cfg.tied_embeddings) n += lin(lm_head);
   return n;
@@ -52,7 +52,6 @@ void validate_model(const LlamaModel& m, const std::string& where) {
   if (c.n_heads % c.n_kv_heads != 0)
     fail(where, "config: num_attention_heads not divisible by num_key_value_heads");
   if (c.head_dim() % 2 != 0) fail(where, "config: head dimension must be even for RoPE");
-  const int hd = c.head_dim();
   check_vec(m.tok_embeddings, static_cast<size_t>(c.vocab_size) * c.dim, where, "embed_tokens");
   check_vec(m.final_norm, c.dim, where, "norm");
   if (static_cast<int>(m.layers.size()) != c.n_layers)
@@ -63,13 +62,9 @@ void validate_model(const LlamaModel& m, const std::string& where) {
     const std::string p = "layers." + std::to_string(i) + ".";
     check_vec(L.attn_norm, c.dim, where, p + "input_layernorm");
     check_vec(L.ffn_norm, c.dim, where, p + "post_attention_layernorm");
-    check_linear(L.wq, c.n_heads * hd, c.dim, where, p + "q_proj");
-    check_linear(L.wk, c.n_kv_heads * hd, c.dim, where, p + "k_proj");
-    check_linear(L.wv, c.n_kv_heads * hd, c.dim, where, p + "v_proj");
-    check_linear(L.wo, c.dim, c.n_heads * hd, where, p + "o_proj");
-    check_linear(L.w_gate, c.hidden_dim, c.dim, where, p + "gate_proj");
-    check_linear(L.w_up, c.hidden_dim, c.dim, where, p + "up_proj");
-    check_linear(L.w_down, c.dim, c.hidden_dim, where, p + "down_proj");
+    for (const auto& t : kLayerLinears)
+      check_linear(L.*t.member, static_cast<int>(linear_dim(c, t.out)),
+                   static_cast<int>(linear_dim(c, t.in)), where, p + t.name);
   }
   check_linear(m.lm_head, c.vocab_size, c.dim, where, "lm_head");
 }

@@ -61,8 +61,10 @@ void save_checkpoint(const LlamaModel& m, const std::string& dir, const Checkpoi
       const auto& L = m.layers[i];
       w.add_f32(checkpoint_norm_name(i, true), {c.dim}, L.attn_norm, DType::F16);
       w.add_f32(checkpoint_norm_name(i, false), {c.dim}, L.ffn_norm, DType::F16);
-      for (auto& [lin, name] : checkpoint_linears<const LlamaLayer, const Linear>(L, i))
-        add_linear(w, *lin, name, linears[name]);
+      for (const LayerLinearInfo& t : kLayerLinears) {
+        const std::string name = checkpoint_linear_name(i, t);
+        add_linear(w, L.*t.member, name, linears[name]);
+      }
     }
     w.add_f32("model.norm.weight", {c.dim}, m.final_norm, DType::F16);
     add_linear(w, m.lm_head, "lm_head", linears["lm_head"]);

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <limits>
 
 #include "lrc/core/error.h"
 #include "lrc/core/half.h"
@@ -30,15 +31,11 @@ int rank_for(const QuantizeOptions& opt, const std::string& name, int d_out, int
     check_rank(it->second, d_out, d_in, ("ranks['" + name + "']").c_str());
     return it->second;
   }
-  if (opt.rank >= 1) {
-    const int k = static_cast<int>(opt.rank);
-    if (k > std::min(d_out, d_in))
-      fail("--rank", "rank " + std::to_string(k) +
-                         " exceeds min(d_out, d_in) = " + std::to_string(std::min(d_out, d_in)) +
-                         " of a " + std::to_string(d_out) + "x" + std::to_string(d_in) + " matrix");
-    return k;
-  }
-  return rank_from_fraction(opt.rank, d_out, d_in);
+  const int k = opt.rank >= 1 ? static_cast<int>(std::min<double>(
+                                    opt.rank, std::numeric_limits<int>::max()))
+                              : rank_from_fraction(opt.rank, d_out, d_in);
+  check_rank(k, d_out, d_in, ("--rank (" + name + ")").c_str());
+  return k;
 }
 
 LinearReport quantize_linear(Linear& lin, const std::string& name, const LayerStats* stats,

@@ -10,6 +10,7 @@
 
 #include "lrc/core/error.h"
 #include "lrc/core/half.h"
+#include "lrc/model/layer_linears.h"
 #include "lrc/model/forward.h"
 #include "lrc/quant/act_clip_search.h"
 #include "lrc/quant/lrc_clip_search.h"
@@ -52,21 +53,17 @@ struct NamedLinear {
   std::string name;
 };
 
+static_assert(static_cast<int>(LinearGroup::QKV) == 0 && static_cast<int>(LinearGroup::O) == 1 &&
+                  static_cast<int>(LinearGroup::GateUp) == 2 &&
+                  static_cast<int>(LinearGroup::Down) == 3,
+              "kLayerLinears' group numbers are LinearGroup's");
+
+// The linears of group g in layer i, in table order, with their names.
 std::vector<NamedLinear> group_linears(LlamaLayer& L, int i, LinearGroup g) {
-  const std::string p = "layers." + std::to_string(i) + ".";
-  switch (g) {
-    case LinearGroup::QKV:
-      return {{&L.wq, p + "self_attn.q_proj"},
-              {&L.wk, p + "self_attn.k_proj"},
-              {&L.wv, p + "self_attn.v_proj"}};
-    case LinearGroup::O:
-      return {{&L.wo, p + "self_attn.o_proj"}};
-    case LinearGroup::GateUp:
-      return {{&L.w_gate, p + "mlp.gate_proj"}, {&L.w_up, p + "mlp.up_proj"}};
-    case LinearGroup::Down:
-      return {{&L.w_down, p + "mlp.down_proj"}};
-  }
-  return {};
+  std::vector<NamedLinear> out;
+  for (const auto& t : kLayerLinears)
+    if (t.group == static_cast<int>(g)) out.push_back({&(L.*t.member), layer_linear_name(i, t)});
+  return out;
 }
 
 // Quantization order within a layer.
@@ -192,9 +189,10 @@ void round_fp_parts_to_half(LlamaModel& m) {
 double model_bits_per_weight(const LlamaModel& m) {
   double bits = 0, n = 0;
   for (const auto& L : m.layers)
-    for (const Linear* l : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) {
-      bits += linear_bits(*l);
-      n += static_cast<double>(l->d_out) * l->d_in;
+    for (const auto& t : kLayerLinears) {
+      const Linear& l = L.*t.member;
+      bits += linear_bits(l);
+      n += static_cast<double>(l.d_out) * l.d_in;
     }
   return n > 0 ? bits / n : 0;
 }
@@ -222,166 +220,227 @@ nlohmann::json QuantizeReport::to_json() const {
 
 namespace {
 
+// Every linear's rank, decided (and checked against its shape) once before any work: opt.ranks
+// where named, else from opt.rank (0 for rtn/gptq). Keyed by the linear's name.
+std::map<std::string, int> decide_ranks(LlamaModel& m, const QuantizeOptions& opt) {
+  std::map<std::string, int> ranks;
+  for (int i = 0; i < m.cfg.n_layers; ++i)
+    for (LinearGroup g : kGroups)
+      for (const auto& nl : group_linears(m.layers[i], i, g))
+        ranks[nl.name] = rank_for(opt, nl.name, nl.lin->d_out, nl.lin->d_in);
+  return ranks;
+}
+
+// One run of the layer-by-layer pipeline: what its stages share.
+struct LayerPipeline {
+  LayerPipeline(LlamaModel& model, const CalibrationSet& c, const QuantizeOptions& o,
+                const std::map<std::string, int>* spectrum)
+      : m(model), calib(c), opt(o), spectrum_ranks(spectrum) {}
+  LlamaModel& m;
+  const CalibrationSet& calib;
+  const QuantizeOptions& opt;
+  const std::map<std::string, int>* spectrum_ranks;  // LRC eigenvalues to record, or null
+  std::map<std::string, int> ranks;                  // decide_ranks
+  QuantizeReport report;
+  bool need_stats = false, cross_stats = false, need_pass = false;
+  int batch = 1;
+  std::vector<float> h;  // calibration hidden states entering the current half-layer
+  // --target fp: the FP twin (rotated, 16-bit parts as deployed) and its hidden states hf run
+  // beside the quantized ones, so that each group's statistics carry X̄Xᵀ (fp_target.h).
+  std::optional<LlamaModel> fp;
+  std::vector<float> hf;
+  std::vector<std::pair<Linear*, ActQuantSpec>> deferred_act;  // --calib-act fp
+  Clock::time_point t_start = Clock::now();
+};
+
+// Stage 0: QuaRot rotation (exact in floating point), fp16 for the parts that stay 16-bit.
+void prepare_model(LayerPipeline& p) {
+  if (p.opt.rotate) {
+    RotationOptions ro;
+    ro.seed = p.opt.seed;
+    ro.online_qk = p.opt.kv_bits < 16;
+    p.report.rotation = rotate_model(p.m, ro);
+  }
+  round_fp_parts_to_half(p.m);
+  p.m.kv.bits = p.opt.kv_bits;
+}
+
+// Stage 1: the calibration hidden states (embeddings of every calibration token) and, with
+// --target fp, the FP twin and its own copy of them.
+void start_calibration(LayerPipeline& p) {
+  const auto& opt = p.opt;
+  p.need_stats = opt.method != QuantMethod::RTN;
+  p.cross_stats = opt.method == QuantMethod::LRC || opt.baseline_objective;
+  p.need_pass = p.need_stats || opt.a_clip_search;
+  if (p.need_pass) {
+    if (p.calib.n_seq <= 0) fail("calibration", "no calibration sequences");
+    p.h.resize(static_cast<size_t>(p.calib.n_seq) * p.calib.seq_len * p.m.cfg.dim);
+    embed_tokens(p.m, p.calib.tokens.data(), static_cast<int64_t>(p.calib.tokens.size()),
+                 p.h.data());
+  }
+  p.batch = std::max(1, opt.batch_sequences);
+  if (opt.fp_targets && p.need_stats) {
+    p.fp = p.m;
+    p.fp->kv.bits = 16;
+    p.hf = p.h;
+  }
+}
+
+// Stage 2 (--a-clip search): the activation clip ratio of group g, searched on its inputs over
+// a few calibration sequences spread through the set (at least clip_search_tokens tokens).
+float search_act_clip(LayerPipeline& p, int i, LinearGroup g, const std::vector<NamedLinear>& lins,
+                      const ActQuantSpec& act) {
+  const int d_in = lins[0].lin->d_in;
+  std::vector<const float*> ws;
+  std::vector<int> outs, ranks;
+  for (const auto& nl : lins) {
+    ws.push_back(nl.lin->w.data());
+    outs.push_back(nl.lin->d_out);
+    ranks.push_back(p.ranks.at(nl.name));
+  }
+  const auto t = Clock::now();
+  const std::vector<float> xs =
+      capture_subset(p.m, i, g, p.h, p.calib, p.opt.clip_search_tokens, p.batch);
+  const int64_t n_sub = static_cast<int64_t>(xs.size()) / d_in;
+  float clip;
+  if (p.opt.method == QuantMethod::LRC) {
+    // LRC: what it can reach at each c (Prop. 3.4's optimal value, lrc_clip_search.h).
+    LrcClipSearch search(ws, outs, ranks, d_in, act, p.opt.reg, p.opt.eps_rel, 1, 0,
+                         default_act_clip_candidates());
+    search.add(xs.data(), n_sub);
+    clip = search.best();
+  } else {
+    // Baselines quantize W itself: the error of W acting on Q_a^c(X).
+    ActClipSearch search(ws, outs, d_in, act);
+    search.add(xs.data(), n_sub);
+    clip = search.best();
+  }
+  p.report.seconds_clip_search += since(t);
+  return clip;
+}
+
+// The inputs of o_proj and down_proj do not depend on those linears, so the statistics pass
+// keeps them (when they fit in 3x the hidden states): the residual update after quantization
+// is then h += Ŵ x (+ U Vᵀ x) alone, not the whole half-layer again.
+struct KeptInputs {
+  bool keep = false;
+  std::vector<float> x, x_fp;  // [tokens x d_in], of the quantized model and of the FP twin
+};
+
+// Stage 3: statistics Σx, Σy, Σxy of group g's input (Alg. 1 lines 3-5), from one capture pass
+// (paired with the FP twin's under --target fp); kept fills with the inputs when kept.keep.
+LayerStats collect_statistics(LayerPipeline& p, int i, LinearGroup g, int d_in,
+                              const ActQuantSpec& act, KeptInputs& kept) {
+  const CalibrationSet& calib = p.calib;
+  StatsAccumulator acc(d_in, act, p.cross_stats, p.opt.stats_precision);
+  if (kept.keep) kept.x.reserve(static_cast<size_t>(calib.n_seq) * calib.seq_len * d_in);
+  // One batch of this group's inputs x (and with --target fp the FP model's, xf).
+  auto take = [&](const float* x, const float* xf, int64_t n, int d) {
+    const auto ts = Clock::now();
+    acc.add(x, n, xf);
+    p.report.seconds_stats += since(ts);
+    if (kept.keep) kept.x.insert(kept.x.end(), x, x + n * d);
+    if (kept.keep && xf) kept.x_fp.insert(kept.x_fp.end(), xf, xf + n * d);
+  };
+  const auto t = Clock::now();
+  if (p.fp) {
+    if (kept.keep) kept.x_fp.reserve(kept.x.capacity());
+    capture_pass_paired(p.m, *p.fp, i, g, p.h, p.hf, calib, p.batch, take);
+  } else {
+    GroupCapture cap(i, g, [&](const float* x, int64_t n, int d) { take(x, nullptr, n, d); });
+    capture_pass(p.m, i, g, p.h, calib, p.batch, cap);
+  }
+  LayerStats stats = acc.finish();
+  p.report.seconds_forward += since(t);
+  return stats;
+}
+
+// Stage 4: each linear of the group through its method's solver (linear_quantizer.h).
+void dispatch_linears(LayerPipeline& p, const std::vector<NamedLinear>& lins,
+                      const LayerStats* stats, const ActQuantSpec& act) {
+  for (const auto& nl : lins) {
+    const int spectrum_rank = p.spectrum_ranks ? p.spectrum_ranks->at(nl.name) : 0;
+    p.report.linears.push_back(
+        quantize_linear(*nl.lin, nl.name, stats, act, p.ranks.at(nl.name), p.opt, spectrum_rank));
+    p.report.seconds_solve += p.report.linears.back().seconds;
+    // --calib-act fp: the calibration passes run the quantized weights on unquantized
+    // activations (QuaRot's code quantizes activations only after GPTQ); Q_a is set once
+    // every layer is done.
+    if (!p.opt.calib_act_quant) {
+      p.deferred_act.push_back({nl.lin, nl.lin->act});
+      nl.lin->act = ActQuantSpec{};
+    }
+  }
+}
+
+// Stage 5: once o_proj (down_proj) is quantized the attention (feed-forward) half of layer i
+// is final: push h through it, and (stage 6) the FP twin's hf through its own.
+void update_residual(LayerPipeline& p, int i, LinearGroup g, const std::vector<NamedLinear>& lins,
+                     const KeptInputs& kept) {
+  const auto t = Clock::now();
+  const bool ffn = g == LinearGroup::Down;
+  if (kept.keep)
+    add_linear_output(p.m.run_backend(), *lins[0].lin, kept.x, p.h, p.calib, p.batch);
+  else
+    advance_pass(p.m, i, ffn, p.h, p.calib, p.batch);
+  if (p.fp) {  // stage 6, the FP twin
+    if (kept.keep)
+      add_linear_output(p.fp->run_backend(), *group_linears(p.fp->layers[i], i, g)[0].lin,
+                        kept.x_fp, p.hf, p.calib, p.batch);
+    else
+      advance_pass(*p.fp, i, ffn, p.hf, p.calib, p.batch);
+  }
+  p.report.seconds_forward += since(t);
+}
+
+// Stage 7: one progress line on stderr per finished layer.
+void report_progress(const LayerPipeline& p, int i) {
+  const double el = since(p.t_start);
+  const int n = p.m.cfg.n_layers;
+  std::fprintf(stderr, "\r[quantize %s] layer %d/%d  %.1fs elapsed, ETA %.1fs   ",
+               method_name(p.opt.method), i + 1, n, el, el / (i + 1) * (n - i - 1));
+  std::fflush(stderr);
+}
+
+// One linear group of layer i through stages 2-6.
+void quantize_group(LayerPipeline& p, int i, LinearGroup g) {
+  const auto lins = group_linears(p.m.layers[i], i, g);
+  const int d_in = lins[0].lin->d_in;
+  ActQuantSpec act;
+  act.bits = p.opt.abits;
+  act.clip = p.opt.a_clip;
+  act.groupsize = p.opt.a_groupsize;
+  if (p.opt.a_clip_search && act.enabled()) act.clip = search_act_clip(p, i, g, lins, act);
+
+  const bool residual = g == LinearGroup::O || g == LinearGroup::Down;
+  KeptInputs kept;
+  kept.keep = p.need_stats && residual &&
+              static_cast<size_t>(p.calib.n_seq) * p.calib.seq_len * d_in <= 3 * p.h.size();
+  std::optional<LayerStats> stats;
+  if (p.need_stats) stats = collect_statistics(p, i, g, d_in, act, kept);
+  dispatch_linears(p, lins, stats ? &*stats : nullptr, act);
+  if (residual && p.need_pass) update_residual(p, i, g, lins, kept);
+}
+
 // The layer-by-layer pipeline with the ranks of opt (uniform or opt.ranks). With
 // spectrum_ranks, every LRC linear named there also records that many of Update-LR's
 // eigenvalues (LinearReport::spectrum).
 QuantizeReport quantize_layers(LlamaModel& m, const CalibrationSet& calib,
                                const QuantizeOptions& opt,
                                const std::map<std::string, int>* spectrum_ranks = nullptr) {
-  const auto t_start = Clock::now();
-  QuantizeReport report;
-  const auto& cfg = m.cfg;
-
-  // 1. QuaRot rotation (exact in floating point), 2. fp16 for the parts that stay 16-bit.
-  if (opt.rotate) {
-    RotationOptions ro;
-    ro.seed = opt.seed;
-    ro.online_qk = opt.kv_bits < 16;
-    report.rotation = rotate_model(m, ro);
-  }
-  round_fp_parts_to_half(m);
-  m.kv.bits = opt.kv_bits;
-
-  // Check every rank before spending any time.
-  for (auto& L : m.layers)
-    for (const Linear* l : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down})
-      (void)rank_for(opt, "", l->d_out, l->d_in);
-
-  // Calibration hidden states: embeddings of every calibration token.
-  const bool need_stats = opt.method != QuantMethod::RTN;
-  const bool cross_stats = opt.method == QuantMethod::LRC || opt.baseline_objective;
-  const bool need_pass = need_stats || opt.a_clip_search;
-  std::vector<float> h;
-  if (need_pass) {
-    if (calib.n_seq <= 0) fail("calibration", "no calibration sequences");
-    h.resize(static_cast<size_t>(calib.n_seq) * calib.seq_len * cfg.dim);
-    embed_tokens(m, calib.tokens.data(), static_cast<int64_t>(calib.tokens.size()), h.data());
-  }
-  const int batch = std::max(1, opt.batch_sequences);
-  std::vector<std::pair<Linear*, ActQuantSpec>> deferred_act;  // --calib-act fp
-  // --target fp: the FP model (rotated, 16-bit parts as deployed) and its hidden states hf run
-  // beside the quantized ones, so that each group's statistics carry X̄Xᵀ (fp_target.h).
-  std::optional<LlamaModel> fp;
-  std::vector<float> hf;
-  if (opt.fp_targets && need_stats) {
-    fp = m;
-    fp->kv.bits = 16;
-    hf = h;
-  }
-
-  for (int i = 0; i < cfg.n_layers; ++i) {
-    LlamaLayer& L = m.layers[i];
-    for (LinearGroup g : kGroups) {
-      auto lins = group_linears(L, i, g);
-      const int d_in = lins[0].lin->d_in;
-      ActQuantSpec act;
-      act.bits = opt.abits;
-      act.clip = opt.a_clip;
-      act.groupsize = opt.a_groupsize;
-
-      // Activation clip ratio: searched on this group's inputs over a few calibration
-      // sequences spread through the set (at least clip_search_tokens tokens).
-      if (opt.a_clip_search && act.enabled()) {
-        std::vector<const float*> ws;
-        std::vector<int> outs, ranks;
-        for (auto& nl : lins) {
-          ws.push_back(nl.lin->w.data());
-          outs.push_back(nl.lin->d_out);
-          ranks.push_back(rank_for(opt, nl.name, nl.lin->d_out, d_in));
-        }
-        const auto t = Clock::now();
-        const std::vector<float> xs =
-            capture_subset(m, i, g, h, calib, opt.clip_search_tokens, batch);
-        const int64_t n_sub = static_cast<int64_t>(xs.size()) / d_in;
-        if (opt.method == QuantMethod::LRC) {
-          // LRC: what it can reach at each c (Prop. 3.4's optimal value, lrc_clip_search.h).
-          LrcClipSearch search(ws, outs, ranks, d_in, act, opt.reg, opt.eps_rel, 1, 0,
-                               default_act_clip_candidates());
-          search.add(xs.data(), n_sub);
-          act.clip = search.best();
-        } else {
-          // Baselines quantize W itself: the error of W acting on Q_a^c(X).
-          ActClipSearch search(ws, outs, d_in, act);
-          search.add(xs.data(), n_sub);
-          act.clip = search.best();
-        }
-        report.seconds_clip_search += since(t);
-      }
-
-      // Statistics Σx, Σy, Σxy of this group's input (Alg. 1 lines 3-5), in float64.
-      // The inputs of o_proj and down_proj do not depend on those linears, so the same pass
-      // keeps them (when they fit in 3x the hidden states): the residual update after
-      // quantization is then h += Ŵ x (+ U Vᵀ x) alone, not the whole half-layer again.
-      std::optional<LayerStats> stats;
-      std::vector<float> inputs, inputs_fp;
-      const bool keep_inputs =
-          need_stats && (g == LinearGroup::O || g == LinearGroup::Down) &&
-          static_cast<size_t>(calib.n_seq) * calib.seq_len * d_in <= 3 * h.size();
-      if (need_stats) {
-        StatsAccumulator acc(d_in, act, cross_stats, opt.stats_precision);
-        if (keep_inputs) inputs.reserve(static_cast<size_t>(calib.n_seq) * calib.seq_len * d_in);
-        // One batch of this group's inputs x (and with --target fp the FP model's, xf).
-        auto take = [&](const float* x, const float* xf, int64_t n, int d) {
-          const auto ts = Clock::now();
-          acc.add(x, n, xf);
-          report.seconds_stats += since(ts);
-          if (keep_inputs) inputs.insert(inputs.end(), x, x + n * d);
-          if (keep_inputs && xf) inputs_fp.insert(inputs_fp.end(), xf, xf + n * d);
-        };
-        const auto t = Clock::now();
-        if (fp) {
-          if (keep_inputs) inputs_fp.reserve(inputs.capacity());
-          capture_pass_paired(m, *fp, i, g, h, hf, calib, batch, take);
-        } else {
-          GroupCapture cap(i, g, [&](const float* x, int64_t n, int d) { take(x, nullptr, n, d); });
-          capture_pass(m, i, g, h, calib, batch, cap);
-        }
-        stats = acc.finish();
-        report.seconds_forward += since(t);
-      }
-      for (auto& nl : lins) {
-        const int k = rank_for(opt, nl.name, nl.lin->d_out, nl.lin->d_in);
-        const int spectrum_rank = spectrum_ranks ? spectrum_ranks->at(nl.name) : 0;
-        report.linears.push_back(quantize_linear(*nl.lin, nl.name, stats ? &*stats : nullptr, act,
-                                                 k, opt, spectrum_rank));
-        report.seconds_solve += report.linears.back().seconds;
-        // --calib-act fp: the calibration passes run the quantized weights on unquantized
-        // activations (QuaRot's code quantizes activations only after GPTQ); Q_a is set
-        // once every layer is done.
-        if (!opt.calib_act_quant) {
-          deferred_act.push_back({nl.lin, nl.lin->act});
-          nl.lin->act = ActQuantSpec{};
-        }
-      }
-      // Once o_proj (down_proj) is quantized the attention (feed-forward) half is final:
-      // push h through it.
-      if ((g == LinearGroup::O || g == LinearGroup::Down) && need_pass) {
-        const auto t = Clock::now();
-        if (keep_inputs)
-          add_linear_output(m.run_backend(), *lins[0].lin, inputs, h, calib, batch);
-        else
-          advance_pass(m, i, /*ffn=*/g == LinearGroup::Down, h, calib, batch);
-        if (fp) {
-          if (keep_inputs)
-            add_linear_output(fp->run_backend(), *group_linears(fp->layers[i], i, g)[0].lin,
-                              inputs_fp, hf, calib, batch);
-          else
-            advance_pass(*fp, i, /*ffn=*/g == LinearGroup::Down, hf, calib, batch);
-        }
-        report.seconds_forward += since(t);
-      }
-    }
-    const double el = since(t_start);
-    std::fprintf(stderr, "\r[quantize %s] layer %d/%d  %.1fs elapsed, ETA %.1fs   ",
-                 method_name(opt.method), i + 1, cfg.n_layers, el,
-                 el / (i + 1) * (cfg.n_layers - i - 1));
-    std::fflush(stderr);
+  LayerPipeline p(m, calib, opt, spectrum_ranks);
+  p.ranks = decide_ranks(m, opt);  // every rank checked before the model is touched
+  prepare_model(p);
+  start_calibration(p);
+  for (int i = 0; i < m.cfg.n_layers; ++i) {
+    for (LinearGroup g : kGroups) quantize_group(p, i, g);
+    report_progress(p, i);
   }
   std::fprintf(stderr, "\n");
-  for (auto& [lin, act] : deferred_act) lin->act = act;
-  report.seconds = since(t_start);
-  report.bits_per_weight = model_bits_per_weight(m);
-  return report;
+  for (auto& [lin, act] : p.deferred_act) lin->act = act;
+  p.report.seconds = since(p.t_start);
+  p.report.bits_per_weight = model_bits_per_weight(m);
+  return std::move(p.report);
 }
 
 }  // namespace
@@ -407,11 +466,12 @@ QuantizeReport quantize_model(LlamaModel& m, const CalibrationSet& calib,
   std::map<std::string, int> spectrum_ranks;
   std::vector<MatrixSpectrum> spectra;
   int64_t budget = 0;
+  const std::map<std::string, int> uniform = decide_ranks(m, opt);
   for (int i = 0; i < m.cfg.n_layers; ++i)
     for (LinearGroup g : kGroups)
       for (const auto& nl : group_linears(m.layers[i], i, g)) {
         const int d_out = nl.lin->d_out, d_in = nl.lin->d_in;
-        const int k = rank_for(opt, nl.name, d_out, d_in);
+        const int k = uniform.at(nl.name);
         budget += static_cast<int64_t>(k) * (d_out + d_in);
         spectrum_ranks[nl.name] = std::min(std::min(d_out, d_in), std::max(16, 4 * k));
       }

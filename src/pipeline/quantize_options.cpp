@@ -75,38 +75,45 @@ nlohmann::json QuantizeOptions::to_json() const {
   return j;
 }
 
+// Fields a checkpoint may lack (written before they existed) take the struct's defaults, the
+// one place defaults are written.
 QuantizeOptions QuantizeOptions::from_json(const nlohmann::json& j) {
+  const QuantizeOptions d;
   QuantizeOptions o;
   o.method = parse_method(j.at("method").get<std::string>());
   o.rank = j.at("rank").get<double>();
-  o.rank_alloc = parse_rank_allocation(j.value("rank_alloc", std::string("uniform")));
-  o.alloc_nsamples = j.value("alloc_nsamples", 0);
+  o.rank_alloc =
+      parse_rank_allocation(j.value("rank_alloc", std::string(rank_allocation_name(d.rank_alloc))));
+  o.alloc_nsamples = j.value("alloc_nsamples", d.alloc_nsamples);
   if (j.contains("ranks")) o.ranks = j["ranks"].get<std::map<std::string, int>>();
   o.iters = j.at("iters").get<int>();
   o.wbits = j.at("wbits").get<int>();
   o.abits = j.at("abits").get<int>();
   o.a_clip = j.at("a_clip").get<float>();
-  o.a_clip_search = j.value("a_clip_search", false);
-  o.clip_search_tokens = j.value("clip_search_tokens", int64_t{4096});
+  o.a_clip_search = j.value("a_clip_search", d.a_clip_search);
+  o.clip_search_tokens = j.value("clip_search_tokens", d.clip_search_tokens);
   o.w_groupsize = j.at("w_groupsize").get<int>();
   o.a_groupsize = j.at("a_groupsize").get<int>();
-  o.w_symmetric = j.value("w_symmetric", true);
-  o.w_mse_clip = j.value("w_mse_clip", true);
+  o.w_symmetric = j.value("w_symmetric", d.w_symmetric);
+  o.w_mse_clip = j.value("w_mse_clip", d.w_mse_clip);
   o.kv_bits = j.at("kv_bits").get<int>();
-  o.lrc_use_gptq = j.value("update_quant", std::string("gptq")) == "gptq";
-  o.reg = j.value("reg", std::string("paper")) == "consistent" ? LrcRegularization::Consistent
-                                                               : LrcRegularization::Paper;
-  o.eps_rel = j.value("eps_rel", 1e-2);
-  o.damp = j.value("damp", 0.01);
-  o.act_order = j.value("act_order", false);
-  o.rotate = j.value("rotate", true);
-  o.calib_act_quant = j.value("calib_act", std::string("quantized")) != "fp";
-  o.fp_targets = j.value("target", std::string("quantized")) == "fp";
-  o.target_mix = j.value("target_mix", 0.25);
-  o.seed = j.value("seed", uint64_t{0});
-  o.nsamples = j.value("nsamples", 128);
-  o.seq = j.value("seq", 0);
-  o.stats_precision = parse_stats_precision(j.value("stats_precision", std::string("f64")));
+  o.lrc_use_gptq = j.value("update_quant", std::string(d.lrc_use_gptq ? "gptq" : "rtn")) == "gptq";
+  o.reg = j.value("reg", std::string(reg_name(d.reg))) == "consistent"
+              ? LrcRegularization::Consistent
+              : LrcRegularization::Paper;
+  o.eps_rel = j.value("eps_rel", d.eps_rel);
+  o.damp = j.value("damp", d.damp);
+  o.act_order = j.value("act_order", d.act_order);
+  o.rotate = j.value("rotate", d.rotate);
+  o.calib_act_quant =
+      j.value("calib_act", std::string(d.calib_act_quant ? "quantized" : "fp")) != "fp";
+  o.fp_targets = j.value("target", std::string(d.fp_targets ? "fp" : "quantized")) == "fp";
+  o.target_mix = j.value("target_mix", d.target_mix);
+  o.seed = j.value("seed", d.seed);
+  o.nsamples = j.value("nsamples", d.nsamples);
+  o.seq = j.value("seq", d.seq);
+  o.stats_precision = parse_stats_precision(
+      j.value("stats_precision", std::string(stats_precision_name(d.stats_precision))));
   return o;
 }
 

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "lrc/core/error.h"
+#include "lrc/quant/rank.h"
 #include "quant/finite_check.h"
 #include "core/parallel_threshold.h"
 
@@ -37,9 +38,7 @@ double lrc_objective(const float* W, const float* w_hat, const float* u, const f
   const char* where = "lrc_objective";
   if (d_out <= 0 || d_in <= 0)
     fail(where, "bad shape " + std::to_string(d_out) + " x " + std::to_string(d_in));
-  if (rank < 0 || rank > std::min(d_out, d_in))
-    fail(where,
-         "rank " + std::to_string(rank) + " outside 0.." + std::to_string(std::min(d_out, d_in)));
+  check_rank(rank, d_out, d_in, where);
   check_layer_stats(stats, d_in, where);
   quant_detail::require_finite(W, d_out, d_in, where, "W");
   quant_detail::require_finite(w_hat, d_out, d_in, where, "w_hat");

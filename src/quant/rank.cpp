@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <string>
 
 #include "lrc/core/error.h"
@@ -24,13 +25,8 @@ int rank_from_fraction(double f, int d_out, int d_in) {
   // k (d_out + d_in) <= f d_out d_in. The 1e-9 absorbs binary roundoff of f (0.3 * 100 * 100 /
   // 200 must give 15, not 14).
   const double k = std::floor(f * d_out * d_in / (static_cast<double>(d_out) + d_in) + 1e-9);
-  if (k > std::min(d_out, d_in))
-    fail("rank_from_fraction",
-         "fraction " + std::to_string(f) + " gives rank " +
-             std::to_string(static_cast<long long>(k)) +
-             " > min(d_in, d_out) = " + std::to_string(std::min(d_out, d_in)));
-  const int rank = static_cast<int>(k);
-  check_rank(rank, d_out, d_in, "rank_from_fraction");
+  const int rank = static_cast<int>(std::min<double>(k, std::numeric_limits<int>::max()));
+  check_rank(rank, d_out, d_in, ("rank_from_fraction(" + std::to_string(f) + ")").c_str());
   return rank;
 }
 

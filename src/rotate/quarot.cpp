@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "lrc/core/error.h"
+#include "lrc/model/layer_linears.h"
 #include "lrc/rotate/hadamard.h"
 #include "rotate/hadamard_kernels.h"
 #include "rotate/seeded_random.h"
@@ -81,14 +82,7 @@ void check_float_model(const LlamaModel& m, const char* where) {
   for (size_t i = 0; i < m.layers.size(); ++i) {
     const auto& L = m.layers[i];
     const std::string p = "layers." + std::to_string(i) + ".";
-    for (auto [l, name] : {std::pair{&L.wq, "q_proj"},
-                           {&L.wk, "k_proj"},
-                           {&L.wv, "v_proj"},
-                           {&L.wo, "o_proj"},
-                           {&L.w_gate, "gate_proj"},
-                           {&L.w_up, "up_proj"},
-                           {&L.w_down, "down_proj"}})
-      check(*l, p + name);
+    for (const auto& t : kLayerLinears) check(L.*t.member, p + t.name);
   }
   check(m.lm_head, "lm_head");
 }

@@ -12,9 +12,8 @@
 
 #include <nlohmann/json.hpp>
 #include <string>
-#include <utility>
-#include <vector>
 
+#include "lrc/model/layer_linears.h"
 #include "lrc/model/llama.h"
 
 namespace lrc {
@@ -23,16 +22,10 @@ inline constexpr const char* kCheckpointConfigName = "lrc_config.json";
 inline constexpr const char* kCheckpointWeightsName = "model.safetensors";
 inline constexpr const char* kCheckpointFormat = "lrc-quantized-v1";
 
-// The seven linears of layer i with their tensor-name prefixes (HF names).
-template <class LayerT, class LinearT>
-std::vector<std::pair<LinearT*, std::string>> checkpoint_linears(LayerT& L, int i) {
-  const std::string p = "model.layers." + std::to_string(i) + ".";
-  return {{&L.wq, p + "self_attn.q_proj"},  {&L.wk, p + "self_attn.k_proj"},
-          {&L.wv, p + "self_attn.v_proj"},  {&L.wo, p + "self_attn.o_proj"},
-          {&L.w_gate, p + "mlp.gate_proj"}, {&L.w_up, p + "mlp.up_proj"},
-          {&L.w_down, p + "mlp.down_proj"}};
+// The tensor-name prefix of a layer's linear t (model/layer_linears.h): "model.layers.i." + HF name.
+inline std::string checkpoint_linear_name(int i, const LayerLinearInfo& t) {
+  return "model.layers." + std::to_string(i) + "." + t.name;
 }
-
 
 inline std::string checkpoint_norm_name(int i, bool attn) {
   return "model.layers." + std::to_string(i) +

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdio>
 #include <map>
 #include <span>
 #include <string>
@@ -37,6 +38,39 @@ class SafetensorsWriter {
   };
   std::vector<Entry> entries_;
   std::map<std::string, std::string> metadata_;
+};
+
+// The same file written as a stream, for tensors too large to hold (lrc synth writes a 7B
+// model's shards this way): the names, dtypes and shapes are given up front, so the header is
+// written first; then append() takes the data section's bytes in order (any chunking), and
+// finish() checks that every tensor's bytes came and renames `path.tmp` to `path`. Without
+// finish() (an exception on the way) the destructor removes `path.tmp`. The bytes equal
+// SafetensorsWriter's for the same tensors and metadata.
+struct SafetensorsEntry {
+  std::string name;
+  DType dtype;
+  std::vector<int64_t> shape;
+  uint64_t n_bytes() const;  // numel(shape) * dtype_size(dtype); throws on a negative dim
+};
+
+class SafetensorsStreamWriter {
+ public:
+  SafetensorsStreamWriter(std::string path, std::vector<SafetensorsEntry> entries,
+                          const std::map<std::string, std::string>& metadata = {});
+  ~SafetensorsStreamWriter();
+  SafetensorsStreamWriter(const SafetensorsStreamWriter&) = delete;
+  SafetensorsStreamWriter& operator=(const SafetensorsStreamWriter&) = delete;
+
+  // The next bytes of the data section; throws if they run past the last tensor.
+  void append(std::span<const uint8_t> bytes);
+  // Throws lrc::Error naming path (and the first incomplete tensor) on failure.
+  void finish();
+
+ private:
+  std::string path_, tmp_;
+  std::vector<SafetensorsEntry> entries_;
+  uint64_t total_ = 0, written_ = 0;
+  std::FILE* f_ = nullptr;
 };
 
 }  // namespace lrc

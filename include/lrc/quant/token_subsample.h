@@ -1,6 +1,8 @@
 // A deterministic, evenly spread subset of a token stream: token t (counted over every add
-// call) is kept when t % stride == 0, until `max_tokens` are kept. Used by the activation clip
-// searches, whose objective needs far fewer tokens than the statistics of the solvers.
+// call) is kept when t % stride == 0, until `max_tokens` are kept. LrcClipSearch keeps its
+// tokens in one; the quantize pipeline passes stride 1 and no cap there, because it already
+// hands the clip searches a subset of whole calibration sequences (--clip-search-tokens), and
+// ActClipSearch keeps every token it is given.
 #pragma once
 
 #include <algorithm>

@@ -90,7 +90,7 @@ struct W4A4Cpu {
 std::string unsupported_reason(const PackedWeight& p, const ActQuantSpec& act, int d_out,
                                int d_in);
 
-// The ONE adapter from lrc's PackedWeight (include/lrc/model/linear.h). Throws lrc::Error
+// The ONE adapter from lrc's PackedWeight (include/lrc/format/packed_weight.h). Throws lrc::Error
 // naming the field when unsupported_reason(p, {bits 4}, ...) is non-empty or sizes disagree.
 W4A4Cpu pack_w4a4_cpu(const PackedWeight& p, int d_out, int d_in);
 

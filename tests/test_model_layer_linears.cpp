@@ -1,0 +1,52 @@
+// kLayerLinears, the one table of a layer's linears: it covers every Linear of LlamaLayer once,
+// its shapes are the ones validate_model enforces, and the HF tensor list follows it.
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "lrc/io/hf_tensor_map.h"
+#include "lrc/model/layer_linears.h"
+#include "support/random_model.h"
+
+using namespace lrc;
+
+namespace {
+
+TEST(LayerLinears, CoverEveryLinearOfALayerOnce) {
+  // A Linear added to LlamaLayer without a row here changes the layer's size.
+  static_assert(sizeof(LlamaLayer) == 2 * sizeof(std::vector<float>) + 7 * sizeof(Linear),
+                "LlamaLayer gained or lost a member: update kLayerLinears");
+  std::set<std::string> names;
+  LlamaLayer L;
+  std::set<const Linear*> members;
+  for (const auto& t : kLayerLinears) {
+    names.insert(t.name);
+    members.insert(&(L.*t.member));
+  }
+  EXPECT_EQ(names.size(), 7u);
+  EXPECT_EQ(members.size(), 7u);
+  // Groups in forward order: q/k/v, o, gate/up, down.
+  std::vector<int> groups;
+  for (const auto& t : kLayerLinears) groups.push_back(t.group);
+  EXPECT_EQ(groups, (std::vector<int>{0, 0, 0, 1, 2, 2, 3}));
+}
+
+TEST(LayerLinears, ShapesAreTheModelsAndTheHfListFollowsTheTable) {
+  const LlamaConfig c = test::tiny_config(64, 96, 2, 4, 2);  // GQA: k/v smaller than q
+  LlamaModel m = test::random_model(c, 1);
+  for (const auto& L : m.layers)
+    for (const auto& t : kLayerLinears) {
+      EXPECT_EQ((L.*t.member).d_out, linear_dim(c, t.out)) << t.name;
+      EXPECT_EQ((L.*t.member).d_in, linear_dim(c, t.in)) << t.name;
+    }
+  EXPECT_EQ(linear_dim(c, LinearDim::KvHeads), 32);
+  std::vector<std::string> layer1;
+  for (const auto& s : hf_tensor_slots(m))
+    if (s.name.starts_with("model.layers.1.") && s.linear) layer1.push_back(s.name);
+  std::vector<std::string> want;
+  for (const auto& t : kLayerLinears)
+    want.push_back("model." + layer_linear_name(1, t) + ".weight");
+  EXPECT_EQ(layer1, want);
+}
+
+}  // namespace
