@@ -97,6 +97,118 @@ double time_ms(F&& f, cudaStream_t s, double budget_ms = 60.0) {
   return batches[1];  // median of three batch means
 }
 
+// Same, but `reps` calls captured into one CUDA graph and the graph's replays timed: for the
+// microsecond-scale decode calls, what a serving loop (graphs) sees, launch gaps excluded.
+template <typename F>
+double time_ms_graph(F&& f, cudaStream_t s, int reps = 50) {
+  for (int i = 0; i < reps; ++i) f();  // every rotated copy allocates its scratch before capture
+  CK(cudaStreamSynchronize(s));
+  cudaGraph_t g;
+  cudaGraphExec_t ge;
+  CK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+  for (int i = 0; i < reps; ++i) f();
+  CK(cudaStreamEndCapture(s, &g));
+  CK(cudaGraphInstantiate(&ge, g, 0));
+  CK(cudaGraphLaunch(ge, s));
+  CK(cudaStreamSynchronize(s));
+  cudaEvent_t a, b;
+  CK(cudaEventCreate(&a));
+  CK(cudaEventCreate(&b));
+  std::vector<float> t;
+  for (int rep = 0; rep < 5; ++rep) {
+    CK(cudaEventRecord(a, s));
+    CK(cudaGraphLaunch(ge, s));
+    CK(cudaEventRecord(b, s));
+    CK(cudaEventSynchronize(b));
+    float ms = 0;
+    CK(cudaEventElapsedTime(&ms, a, b));
+    t.push_back(ms / reps);
+  }
+  std::sort(t.begin(), t.end());
+  cudaGraphExecDestroy(ge);
+  cudaGraphDestroy(g);
+  cudaEventDestroy(a);
+  cudaEventDestroy(b);
+  return t[2];
+}
+
+// Which FP8 scale modes / output types cuBLASLt offers on this GPU, and how fast (11008x4096,
+// m = 16384), with C of D's type (beta = 1 later).
+void probe(cublasLtHandle_t lt, void* ws, size_t ws_bytes, cudaStream_t s) {
+  const int n = 11008, k = 4096, m = 16384;
+  uint8_t *a, *b;
+  void* d;
+  float* sc;
+  CK(cudaMalloc(&a, (size_t)n * k));
+  CK(cudaMalloc(&b, (size_t)m * k));
+  CK(cudaMalloc(&d, (size_t)m * n * 4));
+  CK(cudaMalloc(&sc, (size_t)(n + m) * 64 * 4));
+  fill_e4m3_int<<<1024, 256, 0, s>>>(a, (size_t)n * k, 1);
+  fill_e4m3_int<<<1024, 256, 0, s>>>(b, (size_t)m * k, 2);
+  {
+    std::vector<float> ones((size_t)(n + m) * 64, 1.f);
+    CK(cudaMemcpy(sc, ones.data(), ones.size() * 4, cudaMemcpyHostToDevice));
+  }
+  const struct { const char* name; int ma, mb; } modes[] = {
+      {"scalar", CUBLASLT_MATMUL_MATRIX_SCALE_SCALAR_32F, CUBLASLT_MATMUL_MATRIX_SCALE_SCALAR_32F},
+      {"outer/outer", CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F, CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F},
+      {"vec128/vec128", CUBLASLT_MATMUL_MATRIX_SCALE_VEC128_32F, CUBLASLT_MATMUL_MATRIX_SCALE_VEC128_32F},
+      {"vec128/blk128", CUBLASLT_MATMUL_MATRIX_SCALE_VEC128_32F, CUBLASLT_MATMUL_MATRIX_SCALE_BLK128x128_32F},
+      {"blk128/vec128", CUBLASLT_MATMUL_MATRIX_SCALE_BLK128x128_32F, CUBLASLT_MATMUL_MATRIX_SCALE_VEC128_32F}};
+  const struct { const char* name; cudaDataType_t t; } outs[] = {
+      {"f16", CUDA_R_16F}, {"bf16", CUDA_R_16BF}, {"f32", CUDA_R_32F}};
+  for (const auto& md : modes)
+    for (const auto& o : outs)
+      for (int cbf = 0; cbf < 2; ++cbf) {
+        // cbf: C type bf16 (with D as listed), else C = D's type.
+        const cudaDataType_t ct = cbf ? CUDA_R_16BF : o.t;
+        if (cbf && o.t == CUDA_R_16BF) continue;
+        cublasLtMatmulDesc_t desc;
+        CK(cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+        const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+        CK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
+        CK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb));
+        CK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, &md.ma, sizeof md.ma));
+        CK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &md.mb, sizeof md.mb));
+        const float* sa = sc;
+        const float* sb = sc + (size_t)n * 64;
+        CK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &sa, sizeof sa));
+        CK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &sb, sizeof sb));
+        cublasLtMatrixLayout_t la, lb, lc, ld;
+        CK(cublasLtMatrixLayoutCreate(&la, CUDA_R_8F_E4M3, k, n, k));
+        CK(cublasLtMatrixLayoutCreate(&lb, CUDA_R_8F_E4M3, k, m, k));
+        CK(cublasLtMatrixLayoutCreate(&lc, ct, n, m, n));
+        CK(cublasLtMatrixLayoutCreate(&ld, o.t, n, m, n));
+        cublasLtMatmulPreference_t pref;
+        CK(cublasLtMatmulPreferenceCreate(&pref));
+        CK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws_bytes, sizeof ws_bytes));
+        cublasLtMatmulHeuristicResult_t heur{};
+        int found = 0;
+        const int st = (int)cublasLtMatmulAlgoGetHeuristic(lt, desc, la, lb, lc, ld, pref, 1, &heur, &found);
+        double ms = -1;
+        if (st == 0 && found > 0) {
+          const float one = 1.f, zero = 0.f;
+          // C and D share the buffer only when their types match; else C reads D's bytes (timing only).
+          ms = time_ms([&] {
+            CK(cublasLtMatmul(lt, desc, &one, a, la, b, lb, &zero, d, lc, d, ld, &heur.algo, ws, ws_bytes, s));
+          }, s, 20.0);
+        }
+        std::printf("probe %-14s D %-4s C %-4s status %2d found %d  %8.4f ms  %7.1f TF\n", md.name,
+                    o.name, cbf ? "bf16" : o.name, st, found, ms,
+                    ms > 0 ? 2.0 * m * n * (double)k / (ms * 1e-3) / 1e12 : 0.0);
+        cublasLtMatmulPreferenceDestroy(pref);
+        cublasLtMatrixLayoutDestroy(la);
+        cublasLtMatrixLayoutDestroy(lb);
+        cublasLtMatrixLayoutDestroy(lc);
+        cublasLtMatrixLayoutDestroy(ld);
+        cublasLtMatmulDescDestroy(desc);
+      }
+  cudaFree(a);
+  cudaFree(b);
+  cudaFree(d);
+  cudaFree(sc);
+}
+
 struct Row {
   int n, k, m;
   std::string rank_label;
@@ -120,7 +232,7 @@ int main(int argc, char** argv) {
 std::string g_scales;
 
 int run(int argc, char** argv) {
-  bool json = false, quick = false;
+  bool json = false, quick = false, do_probe = false;
   std::vector<std::pair<int, int>> shapes = {
       {4096, 4096}, {11008, 4096}, {4096, 11008}, {14336, 4096}, {28672, 8192}};
   std::vector<int> ms = {1, 16, 256, 4096, 65536};
@@ -128,6 +240,7 @@ int run(int argc, char** argv) {
     const std::string a = argv[i];
     if (a == "--json") json = true;
     else if (a == "--quick") quick = true;
+    else if (a == "--probe") do_probe = true;
     else if (a == "--shapes" && i + 1 < argc) {
       shapes.clear();
       for (char* tok = std::strtok(argv[++i], ","); tok; tok = std::strtok(nullptr, ",")) {
@@ -164,6 +277,12 @@ int run(int argc, char** argv) {
   void* lt_ws = nullptr;
   const size_t lt_ws_bytes = 32u << 20;
   CK(cudaMalloc(&lt_ws, lt_ws_bytes));
+  // Decode sizes (m <= 16) are timed as CUDA-graph replays (all variants alike).
+  auto timer = [&](int m, auto&& f) { return m <= 16 ? time_ms_graph(f, s) : time_ms(f, s, budget); };
+  if (do_probe) {
+    probe(lt, lt_ws, lt_ws_bytes, s);
+    return 0;
+  }
   std::vector<Row> rows;
   const double peak_bw_note = 3.35e12;  // H100 SXM datasheet HBM3, for the fraction column
 
@@ -224,16 +343,16 @@ int run(int argc, char** argv) {
       // Rotation only matters while weights dominate the bytes (small m); large m uses one copy,
       // so the scratch buffers each copy grows stay single.
       const int r16 = m <= 256 ? c16 : 1, r8 = m <= 256 ? c8 : 1, r4 = m <= 256 ? c4 : 1;
-      const double t16 = time_ms([&] {
+      const double t16 = timer(m, [&] {
         CK(cublasGemmEx(blas, CUBLAS_OP_T, CUBLAS_OP_N, n, m, k, &one, w16[i16++ % r16], CUDA_R_16F, k,
                         x16, CUDA_R_16F, k, &zero, y16, CUDA_R_16F, n, CUBLAS_COMPUTE_32F,
                         CUBLAS_GEMM_DEFAULT));
-      }, s, budget);
-      const double tb16 = time_ms([&] {
+      });
+      const double tb16 = timer(m, [&] {
         CK(cublasGemmEx(blas, CUBLAS_OP_T, CUBLAS_OP_N, n, m, k, &one, wb16[i16++ % r16], CUDA_R_16BF, k,
                         xb, CUDA_R_16BF, k, &zero, yb, CUDA_R_16BF, n, CUBLAS_COMPUTE_32F,
                         CUBLAS_GEMM_DEFAULT));
-      }, s, budget);
+      });
       // cuBLASLt FP8 e4m3 x e4m3 -> fp16, per-tensor scales (k is a multiple of 16 here).
       double t8 = -1;
       {
@@ -254,10 +373,10 @@ int run(int argc, char** argv) {
         int found = 0;
         if (cublasLtMatmulAlgoGetHeuristic(lt, desc, la, lb, lc, lc, pref, 1, &heur, &found) ==
                 CUBLAS_STATUS_SUCCESS && found > 0) {
-          t8 = time_ms([&] {
+          t8 = timer(m, [&] {
             CK(cublasLtMatmul(lt, desc, &one, w8[i8++ % r8], la, x8, lb, &zero, y16, lc, y16, lc,
                               &heur.algo, lt_ws, lt_ws_bytes, s));
-          }, s, budget);
+          });
         }
         cublasLtMatmulPreferenceDestroy(pref);
         cublasLtMatrixLayoutDestroy(la);
@@ -276,9 +395,9 @@ int run(int argc, char** argv) {
         for (int c = 0; c < r4; ++c) ours[c]->set_low_rank(L);
         lrc::cuda::ForwardOptions fused, unfused;
         unfused.unfused_low_rank = true;
-        const double to = time_ms([&] {
+        const double to = timer(m, [&] {
           ours[i4++ % r4]->forward(reinterpret_cast<uint16_t*>(x16), m, reinterpret_cast<uint16_t*>(y16), n, s, fused);
-        }, s, budget);
+        });
         double tu = to;
         if (rank > 0 && m > 16)
           tu = time_ms([&] {
@@ -316,7 +435,7 @@ int run(int argc, char** argv) {
   }
   std::printf("# device: %s\n", prop.name);
   std::printf("# FP8 scales: %s\n", g_scales.c_str());
-  std::printf("# times: ms (median of 3 batch means); TF = 2·M·N·K / time; x = fp16 time / ours time\n");
+  std::printf("# times: ms (M <= 16: median of 5 replays of a 50-call CUDA graph; else median of 3 batch means); TF = 2·M·N·K / time; x = fp16 time / ours time\n");
   std::printf("# decode GB/s (M<=16, rank 0): int4 weight bytes / ours time\n");
   std::printf("%6s %6s %6s %5s %4s | %8s %6s | %8s %6s | %8s %6s | %8s %6s %6s | %8s %6s | %6s %6s\n",
               "N", "K", "M", "rank", "r", "fp16_ms", "TF", "bf16_ms", "TF", "fp8_ms", "TF",

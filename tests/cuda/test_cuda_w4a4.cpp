@@ -85,7 +85,7 @@ TEST(CudaW4A4Layout, E4m3TableIsExact) {
 
 TEST(CudaW4A4Layout, BothWeightCopiesHoldTheCodes) {
   std::mt19937 rng(1);
-  for (auto [n, k] : {std::pair{3, 37}, std::pair{5, 64}, std::pair{7, 100}}) {
+  for (auto [n, k] : {std::pair{3, 37}, std::pair{5, 64}, std::pair{17, 300}}) {
     const RandomLayer R = random_layer(n, k, rng);
     const W4A4Layout L = layout_of(R, 1.f);
     ASSERT_EQ(L.k_pad % 128, 0);
@@ -94,11 +94,15 @@ TEST(CudaW4A4Layout, BothWeightCopiesHoldTheCodes) {
       for (int j = 0; j < L.k_pad; ++j) {
         const int want = j < k ? R.codes[static_cast<size_t>(r) * k + j] - 8 : 0;
         EXPECT_EQ(lrc::cuda::e4m3_to_float(L.w_e4m3[static_cast<size_t>(r) * L.k_pad + j]), want);
-        // Documented GPU nibble order: word j/8, byte j%4, low nibble for j%8 < 4.
-        const uint8_t byte = L.w_int4[static_cast<size_t>(r) * L.k_pad / 2 + (j / 8) * 4 + (j % 4)];
-        const int code = (j % 8 < 4) ? (byte & 0xF) : (byte >> 4);
+        // Documented mma order: 16-byte vector (r, G = j/128, t = (j%16)/4), word (j/32)%4,
+        // byte j%4, high nibble for j%32 >= 16.
+        const size_t vec = (static_cast<size_t>(r) * (L.k_pad / 128) + j / 128) * 4 + (j % 16) / 4;
+        const uint8_t byte = L.w_int4[vec * 16 + ((j / 32) % 4) * 4 + j % 4];
+        const int code = (j % 32 < 16) ? (byte & 0xF) : (byte >> 4);
         EXPECT_EQ(code - 8, want) << "row " << r << " col " << j;
       }
+    for (size_t i = static_cast<size_t>(n) * L.k_pad / 2; i < L.w_int4.size(); ++i)
+      EXPECT_EQ(L.w_int4[i], 0x88) << "padding rows hold code 8 (value 0)";
   }
 }
 

@@ -52,24 +52,21 @@ W4A4Layout make_w4a4_layout(int n, int k, const uint8_t* packed_codes, const flo
   L.act_clip = act_clip;
   L.s_w.assign(scales, scales + n);
   L.w_e4m3.assign(static_cast<size_t>(n) * L.k_pad, 0);
-  L.w_int4.assign(static_cast<size_t>(n) * L.k_pad / 2, 0x88);  // code 8 = value 0
+  const int n_pad16 = (n + 15) / 16 * 16;
+  L.w_int4.assign(static_cast<size_t>(n_pad16) * L.k_pad / 2, 0x88);  // code 8 = value 0
   for (int r = 0; r < n; ++r) {
     if (zeros[r] != 8.f)
       fail(where, "packed.zeros[" + std::to_string(r) + "] is " + std::to_string(zeros[r]) +
                       "; a symmetric 4-bit weight has zero point 8");
     const size_t base = static_cast<size_t>(r) * k;  // bit stream: element index r*k + j
     uint8_t* e4 = &L.w_e4m3[static_cast<size_t>(r) * L.k_pad];
-    uint8_t* i4 = &L.w_int4[static_cast<size_t>(r) * L.k_pad / 2];
     for (int j = 0; j < k; ++j) {
       const size_t idx = base + j;
       const int code = (packed_codes[idx >> 1] >> ((idx & 1) * 4)) & 0xF;
       e4[j] = int_to_e4m3(code - 8);
-      // GPU nibble order: word i = elements 8i..8i+7; byte j%4 gets element (j%8) in the low
-      // nibble when j%8 < 4, else in the high nibble.
-      const int word = j / 8, in = j % 8;
-      const int byte = word * 4 + (in & 3);
-      const int shift = in < 4 ? 0 : 4;
-      i4[byte] = static_cast<uint8_t>((i4[byte] & ~(0xF << shift)) | (code << shift));
+      int shift = 0;
+      uint8_t& b = L.w_int4[w4a4_int4_byte(r, j, L.k_pad, &shift)];
+      b = static_cast<uint8_t>((b & ~(0xF << shift)) | (code << shift));
     }
   }
   return L;

@@ -67,6 +67,9 @@ __global__ void __launch_bounds__(1024) act_quant_kernel(const __half* __restric
                                                          int rep_blocks, int m) {
   __shared__ float fsm[32];
   __shared__ int ism[32];
+  // Programmatic dependent launch: the decode GEMV may start now and stream its weights while
+  // this kernel runs; it waits (griddepcontrol.wait) before reading what this kernel writes.
+  asm volatile("griddepcontrol.launch_dependents;");
   const size_t row = blockIdx.x;
   const __half* xr = x + row * k;
   uint8_t* cr = codes + row * k_pad;
@@ -121,124 +124,150 @@ __global__ void __launch_bounds__(1024) act_quant_kernel(const __half* __restric
     for (int b = threadIdx.x; b < rep_blocks; b += blockDim.x) s_x_rep[static_cast<size_t>(b) * m + row] = scale;
 }
 
-// Decode GEMV. Block = kGemvThreads threads on kRows consecutive output rows; threads stride
-// over 32-code chunks of k (one 16-byte weight load per row per chunk), dp4a against int8
-// activation codes (two 16-byte loads per token per chunk, shared by the kRows rows).
-// acc = Σ code_w·a (offset codes); the signed product is acc - 8·Σa. Then the low-rank term
-// Σ_j U[row, j]·t[m, j] (t fp32 [mt x r_pad]) and the scales.
-constexpr int kGemvThreads = 128;
-constexpr int kRows = 4;
+// Decode GEMV on tensor cores (mma.sync m16n8k32, u8 weights x s8 activations -> s32: exact).
+// Block = 8 warps on one tile of 16 output rows; warps split the k_pad/128 column groups, each
+// thread loading one 16-byte vector per row and group (w_int4 layout, w4a4.h). Tokens form
+// kNT n-tiles of 8 (m <= 8·kNT). acc = Σ code_w·a (offset codes); signed = acc - 8·Σa.
+// The low-rank term U·t (t fp16 [m x r_pad]) runs on the same warps with mma m16n8k16 f16.
+constexpr int kGemvWarps = 8;
 
-template <int M>
-__global__ void __launch_bounds__(kGemvThreads) gemv_w4a4_kernel(
-    const uint4* __restrict__ w, const int8_t* __restrict__ a, const float* __restrict__ s_x,
-    const int* __restrict__ code_sum, const float* __restrict__ s_w,
-    const __half* __restrict__ u, const float* __restrict__ t, int r_pad, __half* __restrict__ y,
-    int ldy, float* __restrict__ raw, int mt, int n, int k_pad) {
-  __shared__ int ism[kGemvThreads / 32][kRows][M];
-  __shared__ float fsm[kGemvThreads / 32][kRows][M];
-  const int row0 = blockIdx.x * kRows;
-  const int chunks = k_pad / 32;
+__device__ __forceinline__ void mma_u8s8(int (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2,
+                                         uint32_t a3, uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k32.row.col.s32.u8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};\n"
+      : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+__device__ __forceinline__ void mma_f16(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2,
+                                        uint32_t a3, uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+template <int kNT>
+__global__ void __launch_bounds__(kGemvWarps * 32) gemv_w4a4_kernel(
+    const uint4* __restrict__ w, int kg, const int8_t* __restrict__ a, int k_pad,
+    const float* __restrict__ s_x, const int* __restrict__ code_sum,
+    const float* __restrict__ s_w, const __half* __restrict__ u, const __half* __restrict__ t,
+    int r_pad, __half* __restrict__ y, int ldy, float* __restrict__ raw, int mt, int n) {
+  __shared__ int ism[kGemvWarps][16][8 * kNT];
+  __shared__ float fsm[kGemvWarps][16][8 * kNT];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  int acc[kRows][M];
+  const int g = lane >> 2, tq = lane & 3;
+  const int row0 = blockIdx.x * 16;
+  int acc[kNT][4];
+  float lr[kNT][4];
 #pragma unroll
-  for (int r = 0; r < kRows; ++r)
+  for (int nt = 0; nt < kNT; ++nt)
 #pragma unroll
-    for (int m = 0; m < M; ++m) acc[r][m] = 0;
-  // kU chunks a thread in flight: all their weight loads are issued before the first dp4a.
-  constexpr int kU = M <= 4 ? 4 : 2;
-  for (int c0 = threadIdx.x; c0 < chunks; c0 += kU * kGemvThreads) {
-    uint4 wvu[kU][kRows];
+    for (int i = 0; i < 4; ++i) {
+      acc[nt][i] = 0;
+      lr[nt][i] = 0.f;
+    }
+  const uint4* w0 = w + static_cast<size_t>(row0 + g) * kg * 4 + tq;
+  const uint4* w1 = w + static_cast<size_t>(row0 + g + 8) * kg * 4 + tq;
+  // Activation rows of this thread's tokens (B fragment column g of each n-tile).
+  const int8_t* arow[kNT];
+  bool tok_ok[kNT];
+#pragma unroll
+  for (int nt = 0; nt < kNT; ++nt) {
+    tok_ok[nt] = nt * 8 + g < mt;
+    arow[nt] = a + static_cast<size_t>(tok_ok[nt] ? nt * 8 + g : 0) * k_pad + 4 * tq;
+  }
+  constexpr int kU = 4;  // column groups in flight per warp
+  bool waited = false;
+  for (int G0 = warp; G0 < kg; G0 += kU * kGemvWarps) {
+    uint4 v0[kU], v1[kU];
 #pragma unroll
     for (int uu = 0; uu < kU; ++uu) {
-      const int c = c0 + uu * kGemvThreads;
-#pragma unroll
-      for (int r = 0; r < kRows; ++r)
-        wvu[uu][r] = (row0 + r < n && c < chunks)
-                         ? __ldcs(w + static_cast<size_t>(row0 + r) * chunks + c)
-                         : make_uint4(0, 0, 0, 0);
+      const int G = G0 + uu * kGemvWarps;
+      v0[uu] = G < kg ? __ldcs(w0 + G * 4) : make_uint4(0, 0, 0, 0);
+      v1[uu] = G < kg ? __ldcs(w1 + G * 4) : make_uint4(0, 0, 0, 0);
+    }
+    if (!waited) {  // weights are in flight; now wait for the activation kernel's results
+      asm volatile("griddepcontrol.wait;" ::: "memory");
+      waited = true;
     }
 #pragma unroll
     for (int uu = 0; uu < kU; ++uu) {
-    const int c = c0 + uu * kGemvThreads;
-    if (c >= chunks) break;
-    const uint4* wv = wvu[uu];
+      const int G = G0 + uu * kGemvWarps;
+      if (G >= kg) break;
+      const uint32_t wa[4] = {v0[uu].x, v0[uu].y, v0[uu].z, v0[uu].w};
+      const uint32_t wb[4] = {v1[uu].x, v1[uu].y, v1[uu].z, v1[uu].w};
 #pragma unroll
-    for (int m = 0; m < M; ++m) {
-      if (m >= mt) break;
-      const uint4* ap = reinterpret_cast<const uint4*>(a + static_cast<size_t>(m) * k_pad) + 2 * c;
-      const uint4 a0 = __ldg(ap), a1 = __ldg(ap + 1);
+      for (int c = 0; c < 4; ++c) {
+        const int col = (G * 4 + c) * 32;
+        const uint32_t a0 = wa[c] & 0x0F0F0F0Fu, a2 = (wa[c] >> 4) & 0x0F0F0F0Fu;
+        const uint32_t a1 = wb[c] & 0x0F0F0F0Fu, a3 = (wb[c] >> 4) & 0x0F0F0F0Fu;
 #pragma unroll
-      for (int r = 0; r < kRows; ++r) {
-        int s = acc[r][m];
-        s = __dp4a(static_cast<int>(wv[r].x & 0x0F0F0F0Fu), static_cast<int>(a0.x), s);
-        s = __dp4a(static_cast<int>((wv[r].x >> 4) & 0x0F0F0F0Fu), static_cast<int>(a0.y), s);
-        s = __dp4a(static_cast<int>(wv[r].y & 0x0F0F0F0Fu), static_cast<int>(a0.z), s);
-        s = __dp4a(static_cast<int>((wv[r].y >> 4) & 0x0F0F0F0Fu), static_cast<int>(a0.w), s);
-        s = __dp4a(static_cast<int>(wv[r].z & 0x0F0F0F0Fu), static_cast<int>(a1.x), s);
-        s = __dp4a(static_cast<int>((wv[r].z >> 4) & 0x0F0F0F0Fu), static_cast<int>(a1.y), s);
-        s = __dp4a(static_cast<int>(wv[r].w & 0x0F0F0F0Fu), static_cast<int>(a1.z), s);
-        s = __dp4a(static_cast<int>((wv[r].w >> 4) & 0x0F0F0F0Fu), static_cast<int>(a1.w), s);
-        acc[r][m] = s;
+        for (int nt = 0; nt < kNT; ++nt) {
+          uint32_t b0 = 0, b1 = 0;
+          if (tok_ok[nt]) {
+            b0 = __ldg(reinterpret_cast<const uint32_t*>(arow[nt] + col));
+            b1 = __ldg(reinterpret_cast<const uint32_t*>(arow[nt] + col + 16));
+          }
+          mma_u8s8(acc[nt], a0, a1, a2, a3, b0, b1);
+        }
       }
     }
-    }
   }
-#pragma unroll
-  for (int r = 0; r < kRows; ++r)
-#pragma unroll
-    for (int m = 0; m < M; ++m) {
-      int v = acc[r][m];
-      for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-      if (lane == 0) ism[warp][r][m] = v;
-    }
-  // Low-rank epilogue: lr[r][m] = Σ_j U[row0 + r, j] · t[m, j].
-  float lr[kRows][M];
-#pragma unroll
-  for (int r = 0; r < kRows; ++r)
-#pragma unroll
-    for (int m = 0; m < M; ++m) lr[r][m] = 0.f;
+  if (!waited) asm volatile("griddepcontrol.wait;" ::: "memory");
   if (u != nullptr) {
-    for (int j = threadIdx.x; j < r_pad; j += kGemvThreads) {
-      float uv[kRows];
+    // lr[row, tok] += Σ_j U[row, j]·t[tok, j], 16 columns of j a step, steps split over warps.
+    const bool r0ok = row0 + g < n, r1ok = row0 + g + 8 < n;
+    const __half* u0 = u + static_cast<size_t>(r0ok ? row0 + g : 0) * r_pad + 2 * tq;
+    const __half* u1 = u + static_cast<size_t>(r1ok ? row0 + g + 8 : 0) * r_pad + 2 * tq;
+    for (int j0 = warp * 16; j0 < r_pad; j0 += 16 * kGemvWarps) {
+      const uint32_t a0 = r0ok ? __ldg(reinterpret_cast<const uint32_t*>(u0 + j0)) : 0u;
+      const uint32_t a2 = r0ok ? __ldg(reinterpret_cast<const uint32_t*>(u0 + j0 + 8)) : 0u;
+      const uint32_t a1 = r1ok ? __ldg(reinterpret_cast<const uint32_t*>(u1 + j0)) : 0u;
+      const uint32_t a3 = r1ok ? __ldg(reinterpret_cast<const uint32_t*>(u1 + j0 + 8)) : 0u;
 #pragma unroll
-      for (int r = 0; r < kRows; ++r)
-        uv[r] = row0 + r < n ? __half2float(u[static_cast<size_t>(row0 + r) * r_pad + j]) : 0.f;
-#pragma unroll
-      for (int m = 0; m < M; ++m) {
-        if (m >= mt) break;
-        const float tv = t[static_cast<size_t>(m) * r_pad + j];
-#pragma unroll
-        for (int r = 0; r < kRows; ++r) lr[r][m] = fmaf(uv[r], tv, lr[r][m]);
+      for (int nt = 0; nt < kNT; ++nt) {
+        uint32_t b0 = 0, b1 = 0;
+        if (tok_ok[nt]) {
+          const __half* tr = t + static_cast<size_t>(nt * 8 + g) * r_pad + 2 * tq + j0;
+          b0 = __ldg(reinterpret_cast<const uint32_t*>(tr));
+          b1 = __ldg(reinterpret_cast<const uint32_t*>(tr + 8));
+        }
+        mma_f16(lr[nt], a0, a1, a2, a3, b0, b1);
       }
     }
   }
+  // C fragment: c0 (row g, tok 2tq), c1 (row g, tok 2tq+1), c2/c3 the same for row g + 8.
 #pragma unroll
-  for (int r = 0; r < kRows; ++r)
-#pragma unroll
-    for (int m = 0; m < M; ++m) {
-      float v = lr[r][m];
-      for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-      if (lane == 0) fsm[warp][r][m] = v;
-    }
+  for (int nt = 0; nt < kNT; ++nt) {
+    const int tk = nt * 8 + 2 * tq;
+    ism[warp][g][tk] = acc[nt][0];
+    ism[warp][g][tk + 1] = acc[nt][1];
+    ism[warp][g + 8][tk] = acc[nt][2];
+    ism[warp][g + 8][tk + 1] = acc[nt][3];
+    fsm[warp][g][tk] = lr[nt][0];
+    fsm[warp][g][tk + 1] = lr[nt][1];
+    fsm[warp][g + 8][tk] = lr[nt][2];
+    fsm[warp][g + 8][tk + 1] = lr[nt][3];
+  }
   __syncthreads();
-  if (threadIdx.x < kRows * M) {
-    const int r = threadIdx.x / M, m = threadIdx.x % M, row = row0 + r;
-    if (row < n && m < mt) {
-      int s = 0;
-      float l = 0.f;
+  for (int idx = threadIdx.x; idx < 16 * 8 * kNT; idx += blockDim.x) {
+    const int rl = idx / (8 * kNT), tok = idx % (8 * kNT), row = row0 + rl;
+    if (row >= n || tok >= mt) continue;
+    int sum = 0;
+    float l = 0.f;
 #pragma unroll
-      for (int wi = 0; wi < kGemvThreads / 32; ++wi) {
-        s += ism[wi][r][m];
-        l += fsm[wi][r][m];
-      }
-      const int signed_acc = s - 8 * code_sum[m];
-      if (raw != nullptr) {
-        raw[static_cast<size_t>(m) * n + row] = static_cast<float>(signed_acc);
-      } else {
-        const float out = fmaf(s_w[row] * s_x[m], static_cast<float>(signed_acc), l);
-        y[static_cast<size_t>(m) * ldy + row] = __float2half_rn(out);
-      }
+    for (int wi = 0; wi < kGemvWarps; ++wi) {
+      sum += ism[wi][rl][tok];
+      l += fsm[wi][rl][tok];
+    }
+    const int signed_acc = sum - 8 * code_sum[tok];
+    if (raw != nullptr) {
+      raw[static_cast<size_t>(tok) * n + row] = static_cast<float>(signed_acc);
+    } else {
+      const float out = fmaf(s_w[row] * s_x[tok], static_cast<float>(signed_acc), l);
+      y[static_cast<size_t>(tok) * ldy + row] = __float2half_rn(out);
     }
   }
 }
@@ -378,6 +407,12 @@ struct W4A4Linear::Impl {
                                                       : CUBLASLT_MATMUL_MATRIX_SCALE_VEC128_32F;
       LRC_CK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, &mode, sizeof mode));
       LRC_CK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &mode, sizeof mode));
+      // The heuristic offers no algorithm for vector scale modes until the pointers are set.
+      const bool vec = mode_sel == Scales::kVec128;
+      const float* sa = vec ? s_w_rep.as<const float>() : s_w.as<const float>();
+      const float* sb = vec ? s_x_rep.as<const float>() : s_x.as<const float>();
+      LRC_CK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &sa, sizeof sa));
+      LRC_CK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &sb, sizeof sb));
     }
     const cudaDataType_t dt = out32 ? CUDA_R_32F : CUDA_R_16F;
     LRC_CK(cublasLtMatrixLayoutCreate(&p.la, CUDA_R_8F_E4M3, k_pad, n_pad, k_pad));
@@ -478,7 +513,8 @@ W4A4Linear::W4A4Linear(const W4A4Layout& L) : impl_(std::make_unique<Impl>()) {
   I.n_pad = (L.n + 15) / 16 * 16;
   I.k_pad = L.k_pad;
   I.clip = L.act_clip;
-  if (L.k_pad % 128 != 0 || L.w_e4m3.size() != static_cast<size_t>(L.n) * L.k_pad)
+  if (L.k_pad % 128 != 0 || L.w_e4m3.size() != static_cast<size_t>(L.n) * L.k_pad ||
+      L.w_int4.size() != static_cast<size_t>(I.n_pad) * L.k_pad / 2)
     fail("W4A4Linear", "layout k_pad/w_e4m3 inconsistent (build it with make_w4a4_layout)");
   const size_t e4_bytes = static_cast<size_t>(I.n_pad) * I.k_pad;
   I.w_e4m3.reserve(e4_bytes);
@@ -551,6 +587,7 @@ void W4A4Linear::forward(const uint16_t* x16, int m, uint16_t* y16, int ldy, CUs
   I.s_x.reserve(static_cast<size_t>(m) * 4);
   I.code_sum.reserve(static_cast<size_t>(m) * 4);
   if (lowrank) I.t.reserve(static_cast<size_t>(m) * I.rank_pad * 4);
+  if (gemv && lowrank) I.xv_gemm(x, m, /*out32=*/false, s);  // before the act kernel: see PDL
   const int kb = I.k_pad / 128;
   const bool want_rep = !gemv && !raw && I.scales != Impl::Scales::kEpilogue;
   if (want_rep) I.s_x_rep.reserve(static_cast<size_t>(m) * kb * 4);
@@ -558,23 +595,32 @@ void W4A4Linear::forward(const uint16_t* x16, int m, uint16_t* y16, int ldy, CUs
                    I.code_sum.as<int>(), want_rep ? I.s_x_rep.as<float>() : nullptr, kb, s);
   if (gemv) {
     if (m > 16) fail("W4A4Linear::forward", "the GEMV path takes m <= 16");
-    if (lowrank) I.xv_gemm(x, m, /*out32=*/true, s);
-    const dim3 grid((I.n + kRows - 1) / kRows);
+    const dim3 grid(I.n_pad / 16);
     const uint4* w = I.w_int4.as<const uint4>();
     const int8_t* a = I.codes.as<const int8_t>();
     const __half* u = lowrank ? I.u.as<const __half>() : nullptr;
-    const float* t = I.t.as<const float>();
-#define LRC_GEMV(M)                                                                         \
-  gemv_w4a4_kernel<M><<<grid, kGemvThreads, 0, s>>>(w, a, I.s_x.as<float>(),                \
-                                                    I.code_sum.as<int>(), I.s_w.as<float>(), \
-                                                    u, t, I.rank_pad, y, ldy,                \
-                                                    opt.raw_accumulators, m, I.n, I.k_pad)
-    if (m == 1) LRC_GEMV(1);
-    else if (m <= 2) LRC_GEMV(2);
-    else if (m <= 4) LRC_GEMV(4);
-    else if (m <= 8) LRC_GEMV(8);
-    else LRC_GEMV(16);
-#undef LRC_GEMV
+    const __half* t = I.t.as<const __half>();
+    const int kg = I.k_pad / 128;
+    // Launched as a programmatic dependent of the activation kernel (overlaps its weight loads
+    // with it; see griddepcontrol in both kernels).
+    cudaLaunchConfig_t cfg{};
+    cfg.gridDim = grid;
+    cfg.blockDim = dim3(kGemvWarps * 32);
+    cfg.stream = s;
+    cudaLaunchAttribute attr{};
+    attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr.val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = &attr;
+    cfg.numAttrs = 1;
+    const float* sx = I.s_x.as<const float>();
+    const int* cs = I.code_sum.as<const int>();
+    const float* sw = I.s_w.as<const float>();
+    if (m <= 8)
+      LRC_CK(cudaLaunchKernelEx(&cfg, gemv_w4a4_kernel<1>, w, kg, a, I.k_pad, sx, cs, sw, u, t,
+                                I.rank_pad, y, ldy, opt.raw_accumulators, m, I.n));
+    else
+      LRC_CK(cudaLaunchKernelEx(&cfg, gemv_w4a4_kernel<2>, w, kg, a, I.k_pad, sx, cs, sw, u, t,
+                                I.rank_pad, y, ldy, opt.raw_accumulators, m, I.n));
     LRC_CK(cudaGetLastError());
     return;
   }
