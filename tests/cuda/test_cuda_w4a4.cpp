@@ -94,15 +94,21 @@ TEST(CudaW4A4Layout, BothWeightCopiesHoldTheCodes) {
       for (int j = 0; j < L.k_pad; ++j) {
         const int want = j < k ? R.codes[static_cast<size_t>(r) * k + j] - 8 : 0;
         EXPECT_EQ(lrc::cuda::e4m3_to_float(L.w_e4m3[static_cast<size_t>(r) * L.k_pad + j]), want);
-        // Documented mma order: 16-byte vector (r, G = j/128, t = (j%16)/4), word (j/32)%4,
-        // byte j%4, high nibble for j%32 >= 16.
-        const size_t vec = (static_cast<size_t>(r) * (L.k_pad / 128) + j / 128) * 4 + (j % 16) / 4;
+        // Documented mma order: 16-byte vector (row tile r/16, G = j/128, r%16, t = (j%16)/4),
+        // word (j/32)%4, byte j%4, high nibble for j%32 >= 16.
+        const size_t vec =
+            ((static_cast<size_t>(r / 16) * (L.k_pad / 128) + j / 128) * 16 + r % 16) * 4 + (j % 16) / 4;
         const uint8_t byte = L.w_int4[vec * 16 + ((j / 32) % 4) * 4 + j % 4];
         const int code = (j % 32 < 16) ? (byte & 0xF) : (byte >> 4);
         EXPECT_EQ(code - 8, want) << "row " << r << " col " << j;
       }
-    for (size_t i = static_cast<size_t>(n) * L.k_pad / 2; i < L.w_int4.size(); ++i)
-      EXPECT_EQ(L.w_int4[i], 0x88) << "padding rows hold code 8 (value 0)";
+    ASSERT_EQ(L.w_int4.size(), static_cast<size_t>((n + 15) / 16 * 16) * L.k_pad / 2);
+    for (int r = n; r < (n + 15) / 16 * 16; ++r)
+      for (int j = 0; j < L.k_pad; ++j) {
+        int shift = 0;
+        EXPECT_EQ((L.w_int4[lrc::cuda::w4a4_int4_byte(r, j, L.k_pad, &shift)] >> shift) & 0xF, 8)
+            << "padding row " << r << " holds code 8 (value 0)";
+      }
   }
 }
 

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <tuple>
 #include <vector>
@@ -125,8 +126,8 @@ __global__ void __launch_bounds__(1024) act_quant_kernel(const __half* __restric
 }
 
 // Decode GEMV on tensor cores (mma.sync m16n8k32, u8 weights x s8 activations -> s32: exact).
-// Block = 8 warps on one tile of 16 output rows; warps split the k_pad/128 column groups, each
-// thread loading one 16-byte vector per row and group (w_int4 layout, w4a4.h). Tokens form
+// Block = 8 warps on one tile of 16 output rows; warps split the k_pad/128 column groups; per
+// group a warp loads 2 x 512 contiguous bytes (w_int4 layout, w4a4.h). Tokens form
 // kNT n-tiles of 8 (m <= 8·kNT). acc = Σ code_w·a (offset codes); signed = acc - 8·Σa.
 // The low-rank term U·t (t fp16 [m x r_pad]) runs on the same warps with mma m16n8k16 f16.
 constexpr int kGemvWarps = 8;
@@ -168,8 +169,9 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_w4a4_kernel(
       acc[nt][i] = 0;
       lr[nt][i] = 0.f;
     }
-  const uint4* w0 = w + static_cast<size_t>(row0 + g) * kg * 4 + tq;
-  const uint4* w1 = w + static_cast<size_t>(row0 + g + 8) * kg * 4 + tq;
+  // Tile-major layout: (tile, G) is 16 rows x 4 vectors = 64 uint4, lane (g, tq) reads row g.
+  const uint4* w0 = w + static_cast<size_t>(blockIdx.x) * kg * 64 + g * 4 + tq;
+  const uint4* w1 = w0 + 32;
   // Activation rows of this thread's tokens (B fragment column g of each n-tile).
   const int8_t* arow[kNT];
   bool tok_ok[kNT];
@@ -185,8 +187,8 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_w4a4_kernel(
 #pragma unroll
     for (int uu = 0; uu < kU; ++uu) {
       const int G = G0 + uu * kGemvWarps;
-      v0[uu] = G < kg ? __ldcs(w0 + G * 4) : make_uint4(0, 0, 0, 0);
-      v1[uu] = G < kg ? __ldcs(w1 + G * 4) : make_uint4(0, 0, 0, 0);
+      v0[uu] = G < kg ? __ldcs(w0 + G * 64) : make_uint4(0, 0, 0, 0);
+      v1[uu] = G < kg ? __ldcs(w1 + G * 64) : make_uint4(0, 0, 0, 0);
     }
     if (!waited) {  // weights are in flight; now wait for the activation kernel's results
       asm volatile("griddepcontrol.wait;" ::: "memory");
@@ -511,6 +513,14 @@ W4A4Linear::W4A4Linear(const W4A4Layout& L) : impl_(std::make_unique<Impl>()) {
   I.n = L.n;
   I.k = L.k;
   I.n_pad = (L.n + 15) / 16 * 16;
+  // LRC_CUDA_SCALES=vec128|epilogue starts the scale-mode search further down (debugging, and a
+  // way around a cuBLASLt whose outer-vector path misbehaves).
+  if (const char* e = std::getenv("LRC_CUDA_SCALES")) {
+    const std::string v = e;
+    if (v == "vec128") I.scales = Impl::Scales::kVec128;
+    else if (v == "epilogue") I.scales = Impl::Scales::kEpilogue;
+    else if (v != "outer") fail("LRC_CUDA_SCALES", "'" + v + "' is not outer, vec128 or epilogue");
+  }
   I.k_pad = L.k_pad;
   I.clip = L.act_clip;
   if (L.k_pad % 128 != 0 || L.w_e4m3.size() != static_cast<size_t>(L.n) * L.k_pad ||
@@ -611,7 +621,9 @@ void W4A4Linear::forward(const uint16_t* x16, int m, uint16_t* y16, int ldy, CUs
     attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
     attr.val.programmaticStreamSerializationAllowed = 1;
     cfg.attrs = &attr;
-    cfg.numAttrs = 1;
+    // LRC_CUDA_NO_PDL=1: plain stream order (griddepcontrol.wait is then a no-op).
+    static const bool pdl = std::getenv("LRC_CUDA_NO_PDL") == nullptr;
+    cfg.numAttrs = pdl ? 1 : 0;
     const float* sx = I.s_x.as<const float>();
     const int* cs = I.code_sum.as<const int>();
     const float* sw = I.s_w.as<const float>();

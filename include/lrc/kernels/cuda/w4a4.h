@@ -28,14 +28,16 @@ bool device_available(std::string* why);
 //  k_pad = k rounded up to 128; padding columns hold the value 0 (code 8), so they add nothing.
 //  w_e4m3 [n x k_pad]: e4m3 byte of the signed value (code - 8) in [-8, 7], row-major
 //                      (cuBLASLt "TN": A = W transposed, k contiguous). 1 byte a weight.
-//  w_int4 [n_pad16 x k_pad/2] (n_pad16 = n rounded up to 16; extra rows code 8): offset codes
-//                      (0..15, value = code - 8) for the decode GEMV, ordered for the tensor-core
-//                      instruction mma.m16n8k32 (u8 x s8): element (r, j) with chunk q = j/32,
-//                      i = j%32, group G = q/4, c = q%4, t = (i%16)/4 lives in 32-bit word
-//                      (r·(k_pad/128) + G)·16 + t·4 + c, byte i%4, low nibble if i < 16 else high.
-//                      So thread t of a quad loads one 16-byte vector per row and 128 columns,
-//                      and (w & 0x0F0F0F0F), ((w >> 4) & 0x0F0F0F0F) are its A-fragment registers
-//                      for columns 32q+4t..+3 and 32q+16+4t..+3 (w4a4_int4_byte computes it).
+//  w_int4 [n_pad16 x k_pad/2 bytes] (n_pad16 = n rounded up to 16; extra rows code 8): offset
+//                      codes (0..15, value = code - 8) for the decode GEMV, ordered for the
+//                      tensor-core instruction mma.m16n8k32 (u8 x s8). Element (r, j), with
+//                      chunk q = j/32, i = j%32, group G = q/4, c = q%4, t = (i%16)/4, lives in
+//                      32-bit word ((((r/16)·(k_pad/128) + G)·16 + r%16)·4 + t)·4 + c, byte i%4,
+//                      low nibble if i < 16 else high. So for a 16-row tile and 128 columns the
+//                      codes are 1 KB contiguous; lane (g, t) of a warp loads the 16-byte vector
+//                      of row g (and of row g+8), and (w & 0x0F0F0F0F), ((w >> 4) & 0x0F0F0F0F)
+//                      are its A-fragment registers for columns 32q+4t..+3 and 32q+16+4t..+3
+//                      (w4a4_int4_byte computes the position).
 //  s_w [n]: per-row weight scale (PackedWeight::scales).
 //  On the device, w_e4m3 gets zero rows up to n_pad = n rounded up to 16 (cuBLASLt FP8 needs
 //  it); when n != n_pad the GEMM writes fp32 accumulators and a small epilogue kernel scales.
@@ -56,7 +58,8 @@ struct W4A4Layout {
 // Byte offset of element (r, j) in W4A4Layout::w_int4 and its nibble shift (0 or 4).
 inline size_t w4a4_int4_byte(int r, int j, int k_pad, int* shift) {
   const int q = j / 32, i = j % 32;
-  const size_t word = (static_cast<size_t>(r) * (k_pad / 128) + q / 4) * 16 + ((i % 16) / 4) * 4 + q % 4;
+  const size_t vec = ((static_cast<size_t>(r / 16) * (k_pad / 128) + q / 4) * 16 + r % 16) * 4 + (i % 16) / 4;
+  const size_t word = vec * 4 + q % 4;
   *shift = i < 16 ? 0 : 4;
   return word * 4 + i % 4;
 }
