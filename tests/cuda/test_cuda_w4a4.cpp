@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
@@ -110,6 +111,42 @@ TEST(CudaW4A4Layout, BothWeightCopiesHoldTheCodes) {
             << "padding row " << r << " holds code 8 (value 0)";
       }
   }
+}
+
+// Host emulation of the decode GEMV's addressing (gemv_w4a4_kernel): lane (g, tq) of the warp
+// on column group G loads uint4 number tile·kg·64 + G·64 + g·4 + tq (row g) and that + 32
+// (row g + 8); word c of it, masked/shifted, must be the mma.m16n8k32 A fragment of the PTX
+// spec: a0 = row g, columns 32q + 4tq..+3; a2 = row g, 32q + 16 + 4tq..+3; a1/a3 = row g + 8.
+TEST(CudaW4A4Layout, GemvFragmentsFollowTheMmaLayout) {
+  std::mt19937 rng(7);
+  const int n = 40, k = 300;  // 3 row tiles (last one padded), k_pad 384 = 3 column groups
+  const RandomLayer R = random_layer(n, k, rng);
+  const W4A4Layout L = layout_of(R, 1.f);
+  const int kg = L.k_pad / 128, n_pad = (n + 15) / 16 * 16;
+  auto code = [&](int r, int j) { return r < n && j < k ? R.codes[static_cast<size_t>(r) * k + j] : 8; };
+  auto word = [&](size_t vec, int c) {
+    uint32_t w;
+    std::memcpy(&w, &L.w_int4[vec * 16 + c * 4], 4);
+    return w;
+  };
+  for (int tile = 0; tile < n_pad / 16; ++tile)
+    for (int G = 0; G < kg; ++G)
+      for (int lane = 0; lane < 32; ++lane) {
+        const int g = lane >> 2, tq = lane & 3;
+        const size_t v0 = static_cast<size_t>(tile) * kg * 64 + G * 64 + g * 4 + tq, v1 = v0 + 32;
+        for (int c = 0; c < 4; ++c) {
+          const int q = G * 4 + c;
+          const uint32_t frag[4] = {word(v0, c) & 0x0F0F0F0Fu, word(v1, c) & 0x0F0F0F0Fu,
+                                    (word(v0, c) >> 4) & 0x0F0F0F0Fu, (word(v1, c) >> 4) & 0x0F0F0F0Fu};
+          for (int reg = 0; reg < 4; ++reg)
+            for (int b = 0; b < 4; ++b) {
+              const int row = tile * 16 + g + (reg % 2 == 1 ? 8 : 0);
+              const int col = q * 32 + (reg >= 2 ? 16 : 0) + 4 * tq + b;
+              ASSERT_EQ(static_cast<int>((frag[reg] >> (8 * b)) & 0xFF), code(row, col))
+                  << "tile " << tile << " G " << G << " lane " << lane << " c " << c << " a" << reg;
+            }
+        }
+      }
 }
 
 TEST(CudaW4A4Layout, UnsupportedFormatsNameTheField) {
