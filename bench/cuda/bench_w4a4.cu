@@ -436,7 +436,7 @@ int run(int argc, char** argv) {
   std::printf("# device: %s\n", prop.name);
   std::printf("# FP8 scales: %s\n", g_scales.c_str());
   std::printf("# times: ms (M <= 16: median of 5 replays of a 50-call CUDA graph; else median of 3 batch means); TF = 2·M·N·K / time; x = fp16 time / ours time\n");
-  std::printf("# decode GB/s (M<=16, rank 0): int4 weight bytes / ours time\n");
+  std::printf("# GB/s (M<=16): int4 weight bytes / ours time (weights only, every rank); lr%%: ours(rank) / ours(rank 0) - 1\n");
   std::printf("%6s %6s %6s %5s %4s | %8s %6s | %8s %6s | %8s %6s | %8s %6s %6s | %8s %6s | %6s %6s\n",
               "N", "K", "M", "rank", "r", "fp16_ms", "TF", "bf16_ms", "TF", "fp8_ms", "TF",
               "ours_ms", "TF", "x16", "unf_ms", "x16", "lr%", "GB/s");
