@@ -58,12 +58,12 @@ log "CPU: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores"
 : >"$OUT/bench.md"
 : >"$OUT/bench.json"
 for q in Q4_1 Q4_0 Q8_0; do
-  log "llama-bench $q (pp512, tg128, threads 1,2, $REPS reps) ..."
-  "$BIN/llama-bench" -m "${MODELS[$q]}" -p 512 -n 128 -t 1,2 -r "$REPS" -o md \
-    2>>"$OUT/llama-bench.log" | tee -a "$OUT/bench.md"
-  "$BIN/llama-bench" -m "${MODELS[$q]}" -p 512 -n 128 -t 1,2 -r "$REPS" -o jsonl \
-    2>>"$OUT/llama-bench.log" >>"$OUT/bench.json"
+  log "llama-bench $q (pp512, tg128, threads 1,2, $REPS reps; load $(cut -d' ' -f1-3 /proc/loadavg)) ..."
+  # One run: the markdown table on stdout, the same results as JSON lines on stderr.
+  "$BIN/llama-bench" -m "${MODELS[$q]}" -p 512 -n 128 -t 1,2 -r "$REPS" -o md -oe jsonl \
+    2> >(grep '^{' >>"$OUT/bench.json") | tee -a "$OUT/bench.md"
 done
+echo "load average after llama-bench: $(cat /proc/loadavg)" | tee -a "$OUT/bench.md"
 
 echo "| model | tool | text | ctx | chunks | PPL |" | tee "$OUT/ppl.md"
 echo "|---|---|---|---|---|---|" | tee -a "$OUT/ppl.md"

@@ -96,6 +96,25 @@ TEST(KernelsCpuInt, IntAccumulatorsEqualBruteForceOnAwkwardSizes) {
     for (int d_in : {3, 13, 100, 260})
       for (int64_t n : {1, 2, 5, 13, 16, 29})
         for (bool sym : {true, false}) check_random_layer(d_out, d_in, 0, n, sym, 4, seed++);
+  // Extreme values: every code 15 (or 0) against -128 / 127 over a long row checks the
+  // 16x-scaled high-nibble sums and their shift back.
+  {
+    const int d_out = 40, d_in = 8192;
+    std::vector<uint8_t> codes(size_t(d_out) * d_in);
+    for (size_t i = 0; i < codes.size(); ++i) codes[i] = (i / d_in) % 3 == 0 ? 0 : 15;
+    std::vector<int32_t> zeros(size_t(d_out), 8);
+    std::vector<float> scales(size_t(d_out), 1.f);
+    std::vector<int8_t> cx(size_t(3) * d_in);
+    for (size_t i = 0; i < cx.size(); ++i) cx[i] = i < size_t(d_in) ? -128 : (i % 2 ? 127 : -128);
+    const auto w = ci::pack_w4a4_cpu(codes.data(), scales.data(), zeros.data(), d_out, d_in, 0,
+                                     true);
+    const auto want = brute(codes, zeros, cx, d_out, d_in, 0, 3);
+    for (ci::Isa isa : isas()) {
+      std::vector<int32_t> got(want.size());
+      ci::int_accumulators(w, cx.data(), 3, got.data(), isa);
+      ASSERT_EQ(got, want) << ci::isa_name(isa);
+    }
+  }
   // Bigger than one L2 chunk of tokens, 8-bit activations (the most negative code -128 too).
   check_random_layer(70, 576, 0, 300, false, 8, 99);
 }
@@ -265,6 +284,9 @@ TEST(KernelsCpuInt, UnsupportedConfigsAreNamed) {
   frac.zeros[3] = 7.5f;
   EXPECT_NE(ci::unsupported_reason(frac, a4(), 64, 64).find("zero point"), std::string::npos);
   EXPECT_THROW(ci::pack_w4a4_cpu(p4, 64, 65), lrc::Error);  // sizes disagree with the arrays
+  // Past the int32 headroom of the 16x high-nibble sums (checked before any array is read).
+  EXPECT_NE(ci::unsupported_reason(p4, a4(), 64, ci::kMaxDin + 4).find("headroom"),
+            std::string::npos);
 }
 
 TEST(KernelsCpuInt, IsaOverrideFromEnvironment) {

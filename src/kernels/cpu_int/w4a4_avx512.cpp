@@ -3,8 +3,10 @@
 // __builtin_cpu_supports says the CPU has avx512f/bw/vl/vnni (see w4a4_linear.cpp).
 //
 // Register block: 12 tokens x 32 rows = 24 zmm int32 accumulators. Per 4-input step one
-// 64-byte weight load gives, after AND / shift+AND with 0x0F, the unsigned codes of rows
-// 0..15 and 16..31 (4 inputs each); every token's 4 activation codes are broadcast as a
+// 64-byte weight load gives, after AND with 0x0F and with 0xF0, the unsigned codes of rows
+// 0..15 and 16 x the codes of rows 16..31 (4 inputs each; no shift: the high rows' sums come
+// out exactly 16x too large and one arithmetic shift per tile undoes it — the reason for the
+// d_in <= 65536 limit, 240·128·d_in < 2^31); every token's 4 activation codes are broadcast as a
 // 32-bit lane and vpdpbusd adds the four u8 x s8 products into each row's int32 lane.
 // Small token blocks (decode) unroll the input loop by 2 with two accumulator sets, so the
 // vpdpbusd latency chain does not limit a memory-bound GEMV.
@@ -63,13 +65,14 @@ inline __m512 to_float(__m512i v) { return _mm512_maskz_cvtepi32_ps(__mmask16(0x
 #define LRC_OUT(m)                                                      \
   if constexpr (m < MR) {                                               \
     out[2 * m] = _mm512_add_epi32(a##m##0, b##m##0);                    \
-    out[2 * m + 1] = _mm512_add_epi32(a##m##1, b##m##1);                \
+    out[2 * m + 1] = _mm512_srai_epi32(_mm512_add_epi32(a##m##1, b##m##1), 4); \
   }
 
 template <int MR>
 __attribute__((noinline)) void accumulate(const uint8_t* wp, const int8_t* x,
                                                       int64_t xs, int s0, int s1, __m512i* out) {
-  const __m512i lo = _mm512_set1_epi8(0x0F), z = _mm512_setzero_si512();
+  const __m512i lo = _mm512_set1_epi8(0x0F), hi = _mm512_set1_epi8(char(0xF0)),
+                z = _mm512_setzero_si512();
   LRC_FOR12(LRC_DECL)
   const uint8_t* b = wp + int64_t(s0) * 64;
   const int8_t* xk = x + int64_t(s0) * xs;
@@ -80,16 +83,16 @@ __attribute__((noinline)) void accumulate(const uint8_t* wp, const int8_t* x,
     for (; s + 1 < s1; s += 2, b += 128, xk += 2 * xs) {
       const __m512i v0 = _mm512_load_si512(b), v1 = _mm512_load_si512(b + 64);
       const __m512i w00 = _mm512_and_si512(v0, lo);
-      const __m512i w01 = _mm512_and_si512(_mm512_srli_epi16(v0, 4), lo);
+      const __m512i w01 = _mm512_and_si512(v0, hi);
       const __m512i w10 = _mm512_and_si512(v1, lo);
-      const __m512i w11 = _mm512_and_si512(_mm512_srli_epi16(v1, 4), lo);
+      const __m512i w11 = _mm512_and_si512(v1, hi);
       LRC_FOR12(LRC_STEP2)
     }
   }
   for (; s < s1; ++s, b += 64, xk += xs) {
     const __m512i v = _mm512_load_si512(b);
     const __m512i w0 = _mm512_and_si512(v, lo);
-    const __m512i w1 = _mm512_and_si512(_mm512_srli_epi16(v, 4), lo);
+    const __m512i w1 = _mm512_and_si512(v, hi);
     LRC_FOR12(LRC_STEP)
   }
   LRC_FOR12(LRC_OUT)

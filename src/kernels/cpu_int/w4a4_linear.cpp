@@ -32,7 +32,11 @@ Isa hardware_isa() {
 // An explicit request the CPU cannot run is an error, not a silent downgrade.
 Isa resolve(Isa isa) {
   const Isa hw = hardware_isa();
-  if (isa == Isa::kAuto) return detect_isa();
+  if (isa == Isa::kAuto) {
+    // LRC_CPU_ISA is read once per process by the kernels (detect_isa() itself reads it anew).
+    static const Isa auto_isa = detect_isa();
+    return auto_isa;
+  }
   if (int(isa) > int(hw))
     fail(kWhere, std::string("ISA ") + isa_name(isa) + " requested but the CPU has only " +
                      isa_name(hw));
@@ -60,6 +64,7 @@ struct Scratch {
   std::vector<float> sx;
   std::vector<int32_t> csum;
   std::vector<float> t;
+  AlignedVec<int8_t> row;  // one token's codes (serial path)
 };
 Scratch& scratch() {
   thread_local Scratch s;
@@ -83,19 +88,26 @@ void quantize_into(const W4A4Cpu& w, const ActQuantSpec& act, const float* x, in
   s.sx.resize(size_t(n));
   s.csum.resize(size_t(n * w.n_groups));
   const int gs = w.groupsize;
-#pragma omp parallel if (n * w.d_in >= (1 << 16))
+  auto one = [&](int64_t i, int8_t* row) {
+    if (isa == Isa::kAvx512Vnni)
+      detail::quantize_row_avx512(x + i * w.d_in, w.d_in, kp, act, gs, row, &s.sx[size_t(i)],
+                                  &s.csum[size_t(i * w.n_groups)]);
+    else
+      detail::quantize_row_scalar(x + i * w.d_in, w.d_in, kp, act, gs, row, &s.sx[size_t(i)],
+                                  &s.csum[size_t(i * w.n_groups)]);
+    scatter_row(row, i, n, w.ksteps, s.codes.data());
+  };
+  // Decode-sized input: no OpenMP region at all (an inactive one still costs futex calls).
+  if (n * w.d_in < (1 << 16)) {
+    if (s.row.size() < size_t(kp)) s.row.resize(size_t(kp));
+    for (int64_t i = 0; i < n; ++i) one(i, s.row.data());
+    return;
+  }
+#pragma omp parallel
   {
     AlignedVec<int8_t> row(static_cast<size_t>(kp));
 #pragma omp for schedule(static)
-    for (int64_t i = 0; i < n; ++i) {
-      if (isa == Isa::kAvx512Vnni)
-        detail::quantize_row_avx512(x + i * w.d_in, w.d_in, kp, act, gs, row.data(),
-                                    &s.sx[size_t(i)], &s.csum[size_t(i * w.n_groups)]);
-      else
-        detail::quantize_row_scalar(x + i * w.d_in, w.d_in, kp, act, gs, row.data(),
-                                    &s.sx[size_t(i)], &s.csum[size_t(i * w.n_groups)]);
-      scatter_row(row.data(), i, n, w.ksteps, s.codes.data());
-    }
+    for (int64_t i = 0; i < n; ++i) one(i, row.data());
   }
 }
 
@@ -113,39 +125,50 @@ void integer_gemm(const W4A4Cpu& w, const int8_t* codes, const float* sx, const 
   const int64_t kp = int64_t(w.ksteps) * kStepK;
   const int64_t chunk = n < 16 ? n : chunk_tokens(int(kp));
   const int ng = w.n_groups;
+  // All tiles of panel p for tokens [c0, c1); ibuf: integer-mode scratch of the calling thread.
+  auto panel = [&](int p, int64_t c0, int64_t c1, int32_t* ibuf) {
+    for (int64_t m0 = c0; m0 < c1; m0 += kMaxTileTokens) {
+      TileJob j;
+      j.w = &w;
+      j.p = p;
+      j.mr = int(std::min<int64_t>(kMaxTileTokens, c1 - m0));
+      j.x = codes + m0 * kp;  // m0 is a multiple of kMaxTileTokens: a block start
+      j.xs = int64_t(kStepK) * j.mr;
+      j.csum = csum + m0 * ng;
+      j.sx = sx + m0;
+      j.y = y ? y + m0 * w.d_out : nullptr;
+      j.ys = w.d_out;
+      j.iout = ibuf;
+      run_tile(isa, j);
+      if (iout) {
+        const int rows = std::min(kPanelRows, w.d_out - p * kPanelRows);
+        for (int g = 0; g < ng; ++g)
+          for (int m = 0; m < j.mr; ++m)
+            for (int r = 0; r < rows; ++r)
+              iout[((m0 + m) * w.d_out + p * kPanelRows + r) * ng + g] =
+                  ibuf[(size_t(g) * j.mr + m) * kPanelRows + r];
+      }
+    }
+  };
+  const size_t ibuf_size = iout ? size_t(ng) * kMaxTileTokens * kPanelRows : 0;
   // Below ~2M multiply-adds (a few microseconds) waking a second thread costs more than it
-  // saves, e.g. SmolLM2's 576x576 projections at decode.
-  const bool parallel = n * int64_t(w.d_out) * w.d_in >= (int64_t(1) << 21);
-#pragma omp parallel if (parallel)
+  // saves (SmolLM2's 576x576 projections at decode): plain loops, no OpenMP region. (Not an
+  // orphaned `omp for` either: called from inside a caller's parallel region, that would
+  // split this one call's panels across the caller's threads.)
+  if (n * int64_t(w.d_out) * w.d_in < (int64_t(1) << 21)) {
+    std::vector<int32_t> ibuf(ibuf_size);
+    for (int64_t c0 = 0; c0 < n; c0 += chunk)
+      for (int p = 0; p < w.panels; ++p)
+        panel(p, c0, std::min(n, c0 + chunk), iout ? ibuf.data() : nullptr);
+    return;
+  }
+#pragma omp parallel
   {
-    std::vector<int32_t> ibuf(iout ? size_t(ng) * kMaxTileTokens * kPanelRows : 0);
+    std::vector<int32_t> ibuf(ibuf_size);
     for (int64_t c0 = 0; c0 < n; c0 += chunk) {
       const int64_t c1 = std::min(n, c0 + chunk);
 #pragma omp for schedule(static) nowait
-      for (int p = 0; p < w.panels; ++p) {
-        for (int64_t m0 = c0; m0 < c1; m0 += kMaxTileTokens) {
-          TileJob j;
-          j.w = &w;
-          j.p = p;
-          j.mr = int(std::min<int64_t>(kMaxTileTokens, c1 - m0));
-          j.x = codes + m0 * kp;  // m0 is a multiple of kMaxTileTokens: a block start
-          j.xs = int64_t(kStepK) * j.mr;
-          j.csum = csum + m0 * ng;
-          j.sx = sx + m0;
-          j.y = y ? y + m0 * w.d_out : nullptr;
-          j.ys = w.d_out;
-          j.iout = iout ? ibuf.data() : nullptr;
-          run_tile(isa, j);
-          if (iout) {
-            const int rows = std::min(kPanelRows, w.d_out - p * kPanelRows);
-            for (int g = 0; g < ng; ++g)
-              for (int m = 0; m < j.mr; ++m)
-                for (int r = 0; r < rows; ++r)
-                  iout[((m0 + m) * w.d_out + p * kPanelRows + r) * ng + g] =
-                      ibuf[(size_t(g) * j.mr + m) * kPanelRows + r];
-          }
-        }
-      }
+      for (int p = 0; p < w.panels; ++p) panel(p, c0, c1, iout ? ibuf.data() : nullptr);
     }
   }
 }

@@ -17,6 +17,9 @@ constexpr const char* kWhere = "w4a4 cpu kernel";
 std::string unsupported_reason(const PackedWeight& p, const ActQuantSpec& act, int d_out,
                                int d_in) {
   if (p.bits != 4) return "weight bits " + std::to_string(p.bits) + " (needs 4)";
+  if (d_in > kMaxDin)
+    return "d_in " + std::to_string(d_in) + " (at most " + std::to_string(kMaxDin) +
+           ": int32 accumulator headroom)";
   if (p.groupsize < 0 || (p.groupsize > 0 && (p.groupsize % kStepK != 0 || d_in % p.groupsize)))
     return "weight groupsize " + std::to_string(p.groupsize) +
            " (needs 0 or a multiple of 4 dividing d_in " + std::to_string(d_in) + ")";
@@ -35,6 +38,9 @@ W4A4Cpu pack_w4a4_cpu(const uint8_t* codes, const float* scales, const int32_t* 
                       int d_out, int d_in, int groupsize, bool symmetric) {
   if (d_out <= 0 || d_in <= 0)
     fail(kWhere, "shape " + std::to_string(d_out) + "x" + std::to_string(d_in) + " is empty");
+  if (d_in > kMaxDin)
+    fail(kWhere, "d_in " + std::to_string(d_in) + " exceeds " + std::to_string(kMaxDin) +
+                     " (int32 accumulator headroom)");
   if (groupsize < 0 || (groupsize > 0 && (groupsize % kStepK != 0 || d_in % groupsize != 0)))
     fail(kWhere, "groupsize " + std::to_string(groupsize) +
                      " must be 0 or a multiple of 4 dividing d_in " + std::to_string(d_in));

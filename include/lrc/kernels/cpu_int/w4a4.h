@@ -9,7 +9,8 @@
 // (vpmaddubsw + vpmaddwd) or portable scalar code; all three give the same int32
 // accumulators. vpdpbusd multiplies the UNSIGNED code, so the kernel accumulates Σ cw·cx and
 // subtracts zw·Σ cx (the activation row-sum, computed while quantizing) in the epilogue:
-// Σ (cw - zw)·cx = Σ cw·cx - zw·Σ cx, exact in int32 (|Σ cw·cx| <= 15·128·d_in).
+// Σ (cw - zw)·cx = Σ cw·cx - zw·Σ cx, exact in int32 (the AVX-512 kernel accumulates the
+// high-nibble rows as 16·cw, so |partial sums| <= 240·128·d_in: d_in is limited to 65536).
 //
 // The low-rank branch t = x·V, y += t·Uᵀ runs in fp32 through OpenBLAS sgemm on the
 // UNquantized x, into the same output.
@@ -61,13 +62,15 @@ using AlignedVec = std::vector<T, AlignedAlloc<T>>;
 // vpdpbusd lane sums four products).
 inline constexpr int kPanelRows = 32;
 inline constexpr int kStepK = 4;
+// Largest d_in: the AVX-512 kernel's high-nibble sums reach 240·128·d_in < 2^31.
+inline constexpr int kMaxDin = 65536;
 
 // Kernel layout of a 4-bit weight, repacked once from PackedWeight.
 //   codes: [panels x ksteps x 64] bytes. Block (p, s) covers rows 32p..32p+31 and inputs
 //          4s..4s+3; byte b = 4r + kk (r in 0..15, kk in 0..3) holds the code of row 32p+r,
 //          input 4s+kk in its LOW nibble and that of row 32p+16+r in its HIGH nibble. One
-//          64-byte load, an AND and a shift+AND give two vpdpbusd weight operands (16 rows x
-//          4 inputs each). Padding rows/inputs hold code 0 (the padded activations are 0 too).
+//          64-byte load and two ANDs give two vpdpbusd weight operands (16 rows x 4 inputs
+//          each). Padding rows/inputs hold code 0 (the padded activations are 0 too).
 //   scales, zeros: [n_groups x panels*32] (group-major, so one panel's 32 rows are contiguous);
 //          zeros are the integer zero points (8 for symmetric 4-bit).
 struct W4A4Cpu {
@@ -84,8 +87,8 @@ struct W4A4Cpu {
 };
 
 // Why lrc's packed weight + activation spec cannot run on these kernels ("" when they can):
-// weights must be 4-bit with integer zero points and groupsize 0 or a multiple of 4; the
-// activation quantizer must be on, 2..8 bits, one scale per token (groupsize 0 or d_in).
+// weights must be 4-bit with integer zero points, groupsize 0 or a multiple of 4, d_in <= 65536;
+// the activation quantizer must be on, 2..8 bits, one scale per token (groupsize 0 or d_in).
 // The caller falls back to the simulated forward on a non-empty answer.
 std::string unsupported_reason(const PackedWeight& p, const ActQuantSpec& act, int d_out,
                                int d_in);
