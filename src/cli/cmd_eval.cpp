@@ -11,6 +11,7 @@
 #include "lrc/eval/perplexity.h"
 #include "lrc/eval/zero_shot.h"
 #include "lrc/io/model_loader.h"
+#include "lrc/kernels/registry.h"
 
 namespace lrc::cli {
 namespace {
@@ -23,6 +24,7 @@ struct EvalOptions {
   bool json = false;
   std::vector<std::string> tasks;  // zero-shot task files (include/lrc/eval/zero_shot.h)
   int64_t limit = -1;
+  std::string device = "cpu", kernels = "real";
 };
 
 // Zero-shot accuracy on --tasks files: a table, or its fields merged into the JSON object.
@@ -38,6 +40,7 @@ int run_eval(const EvalOptions& o) {
   if (o.data.empty() && o.tasks.empty())
     fail("lrc eval", "give --data (perplexity) and/or --tasks (zero-shot accuracy)");
   LoadedModel lm = load_model(o.model, o.tokenizer);
+  lm.model.backend = make_backend(o.device, o.kernels);
   if (o.data.empty()) {
     nlohmann::json j = {
         {"model", o.model}, {"format", lm.format}, {"tokenizer", lm.tokenizer->kind()}};
@@ -46,15 +49,17 @@ int run_eval(const EvalOptions& o) {
     return 0;
   }
   const std::vector<int32_t> tokens = tokenize_corpus(o.data, *lm.tokenizer);
-  std::fprintf(stderr, "eval: %s (%s), %s: %zu tokens\n", o.model.c_str(), lm.format.c_str(),
-               o.data.c_str(), tokens.size());
+  std::fprintf(stderr, "eval: %s (%s), %s: %zu tokens, backend %s\n", o.model.c_str(),
+               lm.format.c_str(), o.data.c_str(), tokens.size(),
+               lm.model.run_backend().name().c_str());
   const PplResult r = perplexity(lm.model, tokens, o.seq, o.max_chunks, o.batch);
   if (o.json) {
     nlohmann::json j = {{"ppl", r.ppl},        {"nll", r.nll},
                         {"tokens", r.tokens},  {"chunks", r.chunks},
                         {"seq", r.seq},        {"seconds", r.seconds},
                         {"model", o.model},    {"data", o.data},
-                        {"format", lm.format}, {"tokenizer", lm.tokenizer->kind()}};
+                        {"format", lm.format}, {"tokenizer", lm.tokenizer->kind()},
+                        {"backend", lm.model.run_backend().name()}};
     if (!o.tasks.empty()) run_tasks(o, lm, &j);
     std::printf("%s\n", j.dump().c_str());
   } else {
@@ -81,6 +86,12 @@ const Registrar reg_eval(
       sub.add_option("--batch", o->batch, "chunks per prefill (0 = automatic)")
           ->capture_default_str();
       sub.add_option("--tokenizer", o->tokenizer, "tokenizer file (default: beside the model)");
+      sub.add_option("--device", o->device, "cpu (cuda: not yet for the whole forward)")
+          ->capture_default_str();
+      sub.add_option("--kernels", o->kernels,
+                     "real: integer W4A4 kernels for the quantized linears; sim: the fp32 "
+                     "simulation")
+          ->capture_default_str();
       sub.add_flag("--json", o->json, "print one JSON object");
       return [o] { return run_eval(*o); };
     });

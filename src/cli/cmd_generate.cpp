@@ -11,7 +11,7 @@
 #include "lrc/core/error.h"
 #include "lrc/io/model_loader.h"
 #include "lrc/eval/generate.h"
-#include "lrc/kernels/backend.h"
+#include "lrc/kernels/registry.h"
 
 namespace lrc::cli {
 namespace {
@@ -19,14 +19,13 @@ namespace {
 struct GenerateCliOptions {
   std::string model, prompt, tokenizer;
   bool chat = false;
+  std::string device = "cpu", kernels = "real";
   GenerateOptions gen;
 };
 
 int run_generate(GenerateCliOptions o) {
   LoadedModel lm = load_model(o.model, o.tokenizer);
-  // Decoding passes over every weight once per token: keep each quantized linear's Ŵ
-  // dequantized rather than dequantizing it again for every token.
-  lm.model.backend = make_cpu_reference_backend(/*keep_dequantized=*/true);
+  lm.model.backend = make_backend(o.device, o.kernels, /*decoding=*/true);
   // ChatML, as SmolLM2-Instruct's chat template (without its default system turn).
   if (o.chat) o.prompt = "<|im_start|>user\n" + o.prompt + "<|im_end|>\n<|im_start|>assistant\n";
   const auto t0 = std::chrono::steady_clock::now();
@@ -38,8 +37,9 @@ int run_generate(GenerateCliOptions o) {
   std::printf("\n");
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const size_t n_new = r.tokens.size() - r.n_prompt;
-  std::fprintf(stderr, "generate: %d prompt + %zu new tokens in %.2fs (%.1f tok/s)%s\n", r.n_prompt,
-               n_new, s, (r.n_prompt + n_new) / s, r.stopped ? ", stopped at BOS/EOS" : "");
+  std::fprintf(stderr, "generate: %d prompt + %zu new tokens in %.2fs (%.1f tok/s, %s)%s\n",
+               r.n_prompt, n_new, s, (r.n_prompt + n_new) / s,
+               lm.model.run_backend().name().c_str(), r.stopped ? ", stopped at BOS/EOS" : "");
   return 0;
 }
 
@@ -61,6 +61,12 @@ const Registrar reg_generate(
       sub.add_flag(
           "--chat", o->chat,
           "wrap the prompt as a ChatML user turn (<|im_start|>user ... <|im_start|>assistant)");
+      sub.add_option("--device", o->device, "cpu (cuda: not yet for the whole forward)")
+          ->capture_default_str();
+      sub.add_option("--kernels", o->kernels,
+                     "real: integer W4A4 kernels for the quantized linears; sim: the fp32 "
+                     "simulation")
+          ->capture_default_str();
       return [o] { return run_generate(*o); };
     });
 

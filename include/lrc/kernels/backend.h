@@ -68,5 +68,7 @@ const Backend& cpu_reference_backend();
 // The same keeping each Ŵ it dequantized, by the PackedWeight's address (fp32-sized memory,
 // decode-speed): only for models that neither change nor move while it runs them.
 BackendPtr make_cpu_reference_backend(bool keep_dequantized);
+// The integer CPU kernels for quantized linears, the reference for the rest (kernels/registry.h).
+BackendPtr make_cpu_int_backend();
 
 }  // namespace lrc

@@ -1,0 +1,23 @@
+// Choosing a backend by name, for the CLI's --device and --kernels:
+//   cpu  + sim   the CPU reference (kernels/backend.h): W4A4 simulated in fp32, the numbers of
+//                docs/results.md
+//   cpu  + real  the integer CPU kernels (kernels/cpu_int): 4-bit codes times 4-bit
+//                activation codes in int32 (AVX-512 VNNI / AVX2 / scalar), fp32 low-rank
+//                branch; a linear they cannot run (other bit widths, activation groups, an FP
+//                linear) runs on the reference
+// A CUDA backend for the whole forward does not exist yet: the CUDA W4A4 kernels
+// (kernels/cuda) are a library and a benchmark so far; --device cuda says so.
+#pragma once
+
+#include <string>
+
+#include "lrc/kernels/backend.h"
+
+namespace lrc {
+
+// Throws lrc::Error naming the option for an unknown or unavailable choice. decoding: the
+// model will mostly decode (one token a pass), so the reference keeps dequantized weights.
+BackendPtr make_backend(const std::string& device, const std::string& kernels,
+                        bool decoding = false);
+
+}  // namespace lrc

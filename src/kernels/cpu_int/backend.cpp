@@ -1,0 +1,89 @@
+// The integer CPU backend: the reference backend for everything but the quantized linears,
+// which run on the W4A4 integer kernels (w4a4.h) from a kernel-layout copy of their codes,
+// made once per PackedWeight the first time it runs.
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "lrc/core/error.h"
+#include "lrc/kernels/backend.h"
+#include "lrc/kernels/cpu_int/w4a4.h"
+
+namespace lrc {
+
+namespace {
+
+using kernels::cpu_int::W4A4Cpu;
+
+class CpuIntBackend final : public Backend {
+ public:
+  std::string name() const override {
+    return std::string("cpu-int-") + kernels::cpu_int::isa_name(kernels::cpu_int::detect_isa());
+  }
+
+  void linear(const Linear& L, const float* x, int64_t n, float* y) const override {
+    if (n <= 0) return;
+    const W4A4Cpu* w = kernel_weight(L);
+    if (!w) return ref().linear(L, x, n, y);
+    kernels::cpu_int::w4a4_linear(*w, L.act, L.lr.u.data(), L.lr.v.data(), L.lr.rank, x, n, y);
+  }
+
+  void rmsnorm(const float* x, const float* w, int64_t n, int d, float eps,
+               float* y) const override {
+    ref().rmsnorm(x, w, n, d, eps, y);
+  }
+  void rope(float* x, int64_t n_rows, int n_heads, int head_dim, RopeStyle style,
+            const RopeTable& table, int period, int first) const override {
+    ref().rope(x, n_rows, n_heads, head_dim, style, table, period, first);
+  }
+  void attention(const float* q, const float* k, const float* v, int n_seq, int n_q, int pos0,
+                 int64_t kv_seq_stride, const AttentionShape& shape, float* out) const override {
+    ref().attention(q, k, v, n_seq, n_q, pos0, kv_seq_stride, shape, out);
+  }
+  void online_transform(const OnlineTransform& t, float* x, int64_t n_rows) const override {
+    ref().online_transform(t, x, n_rows);
+  }
+  void kv_quantize(float* x, int64_t n_rows, int head_dim,
+                   const KvQuantSpec& spec) const override {
+    ref().kv_quantize(x, n_rows, head_dim, spec);
+  }
+  void add(float* h, const float* d, int64_t n) const override { ref().add(h, d, n); }
+  void swiglu(float* g, const float* u, int64_t n) const override { ref().swiglu(g, u, n); }
+  void embed(const float* table, int dim, const int32_t* tokens, int64_t n,
+             float* h) const override {
+    ref().embed(table, dim, tokens, n, h);
+  }
+  void nll_rows(const float* logits, int64_t n, int vocab, const int32_t* targets,
+                double* out) const override {
+    ref().nll_rows(logits, n, vocab, targets, out);
+  }
+
+ private:
+  static const Backend& ref() { return cpu_reference_backend(); }
+
+  // The kernel layout of L's codes, or null when the kernels cannot run L (then the
+  // reference does). Keyed by the PackedWeight's address: the models this backend runs are
+  // loaded checkpoints that neither change nor move.
+  const W4A4Cpu* kernel_weight(const Linear& L) const {
+    if (!L.packed) return nullptr;
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = packed_.find(L.packed.operator->());
+    if (it == packed_.end()) {
+      std::unique_ptr<W4A4Cpu> w;
+      if (kernels::cpu_int::unsupported_reason(*L.packed, L.act, L.d_out, L.d_in).empty())
+        w = std::make_unique<W4A4Cpu>(kernels::cpu_int::pack_w4a4_cpu(*L.packed, L.d_out, L.d_in));
+      it = packed_.emplace(L.packed.operator->(), std::move(w)).first;
+    }
+    return it->second.get();
+  }
+
+  mutable std::mutex mu_;
+  mutable std::map<const PackedWeight*, std::unique_ptr<W4A4Cpu>> packed_;
+};
+
+}  // namespace
+
+BackendPtr make_cpu_int_backend() { return std::make_shared<const CpuIntBackend>(); }
+
+}  // namespace lrc
