@@ -10,15 +10,19 @@
 #   * perplexity: llama-perplexity on $TEXT with context $CTX, the first $CHUNKS chunks.
 #     Protocol: llama.cpp scores only the SECOND half of each $CTX-token window (the first
 #     half is context), with a BOS token per window.
-# lrc side: placeholder below (needs `lrc eval/generate --kernels real|sim`, wired by the lead).
+# lrc side: `lrc speed` (pp/tg as llama-bench) and `lrc eval`, --kernels real and sim, on the FP
+# model and on each lrc checkpoint of SmolLM2 given with --ckpt (e.g. from `lrc quantize`).
 #
-# Usage: bench/compare-llama-cpp.sh [--out DIR] [--reps N] [--chunks N] [--text FILE]
+# Usage: bench/compare-llama-cpp.sh [--out DIR] [--reps N] [--chunks N] [--text FILE] [--ckpt DIR]...
 # Results: DIR (default /tmp/lrc-compare-llama-cpp)/{bench.md,bench.json,ppl.md}, also on stdout.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 OUT=/tmp/lrc-compare-llama-cpp
 REPS=3
+PP=512
+TG=128
+CKPTS=()
 CHUNKS=20
 CTX=512
 TEXT="$ROOT/../shared/data/wikitext2-test.txt"
@@ -28,6 +32,7 @@ while [ $# -gt 0 ]; do
     --reps) REPS="$2"; shift 2 ;;
     --chunks) CHUNKS="$2"; shift 2 ;;
     --text) TEXT="$2"; shift 2 ;;
+    --ckpt) CKPTS+=("$2"); shift 2 ;;
     -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "compare-llama-cpp: error: unknown argument '$1'" >&2; exit 2 ;;
   esac
@@ -60,7 +65,7 @@ log "CPU: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores"
 for q in Q4_1 Q4_0 Q8_0; do
   log "llama-bench $q (pp512, tg128, threads 1,2, $REPS reps; load $(cut -d' ' -f1-3 /proc/loadavg)) ..."
   # One run: the markdown table on stdout, the same results as JSON lines on stderr.
-  "$BIN/llama-bench" -m "${MODELS[$q]}" -p 512 -n 128 -t 1,2 -r "$REPS" -o md -oe jsonl \
+  "$BIN/llama-bench" -m "${MODELS[$q]}" -p "$PP" -n "$TG" -t 1,2 -r "$REPS" -o md -oe jsonl \
     2> >(grep '^{' >>"$OUT/bench.json") | tee -a "$OUT/bench.md"
 done
 echo "load average after llama-bench: $(cat /proc/loadavg)" | tee -a "$OUT/bench.md"
@@ -76,14 +81,31 @@ for q in Q4_1 Q4_0 Q8_0; do
 done
 
 # ---------------------------------------------------------------------------------------------
-# lrc side — PLACEHOLDER for the lead (needs the Backend wiring of `--kernels real|sim`).
-# For each of: FP model (the GGUF dequantized), lrc W4A4 checkpoints at rank 0, 10% and 30%:
-#   OMP_NUM_THREADS=1 and 2:
-#     prefill 512 tokens and decode 128 tokens, tokens/s, with --kernels real, e.g.
-#       lrc generate --model CKPT --kernels real --prompt-tokens 512 --max-new-tokens 128 --json
-#   perplexity on the same $TEXT, stating lrc's protocol (window/stride) beside llama.cpp's:
-#       lrc eval --model CKPT --kernels real --text "$TEXT" ... --json
-#   and the same with --kernels sim (must agree to 4 significant digits, acceptance 1).
-# Append rows to $OUT/bench.md / $OUT/ppl.md in the formats above.
-# ---------------------------------------------------------------------------------------------
+# lrc side: `lrc speed` measures what llama-bench does (pp: one pass over $PP tokens from an
+# empty cache; tg: $TG single-token steps), same reps, threads 1 and 2, --kernels real and sim,
+# on the FP model (the GGUF dequantized to fp32) and on each lrc checkpoint given with --ckpt.
+# Perplexity: lrc's own protocol (consecutive non-overlapping windows of $CTX+1 tokens, every
+# position after the first scored) on the same text, $CHUNKS windows.
+LRC="$ROOT/build/lrc"
+[ -x "$LRC" ] || die "no $LRC: build lrc first (scripts/build.sh)"
+echo "| model | tool | backend | threads | pp$PP tok/s | tg$TG tok/s |" | tee "$OUT/lrc-bench.md"
+echo "|---|---|---|---|---|---|" | tee -a "$OUT/lrc-bench.md"
+for m in "$GGUF" "${CKPTS[@]}"; do
+  for k in real sim; do
+    for t in 1 2; do
+      j="$(OMP_NUM_THREADS=$t OMP_WAIT_POLICY=PASSIVE "$LRC" speed --model "$m" --kernels $k \
+           --prefill "$PP" --decode "$TG" --reps "$REPS" --json 2>/dev/null)" \
+        || die "lrc speed failed on $m"
+      echo "$j" >>"$OUT/lrc-bench.json"
+      python3 -c "import json,sys; j=json.loads(sys.argv[1]); print('| %s | lrc | %s | %d | %.1f ± %.1f | %.1f ± %.1f |' % (sys.argv[2], j['backend'], j['threads'], j['prefill_tok_s'], j['prefill_sd'], j['decode_tok_s'], j['decode_sd']))" "$j" "$(basename "$m")" | tee -a "$OUT/lrc-bench.md"
+    done
+  done
+done
+for m in "$GGUF" "${CKPTS[@]}"; do
+  for k in real sim; do
+    ppl="$("$LRC" eval --model "$m" --kernels $k --data "$TEXT" --seq "$CTX" --max-chunks "$CHUNKS" \
+           --json 2>/dev/null | python3 -c "import json,sys; print('%.4f' % json.load(sys.stdin)['ppl'])")"
+    echo "| $(basename "$m") ($k) | lrc | $(basename "$TEXT") | $CTX | $CHUNKS | $ppl |" | tee -a "$OUT/ppl.md"
+  done
+done
 log "results in $OUT"
