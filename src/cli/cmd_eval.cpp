@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/backend_flags.h"
 #include "cli/command_registry.h"
 #include "lrc/core/error.h"
 #include "lrc/eval/perplexity.h"
@@ -86,12 +87,7 @@ const Registrar reg_eval(
       sub.add_option("--batch", o->batch, "chunks per prefill (0 = automatic)")
           ->capture_default_str();
       sub.add_option("--tokenizer", o->tokenizer, "tokenizer file (default: beside the model)");
-      sub.add_option("--device", o->device, "cpu (cuda: not yet for the whole forward)")
-          ->capture_default_str();
-      sub.add_option("--kernels", o->kernels,
-                     "real: integer W4A4 kernels for the quantized linears; sim: the fp32 "
-                     "simulation")
-          ->capture_default_str();
+      add_backend_options(sub, o->device, o->kernels);
       sub.add_flag("--json", o->json, "print one JSON object");
       return [o] { return run_eval(*o); };
     });

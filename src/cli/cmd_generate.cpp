@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "cli/backend_flags.h"
 #include "cli/command_registry.h"
 #include "lrc/core/error.h"
 #include "lrc/io/model_loader.h"
@@ -61,12 +62,7 @@ const Registrar reg_generate(
       sub.add_flag(
           "--chat", o->chat,
           "wrap the prompt as a ChatML user turn (<|im_start|>user ... <|im_start|>assistant)");
-      sub.add_option("--device", o->device, "cpu (cuda: not yet for the whole forward)")
-          ->capture_default_str();
-      sub.add_option("--kernels", o->kernels,
-                     "real: integer W4A4 kernels for the quantized linears; sim: the fp32 "
-                     "simulation")
-          ->capture_default_str();
+      add_backend_options(sub, o->device, o->kernels);
       return [o] { return run_generate(*o); };
     });
 

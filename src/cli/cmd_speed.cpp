@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/backend_flags.h"
 #include "cli/command_registry.h"
 #include "lrc/core/error.h"
 #include "lrc/io/model_loader.h"
@@ -104,8 +105,7 @@ const Registrar reg_speed(
       sub.add_option("--decode", o->decode, "single-token steps")->capture_default_str();
       sub.add_option("--reps", o->reps, "timed runs of each (after one warm-up)")
           ->capture_default_str();
-      sub.add_option("--device", o->device, "cpu")->capture_default_str();
-      sub.add_option("--kernels", o->kernels, "real | sim")->capture_default_str();
+      add_backend_options(sub, o->device, o->kernels);
       sub.add_flag("--json", o->json, "print one JSON object");
       return [o] { return run_speed(*o); };
     });
