@@ -11,6 +11,7 @@
 #include "lrc/io/json_file.h"
 #include "lrc/io/model_loader.h"
 #include "lrc/io/safetensors.h"
+#include "lrc/model/layer_linears.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -168,29 +169,66 @@ class TensorSource {
 
 }  // namespace
 
-LlamaModel load_hf_model(const std::string& dir) {
+namespace {
+
+// Reads one tensor into *data after checking its shape against the config's.
+void read_slot(TensorSource& src, const std::string& name, const std::vector<int64_t>& shape,
+               std::vector<float>* data, Linear* linear) {
+  const SafetensorsFile& f = src.file_of(name);
+  const SafetensorInfo& info = f.info(name);
+  if (info.shape != shape)
+    fail(f.path(), "tensor '" + name + "': shape " + shape_str(info.shape) +
+                       " contradicts config.json (expected " + shape_str(shape) + ")");
+  *data = f.read_f32(name);
+  if (linear) {
+    linear->d_out = static_cast<int>(shape[0]);
+    linear->d_in = static_cast<int>(shape[1]);
+  }
+}
+
+// Layer i of an HF directory on demand, from the mapped shards (LlamaModel::layer_source).
+class HfLayerSource final : public LayerSource {
+ public:
+  HfLayerSource(std::string dir, const LlamaConfig& cfg, std::unique_ptr<TensorSource> src)
+      : dir_(std::move(dir)), cfg_(cfg), src_(std::move(src)) {}
+
+  void load(int i, LlamaLayer& L) override {
+    const std::string p = "model.layers." + std::to_string(i) + ".";
+    read_slot(*src_, p + "input_layernorm.weight", {cfg_.dim}, &L.attn_norm, nullptr);
+    read_slot(*src_, p + "post_attention_layernorm.weight", {cfg_.dim}, &L.ffn_norm, nullptr);
+    for (const LayerLinearInfo& t : kLayerLinears) {
+      Linear& l = L.*t.member;
+      read_slot(*src_, p + t.name + ".weight", {linear_dim(cfg_, t.out), linear_dim(cfg_, t.in)},
+                &l.w, &l);
+    }
+    validate_layer(cfg_, L, i, dir_);
+  }
+
+ private:
+  std::string dir_;
+  LlamaConfig cfg_;
+  std::unique_ptr<TensorSource> src_;
+};
+
+}  // namespace
+
+LlamaModel load_hf_model(const std::string& dir, bool lazy_layers) {
   const fs::path d(dir);
   LlamaModel m;
   m.cfg = parse_config((d / "config.json").string());
-  TensorSource src(d);
+  auto src = std::make_unique<TensorSource>(d);
+  const std::string layer_prefix = "model.layers.";
   for (HfTensorSlot& s : hf_tensor_slots(m)) {
-    const SafetensorsFile& f = src.file_of(s.name);
-    const SafetensorInfo& info = f.info(s.name);
-    if (info.shape != s.shape)
-      fail(f.path(), "tensor '" + s.name + "': shape " + shape_str(info.shape) +
-                         " contradicts config.json (expected " + shape_str(s.shape) + ")");
-    *s.data = f.read_f32(s.name);
-    if (s.linear) {
-      s.linear->d_out = static_cast<int>(s.shape[0]);
-      s.linear->d_in = static_cast<int>(s.shape[1]);
-    }
-    m.source_dtypes[s.name] = std::string(dtype_name(info.dtype));
+    const bool in_layer = s.name.rfind(layer_prefix, 0) == 0;
+    if (!lazy_layers || !in_layer) read_slot(*src, s.name, s.shape, s.data, s.linear);
+    m.source_dtypes[s.name] = std::string(dtype_name(src->file_of(s.name).info(s.name).dtype));
   }
   if (m.cfg.tied_embeddings) {  // lm_head.weight, if stored anyway, is ignored as HF does
     m.lm_head.d_out = m.cfg.vocab_size;
     m.lm_head.d_in = m.cfg.dim;
     m.lm_head.w = m.tok_embeddings;
   }
+  if (lazy_layers) m.layer_source = std::make_shared<HfLayerSource>(dir, m.cfg, std::move(src));
   validate_model(m, dir);
   return m;
 }

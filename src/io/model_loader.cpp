@@ -29,7 +29,7 @@ std::string default_tokenizer(const fs::path& model_path, const std::string& for
 }  // namespace
 
 LoadedModel load_model(const std::string& path, const std::string& tokenizer_path,
-                       bool need_tokenizer) {
+                       bool need_tokenizer, bool lazy_layers) {
   const fs::path p(path);
   if (!fs::exists(p)) fail(path, "no such file or directory");
   LoadedModel out;
@@ -41,7 +41,7 @@ LoadedModel load_model(const std::string& path, const std::string& tokenizer_pat
   } else if (fs::is_directory(p)) {
     if (!fs::exists(p / "config.json")) fail(path, "directory has no config.json");
     out.format = "hf";
-    out.model = load_hf_model(path);
+    out.model = load_hf_model(path, lazy_layers);
   } else if (is_gguf_file(path)) {
     out.format = "gguf";
     out.model = load_gguf_model(path);

@@ -19,6 +19,19 @@ int64_t LlamaModel::n_params() const {
   return n;
 }
 
+void LlamaModel::load_layer(int i) {
+  if (i < 0 || i >= static_cast<int>(layers.size()))
+    fail("load_layer", "layer " + std::to_string(i) + " out of range");
+  if (layer_resident(i)) return;
+  if (!layer_source) fail("load_layer", "layer " + std::to_string(i) + " is not in memory");
+  layer_source->load(i, layers[static_cast<size_t>(i)]);
+}
+
+void LlamaModel::release_layer(int i) {
+  if (!layer_source) fail("release_layer", "the model has no layer source to reload from");
+  layers.at(static_cast<size_t>(i)) = LlamaLayer{};
+}
+
 namespace {
 void check_linear(const Linear& l, int d_out, int d_in, const std::string& where,
                   const std::string& name) {
@@ -57,16 +70,18 @@ void validate_model(const LlamaModel& m, const std::string& where) {
   if (static_cast<int>(m.layers.size()) != c.n_layers)
     fail(where, "config: " + std::to_string(c.n_layers) + " layers expected, " +
                     std::to_string(m.layers.size()) + " found");
-  for (int i = 0; i < c.n_layers; ++i) {
-    const auto& L = m.layers[i];
-    const std::string p = "layers." + std::to_string(i) + ".";
-    check_vec(L.attn_norm, c.dim, where, p + "input_layernorm");
-    check_vec(L.ffn_norm, c.dim, where, p + "post_attention_layernorm");
-    for (const auto& t : kLayerLinears)
-      check_linear(L.*t.member, static_cast<int>(linear_dim(c, t.out)),
-                   static_cast<int>(linear_dim(c, t.in)), where, p + t.name);
-  }
+  for (int i = 0; i < c.n_layers; ++i)
+    if (!m.layer_source || m.layer_resident(i)) validate_layer(c, m.layers[i], i, where);
   check_linear(m.lm_head, c.vocab_size, c.dim, where, "lm_head");
+}
+
+void validate_layer(const LlamaConfig& c, const LlamaLayer& L, int i, const std::string& where) {
+  const std::string p = "layers." + std::to_string(i) + ".";
+  check_vec(L.attn_norm, c.dim, where, p + "input_layernorm");
+  check_vec(L.ffn_norm, c.dim, where, p + "post_attention_layernorm");
+  for (const auto& t : kLayerLinears)
+    check_linear(L.*t.member, static_cast<int>(linear_dim(c, t.out)),
+                 static_cast<int>(linear_dim(c, t.in)), where, p + t.name);
 }
 
 }  // namespace lrc

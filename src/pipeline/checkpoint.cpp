@@ -1,10 +1,12 @@
 #include "lrc/pipeline/checkpoint.h"
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
 #include "lrc/core/error.h"
-#include "lrc/io/safetensors_writer.h"
+#include "lrc/core/half.h"
+#include "lrc/format/code_packing.h"
 
 namespace fs = std::filesystem;
 
@@ -16,68 +18,158 @@ constexpr const char* kConfigName = kCheckpointConfigName;
 constexpr const char* kWeightsName = kCheckpointWeightsName;
 constexpr const char* kFormat = kCheckpointFormat;
 
-void add_linear(SafetensorsWriter& w, const Linear& l, const std::string& name,
-                nlohmann::json& rec) {
-  rec = {{"shape", {l.d_out, l.d_in}},
-         {"rank", l.lr.rank},
-         {"act_bits", l.act.bits},
-         {"act_clip", l.act.clip},
-         {"act_groupsize", l.act.groupsize}};
-  if (!l.packed) {
-    w.add_f32(name + ".weight", {l.d_out, l.d_in}, l.w, DType::F16);
-    rec["quantized"] = false;
+// The tensors of one linear, in file order (shapes from its layout).
+void declare_linear(std::vector<SafetensorsEntry>& e, const std::string& name, int d_out,
+                    int d_in, const CheckpointLinearLayout& l) {
+  if (!l.quantized) {
+    e.push_back({name + ".weight", DType::F16, {d_out, d_in}});
   } else {
-    const auto& p = *l.packed;
-    const int64_t ng = static_cast<int64_t>(p.scales.size()) / l.d_out;
-    rec["quantized"] = true;
-    rec["bits"] = p.bits;
-    rec["groupsize"] = p.groupsize;
-    rec["symmetric"] = p.symmetric;
-    w.add_bytes(name + ".qweight", DType::U8, {static_cast<int64_t>(p.codes.size())}, p.codes);
-    w.add_f32(name + ".scales", {l.d_out, ng}, p.scales, DType::F16);
-    if (!p.zeros.empty()) w.add_f32(name + ".zeros", {l.d_out, ng}, p.zeros, DType::F16);
+    const int64_t ng = l.groupsize > 0 ? d_in / l.groupsize : 1;
+    e.push_back({name + ".qweight", DType::U8,
+                 {packed_code_bytes(static_cast<int64_t>(d_out) * d_in, l.bits)}});
+    e.push_back({name + ".scales", DType::F16, {d_out, ng}});
+    e.push_back({name + ".zeros", DType::F16, {d_out, ng}});
   }
-  if (l.lr.rank > 0) {
-    w.add_f32(name + ".lr_u", {l.d_out, l.lr.rank}, l.lr.u, DType::F16);
-    w.add_f32(name + ".lr_v", {l.d_in, l.lr.rank}, l.lr.v, DType::F16);
+  if (l.rank > 0) {
+    e.push_back({name + ".lr_u", DType::F16, {d_out, l.rank}});
+    e.push_back({name + ".lr_v", DType::F16, {d_in, l.rank}});
   }
 }
 
 }  // namespace
 
-void save_checkpoint(const LlamaModel& m, const std::string& dir, const CheckpointInfo& info) {
-  const fs::path final_dir(dir);
-  const fs::path partial = final_dir.string() + ".partial";
-  std::error_code ec;
-  fs::remove_all(partial, ec);
-  fs::create_directories(partial, ec);
-  if (ec) fail(dir, "cannot create output directory: " + ec.message());
-  try {
-    SafetensorsWriter w;
-    const auto& c = m.cfg;
-    w.add_f32("model.embed_tokens.weight", {c.vocab_size, c.dim}, m.tok_embeddings, DType::F16);
-    nlohmann::json linears = nlohmann::json::object();
-    for (int i = 0; i < c.n_layers; ++i) {
-      const auto& L = m.layers[i];
-      w.add_f32(checkpoint_norm_name(i, true), {c.dim}, L.attn_norm, DType::F16);
-      w.add_f32(checkpoint_norm_name(i, false), {c.dim}, L.ffn_norm, DType::F16);
-      for (const LayerLinearInfo& t : kLayerLinears) {
-        const std::string name = checkpoint_linear_name(i, t);
-        add_linear(w, L.*t.member, name, linears[name]);
-      }
-    }
-    w.add_f32("model.norm.weight", {c.dim}, m.final_norm, DType::F16);
-    add_linear(w, m.lm_head, "lm_head", linears["lm_head"]);
-    w.set_metadata("format", kFormat);
-    w.write((partial / kWeightsName).string());
+CheckpointLinearLayout CheckpointLinearLayout::of(const Linear& l) {
+  CheckpointLinearLayout out;
+  out.quantized = l.packed.has_value();
+  if (l.packed) {
+    out.bits = l.packed->bits;
+    out.groupsize = l.packed->groupsize;
+  }
+  out.rank = l.lr.rank;
+  return out;
+}
 
+CheckpointWriter::CheckpointWriter(const std::string& dir, const LlamaConfig& c,
+                                   const LayoutOf& layout)
+    : dir_(dir), partial_(dir + ".partial"), cfg_(c) {
+  std::error_code ec;
+  fs::remove_all(partial_, ec);
+  fs::create_directories(partial_, ec);
+  if (ec) fail(dir, "cannot create output directory: " + ec.message());
+  std::vector<SafetensorsEntry> e;
+  e.push_back({"model.embed_tokens.weight", DType::F16, {c.vocab_size, c.dim}});
+  for (int i = 0; i < c.n_layers; ++i) {
+    e.push_back({checkpoint_norm_name(i, true), DType::F16, {c.dim}});
+    e.push_back({checkpoint_norm_name(i, false), DType::F16, {c.dim}});
+    for (const LayerLinearInfo& t : kLayerLinears) {
+      const std::string name = checkpoint_linear_name(i, t);
+      const int d_out = static_cast<int>(linear_dim(c, t.out)),
+                d_in = static_cast<int>(linear_dim(c, t.in));
+      layouts_[name] = layout(name, d_out, d_in);
+      declare_linear(e, name, d_out, d_in, layouts_[name]);
+    }
+  }
+  e.push_back({"model.norm.weight", DType::F16, {c.dim}});
+  layouts_["lm_head"] = CheckpointLinearLayout{};
+  declare_linear(e, "lm_head", c.vocab_size, c.dim, layouts_["lm_head"]);
+  try {
+    st_ = std::make_unique<SafetensorsStreamWriter>((fs::path(partial_) / kWeightsName).string(),
+                                                    std::move(e),
+                                                    std::map<std::string, std::string>{
+                                                        {"format", kFormat}});
+  } catch (...) {
+    fs::remove_all(partial_, ec);
+    throw;
+  }
+}
+
+CheckpointWriter::~CheckpointWriter() {
+  if (finished_) return;
+  st_.reset();  // removes its .tmp
+  std::error_code ec;
+  fs::remove_all(partial_, ec);
+}
+
+void CheckpointWriter::put_f16(const std::vector<float>& v, size_t n, const std::string& what) {
+  if (v.size() != n)
+    fail(dir_, "tensor '" + what + "' has " + std::to_string(v.size()) + " values, expected " +
+                   std::to_string(n));
+  std::vector<uint8_t> bytes(2 * n);
+  for (size_t i = 0; i < n; ++i) {
+    const uint16_t h = f32_to_f16(v[i]);
+    std::memcpy(bytes.data() + 2 * i, &h, 2);
+  }
+  st_->append(bytes);
+}
+
+void CheckpointWriter::put_linear(const Linear& l, const std::string& name) {
+  const CheckpointLinearLayout& want = layouts_.at(name);
+  const CheckpointLinearLayout got = CheckpointLinearLayout::of(l);
+  if (got.quantized != want.quantized || got.bits != want.bits ||
+      got.groupsize != want.groupsize || got.rank != want.rank ||
+      (l.packed && l.packed->zeros.empty()))
+    fail(dir_, "linear '" + name + "' is not laid out as declared (quantized, bits, group size, "
+                               "zeros or rank differ)");
+  nlohmann::json& rec = linears_[name];
+  rec = {{"shape", {l.d_out, l.d_in}},
+         {"rank", l.lr.rank},
+         {"act_bits", l.act.bits},
+         {"act_clip", l.act.clip},
+         {"act_groupsize", l.act.groupsize}};
+  const size_t w_count = static_cast<size_t>(l.d_out) * l.d_in;
+  if (!l.packed) {
+    put_f16(l.w, w_count, name + ".weight");
+    rec["quantized"] = false;
+  } else {
+    const PackedWeight& p = *l.packed;
+    rec["quantized"] = true;
+    rec["bits"] = p.bits;
+    rec["groupsize"] = p.groupsize;
+    rec["symmetric"] = p.symmetric;
+    p.validate(name.c_str());
+    st_->append(p.codes);
+    put_f16(p.scales, p.scales.size(), name + ".scales");
+    put_f16(p.zeros, p.zeros.size(), name + ".zeros");
+  }
+  if (l.lr.rank > 0) {
+    put_f16(l.lr.u, static_cast<size_t>(l.d_out) * l.lr.rank, name + ".lr_u");
+    put_f16(l.lr.v, static_cast<size_t>(l.d_in) * l.lr.rank, name + ".lr_v");
+  }
+}
+
+void CheckpointWriter::write_embeddings(const std::vector<float>& tok_embeddings) {
+  put_f16(tok_embeddings, static_cast<size_t>(cfg_.vocab_size) * cfg_.dim, "embed_tokens");
+}
+
+void CheckpointWriter::write_layer(int i, const LlamaLayer& L) {
+  if (i != next_layer_)
+    fail(dir_, "layer " + std::to_string(i) + " written out of order (expected " +
+                   std::to_string(next_layer_) + ")");
+  put_f16(L.attn_norm, static_cast<size_t>(cfg_.dim), checkpoint_norm_name(i, true));
+  put_f16(L.ffn_norm, static_cast<size_t>(cfg_.dim), checkpoint_norm_name(i, false));
+  for (const LayerLinearInfo& t : kLayerLinears)
+    put_linear(L.*t.member, checkpoint_linear_name(i, t));
+  ++next_layer_;
+}
+
+void CheckpointWriter::finish(const LlamaModel& m, const CheckpointInfo& info) {
+  if (next_layer_ != cfg_.n_layers)
+    fail(dir_, "only " + std::to_string(next_layer_) + " of " + std::to_string(cfg_.n_layers) +
+                   " layers were written");
+  const fs::path final_dir(dir_);
+  const fs::path partial(partial_);
+  const LlamaConfig& c = m.cfg;
+  try {
+    put_f16(m.final_norm, static_cast<size_t>(c.dim), "model.norm.weight");
+    put_linear(m.lm_head, "lm_head");
+    st_->finish();
     nlohmann::json cfg = {{"format", kFormat},
                           {"lrc_version", LRC_VERSION},
                           {"source_model", info.source_model},
                           {"model", config_to_json(c)},
                           {"quantization", info.options.to_json()},
                           {"kv_cache", {{"bits", m.kv.bits}, {"clip", m.kv.clip}}},
-                          {"linears", linears}};
+                          {"linears", linears_}};
     if (info.report) {
       cfg["rotation"] = info.report->rotation;
       cfg["bits_per_weight"] = info.report->bits_per_weight;
@@ -107,17 +199,28 @@ void save_checkpoint(const LlamaModel& m, const std::string& dir, const Checkpoi
     if (fs::exists(final_dir)) {
       if (!fs::is_directory(final_dir) ||
           (!fs::is_empty(final_dir) && !fs::exists(final_dir / kConfigName)))
-        fail(dir, "exists and is not an lrc checkpoint; refusing to overwrite it");
+        fail(dir_, "exists and is not an lrc checkpoint; refusing to overwrite it");
       fs::remove_all(final_dir);
     }
     fs::rename(partial, final_dir);
   } catch (const fs::filesystem_error& e) {
-    fs::remove_all(partial, ec);
-    fail(dir, std::string("cannot write checkpoint: ") + e.what());
-  } catch (...) {
-    fs::remove_all(partial, ec);
-    throw;
+    fail(dir_, std::string("cannot write checkpoint: ") + e.what());
   }
+  finished_ = true;
+}
+
+void save_checkpoint(const LlamaModel& m, const std::string& dir, const CheckpointInfo& info) {
+  std::map<std::string, CheckpointLinearLayout> layout;
+  for (int i = 0; i < m.cfg.n_layers; ++i)
+    for (const LayerLinearInfo& t : kLayerLinears)
+      layout[checkpoint_linear_name(i, t)] =
+          CheckpointLinearLayout::of(m.layers[static_cast<size_t>(i)].*t.member);
+  CheckpointWriter w(dir, m.cfg, [&](const std::string& name, int, int) {
+    return layout.at(name);
+  });
+  w.write_embeddings(m.tok_embeddings);
+  for (int i = 0; i < m.cfg.n_layers; ++i) w.write_layer(i, m.layers[static_cast<size_t>(i)]);
+  w.finish(m, info);
 }
 
 }  // namespace lrc

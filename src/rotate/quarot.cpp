@@ -120,14 +120,11 @@ void fold_norms(LlamaModel& m) {
   m.cfg.tied_embeddings = false;
 }
 
-RotationInfo rotate_model(LlamaModel& m, const RotationOptions& opt) {
-  check_float_model(m, "rotate_model");
-  if (m.online_o || m.online_down || m.online_qk)
-    fail("rotate_model", "the model already has online rotations");
-  const LlamaConfig& c = m.cfg;
+QuarotPlan plan_rotation(const LlamaConfig& c, const RotationOptions& opt) {
   const int hd = c.head_dim();
-
-  RotationInfo info;
+  QuarotPlan p;
+  p.head_dim = hd;
+  RotationInfo& info = p.info;
   info.seed = opt.seed;
   // One independent seed per rotation, derived from the master seed and a fixed tag.
   auto seed = [&](uint64_t tag) { return detail::derive_seed(opt.seed, tag); };
@@ -138,60 +135,76 @@ RotationInfo rotate_model(LlamaModel& m, const RotationOptions& opt) {
     info.online_o = spec_for(c.n_heads, hd, seed(4), opt.hadamard);
   }
   if (opt.online_qk) info.online_qk = spec_for(hd, 1, seed(5), opt.hadamard);
+  info.norms_folded = true;
 
   auto rotation = [](const std::optional<OnlineSpec>& s) {
     return s ? std::optional<Rotation>(make_rotation(s->kind, s->n, s->seed)) : std::nullopt;
   };
-  const std::optional<Rotation> r_res = rotation(info.residual),
-                                r_down = rotation(info.online_down),
-                                r_vh = rotation(info.value_heads),
-                                r_heads = rotation(info.online_o);
+  p.r_res = rotation(info.residual);
+  p.r_down = rotation(info.online_down);
+  p.r_vh = rotation(info.value_heads);
+  p.r_heads = rotation(info.online_o);
+  return p;
+}
 
-  // (a) + (b) for a linear that reads the residual stream through a norm with weight g.
-  auto reads_residual = [&](Linear& l, const std::vector<float>& g) {
-    Matrix64 w(l.w, l.d_out, l.d_in);
-    scale_columns(w, g);
-    if (r_res) rotate_inputs(w, *r_res);
-    return w;
-  };
+namespace {
+// (a) + (b) for a linear that reads the residual stream through a norm with weight g.
+Matrix64 reads_residual(const Linear& l, const std::vector<float>& g, const QuarotPlan& p) {
+  Matrix64 w(l.w, l.d_out, l.d_in);
+  scale_columns(w, g);
+  if (p.r_res) rotate_inputs(w, *p.r_res);
+  return w;
+}
+}  // namespace
 
+void rotate_ends(LlamaModel& m, const QuarotPlan& p) {
+  const LlamaConfig& c = m.cfg;
   {  // embeddings: each row e ↦ R·e
     Matrix64 e(m.tok_embeddings, c.vocab_size, c.dim);
-    if (r_res) rotate_inputs(e, *r_res);
+    if (p.r_res) rotate_inputs(e, *p.r_res);
     e.store(m.tok_embeddings);
   }
-  for (auto& L : m.layers) {
-    reads_residual(L.wq, L.attn_norm).store(L.wq.w);
-    reads_residual(L.wk, L.attn_norm).store(L.wk.w);
-    Matrix64 wv = reads_residual(L.wv, L.attn_norm);
-    if (r_vh) rotate_outputs(wv, *r_vh);  // (d) R_hd on the rows of each kv head
-    wv.store(L.wv.w);
-
-    Matrix64 wo(L.wo.w, L.wo.d_out, L.wo.d_in);
-    if (r_vh) {  // (d) o_proj's input is (R_h ⊗ R_hd)·x
-      rotate_inputs(wo, *r_vh);
-      rotate_inputs_across_blocks(wo, *r_heads, hd);
-    }
-    if (r_res) rotate_outputs(wo, *r_res);  // writes the residual stream
-    wo.store(L.wo.w);
-
-    reads_residual(L.w_gate, L.ffn_norm).store(L.w_gate.w);
-    reads_residual(L.w_up, L.ffn_norm).store(L.w_up.w);
-    Matrix64 wd(L.w_down.w, L.w_down.d_out, L.w_down.d_in);
-    if (r_down) rotate_inputs(wd, *r_down);  // (c)
-    if (r_res) rotate_outputs(wd, *r_res);
-    wd.store(L.w_down.w);
-
-    fill_ones(L.attn_norm);
-    fill_ones(L.ffn_norm);
-  }
-  reads_residual(m.lm_head, m.final_norm).store(m.lm_head.w);
+  reads_residual(m.lm_head, m.final_norm, p).store(m.lm_head.w);
   fill_ones(m.final_norm);
   m.cfg.tied_embeddings = false;
-  info.norms_folded = true;
+  attach_online_transforms(m, p.info);
+}
 
-  attach_online_transforms(m, info);
-  return info;
+void rotate_layer(LlamaLayer& L, const QuarotPlan& p) {
+  reads_residual(L.wq, L.attn_norm, p).store(L.wq.w);
+  reads_residual(L.wk, L.attn_norm, p).store(L.wk.w);
+  Matrix64 wv = reads_residual(L.wv, L.attn_norm, p);
+  if (p.r_vh) rotate_outputs(wv, *p.r_vh);  // (d) R_hd on the rows of each kv head
+  wv.store(L.wv.w);
+
+  Matrix64 wo(L.wo.w, L.wo.d_out, L.wo.d_in);
+  if (p.r_vh) {  // (d) o_proj's input is (R_h ⊗ R_hd)·x
+    rotate_inputs(wo, *p.r_vh);
+    rotate_inputs_across_blocks(wo, *p.r_heads, p.head_dim);
+  }
+  if (p.r_res) rotate_outputs(wo, *p.r_res);  // writes the residual stream
+  wo.store(L.wo.w);
+
+  reads_residual(L.w_gate, L.ffn_norm, p).store(L.w_gate.w);
+  reads_residual(L.w_up, L.ffn_norm, p).store(L.w_up.w);
+  Matrix64 wd(L.w_down.w, L.w_down.d_out, L.w_down.d_in);
+  if (p.r_down) rotate_inputs(wd, *p.r_down);  // (c)
+  if (p.r_res) rotate_outputs(wd, *p.r_res);
+  wd.store(L.w_down.w);
+
+  fill_ones(L.attn_norm);
+  fill_ones(L.ffn_norm);
+}
+
+RotationInfo rotate_model(LlamaModel& m, const RotationOptions& opt) {
+  check_float_model(m, "rotate_model");
+  if (m.online_o || m.online_down || m.online_qk)
+    fail("rotate_model", "the model already has online rotations");
+  const QuarotPlan p = plan_rotation(m.cfg, opt);
+  for (size_t i = 0; i < m.layers.size(); ++i)
+    if (!m.layer_source || m.layer_resident(static_cast<int>(i))) rotate_layer(m.layers[i], p);
+  rotate_ends(m, p);
+  return p.info;
 }
 
 }  // namespace lrc

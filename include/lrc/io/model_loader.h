@@ -23,11 +23,15 @@ struct LoadedModel {
 
 // tokenizer_path empty: the default beside the model (tokenizer.model / tokenizer.json in an
 // HF dir, tokenizer.bin beside a llama2.c file, the GGUF's own vocabulary).
+// lazy_layers: an HF directory's layers stay in their mapped files until the pipeline loads
+// them one at a time (load_hf_model); other formats load whole.
 LoadedModel load_model(const std::string& path, const std::string& tokenizer_path = "",
-                       bool need_tokenizer = true);
+                       bool need_tokenizer = true, bool lazy_layers = false);
 
 // The individual loaders (src/io/*.cpp).
-LlamaModel load_hf_model(const std::string& dir);
+// lazy_layers: only the embeddings, final norm and LM head are read; each layer is read from
+// the mapped files when the pipeline asks for it (LlamaModel::layer_source).
+LlamaModel load_hf_model(const std::string& dir, bool lazy_layers = false);
 LlamaModel load_llama2c_model(const std::string& file);
 
 }  // namespace lrc

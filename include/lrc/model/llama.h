@@ -4,6 +4,7 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -39,6 +40,16 @@ struct LlamaLayer {
   Linear w_gate, w_up, w_down;   // [hidden x dim] x2, [dim x hidden]
 };
 
+// Where a lazily loaded model's layers come from (io: the mapped safetensors files of an HF
+// directory). A streaming pipeline loads layer i, works on it and releases it, so a model
+// never needs to fit in memory as a whole.
+class LayerSource {
+ public:
+  virtual ~LayerSource() = default;
+  // Fills L (norms and FP linears, fp32, as the eager loader would) with layer i's weights.
+  virtual void load(int i, LlamaLayer& L) = 0;
+};
+
 struct LlamaModel {
   LlamaConfig cfg;
   std::vector<float> tok_embeddings;  // [vocab x dim]
@@ -51,6 +62,13 @@ struct LlamaModel {
   OnlineTransformPtr online_o, online_down, online_qk;
   KvQuantSpec kv;
 
+  // Set when the layers are read on demand: a layer is resident between load_layer(i) and
+  // release_layer(i) (or always, without a source).
+  std::shared_ptr<LayerSource> layer_source;
+  bool layer_resident(int i) const { return !layers[static_cast<size_t>(i)].attn_norm.empty(); }
+  void load_layer(int i);     // reads layer i from layer_source unless it is resident
+  void release_layer(int i);  // frees layer i's weights (needs a layer_source to get them back)
+
   // Who runs the forward's tensor work (kernels/backend.h); null = the CPU reference.
   BackendPtr backend;
   const Backend& run_backend() const { return backend ? *backend : cpu_reference_backend(); }
@@ -61,7 +79,9 @@ struct LlamaModel {
   int64_t n_params() const;
 };
 
-// Checks every shape against cfg; throws lrc::Error naming `where` and the tensor.
+// Checks every shape against cfg (of the resident layers, with a layer_source); throws
+// lrc::Error naming `where` and the tensor.
 void validate_model(const LlamaModel& m, const std::string& where);
+void validate_layer(const LlamaConfig& c, const LlamaLayer& L, int i, const std::string& where);
 
 }  // namespace lrc

@@ -24,6 +24,7 @@
 
 #include "lrc/model/llama.h"
 #include "lrc/rotate/online_transforms.h"
+#include "lrc/rotate/rotation.h"
 
 namespace lrc {
 
@@ -56,6 +57,20 @@ void fold_norms(LlamaModel& m);
 // branches or packed weights. Leaves cfg.tied_embeddings = false (lm_head no longer equals the
 // embedding matrix once the final norm is folded into it).
 RotationInfo rotate_model(LlamaModel& m, const RotationOptions& opt);
+
+// The same a layer at a time, for a model whose layers are loaded one by one
+// (LlamaModel::layer_source): plan the rotations once from the config, rotate the ends
+// (embeddings, LM head with the final norm folded, online transforms attached) and each layer
+// when it is loaded. rotate_model is plan + every resident layer + ends; the weights are the
+// same whichever order the pieces run in.
+struct QuarotPlan {
+  RotationInfo info;
+  std::optional<Rotation> r_res, r_down, r_vh, r_heads;
+  int head_dim = 0;
+};
+QuarotPlan plan_rotation(const LlamaConfig& c, const RotationOptions& opt);
+void rotate_ends(LlamaModel& m, const QuarotPlan& p);
+void rotate_layer(LlamaLayer& L, const QuarotPlan& p);  // a float layer: norms folded, rotated
 
 // Sets m.online_o / online_down / online_qk from `info` (checks their sizes against m.cfg).
 void attach_online_transforms(LlamaModel& m, const RotationInfo& info);
