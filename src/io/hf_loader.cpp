@@ -160,6 +160,11 @@ class TensorSource {
     return *f;
   }
 
+  // Forget the pages read from every open shard (a streamed model reads one layer at a time).
+  void drop_pages() const {
+    for (const auto& [path, f] : files_) f->drop_pages();
+  }
+
  private:
   fs::path dir_;
   std::string single_, index_path_;
@@ -202,6 +207,7 @@ class HfLayerSource final : public LayerSource {
                 &l.w, &l);
     }
     validate_layer(cfg_, L, i, dir_);
+    src_->drop_pages();
   }
 
  private:
@@ -228,7 +234,10 @@ LlamaModel load_hf_model(const std::string& dir, bool lazy_layers) {
     m.lm_head.d_in = m.cfg.dim;
     m.lm_head.w = m.tok_embeddings;
   }
-  if (lazy_layers) m.layer_source = std::make_shared<HfLayerSource>(dir, m.cfg, std::move(src));
+  if (lazy_layers) {
+    src->drop_pages();
+    m.layer_source = std::make_shared<HfLayerSource>(dir, m.cfg, std::move(src));
+  }
   validate_model(m, dir);
   return m;
 }

@@ -57,4 +57,9 @@ void MappedFile::release() {
   size_ = 0;
 }
 
+void MappedFile::drop_pages() const {
+  // Advice only: a failure leaves the pages resident, which costs memory, not correctness.
+  if (data_ && size_ > 0) (void)::madvise(const_cast<uint8_t*>(data_), size_, MADV_DONTNEED);
+}
+
 }  // namespace lrc

@@ -222,24 +222,30 @@ namespace {
 
 // Every linear's rank, decided (and checked against its shape) once before any work: opt.ranks
 // where named, else from opt.rank (0 for rtn/gptq). Keyed by the linear's name.
-std::map<std::string, int> decide_ranks(LlamaModel& m, const QuantizeOptions& opt) {
+// (Shapes from the config: a streamed model's layers are not in memory yet.)
+std::map<std::string, int> decide_ranks(const LlamaModel& m, const QuantizeOptions& opt) {
   std::map<std::string, int> ranks;
   for (int i = 0; i < m.cfg.n_layers; ++i)
-    for (LinearGroup g : kGroups)
-      for (const auto& nl : group_linears(m.layers[i], i, g))
-        ranks[nl.name] = rank_for(opt, nl.name, nl.lin->d_out, nl.lin->d_in);
+    for (const auto& t : kLayerLinears)
+      ranks[layer_linear_name(i, t)] =
+          rank_for(opt, layer_linear_name(i, t), static_cast<int>(linear_dim(m.cfg, t.out)),
+                   static_cast<int>(linear_dim(m.cfg, t.in)));
   return ranks;
 }
 
 // One run of the layer-by-layer pipeline: what its stages share.
 struct LayerPipeline {
   LayerPipeline(LlamaModel& model, const CalibrationSet& c, const QuantizeOptions& o,
-                const std::map<std::string, int>* spectrum)
-      : m(model), calib(c), opt(o), spectrum_ranks(spectrum) {}
+                const std::map<std::string, int>* spectrum, LayerSink* s)
+      : m(model), calib(c), opt(o), spectrum_ranks(spectrum), sink(s) {}
   LlamaModel& m;
   const CalibrationSet& calib;
   const QuantizeOptions& opt;
   const std::map<std::string, int>* spectrum_ranks;  // LRC eigenvalues to record, or null
+  LayerSink* sink;                                   // finished layers go here, or null
+  // A streamed model (m.layer_source): the rotation, applied to each layer as it is loaded.
+  std::optional<QuarotPlan> plan;
+  double bits = 0, weights = 0;  // bits-per-weight sums over the finished layers
   std::map<std::string, int> ranks;                  // decide_ranks
   QuantizeReport report;
   bool need_stats = false, cross_stats = false, need_pass = false;
@@ -254,15 +260,55 @@ struct LayerPipeline {
 };
 
 // Stage 0: QuaRot rotation (exact in floating point), fp16 for the parts that stay 16-bit.
+// A streamed model rotates its ends here and each layer when it is loaded (materialize_layer).
 void prepare_model(LayerPipeline& p) {
   if (p.opt.rotate) {
     RotationOptions ro;
     ro.seed = p.opt.seed;
     ro.online_qk = p.opt.kv_bits < 16;
-    p.report.rotation = rotate_model(p.m, ro);
+    if (p.m.layer_source) {
+      if (p.m.online_o || p.m.online_down || p.m.online_qk)
+        fail("rotate_model", "the model already has online rotations");
+      p.plan = plan_rotation(p.m.cfg, ro);
+      rotate_ends(p.m, *p.plan);
+      p.report.rotation = p.plan->info;
+    } else {
+      p.report.rotation = rotate_model(p.m, ro);
+    }
   }
   round_fp_parts_to_half(p.m);
   p.m.kv.bits = p.opt.kv_bits;
+  if (p.sink) p.sink->begin(p.m, p.ranks);
+}
+
+// Layer i of a streamed model (or of its FP twin) read from its source and brought to where
+// prepare_model brings the layers of a model in memory: rotated, norms in fp16.
+void materialize_layer(LayerPipeline& p, LlamaModel& m, int i) {
+  if (!m.layer_source || m.layer_resident(i)) return;
+  m.load_layer(i);
+  LlamaLayer& L = m.layers[static_cast<size_t>(i)];
+  for (const auto& t : kLayerLinears)
+    if ((L.*t.member).packed || (L.*t.member).lr.rank > 0)
+      fail("quantize", "layer " + std::to_string(i) + " is already quantized");
+  if (p.plan) rotate_layer(L, *p.plan);
+  for (std::vector<float>* v : {&L.attn_norm, &L.ffn_norm})
+    for (float& x : *v) x = f16_to_f32(f32_to_f16(x));
+}
+
+// Layer i is final: Q_a deferred by --calib-act fp set, its bits counted, handed to the sink,
+// and with a layer source released (the FP twin's too).
+void finish_layer(LayerPipeline& p, int i) {
+  for (auto& [lin, act] : p.deferred_act) lin->act = act;
+  p.deferred_act.clear();
+  const LlamaLayer& L = p.m.layers[static_cast<size_t>(i)];
+  for (const auto& t : kLayerLinears) {
+    const Linear& l = L.*t.member;
+    p.bits += linear_bits(l);
+    p.weights += static_cast<double>(l.d_out) * l.d_in;
+  }
+  if (p.sink) p.sink->layer(i, L);
+  if (p.m.layer_source) p.m.release_layer(i);
+  if (p.fp && p.fp->layer_source) p.fp->release_layer(i);
 }
 
 // Stage 1: the calibration hidden states (embeddings of every calibration token) and, with
@@ -427,29 +473,32 @@ void quantize_group(LayerPipeline& p, int i, LinearGroup g) {
 // eigenvalues (LinearReport::spectrum).
 QuantizeReport quantize_layers(LlamaModel& m, const CalibrationSet& calib,
                                const QuantizeOptions& opt,
-                               const std::map<std::string, int>* spectrum_ranks = nullptr) {
-  LayerPipeline p(m, calib, opt, spectrum_ranks);
+                               const std::map<std::string, int>* spectrum_ranks = nullptr,
+                               LayerSink* sink = nullptr) {
+  LayerPipeline p(m, calib, opt, spectrum_ranks, sink);
   p.ranks = decide_ranks(m, opt);  // every rank checked before the model is touched
   prepare_model(p);
   start_calibration(p);
   for (int i = 0; i < m.cfg.n_layers; ++i) {
+    materialize_layer(p, m, i);
+    if (p.fp) materialize_layer(p, *p.fp, i);
     for (LinearGroup g : kGroups) quantize_group(p, i, g);
+    finish_layer(p, i);
     report_progress(p, i);
   }
   std::fprintf(stderr, "\n");
-  for (auto& [lin, act] : p.deferred_act) lin->act = act;
   p.report.seconds = since(p.t_start);
-  p.report.bits_per_weight = model_bits_per_weight(m);
+  p.report.bits_per_weight = p.weights > 0 ? p.bits / p.weights : 0;
   return std::move(p.report);
 }
 
 }  // namespace
 
 QuantizeReport quantize_model(LlamaModel& m, const CalibrationSet& calib,
-                              const QuantizeOptions& opt) {
+                              const QuantizeOptions& opt, LayerSink* sink) {
   opt.validate();
   if (opt.rank_alloc == RankAllocation::Uniform || !opt.ranks.empty())
-    return quantize_layers(m, calib, opt);
+    return quantize_layers(m, calib, opt, nullptr, sink);
 
   // Error-driven rank allocation. A probe pass (LRC at rank 0, a quarter of the calibration
   // set, the given clip: a clip search runs in the real pass) records every matrix's
@@ -469,11 +518,14 @@ QuantizeReport quantize_model(LlamaModel& m, const CalibrationSet& calib,
   const std::map<std::string, int> uniform = decide_ranks(m, opt);
   for (int i = 0; i < m.cfg.n_layers; ++i)
     for (LinearGroup g : kGroups)
-      for (const auto& nl : group_linears(m.layers[i], i, g)) {
-        const int d_out = nl.lin->d_out, d_in = nl.lin->d_in;
-        const int k = uniform.at(nl.name);
+      for (const auto& t : kLayerLinears) {
+        if (t.group != static_cast<int>(g)) continue;
+        const std::string name = layer_linear_name(i, t);
+        const int d_out = static_cast<int>(linear_dim(m.cfg, t.out)),
+                  d_in = static_cast<int>(linear_dim(m.cfg, t.in));
+        const int k = uniform.at(name);
         budget += static_cast<int64_t>(k) * (d_out + d_in);
-        spectrum_ranks[nl.name] = std::min(std::min(d_out, d_in), std::max(16, 4 * k));
+        spectrum_ranks[name] = std::min(std::min(d_out, d_in), std::max(16, 4 * k));
       }
   QuantizeOptions probe = opt;
   probe.rank_alloc = RankAllocation::Uniform;
@@ -501,7 +553,7 @@ QuantizeReport quantize_model(LlamaModel& m, const CalibrationSet& calib,
     used += static_cast<int64_t>(ranks[i]) * (spectra[i].d_out + spectra[i].d_in);
   }
   const double probe_seconds = since(t0);
-  QuantizeReport rep = quantize_layers(m, calib, final_opt);
+  QuantizeReport rep = quantize_layers(m, calib, final_opt, nullptr, sink);
   rep.allocation = {
       {"method", "error"},   {"probe_nsamples", sub.n_seq},    {"budget_params", budget},
       {"used_params", used}, {"probe_seconds", probe_seconds}, {"ranks", final_opt.ranks}};

@@ -25,6 +25,10 @@ class MappedFile {
   size_t size() const { return size_; }
   std::span<const uint8_t> bytes() const { return {data_, size_}; }
   const std::string& path() const { return path_; }
+  // Drops the pages read so far from this process's memory (madvise MADV_DONTNEED; the data
+  // stays in the file and is read again if touched): a loader that reads a huge file a part at
+  // a time keeps its resident size at one part.
+  void drop_pages() const;
 
  private:
   void release();

@@ -33,6 +33,7 @@ class SafetensorsFile {
   explicit SafetensorsFile(const std::string& path);
 
   const std::string& path() const { return file_.path(); }
+  void drop_pages() const { file_.drop_pages(); }  // MappedFile::drop_pages
   bool has(const std::string& name) const { return index_.count(name) != 0; }
   // Throws "<file>: missing tensor '<name>'" if absent.
   const SafetensorInfo& info(const std::string& name) const;

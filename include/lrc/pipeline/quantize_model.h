@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -47,10 +48,21 @@ struct QuantizeReport {
   nlohmann::json to_json() const;
 };
 
+// Receives the layers as the pipeline finishes them (a CheckpointWriter), so that a model read
+// a layer at a time (LlamaModel::layer_source) never sits whole in memory: begin() once the
+// embeddings are final (rotated, fp16), with every linear's rank; layer() for each layer in
+// order, quantized and final. With a layer source the pipeline releases each layer after it.
+class LayerSink {
+ public:
+  virtual ~LayerSink() = default;
+  virtual void begin(const LlamaModel& m, const std::map<std::string, int>& ranks) = 0;
+  virtual void layer(int i, const LlamaLayer& L) = 0;
+};
+
 // With opt.rank_alloc == Error (and no explicit opt.ranks) a probe pass on the first
-// alloc_nsamples sequences runs first (quantize_model.cpp).
+// alloc_nsamples sequences runs first (quantize_model.cpp); the sink sees the final pass.
 QuantizeReport quantize_model(LlamaModel& m, const CalibrationSet& calib,
-                              const QuantizeOptions& opt);
+                              const QuantizeOptions& opt, LayerSink* sink = nullptr);
 
 // Rounds embeddings, norms and the LM head to fp16 values (they stay 16-bit, as in the paper).
 void round_fp_parts_to_half(LlamaModel& m);
