@@ -1,0 +1,132 @@
+// Streaming quantization (a model read a layer at a time, the checkpoint written as layers
+// finish) gives the checkpoint of the in-memory pipeline byte for byte, keeps no finished
+// layer in memory, and never leaves a partial checkpoint under the final name.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <random>
+#include <sstream>
+#include <string>
+
+#include "lrc/core/error.h"
+#include "lrc/io/hf_writer.h"
+#include "lrc/io/model_loader.h"
+#include "lrc/pipeline/checkpoint.h"
+#include "lrc/pipeline/quantize_model.h"
+#include "support/paths.h"
+#include "support/random_model.h"
+
+namespace fs = std::filesystem;
+using namespace lrc;
+
+namespace {
+
+CalibrationSet random_calibration(int vocab, int n_seq, int seq_len, uint32_t seed) {
+  CalibrationSet c;
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> tok(0, vocab - 1);
+  c.n_seq = n_seq;
+  c.seq_len = seq_len;
+  c.tokens.resize(static_cast<size_t>(n_seq) * seq_len);
+  for (auto& t : c.tokens) t = tok(rng);
+  return c;
+}
+
+std::string read_file(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+// The sink lrc quantize uses, over a CheckpointWriter; checks what is resident as it goes.
+class Sink final : public LayerSink {
+ public:
+  Sink(std::string dir, const QuantizeOptions& opt) : dir_(std::move(dir)), opt_(opt) {}
+  void begin(const LlamaModel& m, const std::map<std::string, int>& ranks) override {
+    model_ = &m;
+    writer = std::make_unique<CheckpointWriter>(dir_, m.cfg, [&](const std::string& name, int,
+                                                                 int) {
+      CheckpointLinearLayout l;
+      l.quantized = true;
+      l.bits = opt_.wbits;
+      l.rank = ranks.at(name.substr(6));  // "model." + the pipeline's name
+      return l;
+    });
+    writer->write_embeddings(m.tok_embeddings);
+  }
+  void layer(int i, const LlamaLayer& L) override {
+    for (int j = 0; j < static_cast<int>(model_->layers.size()); ++j)
+      max_resident = std::max(max_resident, model_->layer_resident(j) ? j == i ? 1 : 2 : 0);
+    writer->write_layer(i, L);
+  }
+  std::unique_ptr<CheckpointWriter> writer;
+  int max_resident = 0;  // 2: a layer other than the current one was in memory
+
+ private:
+  std::string dir_;
+  const QuantizeOptions& opt_;
+  const LlamaModel* model_ = nullptr;
+};
+
+}  // namespace
+
+TEST(Streaming, SameCheckpointAsInMemoryAndOneLayerResident) {
+  const std::string root = test::temp_dir("streaming");
+  const LlamaModel fp = test::random_model(test::tiny_config(48, 96, 3, 4, 2, 61, 32), 3);
+  save_hf_model(fp, root + "/hf");
+  const CalibrationSet calib = random_calibration(61, 4, 32, 1);
+  for (const bool fancy : {false, true}) {  // fancy: FP targets (the twin streams too)
+    QuantizeOptions opt;
+    opt.method = QuantMethod::LRC;
+    opt.rank = 0.25;
+    opt.fp_targets = fancy;
+    opt.a_clip_search = fancy;
+    const std::string tag = fancy ? "fancy" : "plain";
+
+    LlamaModel mem = load_hf_model(root + "/hf");
+    const QuantizeReport rm = quantize_model(mem, calib, opt);
+    CheckpointInfo info;
+    info.options = opt;
+    info.calib = &calib;
+    info.report = &rm;
+    save_checkpoint(mem, root + "/mem-" + tag, info);
+
+    LlamaModel lazy = load_hf_model(root + "/hf", /*lazy_layers=*/true);
+    ASSERT_TRUE(lazy.layer_source);
+    EXPECT_FALSE(lazy.layer_resident(0));
+    Sink sink(root + "/stream-" + tag, opt);
+    const QuantizeReport rs = quantize_model(lazy, calib, opt, &sink);
+    EXPECT_EQ(sink.max_resident, 1) << tag;  // only the layer being finished
+    for (int i = 0; i < 3; ++i) EXPECT_FALSE(lazy.layer_resident(i));
+    info.report = &rs;
+    sink.writer->finish(lazy, info);
+
+    EXPECT_EQ(rs.bits_per_weight, rm.bits_per_weight);
+    EXPECT_EQ(read_file(root + "/mem-" + tag + "/model.safetensors"),
+              read_file(root + "/stream-" + tag + "/model.safetensors"))
+        << tag;
+    lazy.load_layer(1);  // a released layer comes back from its source
+    EXPECT_TRUE(lazy.layer_resident(1));
+  }
+}
+
+TEST(Streaming, WriterRefusesDisorderAndLeavesNoPartialCheckpoint) {
+  const std::string root = test::temp_dir("streaming_writer");
+  const LlamaModel m = test::random_model(test::tiny_config(48, 96, 2, 4, 2, 61, 32), 3);
+  const std::string dir = root + "/q";
+  {
+    CheckpointWriter w(dir, m.cfg, [](const std::string&, int, int) {
+      return CheckpointLinearLayout{};
+    });
+    w.write_embeddings(m.tok_embeddings);
+    EXPECT_THROW(w.write_layer(1, m.layers[1]), Error);  // layer 0 first
+    w.write_layer(0, m.layers[0]);
+    EXPECT_THROW(w.finish(m, CheckpointInfo{}), Error);  // layer 1 missing
+    EXPECT_TRUE(fs::exists(dir + ".partial"));
+  }
+  EXPECT_FALSE(fs::exists(dir + ".partial"));  // an unfinished writer cleans up
+  EXPECT_FALSE(fs::exists(dir));
+}
