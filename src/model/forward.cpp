@@ -46,6 +46,12 @@ const char* linear_group_name(LinearGroup g) {
 
 namespace {
 
+// A streamed model's layer must be loaded before the forward reaches it.
+void check_resident(const LlamaModel& m, int layer) {
+  if (m.layer_source && !m.layer_resident(layer))
+    fail("forward", "layer " + std::to_string(layer) + " is not loaded (LlamaModel::load_layer)");
+}
+
 void check_transform(const OnlineTransformPtr& t, int size, const char* name) {
   if (t && t->size() != size)
     fail("forward", std::string("online transform '") + name + "' acts on rows of " +
@@ -88,6 +94,7 @@ float* room(std::vector<float>& v, int64_t n) {
 // The feed-forward half of a layer on h [N x dim], in place (scratch from ws).
 void ffn_core(const LlamaModel& m, int layer, float* h, int64_t N, LinearInputHook* hook,
               Workspace& ws) {
+  check_resident(m, layer);
   const LlamaConfig& c = m.cfg;
   const LlamaLayer& L = m.layers[layer];
   const Backend& be = m.run_backend();
@@ -128,6 +135,7 @@ struct Segment {
 void layer_core(const LlamaModel& m, int layer, float* h, int n_seq, int n_new, int pos0,
                 float* k_store, float* v_store, int64_t kv_stride, LinearInputHook* hook,
                 bool with_ffn = true, const std::vector<Segment>* segs = nullptr) {
+  check_resident(m, layer);
   const LlamaConfig& c = m.cfg;
   const LlamaLayer& L = m.layers[layer];
   const Backend& be = m.run_backend();
