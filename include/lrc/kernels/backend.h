@@ -5,12 +5,14 @@
 //                            quantized linear as the simulation does (Ŵ dequantized from its
 //                            codes, Q_a applied then dequantized, fp32 GEMM), bit for bit the
 //                            numbers of docs/results.md.
-// Later backends (CPU integer kernels, CUDA) implement the same calls; a model chooses its
-// backend (LlamaModel::backend, null = the CPU reference).
+//   make_cpu_int_backend()   src/kernels/cpu_int: quantized linears on the integer W4A4
+//                            kernels, everything else as the reference.
+// A model chooses its backend (LlamaModel::backend, null = the CPU reference; the CLI's
+// --device/--kernels through kernels/registry.h).
 //
-// Memory: every pointer is host memory the caller owns, rows are tokens, row-major. A device
-// backend keeps what it uploads (weights) keyed by the Linear and copies activations in and
-// out per call until the forward's buffers themselves come from the backend.
+// Memory: every pointer is host memory the caller owns, rows are tokens, row-major. A CUDA
+// backend for the whole forward (not written yet) needs the forward's scratch buffers to come
+// from the backend too, so that activations stay on the device between calls.
 #pragma once
 
 #include <cstdint>
