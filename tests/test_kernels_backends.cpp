@@ -14,22 +14,12 @@
 #include "lrc/model/forward.h"
 #include "lrc/pipeline/quantize_model.h"
 #include "lrc/quant/weight_quant.h"
+#include "support/random_calibration.h"
 #include "support/random_model.h"
 
 using namespace lrc;
 
 namespace {
-
-CalibrationSet random_calibration(int vocab, int n_seq, int seq_len, uint32_t seed) {
-  CalibrationSet c;
-  std::mt19937 rng(seed);
-  std::uniform_int_distribution<int> tok(0, vocab - 1);
-  c.n_seq = n_seq;
-  c.seq_len = seq_len;
-  c.tokens.resize(static_cast<size_t>(n_seq) * seq_len);
-  for (auto& t : c.tokens) t = tok(rng);
-  return c;
-}
 
 // A W4A4 + LRC model (QuaRot, online Hadamards), quantized in memory.
 LlamaModel quantized_model(QuantMethod method, double rank) {
@@ -39,7 +29,7 @@ LlamaModel quantized_model(QuantMethod method, double rank) {
   opt.rank = rank;
   opt.nsamples = 4;
   opt.seq = 32;
-  (void)quantize_model(m, random_calibration(61, 4, 32, 3), opt);
+  (void)quantize_model(m, test::random_calibration(61, 4, 32, 3), opt);
   return m;
 }
 
@@ -48,7 +38,7 @@ LlamaModel quantized_model(QuantMethod method, double rank) {
 TEST(Backends, IntegerKernelsGiveTheSimulatedLogits) {
   for (auto [method, rank] : {std::pair{QuantMethod::RTN, 0.0}, {QuantMethod::LRC, 0.1}}) {
     LlamaModel m = quantized_model(method, rank);
-    const CalibrationSet probe = random_calibration(61, 2, 24, 9);
+    const CalibrationSet probe = test::random_calibration(61, 2, 24, 9);
     m.backend = make_backend("cpu", "sim");
     const std::vector<float> sim = forward_logits(m, probe.tokens.data(), 2, 24);
     m.backend = make_backend("cpu", "real");

@@ -16,30 +16,13 @@
 #include "lrc/pipeline/checkpoint.h"
 #include "lrc/pipeline/quantize_model.h"
 #include "support/paths.h"
+#include "support/random_calibration.h"
 #include "support/random_model.h"
 
 namespace fs = std::filesystem;
 using namespace lrc;
 
 namespace {
-
-CalibrationSet random_calibration(int vocab, int n_seq, int seq_len, uint32_t seed) {
-  CalibrationSet c;
-  std::mt19937 rng(seed);
-  std::uniform_int_distribution<int> tok(0, vocab - 1);
-  c.n_seq = n_seq;
-  c.seq_len = seq_len;
-  c.tokens.resize(static_cast<size_t>(n_seq) * seq_len);
-  for (auto& t : c.tokens) t = tok(rng);
-  return c;
-}
-
-std::string read_file(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
 
 // The sink lrc quantize uses, over a CheckpointWriter; checks what is resident as it goes.
 class Sink final : public LayerSink {
@@ -77,7 +60,7 @@ TEST(Streaming, SameCheckpointAsInMemoryAndOneLayerResident) {
   const std::string root = test::temp_dir("streaming");
   const LlamaModel fp = test::random_model(test::tiny_config(48, 96, 3, 4, 2, 61, 32), 3);
   save_hf_model(fp, root + "/hf");
-  const CalibrationSet calib = random_calibration(61, 4, 32, 1);
+  const CalibrationSet calib = test::random_calibration(61, 4, 32, 1);
   for (const bool fancy : {false, true}) {  // fancy: FP targets (the twin streams too)
     QuantizeOptions opt;
     opt.method = QuantMethod::LRC;
@@ -105,8 +88,8 @@ TEST(Streaming, SameCheckpointAsInMemoryAndOneLayerResident) {
     sink.writer->finish(lazy, info);
 
     EXPECT_EQ(rs.bits_per_weight, rm.bits_per_weight);
-    EXPECT_EQ(read_file(root + "/mem-" + tag + "/model.safetensors"),
-              read_file(root + "/stream-" + tag + "/model.safetensors"))
+    EXPECT_EQ(test::read_file(root + "/mem-" + tag + "/model.safetensors"),
+              test::read_file(root + "/stream-" + tag + "/model.safetensors"))
         << tag;
     lazy.load_layer(1);  // a released layer comes back from its source
     EXPECT_TRUE(lazy.layer_resident(1));
