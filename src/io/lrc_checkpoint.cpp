@@ -13,10 +13,6 @@ namespace lrc {
 
 namespace {
 
-constexpr const char* kConfigName = kCheckpointConfigName;
-constexpr const char* kWeightsName = kCheckpointWeightsName;
-constexpr const char* kFormat = kCheckpointFormat;
-
 Linear read_linear(const SafetensorsFile& st, const std::string& name, const nlohmann::json& rec,
                    const std::string& where) {
   Linear l;
@@ -96,11 +92,11 @@ LlamaConfig config_from_json(const nlohmann::json& j, const std::string& where) 
 }
 
 bool is_lrc_checkpoint(const std::string& dir) {
-  return fs::is_directory(dir) && fs::exists(fs::path(dir) / kConfigName);
+  return fs::is_directory(dir) && fs::exists(fs::path(dir) / kCheckpointConfigName);
 }
 
 LlamaModel load_checkpoint(const std::string& dir, nlohmann::json* config_out) {
-  const std::string cfg_path = (fs::path(dir) / kConfigName).string();
+  const std::string cfg_path = (fs::path(dir) / kCheckpointConfigName).string();
   nlohmann::json cfg;
   {
     std::ifstream f(cfg_path);
@@ -111,12 +107,12 @@ LlamaModel load_checkpoint(const std::string& dir, nlohmann::json* config_out) {
       fail(cfg_path, std::string("invalid JSON: ") + e.what());
     }
   }
-  if (cfg.value("format", std::string()) != kFormat)
-    fail(cfg_path, "field 'format': expected '" + std::string(kFormat) + "'");
+  if (cfg.value("format", std::string()) != kCheckpointFormat)
+    fail(cfg_path, "field 'format': expected '" + std::string(kCheckpointFormat) + "'");
   LlamaModel m;
   m.cfg = config_from_json(cfg.at("model"), cfg_path);
   const auto& c = m.cfg;
-  SafetensorsFile st((fs::path(dir) / kWeightsName).string());
+  SafetensorsFile st((fs::path(dir) / kCheckpointWeightsName).string());
   m.tok_embeddings = st.read_f32("model.embed_tokens.weight");
   m.final_norm = st.read_f32("model.norm.weight");
   if (!cfg.contains("linears")) fail(cfg_path, "missing field 'linears'");

@@ -14,10 +14,6 @@ namespace lrc {
 
 namespace {
 
-constexpr const char* kConfigName = kCheckpointConfigName;
-constexpr const char* kWeightsName = kCheckpointWeightsName;
-constexpr const char* kFormat = kCheckpointFormat;
-
 // The tensors of one linear, in file order (shapes from its layout).
 void declare_linear(std::vector<SafetensorsEntry>& e, const std::string& name, int d_out,
                     int d_in, const CheckpointLinearLayout& l) {
@@ -56,27 +52,26 @@ CheckpointWriter::CheckpointWriter(const std::string& dir, const LlamaConfig& c,
   fs::remove_all(partial_, ec);
   fs::create_directories(partial_, ec);
   if (ec) fail(dir, "cannot create output directory: " + ec.message());
-  std::vector<SafetensorsEntry> e;
-  e.push_back({"model.embed_tokens.weight", DType::F16, {c.vocab_size, c.dim}});
-  for (int i = 0; i < c.n_layers; ++i) {
-    e.push_back({checkpoint_norm_name(i, true), DType::F16, {c.dim}});
-    e.push_back({checkpoint_norm_name(i, false), DType::F16, {c.dim}});
-    for (const LayerLinearInfo& t : kLayerLinears) {
-      const std::string name = checkpoint_linear_name(i, t);
-      const int d_out = static_cast<int>(linear_dim(c, t.out)),
-                d_in = static_cast<int>(linear_dim(c, t.in));
-      layouts_[name] = layout(name, d_out, d_in);
-      declare_linear(e, name, d_out, d_in, layouts_[name]);
+  try {  // a failure below (a layout the caller cannot give, a write error) leaves no .partial
+    std::vector<SafetensorsEntry> e;
+    e.push_back({"model.embed_tokens.weight", DType::F16, {c.vocab_size, c.dim}});
+    for (int i = 0; i < c.n_layers; ++i) {
+      e.push_back({checkpoint_norm_name(i, true), DType::F16, {c.dim}});
+      e.push_back({checkpoint_norm_name(i, false), DType::F16, {c.dim}});
+      for (const LayerLinearInfo& t : kLayerLinears) {
+        const std::string name = checkpoint_linear_name(i, t);
+        const int d_out = static_cast<int>(linear_dim(c, t.out)),
+                  d_in = static_cast<int>(linear_dim(c, t.in));
+        layouts_[name] = layout(name, d_out, d_in);
+        declare_linear(e, name, d_out, d_in, layouts_[name]);
+      }
     }
-  }
-  e.push_back({"model.norm.weight", DType::F16, {c.dim}});
-  layouts_["lm_head"] = CheckpointLinearLayout{};
-  declare_linear(e, "lm_head", c.vocab_size, c.dim, layouts_["lm_head"]);
-  try {
-    st_ = std::make_unique<SafetensorsStreamWriter>((fs::path(partial_) / kWeightsName).string(),
-                                                    std::move(e),
-                                                    std::map<std::string, std::string>{
-                                                        {"format", kFormat}});
+    e.push_back({"model.norm.weight", DType::F16, {c.dim}});
+    layouts_["lm_head"] = CheckpointLinearLayout{};
+    declare_linear(e, "lm_head", c.vocab_size, c.dim, layouts_["lm_head"]);
+    st_ = std::make_unique<SafetensorsStreamWriter>(
+        (fs::path(partial_) / kCheckpointWeightsName).string(), std::move(e),
+        std::map<std::string, std::string>{{"format", kCheckpointFormat}});
   } catch (...) {
     fs::remove_all(partial_, ec);
     throw;
@@ -163,7 +158,7 @@ void CheckpointWriter::finish(const LlamaModel& m, const CheckpointInfo& info) {
     put_f16(m.final_norm, static_cast<size_t>(c.dim), "model.norm.weight");
     put_linear(m.lm_head, "lm_head");
     st_->finish();
-    nlohmann::json cfg = {{"format", kFormat},
+    nlohmann::json cfg = {{"format", kCheckpointFormat},
                           {"lrc_version", LRC_VERSION},
                           {"source_model", info.source_model},
                           {"model", config_to_json(c)},
@@ -191,14 +186,14 @@ void CheckpointWriter::finish(const LlamaModel& m, const CheckpointInfo& info) {
       }
     }
     {
-      std::ofstream f(partial / kConfigName);
+      std::ofstream f(partial / kCheckpointConfigName);
       f << cfg.dump(2) << "\n";
-      if (!f) fail((partial / kConfigName).string(), "write failed");
+      if (!f) fail((partial / kCheckpointConfigName).string(), "write failed");
     }
     // Swap into place: an old checkpoint at `dir` is replaced only once the new one is whole.
     if (fs::exists(final_dir)) {
       if (!fs::is_directory(final_dir) ||
-          (!fs::is_empty(final_dir) && !fs::exists(final_dir / kConfigName)))
+          (!fs::is_empty(final_dir) && !fs::exists(final_dir / kCheckpointConfigName)))
         fail(dir_, "exists and is not an lrc checkpoint; refusing to overwrite it");
       fs::remove_all(final_dir);
     }

@@ -186,14 +186,20 @@ void round_fp_parts_to_half(LlamaModel& m) {
   }
 }
 
+namespace {
+// Adds one layer's quantized-linear bits and weight count (the paper's accounting, C.2).
+void add_layer_bits(const LlamaLayer& L, double& bits, double& weights) {
+  for (const auto& t : kLayerLinears) {
+    const Linear& l = L.*t.member;
+    bits += linear_bits(l);
+    weights += static_cast<double>(l.d_out) * l.d_in;
+  }
+}
+}  // namespace
+
 double model_bits_per_weight(const LlamaModel& m) {
   double bits = 0, n = 0;
-  for (const auto& L : m.layers)
-    for (const auto& t : kLayerLinears) {
-      const Linear& l = L.*t.member;
-      bits += linear_bits(l);
-      n += static_cast<double>(l.d_out) * l.d_in;
-    }
+  for (const auto& L : m.layers) add_layer_bits(L, bits, n);
   return n > 0 ? bits / n : 0;
 }
 
@@ -301,11 +307,7 @@ void finish_layer(LayerPipeline& p, int i) {
   for (auto& [lin, act] : p.deferred_act) lin->act = act;
   p.deferred_act.clear();
   const LlamaLayer& L = p.m.layers[static_cast<size_t>(i)];
-  for (const auto& t : kLayerLinears) {
-    const Linear& l = L.*t.member;
-    p.bits += linear_bits(l);
-    p.weights += static_cast<double>(l.d_out) * l.d_in;
-  }
+  add_layer_bits(L, p.bits, p.weights);
   if (p.sink) p.sink->layer(i, L);
   if (p.m.layer_source) p.m.release_layer(i);
   if (p.fp && p.fp->layer_source) p.fp->release_layer(i);
