@@ -11,8 +11,11 @@
 #include <string>
 
 #include "lrc/core/error.h"
+#include "lrc/io/gguf_loader.h"
+#include "lrc/io/gguf_writer.h"
 #include "lrc/io/hf_writer.h"
 #include "lrc/io/model_loader.h"
+#include "lrc/model/layer_linears.h"
 #include "lrc/pipeline/checkpoint.h"
 #include "lrc/pipeline/quantize_model.h"
 #include "support/paths.h"
@@ -94,6 +97,49 @@ TEST(Streaming, SameCheckpointAsInMemoryAndOneLayerResident) {
     lazy.load_layer(1);  // a released layer comes back from its source
     EXPECT_TRUE(lazy.layer_resident(1));
   }
+}
+
+// A GGUF file streams too: each lazily read layer equals the eager loader's (q/k rows
+// un-permuted the same way), and the streamed checkpoint equals the in-memory one.
+TEST(Streaming, GgufLayersOnDemandEqualEagerLoad) {
+  const std::string root = test::temp_dir("streaming_gguf");
+  const LlamaModel fp = test::random_model(test::tiny_config(48, 96, 3, 4, 2, 61, 32), 5);
+  save_gguf_model(fp, nullptr, root + "/m.gguf");
+  const LlamaModel eager = load_gguf_model(root + "/m.gguf");
+  LlamaModel lazy = load_gguf_model(root + "/m.gguf", /*lazy_layers=*/true);
+  ASSERT_TRUE(lazy.layer_source);
+  EXPECT_EQ(lazy.tok_embeddings, eager.tok_embeddings);
+  EXPECT_EQ(lazy.source_dtypes, eager.source_dtypes);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_FALSE(lazy.layer_resident(i));
+    lazy.load_layer(i);
+    const LlamaLayer &a = lazy.layers[static_cast<size_t>(i)], &b = eager.layers[static_cast<size_t>(i)];
+    EXPECT_EQ(a.attn_norm, b.attn_norm);
+    EXPECT_EQ(a.ffn_norm, b.ffn_norm);
+    for (const LayerLinearInfo& t : kLayerLinears) {
+      EXPECT_EQ((a.*t.member).w, (b.*t.member).w) << i << " " << t.name;
+      EXPECT_EQ((a.*t.member).d_out, (b.*t.member).d_out);
+    }
+    lazy.release_layer(i);
+  }
+
+  QuantizeOptions opt;
+  opt.method = QuantMethod::GPTQ;
+  const CalibrationSet calib = test::random_calibration(61, 4, 32, 1);
+  LlamaModel mem = load_gguf_model(root + "/m.gguf");
+  const QuantizeReport rm = quantize_model(mem, calib, opt);
+  CheckpointInfo info;
+  info.options = opt;
+  info.calib = &calib;
+  info.report = &rm;
+  save_checkpoint(mem, root + "/mem", info);
+  Sink sink(root + "/stream", opt);
+  const QuantizeReport rs = quantize_model(lazy, calib, opt, &sink);
+  EXPECT_EQ(sink.max_resident, 1);
+  info.report = &rs;
+  sink.writer->finish(lazy, info);
+  EXPECT_EQ(test::read_file(root + "/mem/model.safetensors"),
+            test::read_file(root + "/stream/model.safetensors"));
 }
 
 TEST(Streaming, WriterRefusesDisorderAndLeavesNoPartialCheckpoint) {

@@ -4,10 +4,13 @@
 #include <cstdio>
 #include <cstring>
 #include <limits>
+#include <memory>
+#include <utility>
 
 #include "lrc/core/error.h"
 #include "lrc/io/hf_tensor_map.h"
 #include "lrc/io/rope_permute.h"
+#include "lrc/model/layer_linears.h"
 
 namespace lrc {
 
@@ -66,11 +69,68 @@ std::string gguf_tensor_name(const std::string& hf) {
   return "";
 }
 
-LlamaModel load_gguf_model(const std::string& file) {
-  return load_gguf_model(gguf::GgufFile(file));
+namespace {
+
+// The tensor an HF name maps to, its shape checked against the config's.
+const gguf::TensorInfo& checked_tensor(const gguf::GgufFile& f, const std::string& hf_name,
+                                       const std::vector<int64_t>& shape) {
+  const std::string name = gguf_tensor_name(hf_name);
+  const gguf::TensorInfo* t = f.find_tensor(name);
+  if (!t) fail(f.path(), "tensor '" + name + "': missing");
+  if (t->shape() != shape)
+    fail(f.path(), "tensor '" + name + "': shape " + shape_str(t->shape()) +
+                       " contradicts the config (expected " + shape_str(shape) + ")");
+  return *t;
 }
 
-LlamaModel load_gguf_model(const gguf::GgufFile& f) {
+// *data = t dequantized to fp32; a linear gets its shape.
+void read_slot(const gguf::GgufFile& f, const gguf::TensorInfo& t,
+               const std::vector<int64_t>& shape, std::vector<float>* data, Linear* linear) {
+  *data = f.tensor_f32(t);
+  if (linear) {
+    linear->d_out = static_cast<int>(shape[0]);
+    linear->d_in = static_cast<int>(shape[1]);
+  }
+}
+
+// llama.cpp's converter permutes q and k rows for its interleaved RoPE; back to HF's order.
+void unpermute_qk(const LlamaConfig& c, LlamaLayer& L) {
+  L.wq.w = interleaved_to_halfsplit_rows(L.wq.w, c.n_heads, c.head_dim(), c.dim);
+  L.wk.w = interleaved_to_halfsplit_rows(L.wk.w, c.n_kv_heads, c.head_dim(), c.dim);
+}
+
+// Layer i of a GGUF file on demand, from its map (LlamaModel::layer_source): dequantized
+// like the eager loader's, then the file's pages are dropped so that one layer is resident.
+class GgufLayerSource final : public LayerSource {
+ public:
+  GgufLayerSource(std::shared_ptr<const gguf::GgufFile> f, const LlamaConfig& cfg)
+      : f_(std::move(f)), cfg_(cfg) {}
+
+  void load(int i, LlamaLayer& L) override {
+    const std::string p = "model.layers." + std::to_string(i) + ".";
+    const std::vector<int64_t> norm = {cfg_.dim};
+    for (const auto& [name, data] : {std::pair{p + "input_layernorm.weight", &L.attn_norm},
+                                     std::pair{p + "post_attention_layernorm.weight", &L.ffn_norm}})
+      read_slot(*f_, checked_tensor(*f_, name, norm), norm, data, nullptr);
+    for (const LayerLinearInfo& t : kLayerLinears) {
+      Linear& l = L.*t.member;
+      const std::vector<int64_t> shape = {linear_dim(cfg_, t.out), linear_dim(cfg_, t.in)};
+      read_slot(*f_, checked_tensor(*f_, p + t.name + ".weight", shape), shape, &l.w, &l);
+    }
+    unpermute_qk(cfg_, L);
+    validate_layer(cfg_, L, i, f_->path());
+    f_->drop_pages();
+  }
+
+ private:
+  std::shared_ptr<const gguf::GgufFile> f_;
+  LlamaConfig cfg_;
+};
+
+// The model of f; with lazy_layers (file = f, kept alive by the layer source) only the
+// embeddings, final norm and LM head are read now.
+LlamaModel load_gguf(const gguf::GgufFile& f, std::shared_ptr<const gguf::GgufFile> file,
+                     bool lazy_layers) {
   const std::string& where = f.path();
   const std::string& arch = f.get_string("general.architecture");
   if (arch != "llama")
@@ -151,36 +211,39 @@ LlamaModel load_gguf_model(const gguf::GgufFile& f) {
   if (f.has("tokenizer.ggml.eos_token_id"))
     c.eos_id = static_cast<int>(f.get_int("tokenizer.ggml.eos_token_id"));
 
-  // Tensors, in HF order.
+  // Tensors, in HF order; a lazy model reads only what lies outside the layers now.
   c.tied_embeddings = f.find_tensor("output.weight") == nullptr;
-  c.rope = RopeStyle::HalfSplit;  // after the q/k un-permutation below
+  c.rope = RopeStyle::HalfSplit;  // after the q/k un-permutation (unpermute_qk)
+  const std::string layer_prefix = "model.layers.";
   for (HfTensorSlot& s : hf_tensor_slots(m)) {
-    const std::string name = gguf_tensor_name(s.name);
-    const gguf::TensorInfo* t = f.find_tensor(name);
-    if (!t) fail(where, "tensor '" + name + "': missing");
-    if (t->shape() != s.shape)
-      fail(where, "tensor '" + name + "': shape " + shape_str(t->shape()) +
-                      " contradicts the config (expected " + shape_str(s.shape) + ")");
-    *s.data = f.tensor_f32(*t);
-    if (s.linear) {
-      s.linear->d_out = static_cast<int>(s.shape[0]);
-      s.linear->d_in = static_cast<int>(s.shape[1]);
-    }
-    m.source_dtypes[s.name] = gguf::ggml_type_name(t->type);
+    const gguf::TensorInfo& t = checked_tensor(f, s.name, s.shape);
+    if (!lazy_layers || s.name.rfind(layer_prefix, 0) != 0) read_slot(f, t, s.shape, s.data, s.linear);
+    m.source_dtypes[s.name] = gguf::ggml_type_name(t.type);
   }
   if (c.tied_embeddings) {
     m.lm_head.d_out = c.vocab_size;
     m.lm_head.d_in = c.dim;
     m.lm_head.w = m.tok_embeddings;
   }
-  const int hd = c.head_dim();
-  for (LlamaLayer& L : m.layers) {
-    L.wq.w = interleaved_to_halfsplit_rows(L.wq.w, c.n_heads, hd, c.dim);
-    L.wk.w = interleaved_to_halfsplit_rows(L.wk.w, c.n_kv_heads, hd, c.dim);
+  if (lazy_layers) {
+    f.drop_pages();
+    m.layer_source = std::make_shared<GgufLayerSource>(file, c);
+  } else {
+    for (LlamaLayer& L : m.layers) unpermute_qk(c, L);
   }
   validate_model(m, where);
   return m;
 }
+
+}  // namespace
+
+LlamaModel load_gguf_model(const std::string& file, bool lazy_layers) {
+  if (!lazy_layers) return load_gguf_model(gguf::GgufFile(file));
+  auto f = std::make_shared<const gguf::GgufFile>(file);
+  return load_gguf(*f, f, true);
+}
+
+LlamaModel load_gguf_model(const gguf::GgufFile& f) { return load_gguf(f, nullptr, false); }
 
 BpeVocab load_gguf_bpe_vocab(const gguf::GgufFile& f) {
   const std::string& where = f.path();

@@ -216,6 +216,10 @@ GgufFile::GgufFile(std::span<const uint8_t> bytes, std::string name)
 
 GgufFile::~GgufFile() = default;
 GgufFile::GgufFile(GgufFile&&) noexcept = default;
+
+void GgufFile::drop_pages() const {
+  if (map_) map_->drop_pages();
+}
 GgufFile& GgufFile::operator=(GgufFile&&) noexcept = default;
 
 void GgufFile::parse() {

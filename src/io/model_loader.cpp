@@ -44,7 +44,7 @@ LoadedModel load_model(const std::string& path, const std::string& tokenizer_pat
     out.model = load_hf_model(path, lazy_layers);
   } else if (is_gguf_file(path)) {
     out.format = "gguf";
-    out.model = load_gguf_model(path);
+    out.model = load_gguf_model(path, lazy_layers);
   } else {
     out.format = "llama2c";
     out.model = load_llama2c_model(path);

@@ -131,6 +131,9 @@ class GgufFile {
   // All values of t as float32 (row-major in shape() order); lrc::Error naming the file, the
   // tensor and its type if the type cannot be dequantized.
   std::vector<float> tensor_f32(const TensorInfo& t) const;
+  // Drops the mapped pages read so far from memory (MappedFile::drop_pages); a no-op for a
+  // file parsed from caller-owned bytes.
+  void drop_pages() const;
 
  private:
   void parse();

@@ -28,7 +28,9 @@ namespace lrc {
 // Whether the file starts with the GGUF magic.
 bool is_gguf_file(const std::string& path);
 
-LlamaModel load_gguf_model(const std::string& file);
+// lazy_layers: only the embeddings, final norm and LM head are read; each layer is read (and
+// dequantized) from the mapped file when the streaming pipeline loads it (LlamaModel::layer_source).
+LlamaModel load_gguf_model(const std::string& file, bool lazy_layers = false);
 LlamaModel load_gguf_model(const gguf::GgufFile& f);
 
 // The vocabulary in tokenizer.ggml.* (model "gpt2" = byte-level BPE; tokens, token_type,

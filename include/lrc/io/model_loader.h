@@ -23,8 +23,9 @@ struct LoadedModel {
 
 // tokenizer_path empty: the default beside the model (tokenizer.model / tokenizer.json in an
 // HF dir, tokenizer.bin beside a llama2.c file, the GGUF's own vocabulary).
-// lazy_layers: an HF directory's layers stay in their mapped files until the pipeline loads
-// them one at a time (load_hf_model); other formats load whole.
+// lazy_layers: an HF directory's or a GGUF file's layers stay in their mapped files until the
+// pipeline loads them one at a time (load_hf_model, load_gguf_model); llama2.c files and lrc
+// checkpoints load whole.
 LoadedModel load_model(const std::string& path, const std::string& tokenizer_path = "",
                        bool need_tokenizer = true, bool lazy_layers = false);
 
