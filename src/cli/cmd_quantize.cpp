@@ -66,6 +66,7 @@ Registrar reg_quantize(
         finish_quantize_options(a->opt, a->flags);
         LoadedModel lm =
             load_model(a->model, a->tokenizer, /*need_tokenizer=*/true, /*lazy_layers=*/true);
+        a->opt.validate_for(lm.model.cfg);
         const CalibrationSet calib = load_calibration(a->calib, *lm.tokenizer, a->opt.nsamples,
                                                       a->opt.seq, lm.model.cfg.max_seq_len);
         std::fprintf(stderr, "calibration: %d x %d tokens from %s\n", calib.n_seq, calib.seq_len,

@@ -2,6 +2,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -33,6 +34,10 @@ static void ensure_passive_openmp_wait(char** argv) {
 
 int main(int argc, char** argv) {
   ensure_passive_openmp_wait(argv);
+  // Past a file-size limit (ulimit -f) the kernel sends SIGXFSZ, which kills the process before
+  // it can remove a half-written output. Ignored, the write fails with EFBIG instead and the
+  // writer reports it and cleans up, as for a full disk.
+  std::signal(SIGXFSZ, SIG_IGN);
   using namespace lrc::cli;
   process_args().assign(argv, argv + argc);
   CLI::App app{"lrc: W4A4 post-training quantization with low-rank correction (LRC)"};

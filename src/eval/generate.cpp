@@ -55,6 +55,10 @@ GenerateResult generate(const LlamaModel& m, const Tokenizer& tok, const std::st
                         const GenerateOptions& opt,
                         const std::function<void(const std::string&)>& on_piece) {
   if (opt.temperature < 0) fail("generate", "temperature must be >= 0");
+  if (opt.max_tokens < 0)
+    fail("--max-tokens", "must be >= 0, got " + std::to_string(opt.max_tokens));
+  if (opt.steps < 0)
+    fail("--steps", "must be >= 0 (0: use --max-tokens), got " + std::to_string(opt.steps));
   GenerateResult r;
   if (tok.add_bos()) r.tokens.push_back(tok.bos_id());
   for (int id : tok.encode(prompt)) r.tokens.push_back(id);
@@ -64,7 +68,7 @@ GenerateResult generate(const LlamaModel& m, const Tokenizer& tok, const std::st
     if (t < 0 || t >= m.cfg.vocab_size)
       fail("generate", "prompt token id " + std::to_string(t) + " outside the model's vocabulary");
 
-  int steps = opt.steps > 0 ? opt.steps : r.n_prompt - 1 + std::max(0, opt.max_tokens);
+  int steps = opt.steps > 0 ? opt.steps : r.n_prompt - 1 + opt.max_tokens;
   if (m.cfg.max_seq_len > 0) steps = std::min(steps, m.cfg.max_seq_len);  // as run.c
   if (steps <= 0) return r;
 

@@ -16,6 +16,8 @@ namespace lrc {
 PplResult perplexity(const LlamaModel& m, const std::vector<int32_t>& tokens, int seq,
                      int max_chunks, int batch, bool progress) {
   if (seq < 1) fail("perplexity", "--seq must be >= 1, got " + std::to_string(seq));
+  if (max_chunks < 0)
+    fail("perplexity", "--max-chunks must be >= 0 (0 = all), got " + std::to_string(max_chunks));
   if (m.cfg.max_seq_len > 0 && seq > m.cfg.max_seq_len)
     fail("perplexity", "--seq " + std::to_string(seq) + " exceeds the model's context length " +
                            std::to_string(m.cfg.max_seq_len));

@@ -8,6 +8,7 @@
 // either way (docs/results.md, "Foundation").
 #include "lrc/io/corpus.h"
 
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <string_view>
@@ -56,6 +57,8 @@ size_t first_invalid_utf8(std::string_view s) {
 }  // namespace
 
 std::string read_text_file(const std::string& file) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(file, ec)) fail(file, "is a directory, expected a text file");
   std::ifstream in(file, std::ios::binary);
   if (!in) fail(file, "cannot open data file");
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());

@@ -1,5 +1,6 @@
 #include "lrc/io/lrc_checkpoint.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -41,6 +42,19 @@ Linear read_linear(const SafetensorsFile& st, const std::string& name, const nlo
   } catch (const nlohmann::json::exception& e) {
     fail(where, "linears['" + name + "']: " + e.what());
   }
+  // Ranges the forward relies on, checked here so that a hand-edited file fails naming the
+  // field instead of deep inside a kernel.
+  const std::string field = "linears['" + name + "']: ";
+  if (l.d_out <= 0 || l.d_in <= 0) fail(where, field + "shape must be positive");
+  if (l.lr.rank < 0 || l.lr.rank > std::min(l.d_out, l.d_in))
+    fail(where, field + "rank " + std::to_string(l.lr.rank) + " outside 0.." +
+                    std::to_string(std::min(l.d_out, l.d_in)));
+  if (l.act.bits != 16 && (l.act.bits < 2 || l.act.bits > 8))
+    fail(where, field + "act_bits must be in 2..8 or 16, got " + std::to_string(l.act.bits));
+  if (l.act.groupsize < 0)
+    fail(where, field + "act_groupsize must be >= 0, got " + std::to_string(l.act.groupsize));
+  if (!(l.act.clip > 0.f && l.act.clip <= 1.f))
+    fail(where, field + "act_clip must be in (0, 1], got " + std::to_string(l.act.clip));
   if (l.lr.rank > 0) {
     l.lr.u = st.read_f32(name + ".lr_u");
     l.lr.v = st.read_f32(name + ".lr_v");

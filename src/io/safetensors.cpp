@@ -108,6 +108,13 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : file_(path) {
   }
   std::sort(tensors_.begin(), tensors_.end(),
             [](const SafetensorInfo& a, const SafetensorInfo& b) { return a.offset < b.offset; });
+  // Two tensors sharing bytes is a corrupt (or hostile) file, as the safetensors format defines
+  // its data as disjoint ranges: writing one tensor would change the other.
+  for (size_t i = 1; i < tensors_.size(); ++i) {
+    const SafetensorInfo &a = tensors_[i - 1], &b = tensors_[i];
+    if (b.offset < a.offset + a.nbytes && b.nbytes > 0 && a.nbytes > 0)
+      fail(path, "tensor '" + b.name + "': data_offsets overlap those of tensor '" + a.name + "'");
+  }
   for (size_t i = 0; i < tensors_.size(); ++i) index_[tensors_[i].name] = i;
 }
 

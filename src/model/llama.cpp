@@ -1,6 +1,7 @@
 #include "lrc/model/llama.h"
 
 #include <cmath>
+#include <limits>
 #include <string>
 
 #include "lrc/core/error.h"
@@ -33,6 +34,19 @@ void LlamaModel::release_layer(int i) {
 }
 
 namespace {
+// A NaN or Inf weight turns every activation after it into NaN, and the perplexity with it;
+// refused at load, naming the tensor. One vectorizable pass (|x| <= FLT_MAX is false for NaN
+// and Inf); the search for the first bad element runs only when there is one.
+void check_finite(const std::vector<float>& v, const std::string& where, const std::string& name) {
+  bool ok = true;
+  for (const float x : v) ok &= std::fabs(x) <= std::numeric_limits<float>::max();
+  if (ok) return;
+  for (size_t i = 0; i < v.size(); ++i)
+    if (!std::isfinite(v[i]))
+      fail(where, "tensor '" + name + "': " + (std::isnan(v[i]) ? "NaN" : "infinite") +
+                      " value at element " + std::to_string(i));
+}
+
 void check_linear(const Linear& l, int d_out, int d_in, const std::string& where,
                   const std::string& name) {
   const bool fp_ok = !l.packed && l.w.size() == static_cast<size_t>(d_out) * d_in;
@@ -47,12 +61,16 @@ void check_linear(const Linear& l, int d_out, int d_in, const std::string& where
                       lr.v.size() != static_cast<size_t>(d_in) * lr.rank))
     fail(where,
          "tensor '" + name + "': low-rank factors do not match rank " + std::to_string(lr.rank));
+  check_finite(l.w, where, name);
+  check_finite(lr.u, where, name + " (low-rank U)");
+  check_finite(lr.v, where, name + " (low-rank V)");
 }
 void check_vec(const std::vector<float>& v, size_t n, const std::string& where,
                const std::string& name) {
   if (v.size() != n)
     fail(where, "tensor '" + name + "': has " + std::to_string(v.size()) +
                     " elements, the config implies " + std::to_string(n));
+  check_finite(v, where, name);
 }
 }  // namespace
 

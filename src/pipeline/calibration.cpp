@@ -16,7 +16,9 @@ CalibrationSet load_calibration(const std::string& file, const Tokenizer& tok, i
   CalibrationSet c;
   c.source = file;
   c.sha256 = sha256_file_hex(file);
-  if (seq_len <= 0) seq_len = std::min(model_context > 0 ? model_context : 2048, 2048);
+  if (seq_len < 0)
+    fail("--seq", "must be >= 0 (0 = the model's context), got " + std::to_string(seq_len));
+  if (seq_len == 0) seq_len = std::min(model_context > 0 ? model_context : 2048, 2048);
   const std::vector<int32_t> all = tokenize_corpus(file, tok);
   const int64_t available = static_cast<int64_t>(all.size()) / seq_len;
   if (available < 1)

@@ -499,6 +499,7 @@ QuantizeReport quantize_layers(LlamaModel& m, const CalibrationSet& calib,
 QuantizeReport quantize_model(LlamaModel& m, const CalibrationSet& calib,
                               const QuantizeOptions& opt, LayerSink* sink) {
   opt.validate();
+  opt.validate_for(m.cfg);
   if (opt.rank_alloc == RankAllocation::Uniform || !opt.ranks.empty())
     return quantize_layers(m, calib, opt, nullptr, sink);
 

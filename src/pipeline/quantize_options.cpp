@@ -146,4 +146,14 @@ void QuantizeOptions::validate() const {
   if (w_groupsize < 0 || a_groupsize < 0) fail("--w-groupsize/--a-groupsize", "must be >= 0");
 }
 
+void QuantizeOptions::validate_for(const LlamaConfig& c) const {
+  // Every linear's input is the hidden size (q, k, v, o, gate, up) or the FFN size (down).
+  for (const auto& [flag, g] : {std::pair{"--w-groupsize", w_groupsize},
+                                std::pair{"--a-groupsize", a_groupsize}})
+    for (const int d_in : {c.dim, c.hidden_dim})
+      if (g > 0 && d_in % g != 0)
+        fail(flag, "group size " + std::to_string(g) +
+                       " does not divide the model's linear input size " + std::to_string(d_in));
+}
+
 }  // namespace lrc

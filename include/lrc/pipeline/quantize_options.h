@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "lrc/model/llama.h"
 #include "lrc/quant/lrc_solver.h"
 #include "lrc/quant/stats.h"
 
@@ -73,6 +74,9 @@ struct QuantizeOptions {
   nlohmann::json to_json() const;
   static QuantizeOptions from_json(const nlohmann::json& j);
   void validate() const;  // throws lrc::Error for out-of-range values
+  // What depends on the model's shapes (group sizes dividing every linear's input), checked
+  // before any calibration work so that the error names the option.
+  void validate_for(const LlamaConfig& c) const;
 };
 
 }  // namespace lrc
