@@ -5,4 +5,5 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 [ -x scripts/fetch-models.sh ] && scripts/fetch-models.sh
 scripts/build.sh
-cd build && ctest --output-on-failure -j "$(nproc)" "$@"
+(cd build && ctest --output-on-failure -j "$(nproc)" "$@")
+scripts/fuzz-smoke.sh

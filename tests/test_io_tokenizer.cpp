@@ -248,6 +248,19 @@ TEST(TokenizerBadInput, UnsupportedAndCorruptFiles) {
     f << "bc";
   }
   expect_error(dir + "/tokenizer.bin", {"token 1", "length 1000", "past the end"});
+  {  // well-formed but without the 256 byte tokens encode() falls back to (found by fuzzing:
+     // encoding "é" read past the vocabulary)
+    std::ofstream f(dir + "/tokenizer.bin", std::ios::binary);
+    const int32_t max_len = 8, len = 1;
+    f.write(reinterpret_cast<const char*>(&max_len), 4);
+    for (int i = 0; i < 40; ++i) {
+      const float score = -static_cast<float>(i);
+      f.write(reinterpret_cast<const char*>(&score), 4);
+      f.write(reinterpret_cast<const char*>(&len), 4);
+      f << static_cast<char>('0' + i);
+    }
+  }
+  expect_error(dir + "/tokenizer.bin", {"vocabulary has 40 tokens", "at least 259"});
   fs::create_directories(dir + "/sub.model");
   expect_error(dir + "/sub.model", {"directory"});
   fs::remove_all(dir);

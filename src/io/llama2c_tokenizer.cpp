@@ -48,7 +48,12 @@ class Llama2cTokenizer final : public Tokenizer {
       scores_.push_back(score);
       p += len;
     }
-    if (pieces_.size() <= 2) fail(path, "vocabulary has fewer than 3 tokens");
+    // encode() falls back to ids 3..258 (<0x00>..<0xFF>) for a codepoint the vocabulary lacks,
+    // as run.c does: a smaller vocabulary would make it emit ids that do not exist.
+    if (pieces_.size() < 259)
+      fail(path, "vocabulary has " + std::to_string(pieces_.size()) +
+                     " tokens; a llama2.c tokenizer needs at least 259 (<unk>, <s>, </s> and the "
+                     "256 byte tokens)");
     for (int i = 0; i < static_cast<int>(pieces_.size()); ++i)
       lookup_.emplace(pieces_[i], i);  // first id wins for a duplicated piece
     auto sp = lookup_.find(" ");

@@ -102,6 +102,16 @@ LlamaConfig config_from_json(const nlohmann::json& j, const std::string& where) 
   } catch (const nlohmann::json::exception& e) {
     fail(where, std::string("model config: ") + e.what());
   }
+  // Bounds before anything is sized from them (a layer count of 10^9 would allocate first and
+  // fail later); the shapes themselves are checked against the tensors.
+  constexpr int kMax = 1 << 24;
+  for (const auto& [field, v] : {std::pair{"dim", c.dim}, std::pair{"hidden_dim", c.hidden_dim},
+                                 std::pair{"n_layers", c.n_layers}, std::pair{"n_heads", c.n_heads},
+                                 std::pair{"n_kv_heads", c.n_kv_heads},
+                                 std::pair{"vocab_size", c.vocab_size}})
+    if (v <= 0 || v > kMax)
+      fail(where, std::string("model config: field '") + field + "': " + std::to_string(v) +
+                      " out of range 1.." + std::to_string(kMax));
   return c;
 }
 
@@ -121,38 +131,54 @@ LlamaModel load_checkpoint(const std::string& dir, nlohmann::json* config_out) {
       fail(cfg_path, std::string("invalid JSON: ") + e.what());
     }
   }
-  if (cfg.value("format", std::string()) != kCheckpointFormat)
-    fail(cfg_path, "field 'format': expected '" + std::string(kCheckpointFormat) + "'");
+  // Every field access below may meet a value of the wrong type in a damaged file: one
+  // handler turns nlohmann's exception into an error naming the file.
   LlamaModel m;
-  m.cfg = config_from_json(cfg.at("model"), cfg_path);
-  const auto& c = m.cfg;
-  SafetensorsFile st((fs::path(dir) / kCheckpointWeightsName).string());
-  m.tok_embeddings = st.read_f32("model.embed_tokens.weight");
-  m.final_norm = st.read_f32("model.norm.weight");
-  if (!cfg.contains("linears")) fail(cfg_path, "missing field 'linears'");
-  const auto& linears = cfg["linears"];
-  auto rec = [&](const std::string& name) -> const nlohmann::json& {
-    if (!linears.contains(name)) fail(cfg_path, "linears: missing entry '" + name + "'");
-    return linears[name];
-  };
-  m.layers.resize(c.n_layers);
-  for (int i = 0; i < c.n_layers; ++i) {
-    auto& L = m.layers[i];
-    L.attn_norm = st.read_f32(checkpoint_norm_name(i, true));
-    L.ffn_norm = st.read_f32(checkpoint_norm_name(i, false));
-    for (const LayerLinearInfo& t : kLayerLinears) {
-      const std::string name = checkpoint_linear_name(i, t);
-      L.*t.member = read_linear(st, name, rec(name), cfg_path);
+  try {
+    if (cfg.value("format", std::string()) != kCheckpointFormat)
+      fail(cfg_path, "field 'format': expected '" + std::string(kCheckpointFormat) + "'");
+    m.cfg = config_from_json(cfg.at("model"), cfg_path);
+    const auto& c = m.cfg;
+    SafetensorsFile st((fs::path(dir) / kCheckpointWeightsName).string());
+    m.tok_embeddings = st.read_f32("model.embed_tokens.weight");
+    m.final_norm = st.read_f32("model.norm.weight");
+    if (!cfg.contains("linears")) fail(cfg_path, "missing field 'linears'");
+    const auto& linears = cfg["linears"];
+    auto rec = [&](const std::string& name) -> const nlohmann::json& {
+      if (!linears.contains(name)) fail(cfg_path, "linears: missing entry '" + name + "'");
+      return linears[name];
+    };
+    // Each layer has 9 tensors at least: a layer count the file cannot hold is refused before
+    // anything is allocated for it.
+    if (static_cast<uint64_t>(c.n_layers) * 9 > st.tensors().size())
+      fail(cfg_path, "model config: field 'n_layers': " + std::to_string(c.n_layers) +
+                         " layers, but model.safetensors holds only " +
+                         std::to_string(st.tensors().size()) + " tensors");
+    m.layers.resize(c.n_layers);
+    for (int i = 0; i < c.n_layers; ++i) {
+      auto& L = m.layers[i];
+      L.attn_norm = st.read_f32(checkpoint_norm_name(i, true));
+      L.ffn_norm = st.read_f32(checkpoint_norm_name(i, false));
+      for (const LayerLinearInfo& t : kLayerLinears) {
+        const std::string name = checkpoint_linear_name(i, t);
+        L.*t.member = read_linear(st, name, rec(name), cfg_path);
+      }
     }
+    m.lm_head = read_linear(st, "lm_head", rec("lm_head"), cfg_path);
+    if (cfg.contains("kv_cache")) {
+      m.kv.bits = cfg["kv_cache"].value("bits", 16);
+      m.kv.clip = cfg["kv_cache"].value("clip", 1.0f);
+      if (m.kv.bits != 16 && (m.kv.bits < 2 || m.kv.bits > 8))
+        fail(cfg_path, "kv_cache: bits must be in 2..8 or 16, got " + std::to_string(m.kv.bits));
+      if (!(m.kv.clip > 0.f && m.kv.clip <= 1.f))
+        fail(cfg_path, "kv_cache: clip must be in (0, 1], got " + std::to_string(m.kv.clip));
+    }
+    if (cfg.contains("rotation") && !cfg["rotation"].is_null())
+      attach_online_transforms(m, cfg["rotation"].get<RotationInfo>());
+    for (const auto& t : st.tensors()) m.source_dtypes[t.name] = std::string(dtype_name(t.dtype));
+  } catch (const nlohmann::json::exception& e) {
+    fail(cfg_path, e.what());
   }
-  m.lm_head = read_linear(st, "lm_head", rec("lm_head"), cfg_path);
-  if (cfg.contains("kv_cache")) {
-    m.kv.bits = cfg["kv_cache"].value("bits", 16);
-    m.kv.clip = cfg["kv_cache"].value("clip", 1.0f);
-  }
-  if (cfg.contains("rotation") && !cfg["rotation"].is_null())
-    attach_online_transforms(m, cfg["rotation"].get<RotationInfo>());
-  for (const auto& t : st.tensors()) m.source_dtypes[t.name] = std::string(dtype_name(t.dtype));
   validate_model(m, dir);
   if (config_out) *config_out = std::move(cfg);
   return m;

@@ -37,8 +37,9 @@ void from_json(const nlohmann::json& j, OnlineSpec& s) {
   } catch (const nlohmann::json::exception& e) {
     fail("rotation", std::string("bad online transform entry: ") + e.what());
   }
-  if (s.n < 1 || s.block < 1)
-    fail("rotation", "online transform entry: n and block must be positive");
+  // n * block is a row length (OnlineSpec::size, an int): bounded so that it cannot overflow.
+  if (s.n < 1 || s.block < 1 || int64_t{s.n} * s.block > (int64_t{1} << 24))
+    fail("rotation", "online transform entry: n and block must be positive, n * block <= 2^24");
 }
 
 namespace {
