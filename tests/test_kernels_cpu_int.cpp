@@ -1,8 +1,9 @@
 // W4A4 CPU integer kernels (include/lrc/kernels/cpu_int/w4a4.h): every ISA path gives
 // int32 accumulators equal to a brute-force Σ (cw - zw)·cx, activation codes equal to
 // quantize_activation_row's, and outputs equal to the simulation (dequantized Ŵ times
-// Q_a(x) plus the low-rank branch, in float64) within float rounding — on random layers of
-// awkward sizes and on a real layer of the default 22M model.
+// Q_a(x) plus the low-rank branch, in float64) within float rounding and to lrc's own
+// simulation (the CPU reference backend) bit for bit — on random layers of awkward sizes and
+// on a real layer of the default 22M model.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -14,6 +15,7 @@
 
 #include "lrc/core/error.h"
 #include "lrc/io/model_loader.h"
+#include "lrc/kernels/backend.h"
 #include "lrc/kernels/cpu_int/w4a4.h"
 #include "lrc/format/linear.h"
 #include "lrc/format/act_quant.h"
@@ -202,13 +204,28 @@ void check_output(const std::vector<float>& W, int d_out, int d_in, int gs, bool
                            v = randn(size_t(d_in) * rank, seed + 3, 0.1f);
   std::vector<double> want, tol;
   simulate(p, d_out, d_in, a4(0.9f), u, v, rank, x, n, want, tol);
+  // lrc's simulation (the CPU reference backend's linear, `--kernels sim`): the same floats.
+  lrc::Linear L;
+  L.d_out = d_out;
+  L.d_in = d_in;
+  L.packed = p;
+  L.act = a4(0.9f);
+  L.lr.rank = rank;
+  L.lr.u = u;
+  L.lr.v = v;
+  std::vector<float> sim(size_t(n * d_out), NAN);
+  lrc::cpu_reference_backend().linear(L, x.data(), n, sim.data());
   for (ci::Isa isa : isas()) {
     std::vector<float> y(size_t(n * d_out), NAN);
     ci::w4a4_linear(w, a4(0.9f), u.data(), v.data(), rank, x.data(), n, y.data(), isa);
-    for (size_t i = 0; i < y.size(); ++i)
+    for (size_t i = 0; i < y.size(); ++i) {
       ASSERT_NEAR(y[i], want[i], tol[i])
           << ci::isa_name(isa) << " at " << i << " d " << d_out << "x" << d_in << " gs " << gs
           << " sym " << sym << " rank " << rank << " n " << n;
+      ASSERT_EQ(y[i], sim[i]) << "not the simulation's float: " << ci::isa_name(isa) << " at "
+                              << i << " d " << d_out << "x" << d_in << " gs " << gs << " sym "
+                              << sym << " rank " << rank << " n " << n;
+    }
   }
 }
 
