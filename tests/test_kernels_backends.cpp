@@ -78,6 +78,42 @@ TEST(Backends, IntegerKernelsGiveTheSimulatedLogitsBitForBit) {
   }
 }
 
+// --lm-head q8 (src/cli/backend_flags.h): the LM head as 8-bit codes, one absmax scale per
+// row. Decode steps (one token: the 8-bit GEMV, kernels/cpu_int/w8.h) and a prefill (the
+// dequantized sgemm) give the same floats on both backends, and the prefill's logits stay
+// within the 8-bit rounding of the fp32 head's (the GEMV itself: test_kernels_cpu_int).
+TEST(Backends, EightBitLmHeadIsTheSameOnBothBackends) {
+  LlamaModel m = quantized_model(QuantMethod::LRC, 0.1);
+  const CalibrationSet probe = test::random_calibration(61, 1, 20, 4);
+  m.backend = make_backend("cpu", "sim");
+  const std::vector<float> fp_head = forward_logits(m, probe.tokens.data(), 1, 20);
+  WeightQuantSpec spec;
+  spec.bits = 8;
+  spec.mse_clip = false;
+  m.lm_head.packed = quantize_rtn(m.lm_head.w.data(), m.lm_head.d_out, m.lm_head.d_in, spec);
+  m.lm_head.w.clear();
+  const std::vector<float> sim = forward_logits(m, probe.tokens.data(), 1, 20);
+  m.backend = make_backend("cpu", "real");
+  EXPECT_TRUE(sim == forward_logits(m, probe.tokens.data(), 1, 20));
+  double max_diff = 0, max_abs = 0;
+  for (size_t i = 0; i < sim.size(); ++i) {
+    max_diff = std::max(max_diff, double(std::fabs(sim[i] - fp_head[i])));
+    max_abs = std::max(max_abs, double(std::fabs(fp_head[i])));
+  }
+  EXPECT_GT(max_diff, 0.0);               // the head did change
+  EXPECT_LT(max_diff, 2e-2 * max_abs);   // by 8-bit rounding, not by a wrong code or scale
+
+  m.backend = make_backend("cpu", "sim", true);
+  Decoder ds(m, 20);
+  std::vector<std::vector<float>> steps;
+  for (int i = 0; i < 20; ++i) steps.push_back(ds.step(probe.tokens[i]));
+  m.backend = make_backend("cpu", "real", true);
+  Decoder dr(m, 20);
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE(dr.step(probe.tokens[i]) == steps[i]) << "step " << i;
+  }
+}
+
 TEST(Backends, UnsupportedLinearFallsBackToTheReferenceBitForBit) {
   // Activation groups: the integer kernels need one scale per token.
   std::mt19937 rng(4);

@@ -17,6 +17,7 @@
 #include "lrc/io/model_loader.h"
 #include "lrc/kernels/backend.h"
 #include "lrc/kernels/cpu_int/w4a4.h"
+#include "lrc/kernels/cpu_int/w8.h"
 #include "lrc/format/linear.h"
 #include "lrc/format/act_quant.h"
 #include "lrc/format/code_packing.h"
@@ -274,6 +275,41 @@ TEST(KernelsCpuInt, RealLayerOfDefaultModel) {
       ASSERT_EQ(got, want) << ci::isa_name(isa);
     }
   }
+}
+
+// The weight-only 8-bit GEMV (--lm-head q8) against float64: s·Σ (c − z)·x for awkward
+// shapes (d_in not a multiple of 16 or 32, d_out not of 4), 1..5 tokens, symmetric and
+// asymmetric zero points, one and two threads' worth of rows.
+TEST(KernelsCpuInt, EightBitWeightOnlyGemvMatchesFloat64) {
+  for (auto [d_out, d_in] : {std::pair{1, 1}, {7, 15}, {13, 48}, {33, 100}, {3000, 576}})
+    for (int64_t n : {1, 2, 5})
+      for (bool sym : {true, false}) {
+        std::mt19937_64 rng(uint64_t(d_out * 131 + d_in + n));
+        std::vector<uint8_t> c(size_t(d_out) * d_in);
+        for (auto& v : c) v = uint8_t(rng() % 256);
+        std::vector<float> s(static_cast<size_t>(d_out)), z(static_cast<size_t>(d_out));
+        for (int r = 0; r < d_out; ++r) {
+          s[size_t(r)] = 1e-3f * float(1 + rng() % 100);
+          z[size_t(r)] = sym ? 128.f : float(rng() % 256);
+        }
+        const std::vector<float> x = randn(size_t(n) * d_in, uint64_t(d_in + 7));
+        std::vector<float> y(size_t(n) * d_out, NAN);
+        ci::w8_linear(c.data(), s.data(), z.data(), d_out, d_in, x.data(), n, y.data());
+        for (int64_t i = 0; i < n; ++i)
+          for (int r = 0; r < d_out; ++r) {
+            double want = 0, mag = 0;
+            for (int j = 0; j < d_in; ++j) {
+              const double p =
+                  (double(c[size_t(r) * d_in + j]) - z[size_t(r)]) * x[size_t(i * d_in + j)];
+              want += p;
+              mag += std::fabs(p);
+            }
+            want *= s[size_t(r)];
+            mag *= s[size_t(r)];
+            ASSERT_NEAR(y[size_t(i * d_out + r)], want, 1e-6 * mag + 1e-30)
+                << d_out << "x" << d_in << " n " << n << " token " << i << " row " << r;
+          }
+      }
 }
 
 TEST(KernelsCpuInt, UnsupportedConfigsAreNamed) {

@@ -23,6 +23,7 @@
 #include "core/parallel_threshold.h"
 #include "lrc/core/error.h"
 #include "lrc/core/fast_exp.h"
+#include "lrc/kernels/cpu_int/w8.h"
 #include "lrc/kernels/kv_quant.h"
 #include "lrc/kernels/low_rank_branch.h"
 #include "lrc/kernels/rmsnorm.h"
@@ -42,6 +43,16 @@ void check_low_rank(const Linear& L) {
   if (lr.rank > 0 && (lr.u.size() != static_cast<size_t>(L.d_out) * lr.rank ||
                       lr.v.size() != static_cast<size_t>(L.d_in) * lr.rank))
     fail("linear", "low-rank factors do not match rank " + std::to_string(lr.rank));
+}
+
+// Whether L is an 8-bit weight-only linear with one scale and integer zero point per row (the
+// LM head under `--lm-head q8`): few tokens run on the 8-bit GEMV (kernels/cpu_int/w8.h).
+bool w8_weight_only(const Linear& L) {
+  if (!L.packed || L.act.enabled() || L.packed->bits != 8 || L.packed->n_groups() != 1)
+    return false;
+  for (float z : L.packed->zeros)
+    if (z != std::nearbyint(z)) return false;
+  return true;
 }
 
 // Whether L runs in integer form: packed weights with integer zero points and one activation
@@ -191,10 +202,18 @@ class CpuReferenceBackend final : public Backend {
         fail("linear", "packed weight is " + std::to_string(p.d_out) + " x " +
                            std::to_string(p.d_in) + ", the linear " + std::to_string(L.d_out) +
                            " x " + std::to_string(L.d_in));
-      if (integer_form(L))
+      if (integer_form(L)) {
         integer_linear(L, weights(p, /*centered=*/true), x, n, y);
-      else
+      } else if (w8_weight_only(L) && n < kernels::cpu_int::kW8MaxTokens) {
+        p.validate("linear");
+        check_low_rank(L);
+        kernels::cpu_int::w8_linear(p.codes.data(), p.scales.data(), p.zeros.data(), L.d_out,
+                                    L.d_in, x, n, y);
+        std::vector<float> t;
+        add_low_rank(x, n, L.d_in, L.lr.u.data(), L.lr.v.data(), L.lr.rank, L.d_out, y, t);
+      } else {
         dequantized_linear(L, weights(p, /*centered=*/false), x, n, y);
+      }
       return;
     }
     if (L.w.size() != static_cast<size_t>(L.d_out) * L.d_in)
