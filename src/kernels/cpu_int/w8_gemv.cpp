@@ -17,8 +17,6 @@ namespace lrc::kernels::cpu_int {
 
 namespace {
 
-constexpr int kRowBlock = 4;
-
 // Rows [r0, r1), all tokens, portable: the same order as the AVX-512 code is not needed
 // (a machine runs one of the two, for both backends).
 void rows_scalar(const uint8_t* codes, const float* scales, const float* zeros, int d_in,
@@ -43,51 +41,37 @@ inline __m512 widen(const uint8_t* p, __m512 z) {
   return _mm512_sub_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(b)), z);
 }
 
-// Rows [r0, r1): kRowBlock rows at a time, two accumulators each (even and odd 16-input
-// blocks), so eight independent fma chains hide the fma latency.
+// Rows [r0, r1), one row at a time: four accumulators over consecutive 16-input blocks (four
+// independent fma chains hide the fma latency), named variables so that they stay in
+// registers (arrays of __m512 indexed in a loop were spilled to the stack by GCC 12, which made
+// the loop store-bound), then the tail under a mask. x stays in L1 across rows.
 void rows_avx512(const uint8_t* codes, const float* scales, const float* zeros, int d_in,
                  const float* x, int64_t n, int64_t d_out, int r0, int r1, float* y) {
   const int full = d_in / 16, tail = d_in % 16;
   const __mmask16 tmask = static_cast<__mmask16>((1u << tail) - 1u);
-  for (int rb = r0; rb < r1; rb += kRowBlock) {
-    const int nr = r1 - rb < kRowBlock ? r1 - rb : kRowBlock;
+  for (int r = r0; r < r1; ++r) {
+    const uint8_t* c = codes + static_cast<int64_t>(r) * d_in;
+    const __m512 z = _mm512_set1_ps(zeros[r]);
     for (int64_t i = 0; i < n; ++i) {
       const float* xi = x + i * d_in;
-      __m512 a0[kRowBlock], a1[kRowBlock], z[kRowBlock];
-      const uint8_t* c[kRowBlock];
-      for (int k = 0; k < kRowBlock; ++k) {
-        a0[k] = _mm512_setzero_ps();
-        a1[k] = _mm512_setzero_ps();
-        const int r = rb + (k < nr ? k : 0);
-        z[k] = _mm512_set1_ps(zeros[r]);
-        c[k] = codes + static_cast<int64_t>(r) * d_in;
-      }
+      __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
       int b = 0;
-      for (; b + 1 < full; b += 2) {
-        const __m512 x0 = _mm512_loadu_ps(xi + 16 * b), x1 = _mm512_loadu_ps(xi + 16 * b + 16);
-#pragma GCC unroll 4
-        for (int k = 0; k < kRowBlock; ++k) {
-          a0[k] = _mm512_fmadd_ps(widen(c[k] + 16 * b, z[k]), x0, a0[k]);
-          a1[k] = _mm512_fmadd_ps(widen(c[k] + 16 * b + 16, z[k]), x1, a1[k]);
-        }
+      for (; b + 3 < full; b += 4) {
+        a0 = _mm512_fmadd_ps(widen(c + 16 * b, z), _mm512_loadu_ps(xi + 16 * b), a0);
+        a1 = _mm512_fmadd_ps(widen(c + 16 * b + 16, z), _mm512_loadu_ps(xi + 16 * b + 16), a1);
+        a2 = _mm512_fmadd_ps(widen(c + 16 * b + 32, z), _mm512_loadu_ps(xi + 16 * b + 32), a2);
+        a3 = _mm512_fmadd_ps(widen(c + 16 * b + 48, z), _mm512_loadu_ps(xi + 16 * b + 48), a3);
       }
-      if (b < full) {
-        const __m512 x0 = _mm512_loadu_ps(xi + 16 * b);
-        for (int k = 0; k < kRowBlock; ++k)
-          a0[k] = _mm512_fmadd_ps(widen(c[k] + 16 * b, z[k]), x0, a0[k]);
-        ++b;
-      }
+      for (; b < full; ++b)
+        a0 = _mm512_fmadd_ps(widen(c + 16 * b, z), _mm512_loadu_ps(xi + 16 * b), a0);
       if (tail) {
-        const __m512 xt = _mm512_maskz_loadu_ps(tmask, xi + 16 * b);
-        for (int k = 0; k < kRowBlock; ++k) {
-          const __m128i cb = _mm_maskz_loadu_epi8(tmask, c[k] + 16 * b);
-          const __m512 w =
-              _mm512_maskz_sub_ps(tmask, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(cb)), z[k]);
-          a1[k] = _mm512_fmadd_ps(w, xt, a1[k]);
-        }
+        const __m128i cb = _mm_maskz_loadu_epi8(tmask, c + 16 * b);
+        const __m512 w =
+            _mm512_maskz_sub_ps(tmask, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(cb)), z);
+        a1 = _mm512_fmadd_ps(w, _mm512_maskz_loadu_ps(tmask, xi + 16 * b), a1);
       }
-      for (int k = 0; k < nr; ++k)
-        y[i * d_out + rb + k] = _mm512_reduce_add_ps(_mm512_add_ps(a0[k], a1[k])) * scales[rb + k];
+      const __m512 sum = _mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3));
+      y[i * d_out + r] = _mm512_reduce_add_ps(sum) * scales[r];
     }
   }
 }
