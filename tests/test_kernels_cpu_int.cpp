@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "lrc/core/error.h"
@@ -18,6 +19,8 @@
 #include "lrc/kernels/backend.h"
 #include "lrc/kernels/cpu_int/w4a4.h"
 #include "lrc/kernels/cpu_int/w8.h"
+#include "lrc/kernels/low_rank_branch.h"
+#include "lrc/core/half.h"
 #include "lrc/format/linear.h"
 #include "lrc/format/act_quant.h"
 #include "lrc/format/code_packing.h"
@@ -310,6 +313,45 @@ TEST(KernelsCpuInt, EightBitWeightOnlyGemvMatchesFloat64) {
                 << d_out << "x" << d_in << " n " << n << " token " << i << " row " << r;
           }
       }
+}
+
+// One token's low-rank branch (kernels/low_rank_branch.h): fp16-valued U, V are kept in fp16
+// (half the bytes) and give the same floats as the same values kept in fp32; both equal
+// float64 U(Vᵀx) within fp32 rounding; values that are not fp16 stay fp32.
+TEST(KernelsCpuInt, LowRankDecodeHalfEqualsFloatStorage) {
+  for (auto [d_out, d_in, rank] : {std::tuple{1536, 576, 41}, {33, 101, 3}, {7, 5, 17}}) {
+    std::vector<float> u = randn(size_t(d_out) * rank, 3, 0.1f), v = randn(size_t(d_in) * rank, 4, 0.1f);
+    for (auto* m : {&u, &v})
+      for (auto& e : *m) e = lrc::f16_to_f32(lrc::f32_to_f16(e));
+    const lrc::LowRankDecode h = lrc::make_low_rank_decode(u.data(), v.data(), rank, d_in, d_out);
+    ASSERT_TRUE(h.half);
+    EXPECT_EQ(h.bytes(), int64_t(2) * (d_out + d_in) * rank);
+    lrc::LowRankDecode f = h;  // the same values in fp32 storage
+    f.half = false;
+    f.v32.assign(v.begin(), v.end());
+    f.ut32.resize(size_t(d_out) * rank);
+    for (int r = 0; r < d_out; ++r)
+      for (int k = 0; k < rank; ++k) f.ut32[size_t(k) * d_out + r] = u[size_t(r) * rank + k];
+    f.v16.clear();
+    f.ut16.clear();
+    const std::vector<float> x = randn(size_t(d_in), 5);
+    std::vector<float> yh(size_t(d_out), 0.5f), yf = yh;
+    lrc::add_low_rank_decode(h, x.data(), yh.data());
+    lrc::add_low_rank_decode(f, x.data(), yf.data());
+    EXPECT_EQ(yh, yf) << d_out << "x" << d_in << " rank " << rank;
+    for (int r = 0; r < d_out; ++r) {
+      double want = 0.5, mag = 0;
+      for (int k = 0; k < rank; ++k) {
+        double t = 0;
+        for (int j = 0; j < d_in; ++j) t += double(x[size_t(j)]) * v[size_t(j) * rank + k];
+        want += double(u[size_t(r) * rank + k]) * t;
+        mag += std::fabs(double(u[size_t(r) * rank + k]) * t);
+      }
+      ASSERT_NEAR(yh[size_t(r)], want, 1e-5 * (mag + 1)) << "row " << r;
+    }
+    u[0] = 0.1f;  // not an fp16 value
+    EXPECT_FALSE(lrc::make_low_rank_decode(u.data(), v.data(), rank, d_in, d_out).half);
+  }
 }
 
 TEST(KernelsCpuInt, UnsupportedConfigsAreNamed) {

@@ -67,7 +67,8 @@ bool integer_form(const Linear& L) {
 
 // y[n x d_out] = x Wᵀ (+ the low-rank branch), W [d_out x d_in] fp32, x quantized by Q_a
 // first (quantized then dequantized: s_x·c_x in fp32) when L.act is on.
-void dequantized_linear(const Linear& L, const float* W, const float* x, int64_t n, float* y) {
+void dequantized_linear(const Linear& L, const float* W, const float* x, int64_t n, float* y,
+                        const LowRankDecode* dec) {
   const int d_out = L.d_out, d_in = L.d_in;
   const ActQuantSpec& act = L.act;
   if (n > INT_MAX) fail("linear", "too many rows for one sgemm: " + std::to_string(n));
@@ -96,7 +97,7 @@ void dequantized_linear(const Linear& L, const float* W, const float* x, int64_t
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(n), d_out, d_in, 1.f,
                 xa, d_in, W, d_in, 0.f, y, d_out);
   std::vector<float> t;
-  add_low_rank(x, n, d_in, L.lr.u.data(), L.lr.v.data(), L.lr.rank, d_out, y, t);
+  add_low_rank(x, n, d_in, L.lr.u.data(), L.lr.v.data(), L.lr.rank, d_out, y, t, dec);
 }
 
 // The integer form. C [d_out x d_in] holds c_w − z as floats (integers). Per weight group g
@@ -109,7 +110,8 @@ void dequantized_linear(const Linear& L, const float* W, const float* x, int64_t
 //   one group:  y = (float(a) · s_w) · s_x
 //   groups:     f = fma(float(a_g), s_w,g, f) over g = 0, 1, ...;  y = f · s_x
 // and the low-rank branch is added by the same function as in cpu_int.
-void integer_linear(const Linear& L, const float* C, const float* x, int64_t n, float* y) {
+void integer_linear(const Linear& L, const float* C, const float* x, int64_t n, float* y,
+                    const LowRankDecode* dec) {
   const PackedWeight& p = *L.packed;
   const int d_out = L.d_out, d_in = L.d_in, ng = p.n_groups(), gs = p.group_size();
   if (n > INT_MAX) fail("linear", "too many rows for one sgemm: " + std::to_string(n));
@@ -165,7 +167,7 @@ void integer_linear(const Linear& L, const float* C, const float* x, int64_t n, 
       v = ng == 1 ? v * p.scales[r] * sx[i] : v * sx[i];
     }
   std::vector<float> t;
-  add_low_rank(x, n, d_in, L.lr.u.data(), L.lr.v.data(), L.lr.rank, d_out, y, t);
+  add_low_rank(x, n, d_in, L.lr.u.data(), L.lr.v.data(), L.lr.rank, d_out, y, t, dec);
 }
 
 // C[d_out x d_in] = code − zero, integers as floats (PackedWeight::dequantize without the
@@ -203,23 +205,24 @@ class CpuReferenceBackend final : public Backend {
                            std::to_string(p.d_in) + ", the linear " + std::to_string(L.d_out) +
                            " x " + std::to_string(L.d_in));
       if (integer_form(L)) {
-        integer_linear(L, weights(p, /*centered=*/true), x, n, y);
+        integer_linear(L, weights(p, /*centered=*/true), x, n, y, low_rank_decode(L, n));
       } else if (w8_weight_only(L) && n < kernels::cpu_int::kW8MaxTokens) {
         p.validate("linear");
         check_low_rank(L);
         kernels::cpu_int::w8_linear(p.codes.data(), p.scales.data(), p.zeros.data(), L.d_out,
                                     L.d_in, x, n, y);
         std::vector<float> t;
-        add_low_rank(x, n, L.d_in, L.lr.u.data(), L.lr.v.data(), L.lr.rank, L.d_out, y, t);
+        add_low_rank(x, n, L.d_in, L.lr.u.data(), L.lr.v.data(), L.lr.rank, L.d_out, y, t,
+                     low_rank_decode(L, n));
       } else {
-        dequantized_linear(L, weights(p, /*centered=*/false), x, n, y);
+        dequantized_linear(L, weights(p, /*centered=*/false), x, n, y, low_rank_decode(L, n));
       }
       return;
     }
     if (L.w.size() != static_cast<size_t>(L.d_out) * L.d_in)
       fail("linear", "weight has " + std::to_string(L.w.size()) + " elements, shape is [" +
                          std::to_string(L.d_out) + ", " + std::to_string(L.d_in) + "]");
-    dequantized_linear(L, L.w.data(), x, n, y);
+    dequantized_linear(L, L.w.data(), x, n, y, low_rank_decode(L, n));
   }
 
 
@@ -305,8 +308,24 @@ class CpuReferenceBackend final : public Backend {
     return W.data();
   }
 
+  // U, V laid out for one token (fp16 when they are fp16 values), kept per pair when keep_;
+  // null otherwise (add_low_rank then lays them out for the call: the same arithmetic).
+  const LowRankDecode* low_rank_decode(const Linear& L, int64_t n) const {
+    if (!keep_ || n != 1 || L.lr.rank <= 0) return nullptr;
+    check_low_rank(L);
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = kept_lr_.find(&L.lr);
+    if (it == kept_lr_.end())
+      it = kept_lr_
+               .emplace(&L.lr, make_low_rank_decode(L.lr.u.data(), L.lr.v.data(), L.lr.rank,
+                                                    L.d_in, L.d_out))
+               .first;
+    return &it->second;
+  }
+
   bool keep_;
   mutable std::mutex mu_;
+  mutable std::unordered_map<const LowRankPair*, LowRankDecode> kept_lr_;
   mutable std::unordered_map<const PackedWeight*, std::vector<float>> kept_[2];
 };
 
