@@ -320,7 +320,8 @@ TEST(KernelsCpuInt, EightBitWeightOnlyGemvMatchesFloat64) {
 // float64 U(Vᵀx) within fp32 rounding; values that are not fp16 stay fp32.
 TEST(KernelsCpuInt, LowRankDecodeHalfEqualsFloatStorage) {
   for (auto [d_out, d_in, rank] : {std::tuple{1536, 576, 41}, {33, 101, 3}, {7, 5, 17}}) {
-    std::vector<float> u = randn(size_t(d_out) * rank, 3, 0.1f), v = randn(size_t(d_in) * rank, 4, 0.1f);
+    std::vector<float> u = randn(size_t(d_out) * rank, 3, 0.1f),
+                       v = randn(size_t(d_in) * rank, 4, 0.1f);
     for (auto* m : {&u, &v})
       for (auto& e : *m) e = lrc::f16_to_f32(lrc::f32_to_f16(e));
     const lrc::LowRankDecode h = lrc::make_low_rank_decode(u.data(), v.data(), rank, d_in, d_out);

@@ -33,7 +33,8 @@ LowRankDecode make_low_rank_decode(const float* u, const float* v, int rank, int
     for (size_t i = 0; i < nv; ++i) d.v16[i] = f32_to_f16(v[i]);
     for (int r = 0; r < d_out; ++r)
       for (int k = 0; k < rank; ++k)
-        d.ut16[static_cast<size_t>(k) * d_out + r] = f32_to_f16(u[static_cast<size_t>(r) * rank + k]);
+        d.ut16[static_cast<size_t>(k) * d_out + r] =
+            f32_to_f16(u[static_cast<size_t>(r) * rank + k]);
   } else {
     d.v32.assign(v, v + nv);
     d.ut32.resize(nu);
@@ -75,13 +76,14 @@ void axpy_avx512(float s, const T* row, int len, float* acc) {
   const __m512 vs = _mm512_set1_ps(s);
   for (int i = 0; i < len; i += 16) {
     const __mmask16 m = len - i >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (len - i)) - 1u);
-    _mm512_mask_storeu_ps(acc + i, m,
-                          _mm512_fmadd_ps(vs, load16(row + i, m), _mm512_maskz_loadu_ps(m, acc + i)));
+    const __m512 a = _mm512_maskz_loadu_ps(m, acc + i);
+    _mm512_mask_storeu_ps(acc + i, m, _mm512_fmadd_ps(vs, load16(row + i, m), a));
   }
 }
 
 #pragma GCC pop_options
 
+// y[d_out] += Uᵀ-layout ut [rank x d_out] times (v [d_in x rank]ᵀ x[d_in]), storage type T.
 template <class T>
 void run(const T* v, const T* ut, const LowRankDecode& lr, const float* x, float* y) {
   static const bool avx512 =
@@ -89,7 +91,8 @@ void run(const T* v, const T* ut, const LowRankDecode& lr, const float* x, float
   auto axpy = avx512 ? axpy_avx512<T> : axpy_portable<T>;
   thread_local std::vector<float> t, acc;
   t.assign(static_cast<size_t>(lr.rank), 0.f);
-  for (int j = 0; j < lr.d_in; ++j) axpy(x[j], v + static_cast<size_t>(j) * lr.rank, lr.rank, t.data());
+  for (int j = 0; j < lr.d_in; ++j)
+    axpy(x[j], v + static_cast<size_t>(j) * lr.rank, lr.rank, t.data());
   acc.assign(static_cast<size_t>(lr.d_out), 0.f);
   for (int k = 0; k < lr.rank; ++k)
     axpy(t[static_cast<size_t>(k)], ut + static_cast<size_t>(k) * lr.d_out, lr.d_out, acc.data());

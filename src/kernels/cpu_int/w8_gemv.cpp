@@ -17,8 +17,9 @@ namespace lrc::kernels::cpu_int {
 
 namespace {
 
-// Rows [r0, r1), all tokens, portable: the same order as the AVX-512 code is not needed
-// (a machine runs one of the two, for both backends).
+// y[i][r] for rows r in [r0, r1) of codes [d_out x d_in] and every token i of x [n x d_in]
+// (y [n x d_out]), portable loops. Its order differs from the AVX-512 code's, which is fine:
+// a machine runs one of the two, for both backends.
 void rows_scalar(const uint8_t* codes, const float* scales, const float* zeros, int d_in,
                  const float* x, int64_t n, int64_t d_out, int r0, int r1, float* y) {
   for (int r = r0; r < r1; ++r) {
@@ -26,7 +27,8 @@ void rows_scalar(const uint8_t* codes, const float* scales, const float* zeros, 
     for (int64_t i = 0; i < n; ++i) {
       const float* xi = x + i * d_in;
       float acc = 0.f;
-      for (int j = 0; j < d_in; ++j) acc = std::fma(static_cast<float>(c[j]) - zeros[r], xi[j], acc);
+      for (int j = 0; j < d_in; ++j)
+        acc = std::fma(static_cast<float>(c[j]) - zeros[r], xi[j], acc);
       y[i * d_out + r] = acc * scales[r];
     }
   }
@@ -41,10 +43,11 @@ inline __m512 widen(const uint8_t* p, __m512 z) {
   return _mm512_sub_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(b)), z);
 }
 
-// Rows [r0, r1), one row at a time: four accumulators over consecutive 16-input blocks (four
-// independent fma chains hide the fma latency), named variables so that they stay in
-// registers (arrays of __m512 indexed in a loop were spilled to the stack by GCC 12, which made
-// the loop store-bound), then the tail under a mask. x stays in L1 across rows.
+// The same with AVX-512 (shapes as rows_scalar), one row at a time: four accumulators over
+// consecutive 16-input blocks (four independent fma chains hide the fma latency), named
+// variables so that they stay in registers (arrays of __m512 indexed in a loop were spilled to
+// the stack by GCC 12, which made the loop store-bound), then the tail under a mask. x stays
+// in L1 across rows.
 void rows_avx512(const uint8_t* codes, const float* scales, const float* zeros, int d_in,
                  const float* x, int64_t n, int64_t d_out, int r0, int r1, float* y) {
   const int full = d_in / 16, tail = d_in % 16;

@@ -65,8 +65,9 @@ bool integer_form(const Linear& L) {
   return true;
 }
 
-// y[n x d_out] = x Wᵀ (+ the low-rank branch), W [d_out x d_in] fp32, x quantized by Q_a
-// first (quantized then dequantized: s_x·c_x in fp32) when L.act is on.
+// y[n x d_out] = x Wᵀ (+ the low-rank branch), W [d_out x d_in] fp32, x [n x d_in] quantized
+// by Q_a first (quantized then dequantized: s_x·c_x in fp32) when L.act is on; dec as
+// integer_linear's.
 void dequantized_linear(const Linear& L, const float* W, const float* x, int64_t n, float* y,
                         const LowRankDecode* dec) {
   const int d_out = L.d_out, d_in = L.d_in;
@@ -100,7 +101,8 @@ void dequantized_linear(const Linear& L, const float* W, const float* x, int64_t
   add_low_rank(x, n, d_in, L.lr.u.data(), L.lr.v.data(), L.lr.rank, d_out, y, t, dec);
 }
 
-// The integer form. C [d_out x d_in] holds c_w − z as floats (integers). Per weight group g
+// The integer form: y[n x d_out] for x[n x d_in]. C [d_out x d_in] holds c_w − z as floats
+// (integers); dec: the kept one-token layout of U, V, or null. Per weight group g
 // the sum a_g = Σ_{j in g} (c_w − z)·c_x is an integer; a product of sgemm on integer-valued
 // floats is EXACT, whatever the order of its additions, as long as every partial sum stays
 // below 2^24 in magnitude: guaranteed when group_size · max|c_w − z| · max|c_x| <= 2^24 (4-bit

@@ -16,7 +16,8 @@ inline constexpr int kW8MaxTokens = 16;
 // y[n x d_out] = s[r] · Σ_j (c[r][j] − z[r]) · x[i][j] for codes c [d_out x d_in] (one byte
 // each, row-major), per-row scale s[d_out] and integer-valued zero point z[d_out], x [n x d_in].
 // The sum runs in fp32 in a fixed order (16 lanes, four accumulators over consecutive blocks
-// of 16 inputs, then reduced), the same for any thread count; OpenMP over blocks of rows for large matrices.
+// of 16 inputs, then reduced), the same for any thread count; OpenMP over blocks of rows for
+// large matrices.
 void w8_linear(const uint8_t* codes, const float* scales, const float* zeros, int d_out,
                int d_in, const float* x, int64_t n, float* y);
 
