@@ -11,7 +11,9 @@
 #     Protocol: llama.cpp scores only the SECOND half of each $CTX-token window (the first
 #     half is context), with a BOS token per window.
 # lrc side: `lrc speed` (pp/tg as llama-bench) and `lrc eval`, --kernels real and sim, on the FP
-# model and on each lrc checkpoint of SmolLM2 given with --ckpt (e.g. from `lrc quantize`).
+# model and on each lrc checkpoint of SmolLM2 given with --ckpt (e.g. from `lrc quantize`);
+# the checkpoints also with `--lm-head q8` (the LM head in 8 bits, as llama.cpp stores its
+# output matrix: a change of the model, so its perplexity is measured too).
 #
 # Usage: bench/compare-llama-cpp.sh [--out DIR] [--reps N] [--chunks N] [--text FILE] [--ckpt DIR]...
 # Results: DIR (default /tmp/lrc-compare-llama-cpp)/{bench.md,bench.json,ppl.md}, also on stdout.
@@ -88,24 +90,30 @@ done
 # position after the first scored) on the same text, $CHUNKS windows.
 LRC="$ROOT/build/lrc"
 [ -x "$LRC" ] || die "no $LRC: build lrc first (scripts/build.sh)"
-echo "| model | tool | backend | threads | pp$PP tok/s | tg$TG tok/s |" | tee "$OUT/lrc-bench.md"
-echo "|---|---|---|---|---|---|" | tee -a "$OUT/lrc-bench.md"
+echo "| model | tool | backend | lm head | threads | pp$PP tok/s | tg$TG tok/s |" | tee "$OUT/lrc-bench.md"
+echo "|---|---|---|---|---|---|---|" | tee -a "$OUT/lrc-bench.md"
+# (kernels, lm head) per model: the FP model has no quantized linear (real = sim) and its head
+# stays fp32; a checkpoint runs real and sim with the stored head, and real with the 8-bit one.
+variants() { if [ "$1" = "$GGUF" ]; then echo "real:fp"; else echo "real:fp real:q8 sim:fp"; fi; }
 for m in "$GGUF" "${CKPTS[@]}"; do
-  for k in real sim; do
+  for v in $(variants "$m"); do
+    k="${v%%:*}"; h="${v##*:}"
     for t in 1 2; do
       j="$(OMP_NUM_THREADS=$t OMP_WAIT_POLICY=PASSIVE "$LRC" speed --model "$m" --kernels $k \
-           --prefill "$PP" --decode "$TG" --reps "$REPS" --json 2>/dev/null)" \
+           --lm-head $h --prefill "$PP" --decode "$TG" --reps "$REPS" --json 2>/dev/null)" \
         || die "lrc speed failed on $m"
       echo "$j" >>"$OUT/lrc-bench.json"
-      python3 -c "import json,sys; j=json.loads(sys.argv[1]); print('| %s | lrc | %s | %d | %.1f ± %.1f | %.1f ± %.1f |' % (sys.argv[2], j['backend'], j['threads'], j['prefill_tok_s'], j['prefill_sd'], j['decode_tok_s'], j['decode_sd']))" "$j" "$(basename "$m")" | tee -a "$OUT/lrc-bench.md"
+      python3 -c "import json,sys; j=json.loads(sys.argv[1]); print('| %s | lrc | %s | %s | %d | %.1f ± %.1f | %.1f ± %.1f |' % (sys.argv[2], j['backend'], j['lm_head'], j['threads'], j['prefill_tok_s'], j['prefill_sd'], j['decode_tok_s'], j['decode_sd']))" "$j" "$(basename "$m")" | tee -a "$OUT/lrc-bench.md"
     done
   done
 done
 for m in "$GGUF" "${CKPTS[@]}"; do
-  for k in real sim; do
-    ppl="$("$LRC" eval --model "$m" --kernels $k --data "$TEXT" --seq "$CTX" --max-chunks "$CHUNKS" \
-           --json 2>/dev/null | python3 -c "import json,sys; print('%.4f' % json.load(sys.stdin)['ppl'])")"
-    echo "| $(basename "$m") ($k) | lrc | $(basename "$TEXT") | $CTX | $CHUNKS | $ppl |" | tee -a "$OUT/ppl.md"
+  for v in $(variants "$m") sim:q8; do
+    [ "$m" = "$GGUF" ] && [ "$v" = sim:q8 ] && continue
+    k="${v%%:*}"; h="${v##*:}"
+    ppl="$("$LRC" eval --model "$m" --kernels $k --lm-head $h --data "$TEXT" --seq "$CTX" \
+           --max-chunks "$CHUNKS" --json 2>/dev/null | python3 -c "import json,sys; print('%.4f' % json.load(sys.stdin)['ppl'])")"
+    echo "| $(basename "$m") ($k, lm head $h) | lrc | $(basename "$TEXT") | $CTX | $CHUNKS | $ppl |" | tee -a "$OUT/ppl.md"
   done
 done
 log "results in $OUT"

@@ -1,5 +1,5 @@
 // The backends behind kernels/backend.h run the same model: the integer CPU kernels
-// (--kernels real) give the reference's (--kernels sim) logits up to float rounding, a linear
+// (--kernels real) give the reference's (--kernels sim) logits bit for bit, a linear
 // they cannot run falls back to the reference bit for bit, and bad choices are named.
 #include <gtest/gtest.h>
 
@@ -10,7 +10,9 @@
 #include <vector>
 
 #include "lrc/core/error.h"
+#include "lrc/kernels/cpu_int/w4a4.h"
 #include "lrc/kernels/registry.h"
+#include "lrc/model/layer_linears.h"
 #include "lrc/model/forward.h"
 #include "lrc/pipeline/quantize_model.h"
 #include "lrc/quant/weight_quant.h"
@@ -35,9 +37,25 @@ LlamaModel quantized_model(QuantMethod method, double rank) {
 
 }  // namespace
 
-TEST(Backends, IntegerKernelsGiveTheSimulatedLogits) {
+// Every quantized linear of m runs on the integer kernels (none falls back to the reference).
+void expect_all_on_integer_kernels(const LlamaModel& m) {
+  for (const LlamaLayer& layer : m.layers)
+    for (const auto& t : kLayerLinears) {
+      const Linear& L = layer.*t.member;
+      ASSERT_TRUE(L.packed) << t.name;
+      EXPECT_EQ(kernels::cpu_int::unsupported_reason(*L.packed, L.act, L.d_out, L.d_in), "")
+          << t.name;
+    }
+}
+
+// The simulation sums the integer products exactly and scales them in the kernels' order, and
+// both add the low-rank branch through one function: the logits are the same floats, for a
+// prefill (n >= 16 tokens: the GEMM path, sgemm for the branch) and for decoding step by step
+// (one token: the GEMV path, sgemv for the branch).
+TEST(Backends, IntegerKernelsGiveTheSimulatedLogitsBitForBit) {
   for (auto [method, rank] : {std::pair{QuantMethod::RTN, 0.0}, {QuantMethod::LRC, 0.1}}) {
     LlamaModel m = quantized_model(method, rank);
+    expect_all_on_integer_kernels(m);
     const CalibrationSet probe = test::random_calibration(61, 2, 24, 9);
     m.backend = make_backend("cpu", "sim");
     const std::vector<float> sim = forward_logits(m, probe.tokens.data(), 2, 24);
@@ -45,15 +63,54 @@ TEST(Backends, IntegerKernelsGiveTheSimulatedLogits) {
     EXPECT_NE(m.run_backend().name().find("cpu-int"), std::string::npos);
     const std::vector<float> real = forward_logits(m, probe.tokens.data(), 2, 24);
     ASSERT_EQ(sim.size(), real.size());
-    double max_diff = 0, max_abs = 0;
-    for (size_t i = 0; i < sim.size(); ++i) {
-      max_diff = std::max(max_diff, double(std::fabs(sim[i] - real[i])));
-      max_abs = std::max(max_abs, double(std::fabs(sim[i])));
+    EXPECT_TRUE(sim == real) << "rank " << rank;
+
+    for (bool decoding_sim : {false, true}) {
+      m.backend = make_backend("cpu", "sim", decoding_sim);
+      Decoder ds(m, 24);
+      std::vector<std::vector<float>> sim_steps;
+      for (int i = 0; i < 24; ++i) sim_steps.push_back(ds.step(probe.tokens[i]));
+      m.backend = make_backend("cpu", "real", true);
+      Decoder dr(m, 24);
+      for (int i = 0; i < 24; ++i)
+        ASSERT_TRUE(dr.step(probe.tokens[i]) == sim_steps[i]) << "rank " << rank << " step " << i;
     }
-    // Same integers; only the order of the fp32 scale products differs. A wrong code, scale or
-    // low-rank term moves logits by O(max_abs).
-    EXPECT_LT(max_diff, 1e-3 * max_abs) << "rank " << rank;
-    EXPECT_GT(max_diff, 0.0) << "the integer path did not run";
+  }
+}
+
+// --lm-head q8 (src/cli/backend_flags.h): the LM head as 8-bit codes, one absmax scale per
+// row. Decode steps (one token: the 8-bit GEMV, kernels/cpu_int/w8.h) and a prefill (the
+// dequantized sgemm) give the same floats on both backends, and the prefill's logits stay
+// within the 8-bit rounding of the fp32 head's (the GEMV itself: test_kernels_cpu_int).
+TEST(Backends, EightBitLmHeadIsTheSameOnBothBackends) {
+  LlamaModel m = quantized_model(QuantMethod::LRC, 0.1);
+  const CalibrationSet probe = test::random_calibration(61, 1, 20, 4);
+  m.backend = make_backend("cpu", "sim");
+  const std::vector<float> fp_head = forward_logits(m, probe.tokens.data(), 1, 20);
+  WeightQuantSpec spec;
+  spec.bits = 8;
+  spec.mse_clip = false;
+  m.lm_head.packed = quantize_rtn(m.lm_head.w.data(), m.lm_head.d_out, m.lm_head.d_in, spec);
+  m.lm_head.w.clear();
+  const std::vector<float> sim = forward_logits(m, probe.tokens.data(), 1, 20);
+  m.backend = make_backend("cpu", "real");
+  EXPECT_TRUE(sim == forward_logits(m, probe.tokens.data(), 1, 20));
+  double max_diff = 0, max_abs = 0;
+  for (size_t i = 0; i < sim.size(); ++i) {
+    max_diff = std::max(max_diff, double(std::fabs(sim[i] - fp_head[i])));
+    max_abs = std::max(max_abs, double(std::fabs(fp_head[i])));
+  }
+  EXPECT_GT(max_diff, 0.0);               // the head did change
+  EXPECT_LT(max_diff, 2e-2 * max_abs);   // by 8-bit rounding, not by a wrong code or scale
+
+  m.backend = make_backend("cpu", "sim", true);
+  Decoder ds(m, 20);
+  std::vector<std::vector<float>> steps;
+  for (int i = 0; i < 20; ++i) steps.push_back(ds.step(probe.tokens[i]));
+  m.backend = make_backend("cpu", "real", true);
+  Decoder dr(m, 20);
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE(dr.step(probe.tokens[i]) == steps[i]) << "step " << i;
   }
 }
 

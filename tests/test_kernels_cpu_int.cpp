@@ -1,8 +1,9 @@
 // W4A4 CPU integer kernels (include/lrc/kernels/cpu_int/w4a4.h): every ISA path gives
 // int32 accumulators equal to a brute-force Σ (cw - zw)·cx, activation codes equal to
 // quantize_activation_row's, and outputs equal to the simulation (dequantized Ŵ times
-// Q_a(x) plus the low-rank branch, in float64) within float rounding — on random layers of
-// awkward sizes and on a real layer of the default 22M model.
+// Q_a(x) plus the low-rank branch, in float64) within float rounding and to lrc's own
+// simulation (the CPU reference backend) bit for bit — on random layers of awkward sizes and
+// on a real layer of the default 22M model.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -10,11 +11,16 @@
 #include <filesystem>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "lrc/core/error.h"
 #include "lrc/io/model_loader.h"
+#include "lrc/kernels/backend.h"
 #include "lrc/kernels/cpu_int/w4a4.h"
+#include "lrc/kernels/cpu_int/w8.h"
+#include "lrc/kernels/low_rank_branch.h"
+#include "lrc/core/half.h"
 #include "lrc/format/linear.h"
 #include "lrc/format/act_quant.h"
 #include "lrc/format/code_packing.h"
@@ -202,13 +208,28 @@ void check_output(const std::vector<float>& W, int d_out, int d_in, int gs, bool
                            v = randn(size_t(d_in) * rank, seed + 3, 0.1f);
   std::vector<double> want, tol;
   simulate(p, d_out, d_in, a4(0.9f), u, v, rank, x, n, want, tol);
+  // lrc's simulation (the CPU reference backend's linear, `--kernels sim`): the same floats.
+  lrc::Linear L;
+  L.d_out = d_out;
+  L.d_in = d_in;
+  L.packed = p;
+  L.act = a4(0.9f);
+  L.lr.rank = rank;
+  L.lr.u = u;
+  L.lr.v = v;
+  std::vector<float> sim(size_t(n * d_out), NAN);
+  lrc::cpu_reference_backend().linear(L, x.data(), n, sim.data());
   for (ci::Isa isa : isas()) {
     std::vector<float> y(size_t(n * d_out), NAN);
     ci::w4a4_linear(w, a4(0.9f), u.data(), v.data(), rank, x.data(), n, y.data(), isa);
-    for (size_t i = 0; i < y.size(); ++i)
+    for (size_t i = 0; i < y.size(); ++i) {
       ASSERT_NEAR(y[i], want[i], tol[i])
           << ci::isa_name(isa) << " at " << i << " d " << d_out << "x" << d_in << " gs " << gs
           << " sym " << sym << " rank " << rank << " n " << n;
+      ASSERT_EQ(y[i], sim[i]) << "not the simulation's float: " << ci::isa_name(isa) << " at "
+                              << i << " d " << d_out << "x" << d_in << " gs " << gs << " sym "
+                              << sym << " rank " << rank << " n " << n;
+    }
   }
 }
 
@@ -256,6 +277,81 @@ TEST(KernelsCpuInt, RealLayerOfDefaultModel) {
       ci::int_accumulators(w, cx.data(), n, got.data(), isa);
       ASSERT_EQ(got, want) << ci::isa_name(isa);
     }
+  }
+}
+
+// The weight-only 8-bit GEMV (--lm-head q8) against float64: s·Σ (c − z)·x for awkward
+// shapes (d_in not a multiple of 16 or 32, d_out not of 4), 1..5 tokens, symmetric and
+// asymmetric zero points, one and two threads' worth of rows.
+TEST(KernelsCpuInt, EightBitWeightOnlyGemvMatchesFloat64) {
+  for (auto [d_out, d_in] : {std::pair{1, 1}, {7, 15}, {13, 48}, {33, 100}, {3000, 576}})
+    for (int64_t n : {1, 2, 5})
+      for (bool sym : {true, false}) {
+        std::mt19937_64 rng(uint64_t(d_out * 131 + d_in + n));
+        std::vector<uint8_t> c(size_t(d_out) * d_in);
+        for (auto& v : c) v = uint8_t(rng() % 256);
+        std::vector<float> s(static_cast<size_t>(d_out)), z(static_cast<size_t>(d_out));
+        for (int r = 0; r < d_out; ++r) {
+          s[size_t(r)] = 1e-3f * float(1 + rng() % 100);
+          z[size_t(r)] = sym ? 128.f : float(rng() % 256);
+        }
+        const std::vector<float> x = randn(size_t(n) * d_in, uint64_t(d_in + 7));
+        std::vector<float> y(size_t(n) * d_out, NAN);
+        ci::w8_linear(c.data(), s.data(), z.data(), d_out, d_in, x.data(), n, y.data());
+        for (int64_t i = 0; i < n; ++i)
+          for (int r = 0; r < d_out; ++r) {
+            double want = 0, mag = 0;
+            for (int j = 0; j < d_in; ++j) {
+              const double p =
+                  (double(c[size_t(r) * d_in + j]) - z[size_t(r)]) * x[size_t(i * d_in + j)];
+              want += p;
+              mag += std::fabs(p);
+            }
+            want *= s[size_t(r)];
+            mag *= s[size_t(r)];
+            ASSERT_NEAR(y[size_t(i * d_out + r)], want, 1e-6 * mag + 1e-30)
+                << d_out << "x" << d_in << " n " << n << " token " << i << " row " << r;
+          }
+      }
+}
+
+// One token's low-rank branch (kernels/low_rank_branch.h): fp16-valued U, V are kept in fp16
+// (half the bytes) and give the same floats as the same values kept in fp32; both equal
+// float64 U(Vᵀx) within fp32 rounding; values that are not fp16 stay fp32.
+TEST(KernelsCpuInt, LowRankDecodeHalfEqualsFloatStorage) {
+  for (auto [d_out, d_in, rank] : {std::tuple{1536, 576, 41}, {33, 101, 3}, {7, 5, 17}}) {
+    std::vector<float> u = randn(size_t(d_out) * rank, 3, 0.1f),
+                       v = randn(size_t(d_in) * rank, 4, 0.1f);
+    for (auto* m : {&u, &v})
+      for (auto& e : *m) e = lrc::f16_to_f32(lrc::f32_to_f16(e));
+    const lrc::LowRankDecode h = lrc::make_low_rank_decode(u.data(), v.data(), rank, d_in, d_out);
+    ASSERT_TRUE(h.half);
+    EXPECT_EQ(h.bytes(), int64_t(2) * (d_out + d_in) * rank);
+    lrc::LowRankDecode f = h;  // the same values in fp32 storage
+    f.half = false;
+    f.v32.assign(v.begin(), v.end());
+    f.ut32.resize(size_t(d_out) * rank);
+    for (int r = 0; r < d_out; ++r)
+      for (int k = 0; k < rank; ++k) f.ut32[size_t(k) * d_out + r] = u[size_t(r) * rank + k];
+    f.v16.clear();
+    f.ut16.clear();
+    const std::vector<float> x = randn(size_t(d_in), 5);
+    std::vector<float> yh(size_t(d_out), 0.5f), yf = yh;
+    lrc::add_low_rank_decode(h, x.data(), yh.data());
+    lrc::add_low_rank_decode(f, x.data(), yf.data());
+    EXPECT_EQ(yh, yf) << d_out << "x" << d_in << " rank " << rank;
+    for (int r = 0; r < d_out; ++r) {
+      double want = 0.5, mag = 0;
+      for (int k = 0; k < rank; ++k) {
+        double t = 0;
+        for (int j = 0; j < d_in; ++j) t += double(x[size_t(j)]) * v[size_t(j) * rank + k];
+        want += double(u[size_t(r) * rank + k]) * t;
+        mag += std::fabs(double(u[size_t(r) * rank + k]) * t);
+      }
+      ASSERT_NEAR(yh[size_t(r)], want, 1e-5 * (mag + 1)) << "row " << r;
+    }
+    u[0] = 0.1f;  // not an fp16 value
+    EXPECT_FALSE(lrc::make_low_rank_decode(u.data(), v.data(), rank, d_in, d_out).half);
   }
 }
 

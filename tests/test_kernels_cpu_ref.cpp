@@ -111,30 +111,109 @@ TEST(CpuRefLinear, WrongWeightSizeThrows) {
   EXPECT_THROW(lrc::cpu_reference_backend().linear(L, x.data(), 1, y.data()), lrc::Error);
 }
 
-// A quantized linear holds only its codes; the reference backend dequantizes them per call.
-// Its output must equal, bit for bit, that of an FP linear holding the dequantized Ŵ (the
-// simulation lrc ran before the backend seam, which docs/results.md's numbers come from).
-TEST(CpuRefLinear, PackedEqualsDequantizedBitForBit) {
-  for (bool sym : {true, false})
-    for (int gs : {0, 16}) {
-      auto Lfp = make_linear(19, 48, 3, 11);
-      Lfp.act.bits = 4;
-      Lfp.act.clip = 0.9f;
-      lrc::WeightQuantSpec spec;
-      spec.groupsize = gs;
-      spec.symmetric = sym;
-      lrc::Linear Lq = Lfp;
-      Lq.packed = lrc::quantize_rtn(Lfp.w.data(), Lfp.d_out, Lfp.d_in, spec);
-      Lq.w.clear();
-      Lfp.w.assign(Lfp.w.size(), 0.f);
-      Lq.packed->dequantize(Lfp.w.data());
-      std::mt19937 rng(5);
-      const auto x = randn(9 * 48, rng);
-      std::vector<float> yq(9 * 19), yf(9 * 19);
-      lrc::cpu_reference_backend().linear(Lq, x.data(), 9, yq.data());
-      lrc::cpu_reference_backend().linear(Lfp, x.data(), 9, yf.data());
-      EXPECT_EQ(yq, yf) << "symmetric " << sym << " groupsize " << gs;
+namespace {
+
+// A quantized linear with per-token Q_a runs in integer form: y = s_x·s_w·Σ (c_w − z)·c_x with
+// the sum exact. Brute force: the sum in int64 from the codes (PackedWeight::code,
+// quantize_activation_row), then the scale products in the order the integer kernels use
+// (one group: (a·s_w)·s_x; groups: f = fma(a_g, s_w,g, f), then f·s_x). Bit for bit.
+void expect_integer_form(const lrc::Linear& Lq, const std::vector<float>& x, int n) {
+  const lrc::PackedWeight& p = *Lq.packed;
+  std::vector<float> y(static_cast<size_t>(n) * Lq.d_out);
+  lrc::cpu_reference_backend().linear(Lq, x.data(), n, y.data());
+  const int ng = p.n_groups(), gs = p.group_size();
+  std::vector<int8_t> cx(Lq.d_in);
+  for (int i = 0; i < n; ++i) {
+    float sx = 0.f;
+    lrc::quantize_activation_row(x.data() + static_cast<size_t>(i) * Lq.d_in, Lq.d_in, Lq.act,
+                                 cx.data(), &sx);
+    for (int r = 0; r < Lq.d_out; ++r) {
+      float f = 0.f;
+      for (int g = 0; g < ng; ++g) {
+        int64_t a = 0;
+        for (int j = g * gs; j < (g + 1) * gs; ++j)
+          a += (p.code(r, j) - static_cast<int64_t>(p.zeros[r * ng + g])) * cx[j];
+        const float sw = p.scales[r * ng + g];
+        f = ng == 1 ? static_cast<float>(a) * sw : std::fma(static_cast<float>(a), sw, f);
+      }
+      ASSERT_EQ(y[static_cast<size_t>(i) * Lq.d_out + r], f * sx)
+          << "token " << i << " row " << r << " d_in " << Lq.d_in << " groups " << ng;
     }
+  }
+}
+
+lrc::Linear quantized(const lrc::Linear& Lfp, int groupsize, bool symmetric, int act_bits) {
+  lrc::WeightQuantSpec spec;
+  spec.groupsize = groupsize;
+  spec.symmetric = symmetric;
+  lrc::Linear Lq = Lfp;
+  Lq.packed = lrc::quantize_rtn(Lfp.w.data(), Lfp.d_out, Lfp.d_in, spec);
+  Lq.w.clear();
+  Lq.act.bits = act_bits;
+  Lq.act.clip = 0.9f;
+  return Lq;
+}
+
+}  // namespace
+
+TEST(CpuRefLinear, PackedIntegerFormSumsCodesExactly) {
+  for (bool sym : {true, false})
+    for (int gs : {0, 16})
+      for (int n : {1, 9}) {
+        const lrc::Linear Lq = quantized(make_linear(19, 48, 0, 11), gs, sym, 4);
+        std::mt19937 rng(5);
+        expect_integer_form(Lq, randn(static_cast<size_t>(n) * 48, rng), n);
+      }
+}
+
+TEST(CpuRefLinear, PackedIntegerFormPastTheFloatBoundIsStillExact) {
+  // 8-bit activations over 200000 inputs: 15·128·200000 > 2^24, so fp32 sums could round; the
+  // float64 path must give the exact integers. Weights and inputs of one sign, spread over
+  // [0.5, 1], give codes 7..15 and 63..127: sums ~2.4e8, whose fp32 sgemm is off by ~30.
+  constexpr int kIn = 200000;
+  std::mt19937 rng(6);
+  std::uniform_real_distribution<float> ud(0.5f, 1.f);
+  lrc::Linear Lfp = make_linear(3, kIn, 0, 12);
+  for (auto& w : Lfp.w) w = ud(rng);
+  const lrc::Linear Lq = quantized(Lfp, 0, false, 8);
+  std::vector<float> x(2 * kIn);
+  for (auto& v : x) v = ud(rng);
+  expect_integer_form(Lq, x, 2);
+}
+
+// The integer form computes the simulated W4A4 product s_w(c_w − z) · s_x c_x up to float
+// rounding; the low-rank branch adds U Vᵀ x as on an FP linear holding the dequantized Ŵ.
+TEST(CpuRefLinear, PackedIntegerFormIsTheDequantizedProduct) {
+  lrc::Linear Lfp = make_linear(19, 48, 3, 11);
+  const lrc::Linear Lq = quantized(Lfp, 16, false, 4);
+  Lfp.act = Lq.act;
+  Lq.packed->dequantize(Lfp.w.data());
+  std::mt19937 rng(5);
+  const auto x = randn(9 * 48, rng);
+  std::vector<float> yq(9 * 19), yf(9 * 19);
+  lrc::cpu_reference_backend().linear(Lq, x.data(), 9, yq.data());
+  lrc::cpu_reference_backend().linear(Lfp, x.data(), 9, yf.data());
+  for (size_t i = 0; i < yq.size(); ++i) EXPECT_NEAR(yq[i], yf[i], 1e-5 * (1 + std::fabs(yf[i])));
+  EXPECT_NE(yq, yf) << "the integer form did not run (or rounds exactly like the dequantized one)";
+}
+
+// Configurations outside the integer form (activation groups; fractional zero points) run as
+// the dequantized simulation: equal, bit for bit, to an FP linear holding the dequantized Ŵ.
+TEST(CpuRefLinear, PackedOtherFormsEqualDequantizedBitForBit) {
+  for (int variant : {0, 1}) {
+    lrc::Linear Lfp = make_linear(19, 48, 3, 11);
+    lrc::Linear Lq = quantized(Lfp, 16, true, 4);
+    if (variant == 0) Lq.act.groupsize = 16;
+    else Lq.packed->zeros[5] += 0.5f;
+    Lfp.act = Lq.act;
+    Lq.packed->dequantize(Lfp.w.data());
+    std::mt19937 rng(5);
+    const auto x = randn(9 * 48, rng);
+    std::vector<float> yq(9 * 19), yf(9 * 19);
+    lrc::cpu_reference_backend().linear(Lq, x.data(), 9, yq.data());
+    lrc::cpu_reference_backend().linear(Lfp, x.data(), 9, yf.data());
+    EXPECT_EQ(yq, yf) << "variant " << variant;
+  }
 }
 
 TEST(CpuRefLinear, PackedShapeMismatchThrows) {

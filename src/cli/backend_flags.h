@@ -1,9 +1,14 @@
-// --device / --kernels, the same on every command that runs a model (eval, generate, speed):
-// which backend runs the forward (lrc/kernels/registry.h).
+// --device / --kernels / --lm-head, the same on every command that runs a model (eval,
+// generate, speed): which backend runs the forward (lrc/kernels/registry.h), and how the LM
+// head is stored.
 #pragma once
 
 #include <CLI/CLI.hpp>
 #include <string>
+
+#include "lrc/core/error.h"
+#include "lrc/model/llama.h"
+#include "lrc/quant/weight_quant.h"
 
 namespace lrc::cli {
 
@@ -13,6 +18,31 @@ inline void add_backend_options(CLI::App& sub, std::string& device, std::string&
   sub.add_option("--kernels", kernels,
                  "real: integer W4A4 kernels for the quantized linears; sim: the fp32 simulation")
       ->capture_default_str();
+}
+
+inline void add_lm_head_option(CLI::App& sub, std::string& lm_head) {
+  sub.add_option("--lm-head", lm_head,
+                 "fp: the LM head as stored (fp32; fp16 values in an lrc checkpoint); q8: "
+                 "8-bit codes, one absmax scale per row (a model change: docs/results.md)")
+      ->capture_default_str();
+}
+
+// --lm-head q8: the LM head [vocab x dim] becomes 8-bit symmetric codes with one absmax scale
+// per row (zero point 128, no clip search), and its fp32 weights are released. A decode step
+// then reads a quarter of the bytes (SmolLM2: 28 MB instead of 113); both backends run it
+// with the same arithmetic (kernels/cpu_int/w8.h), so it is a change of the model, not of
+// the backend. The embedding table stays fp32.
+inline void apply_lm_head_option(LlamaModel& m, const std::string& lm_head) {
+  if (lm_head == "fp") return;
+  if (lm_head != "q8") fail("--lm-head", "expected fp or q8, got '" + lm_head + "'");
+  Linear& h = m.lm_head;
+  if (h.packed) fail("--lm-head", "the LM head is already quantized");
+  WeightQuantSpec spec;
+  spec.bits = 8;
+  spec.symmetric = true;
+  spec.mse_clip = false;
+  h.packed = quantize_rtn(h.w.data(), h.d_out, h.d_in, spec);
+  std::vector<float>().swap(h.w);
 }
 
 }  // namespace lrc::cli

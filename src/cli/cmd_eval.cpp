@@ -25,7 +25,7 @@ struct EvalOptions {
   bool json = false;
   std::vector<std::string> tasks;  // zero-shot task files (include/lrc/eval/zero_shot.h)
   int64_t limit = -1;
-  std::string device = "cpu", kernels = "real";
+  std::string device = "cpu", kernels = "real", lm_head = "fp";
 };
 
 // Zero-shot accuracy on --tasks files: a table, or its fields merged into the JSON object.
@@ -42,6 +42,7 @@ int run_eval(const EvalOptions& o) {
     fail("lrc eval", "give --data (perplexity) and/or --tasks (zero-shot accuracy)");
   LoadedModel lm = load_model(o.model, o.tokenizer);
   lm.model.backend = make_backend(o.device, o.kernels);
+  apply_lm_head_option(lm.model, o.lm_head);
   if (o.data.empty()) {
     nlohmann::json j = {
         {"model", o.model}, {"format", lm.format}, {"tokenizer", lm.tokenizer->kind()}};
@@ -60,7 +61,7 @@ int run_eval(const EvalOptions& o) {
                         {"seq", r.seq},        {"seconds", r.seconds},
                         {"model", o.model},    {"data", o.data},
                         {"format", lm.format}, {"tokenizer", lm.tokenizer->kind()},
-                        {"backend", lm.model.run_backend().name()}};
+                        {"backend", lm.model.run_backend().name()}, {"lm_head", o.lm_head}};
     if (!o.tasks.empty()) run_tasks(o, lm, &j);
     std::printf("%s\n", j.dump().c_str());
   } else {
@@ -88,6 +89,7 @@ const Registrar reg_eval(
           ->capture_default_str();
       sub.add_option("--tokenizer", o->tokenizer, "tokenizer file (default: beside the model)");
       add_backend_options(sub, o->device, o->kernels);
+      add_lm_head_option(sub, o->lm_head);
       sub.add_flag("--json", o->json, "print one JSON object");
       return [o] { return run_eval(*o); };
     });

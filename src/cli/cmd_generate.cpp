@@ -20,13 +20,14 @@ namespace {
 struct GenerateCliOptions {
   std::string model, prompt, tokenizer;
   bool chat = false;
-  std::string device = "cpu", kernels = "real";
+  std::string device = "cpu", kernels = "real", lm_head = "fp";
   GenerateOptions gen;
 };
 
 int run_generate(GenerateCliOptions o) {
   LoadedModel lm = load_model(o.model, o.tokenizer);
   lm.model.backend = make_backend(o.device, o.kernels, /*decoding=*/true);
+  apply_lm_head_option(lm.model, o.lm_head);
   // ChatML, as SmolLM2-Instruct's chat template (without its default system turn).
   if (o.chat) o.prompt = "<|im_start|>user\n" + o.prompt + "<|im_end|>\n<|im_start|>assistant\n";
   const auto t0 = std::chrono::steady_clock::now();
@@ -63,6 +64,7 @@ const Registrar reg_generate(
           "--chat", o->chat,
           "wrap the prompt as a ChatML user turn (<|im_start|>user ... <|im_start|>assistant)");
       add_backend_options(sub, o->device, o->kernels);
+      add_lm_head_option(sub, o->lm_head);
       return [o] { return run_generate(*o); };
     });
 

@@ -26,7 +26,7 @@ namespace lrc::cli {
 namespace {
 
 struct SpeedOptions {
-  std::string model, tokenizer, device = "cpu", kernels = "real";
+  std::string model, tokenizer, device = "cpu", kernels = "real", lm_head = "fp";
   int prefill = 512, decode = 128, reps = 3;
   bool json = false;
 };
@@ -49,6 +49,7 @@ int run_speed(const SpeedOptions& o) {
     fail("lrc speed", "--prefill, --decode and --reps must be at least 1");
   LoadedModel lm = load_model(o.model, o.tokenizer);
   LlamaModel& m = lm.model;
+  apply_lm_head_option(lm.model, o.lm_head);
   if (m.cfg.max_seq_len > 0 && std::max(o.prefill, o.decode) > m.cfg.max_seq_len)
     fail("lrc speed", "--prefill/--decode exceed the model's context of " +
                           std::to_string(m.cfg.max_seq_len) + " tokens");
@@ -84,11 +85,12 @@ int run_speed(const SpeedOptions& o) {
                               {"prefill", o.prefill}, {"prefill_tok_s", p.mean},
                               {"prefill_sd", p.sd},   {"decode", o.decode},
                               {"decode_tok_s", g.mean}, {"decode_sd", g.sd},
-                              {"reps", o.reps}};
+                              {"reps", o.reps},         {"lm_head", o.lm_head}};
     std::printf("%s\n", j.dump().c_str());
   } else {
-    std::printf("%s  %s  threads %d  pp%d %.1f ± %.1f tok/s  tg%d %.1f ± %.1f tok/s\n",
-                o.model.c_str(), backend.c_str(), threads, o.prefill, p.mean, p.sd, o.decode,
+    std::printf("%s  %s  lm-head %s  threads %d  pp%d %.1f ± %.1f tok/s  tg%d %.1f ± %.1f tok/s\n",
+                o.model.c_str(), backend.c_str(), o.lm_head.c_str(), threads, o.prefill, p.mean,
+                p.sd, o.decode,
                 g.mean, g.sd);
   }
   return 0;
@@ -106,6 +108,7 @@ const Registrar reg_speed(
       sub.add_option("--reps", o->reps, "timed runs of each (after one warm-up)")
           ->capture_default_str();
       add_backend_options(sub, o->device, o->kernels);
+      add_lm_head_option(sub, o->lm_head);
       sub.add_flag("--json", o->json, "print one JSON object");
       return [o] { return run_speed(*o); };
     });

@@ -5,10 +5,12 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "lrc/core/error.h"
 #include "lrc/kernels/backend.h"
 #include "lrc/kernels/cpu_int/w4a4.h"
+#include "lrc/kernels/low_rank_branch.h"
 
 namespace lrc {
 
@@ -26,6 +28,18 @@ class CpuIntBackend final : public Backend {
     if (n <= 0) return;
     const W4A4Cpu* w = kernel_weight(L);
     if (!w) return ref().linear(L, x, n, y);
+    if (L.lr.rank > 0 && (L.lr.u.size() != size_t(L.d_out) * L.lr.rank ||
+                          L.lr.v.size() != size_t(L.d_in) * L.lr.rank))
+      return ref().linear(L, x, n, y);  // which names the mismatch
+    if (n == 1 && L.lr.rank > 0) {
+      // Decode: the low-rank branch from the kept one-token layout (fp16 U, V when they are
+      // fp16 values: half the bytes), the arithmetic the reference uses for one token.
+      kernels::cpu_int::w4a4_linear(*w, L.act, nullptr, nullptr, 0, x, n, y);
+      std::vector<float> t;
+      add_low_rank(x, 1, L.d_in, L.lr.u.data(), L.lr.v.data(), L.lr.rank, L.d_out, y, t,
+                   low_rank_decode(L));
+      return;
+    }
     kernels::cpu_int::w4a4_linear(*w, L.act, L.lr.u.data(), L.lr.v.data(), L.lr.rank, x, n, y);
   }
 
@@ -78,8 +92,21 @@ class CpuIntBackend final : public Backend {
     return it->second.get();
   }
 
+  // The one-token layout of L's U, V (low_rank_branch.h), kept per pair like the weights.
+  const LowRankDecode* low_rank_decode(const Linear& L) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = low_rank_.find(&L.lr);
+    if (it == low_rank_.end())
+      it = low_rank_
+               .emplace(&L.lr, make_low_rank_decode(L.lr.u.data(), L.lr.v.data(), L.lr.rank,
+                                                    L.d_in, L.d_out))
+               .first;
+    return &it->second;
+  }
+
   mutable std::mutex mu_;
   mutable std::map<const PackedWeight*, std::unique_ptr<W4A4Cpu>> packed_;
+  mutable std::map<const LowRankPair*, LowRankDecode> low_rank_;
 };
 
 }  // namespace

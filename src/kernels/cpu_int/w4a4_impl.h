@@ -4,6 +4,7 @@
 // external linkage instantiated there could be picked by the linker for the whole program.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 
 #include "lrc/kernels/cpu_int/w4a4.h"
@@ -64,7 +65,8 @@ namespace {
       for (int i = 0; i < rows; ++i) yo[i] = float(r[i] - z[i] * cs) * sw[i] * j.sx[m];
     } else {
       float* f = ftile + m * kPanelRows;
-      for (int i = 0; i < kPanelRows; ++i) f[i] += float(r[i] - z[i] * cs) * sw[i];
+      // fma, as the AVX-512 kernel and the simulation (cpu_ref) round it: once
+      for (int i = 0; i < kPanelRows; ++i) f[i] = std::fma(float(r[i] - z[i] * cs), sw[i], f[i]);
     }
   }
 }

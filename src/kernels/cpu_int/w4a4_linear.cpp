@@ -1,6 +1,5 @@
 // Driver of the W4A4 CPU kernels: ISA dispatch, fused per-token quantization into the
 // GEMM's padded input, tiling + OpenMP over output panels, and the fp32 low-rank branch.
-#include <cblas.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -10,6 +9,7 @@
 
 #include "kernels/cpu_int/w4a4_impl.h"
 #include "lrc/core/error.h"
+#include "lrc/kernels/low_rank_branch.h"
 
 namespace lrc::kernels::cpu_int {
 
@@ -245,21 +245,9 @@ void w4a4_linear(const W4A4Cpu& w, const ActQuantSpec& act, const float* u, cons
   Scratch& s = scratch();
   quantize_into(w, act, x, n, isa, s);
   integer_gemm(w, s.codes.data(), s.sx.data(), s.csum.data(), n, isa, y, nullptr);
-  if (rank > 0) {
-    // t[n x rank] = x · V on the unquantized x, then y += t · Uᵀ (same output buffer).
-    s.t.resize(size_t(n * rank));
-    if (n == 1) {
-      // Decode: OpenBLAS's sgemm with one row packs its operands; sgemv just streams V, U.
-      cblas_sgemv(CblasRowMajor, CblasTrans, w.d_in, rank, 1.f, v, rank, x, 1, 0.f, s.t.data(), 1);
-      cblas_sgemv(CblasRowMajor, CblasNoTrans, w.d_out, rank, 1.f, u, rank, s.t.data(), 1, 1.f, y,
-                  1);
-    } else {
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(n), rank, w.d_in, 1.f, x,
-                  w.d_in, v, rank, 0.f, s.t.data(), rank);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(n), w.d_out, rank, 1.f,
-                  s.t.data(), rank, u, rank, 1.f, y, w.d_out);
-    }
-  }
+  // The low-rank branch on the unquantized x, into the same output: the one function the
+  // simulation calls too (kernels/low_rank_branch.h), so both add the same floats.
+  add_low_rank(x, n, w.d_in, u, v, rank, w.d_out, y, s.t);
 }
 
 }  // namespace lrc::kernels::cpu_int
