@@ -154,8 +154,8 @@ class Staged {
 };
 
 // The hook reads host memory: a device backend's x is downloaded for it.
-void show_input(const Backend& be, LinearInputHook* hook, int layer, LinearGroup g,
-                const float* x, int64_t n, int d) {
+void show_input(const Backend& be, LinearInputHook* hook, int layer, LinearGroup g, const float* x,
+                int64_t n, int d) {
   if (!hook) return;
   if (be.host_memory()) return hook->on_input(layer, g, x, n, d);
   std::vector<float> host(static_cast<size_t>(n) * d);
@@ -165,8 +165,7 @@ void show_input(const Backend& be, LinearInputHook* hook, int layer, LinearGroup
 
 // Copies `rows` rows of `width` floats from src to dst (backend memory) where the ranges may
 // overlap with dst before src: in pieces no longer than the gap, front to back.
-void move_rows_down(const Backend& be, float* dst, const float* src, int64_t rows,
-                    int64_t width) {
+void move_rows_down(const Backend& be, float* dst, const float* src, int64_t rows, int64_t width) {
   const int64_t gap = (src - dst) / width;  // rows; > 0
   for (int64_t r = 0; r < rows; r += gap) {
     const int64_t nr = std::min(gap, rows - r);
@@ -270,7 +269,8 @@ void layer_core(const LlamaModel& m, int layer, float* h, int n_seq, int n_new, 
   } else {
     for (const Segment& sg : *segs) {
       const int64_t own = sg.key0 + sg.pos;  // where its keys must be
-      if (own != sg.row) {  // own < row: earlier rows of its tree
+      // own < row: the keys move down over rows of earlier segments of its tree.
+      if (own != sg.row) {
         move_rows_down(be, k_store + own * kv_dim, k_store + sg.row * kv_dim, sg.n, kv_dim);
         move_rows_down(be, v_store + own * kv_dim, v_store + sg.row * kv_dim, sg.n, kv_dim);
       }
@@ -313,8 +313,8 @@ void prefill_layer(const LlamaModel& m, int layer, float* h, int n_seq, int seq_
   const int64_t kv_dim = static_cast<int64_t>(m.cfg.n_kv_heads) * m.cfg.head_dim();
   const int64_t n_kv = static_cast<int64_t>(n_seq) * seq_len * kv_dim;
   Scratch ws(m.run_backend());
-  layer_core(m, layer, h, n_seq, seq_len, 0, ws.get(kK, n_kv), ws.get(kV, n_kv),
-             seq_len * kv_dim, hook, with_ffn);
+  layer_core(m, layer, h, n_seq, seq_len, 0, ws.get(kK, n_kv), ws.get(kV, n_kv), seq_len * kv_dim,
+             hook, with_ffn);
 }
 
 // logits [n x vocab] = lm_head(rmsnorm(h)), h [n x dim]; all backend memory.
@@ -510,8 +510,9 @@ const std::vector<float>& Decoder::forward(const int32_t* tokens, int n, float* 
     fail("Decoder", "context full: " + std::to_string(pos_) + " + " + std::to_string(n) +
                         " tokens exceed max_seq_len " + std::to_string(max_seq_len_));
   if (&m_.run_backend() != be_)
-    fail("Decoder", "the model's backend changed after the decoder was made (its KV cache is in "
-                    "the old backend's memory)");
+    fail("Decoder",
+         "the model's backend changed after the decoder was made (its KV cache is in "
+         "the old backend's memory)");
   check_tokens(m_, tokens, n, "embed_tokens", "token");
   const Backend& be = *be_;
   const int dim = m_.cfg.dim, vocab = m_.cfg.vocab_size;

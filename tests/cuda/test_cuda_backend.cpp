@@ -35,9 +35,9 @@ using namespace lrc;
 
 namespace {
 
-#define SKIP_WITHOUT_GPU()                                        \
-  do {                                                            \
-    std::string why_;                                             \
+#define SKIP_WITHOUT_GPU()                                         \
+  do {                                                             \
+    std::string why_;                                              \
     if (!lrc::cuda::device_available(&why_)) GTEST_SKIP() << why_; \
   } while (0)
 
@@ -112,7 +112,8 @@ TEST(CudaBackend, ElementAndRowOpsEqualTheReference) {
   const BackendPtr gpu = make_backend("cuda", "sim");
   const Backend& cpu = cpu_reference_backend();
   const int n = 37, d = 200;
-  const std::vector<float> x = randn(size_t(n) * d, 1), w = randn(d, 2), u = randn(size_t(n) * d, 3);
+  const std::vector<float> x = randn(size_t(n) * d, 1), w = randn(d, 2),
+                           u = randn(size_t(n) * d, 3);
   {  // rmsnorm
     std::vector<float> ref(x.size());
     cpu.rmsnorm(x.data(), w.data(), n, d, 1e-5f, ref.data());
@@ -179,7 +180,8 @@ TEST(CudaBackend, AttentionEqualsTheReference) {
   const AttentionShape a{6, 2, 32};
   const int q_dim = 6 * 32, kv_dim = 2 * 32;
   // Prefill: 3 sequences of 40; decode: 3 new queries after 50 cached keys.
-  for (auto [n_seq, n_q, pos0] : {std::tuple{3, 40, 0}, std::tuple{1, 3, 50}, std::tuple{1, 1, 0}}) {
+  for (auto [n_seq, n_q, pos0] :
+       {std::tuple{3, 40, 0}, std::tuple{1, 3, 50}, std::tuple{1, 1, 0}}) {
     const int keys = pos0 + n_q;
     const std::vector<float> q = randn(size_t(n_seq) * n_q * q_dim, 8);
     const std::vector<float> k = randn(size_t(n_seq) * keys * kv_dim, 9);
@@ -244,8 +246,8 @@ TEST(CudaBackend, LinearsEqualTheReference) {
       // sim: same codes, fp32 sums in another order. real: fp16 x (a few codes move by one
       // step), fp16 weights for the FP linear, fp16 low-rank branch.
       const double tol = be == sim ? 1e-5 : 2e-2;
-      EXPECT_LT(rel_err(ref, down(*be, yb)), tol) << be->name() << " rank " << L->lr.rank
-                                                  << " groups " << L->act.groupsize;
+      EXPECT_LT(rel_err(ref, down(*be, yb)), tol)
+          << be->name() << " rank " << L->lr.rank << " groups " << L->act.groupsize;
     }
   }
   // Decode shapes take the GEMV path.
@@ -263,8 +265,8 @@ TEST(CudaBackend, LinearsEqualTheReference) {
 // transforms): logits, NLL, decode = prefill, token trees, the hook's inputs.
 TEST(CudaBackend, QuantizedModelForwardMatchesTheCpu) {
   SKIP_WITHOUT_GPU();
-  for (auto [method, rank, kv] : {std::tuple{QuantMethod::RTN, 0.0, 16},
-                                  std::tuple{QuantMethod::LRC, 0.1, 4}}) {
+  for (auto [method, rank, kv] :
+       {std::tuple{QuantMethod::RTN, 0.0, 16}, std::tuple{QuantMethod::LRC, 0.1, 4}}) {
     LlamaModel m = quantized_model(method, rank, kv);
     const CalibrationSet probe = test::random_calibration(61, 3, 24, 9);
     m.backend = make_backend("cpu", "sim");
@@ -328,7 +330,8 @@ TEST(CudaBackend, TreesAndHooksSeeTheCpuValues) {
   layer_forward(m, 0, h_gpu.data(), 1, 20, &c_gpu);
   ASSERT_EQ(c_cpu.xs.size(), 4u);
   ASSERT_EQ(c_gpu.xs.size(), 4u);
-  for (size_t i = 0; i < 4; ++i) EXPECT_LT(rel_err(c_cpu.xs[i], c_gpu.xs[i]), 1e-4) << "group " << i;
+  for (size_t i = 0; i < 4; ++i)
+    EXPECT_LT(rel_err(c_cpu.xs[i], c_gpu.xs[i]), 1e-4) << "group " << i;
   EXPECT_LT(rel_err(h_cpu, h_gpu), 1e-4);
 }
 
@@ -379,7 +382,8 @@ TEST(CudaBackend, RealLayerAccumulatorsAreExact) {
       std::vector<int8_t> codes(k);
       std::vector<float> scales(1);
       for (int r = 0; r < m_rows; ++r) {
-        quantize_activation_row(xr.data() + size_t(r) * k, k, lin->act, codes.data(), scales.data());
+        quantize_activation_row(xr.data() + size_t(r) * k, k, lin->act, codes.data(),
+                                scales.data());
         for (int o = 0; o < n; ++o) {
           int64_t sum = 0;
           for (int j = 0; j < k; ++j) sum += int64_t(lin->packed->code(o, j) - 8) * codes[j];

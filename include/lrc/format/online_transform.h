@@ -26,7 +26,9 @@ class OnlineTransform {
   virtual int size() const = 0;                            // row length it acts on
   virtual void apply(float* x, int64_t n_rows) const = 0;  // in place, rows of length size()
   virtual std::string describe() const = 0;                // e.g. "hadamard(12x128)"
-  virtual OnlineTransformFactors factors() const = 0;      // R = (A ⊗ H_K)·diag(s), above
+  // R = (A ⊗ H_K)·diag(s), above. The default is R itself as a dense A (m = size(), read off
+  // apply() on the identity): right for any transform, O(size()²); lrc's own override it.
+  virtual OnlineTransformFactors factors() const;
 };
 
 using OnlineTransformPtr = std::shared_ptr<const OnlineTransform>;

@@ -52,8 +52,8 @@ class Backend {
   virtual void release(void* p) const noexcept;
   virtual void upload(void* dst, const void* host_src, size_t bytes) const;    // host -> backend
   virtual void download(void* host_dst, const void* src, size_t bytes) const;  // backend -> host
-  virtual void copy(void* dst, const void* src, size_t bytes) const;  // within backend memory,
-                                                                       // no overlap
+  // Within backend memory; the ranges must not overlap.
+  virtual void copy(void* dst, const void* src, size_t bytes) const;
   virtual void zero(void* p, size_t bytes) const;
   virtual void synchronize() const {}
   // Drops every parameter uploaded so far (no-op for host backends).

@@ -9,9 +9,9 @@
 #include <cuda_runtime.h>
 
 #include <climits>
-#include <cstdlib>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -52,7 +52,10 @@ class DevMem {
   ~DevMem() {
     if (p_) cudaFree(p_);
   }
-  DevMem(DevMem&& o) noexcept : p_(o.p_), bytes_(o.bytes_) { o.p_ = nullptr; o.bytes_ = 0; }
+  DevMem(DevMem&& o) noexcept : p_(o.p_), bytes_(o.bytes_) {
+    o.p_ = nullptr;
+    o.bytes_ = 0;
+  }
   DevMem& operator=(DevMem&& o) noexcept {
     if (this != &o) {
       if (p_) cudaFree(p_);
@@ -64,7 +67,9 @@ class DevMem {
     return *this;
   }
   template <typename T>
-  T* as() const { return static_cast<T*>(p_); }
+  T* as() const {
+    return static_cast<T*>(p_);
+  }
   size_t bytes() const { return bytes_; }
   // Grows to at least `bytes` (contents lost when it grows).
   void reserve(size_t bytes) {
@@ -92,8 +97,8 @@ uint64_t mix_samples(uint64_t h, const T* p, size_t n) {
   return h;
 }
 uint64_t fingerprint(const Linear& L) {
-  uint64_t h = mix_samples<float>(static_cast<uint64_t>(L.d_out) << 32 | L.d_in, L.w.data(),
-                                  L.w.size());
+  uint64_t h =
+      mix_samples<float>(static_cast<uint64_t>(L.d_out) << 32 | L.d_in, L.w.data(), L.w.size());
   if (L.packed) {
     h = mix_samples(h, L.packed->codes.data(), L.packed->codes.size());
     h = mix_samples(h, L.packed->scales.data(), L.packed->scales.size());
@@ -175,9 +180,7 @@ class CudaBackend final : public Backend {
   void copy(void* dst, const void* src, size_t bytes) const override {
     LRC_CK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_));
   }
-  void zero(void* p, size_t bytes) const override {
-    LRC_CK(cudaMemsetAsync(p, 0, bytes, stream_));
-  }
+  void zero(void* p, size_t bytes) const override { LRC_CK(cudaMemsetAsync(p, 0, bytes, stream_)); }
   void synchronize() const override { LRC_CK(cudaStreamSynchronize(stream_)); }
   void forget_parameters() const override {
     std::lock_guard<std::mutex> lock(mu_), plock(param_mu_);
@@ -209,9 +212,8 @@ class CudaBackend final : public Backend {
       x16_.reserve(static_cast<size_t>(n) * d.d_in * 2);
       cuda::ops::f32_to_f16(x, n, d.d_in, d.d_in, x16_.as<uint16_t>(), d.d_in, stream_);
       LRC_CK(cublasGemmEx(blas_, CUBLAS_OP_T, CUBLAS_OP_N, d.d_out, rows, d.d_in, &one,
-                          d.w16.as<void>(), CUDA_R_16F, d.d_in, x16_.as<void>(), CUDA_R_16F,
-                          d.d_in, &zero, y, CUDA_R_32F, d.d_out, CUBLAS_COMPUTE_32F,
-                          CUBLAS_GEMM_DEFAULT));
+                          d.w16.as<void>(), CUDA_R_16F, d.d_in, x16_.as<void>(), CUDA_R_16F, d.d_in,
+                          &zero, y, CUDA_R_32F, d.d_out, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
       return;
     }
     // The simulation: y = Q_a(x) · Ŵᵀ (+ (x V) Uᵀ), fp32.
@@ -306,19 +308,18 @@ class CudaBackend final : public Backend {
         float* os = out + (static_cast<int64_t>(s) * n_q + i0) * q_dim;
         for (int i = 0; i < g; ++i) {  // query heads h = j·g + i, j over the kv heads
           // S_hᵀ [n_keys x nb] = K_j (col-major [hd x n_keys])ᵀ · Q_h (col-major [hd x nb]).
-          LRC_CK(cublasSgemmStridedBatched(
-              blas_, CUBLAS_OP_T, CUBLAS_OP_N, n_keys, nb, hd, &scale, ks, kv_dim, hd,
-              qs + static_cast<int64_t>(i) * hd, q_dim, static_cast<int64_t>(g) * hd,
-              &zero, S + i * s_head, n_keys, g * s_head, KVH));
+          LRC_CK(cublasSgemmStridedBatched(blas_, CUBLAS_OP_T, CUBLAS_OP_N, n_keys, nb, hd, &scale,
+                                           ks, kv_dim, hd, qs + static_cast<int64_t>(i) * hd, q_dim,
+                                           static_cast<int64_t>(g) * hd, &zero, S + i * s_head,
+                                           n_keys, g * s_head, KVH));
         }
-        cuda::ops::causal_softmax(S, static_cast<int64_t>(H) * nb, nb, n_keys, pos0 + i0,
-                                  stream_);
+        cuda::ops::causal_softmax(S, static_cast<int64_t>(H) * nb, nb, n_keys, pos0 + i0, stream_);
         for (int i = 0; i < g; ++i) {
           // O_hᵀ [hd x nb] = V_j (col-major [hd x n_keys]) · P_hᵀ (col-major [n_keys x nb]).
-          LRC_CK(cublasSgemmStridedBatched(
-              blas_, CUBLAS_OP_N, CUBLAS_OP_N, hd, nb, n_keys, &one, vs, kv_dim, hd,
-              S + i * s_head, n_keys, g * s_head, &zero, os + static_cast<int64_t>(i) * hd,
-              q_dim, static_cast<int64_t>(g) * hd, KVH));
+          LRC_CK(cublasSgemmStridedBatched(blas_, CUBLAS_OP_N, CUBLAS_OP_N, hd, nb, n_keys, &one,
+                                           vs, kv_dim, hd, S + i * s_head, n_keys, g * s_head,
+                                           &zero, os + static_cast<int64_t>(i) * hd, q_dim,
+                                           static_cast<int64_t>(g) * hd, KVH));
         }
       }
   }
@@ -339,26 +340,23 @@ class CudaBackend final : public Backend {
                          &one, d.a.as<float>(), d.n, x, d.n, &zero, tmp_.as<float>(), d.n));
     } else {
       // Per row: Y_rᵀ [K x m] = X_rᵀ · Aᵀ (A row-major is Aᵀ column-major).
-      LRC_CK(cublasSgemmStridedBatched(blas_, CUBLAS_OP_N, CUBLAS_OP_N, d.K, d.m, d.m, &one, x,
-                                       d.K, d.n, d.a.as<float>(), d.m, 0, &zero,
-                                       tmp_.as<float>(), d.K, d.n,
-                                       to_int(n_rows, "transform")));
+      LRC_CK(cublasSgemmStridedBatched(blas_, CUBLAS_OP_N, CUBLAS_OP_N, d.K, d.m, d.m, &one, x, d.K,
+                                       d.n, d.a.as<float>(), d.m, 0, &zero, tmp_.as<float>(), d.K,
+                                       d.n, to_int(n_rows, "transform")));
     }
     LRC_CK(cudaMemcpyAsync(x, tmp_.as<float>(), static_cast<size_t>(n_rows) * d.n * 4,
                            cudaMemcpyDeviceToDevice, stream_));
   }
 
-  void kv_quantize(float* x, int64_t n_rows, int head_dim,
-                   const KvQuantSpec& spec) const override {
+  void kv_quantize(float* x, int64_t n_rows, int head_dim, const KvQuantSpec& spec) const override {
     if (!spec.enabled()) return;
     if (spec.bits < 2 || spec.bits > 8)
-      fail("kv quantizer", "bits must be in 2..8 (or 16 for none), got " + std::to_string(spec.bits));
+      fail("kv quantizer",
+           "bits must be in 2..8 (or 16 for none), got " + std::to_string(spec.bits));
     cuda::ops::kv_quantize(x, n_rows, head_dim, spec.bits, spec.clip, stream_);
   }
 
-  void add(float* h, const float* d, int64_t n) const override {
-    cuda::ops::add(h, d, n, stream_);
-  }
+  void add(float* h, const float* d, int64_t n) const override { cuda::ops::add(h, d, n, stream_); }
   void swiglu(float* g, const float* u, int64_t n) const override {
     cuda::ops::swiglu(g, u, n, stream_);
   }
@@ -397,8 +395,8 @@ class CudaBackend final : public Backend {
   // The device form of L (mu_ held). Keyed by the PackedWeight (quantized) or the weight array
   // (FP), the storage that changes if the linear is re-quantized.
   const DevLinear& dev_linear(const Linear& L) const {
-    const void* key = L.packed ? static_cast<const void*>(&*L.packed)
-                               : static_cast<const void*>(L.w.data());
+    const void* key =
+        L.packed ? static_cast<const void*>(&*L.packed) : static_cast<const void*>(L.w.data());
     const uint64_t print = fingerprint(L);
     auto it = linears_.find(key);
     if (it != linears_.end() && it->second.print == print) return it->second;
@@ -430,16 +428,16 @@ class CudaBackend final : public Backend {
         // FP linear in fp16: through an fp32 staging copy, converted on the device.
         DevMem w32 = upload_f32(L.w.data(), nw);
         d.w16 = DevMem(nw * 2);
-        cuda::ops::weights_to_f16(w32.as<float>(), static_cast<int64_t>(nw),
-                                  d.w16.as<uint16_t>(), stream_);
+        cuda::ops::weights_to_f16(w32.as<float>(), static_cast<int64_t>(nw), d.w16.as<uint16_t>(),
+                                  stream_);
         LRC_CK(cudaStreamSynchronize(stream_));  // before w32 is freed
         return linears_[key] = std::move(d);
       }
       d.w32 = upload_f32(L.w.data(), nw);
     }
     if (L.act.enabled() && (L.act.bits < 2 || L.act.bits > 8))
-      fail("linear", "activation bits must be in 2..8 (or 16 for none), got " +
-                         std::to_string(L.act.bits));
+      fail("linear",
+           "activation bits must be in 2..8 (or 16 for none), got " + std::to_string(L.act.bits));
     if (L.act.enabled() && L.act.groupsize > 0 && L.d_in % L.act.groupsize != 0)
       fail("linear", "feature size " + std::to_string(L.d_in) +
                          " is not a multiple of activation group size " +
@@ -477,7 +475,8 @@ class CudaBackend final : public Backend {
     if (f.m < 1 || d.n % f.m != 0 || f.a.size() != static_cast<size_t>(f.m) * f.m ||
         (!f.signs.empty() && f.signs.size() != static_cast<size_t>(d.n)))
       fail("cuda online transform", "inconsistent factors of " + t.describe());
-    if (f.m > 1) d.a = upload_f32(f.a.data(), f.a.size());
+    if (f.m > 1)
+      d.a = upload_f32(f.a.data(), f.a.size());
     else if (f.a.size() == 1 && f.a[0] != 1.f)
       fail("cuda online transform", t.describe() + ": a 1x1 factor other than 1");
     if (!f.signs.empty()) d.signs = upload_f32(f.signs.data(), f.signs.size());

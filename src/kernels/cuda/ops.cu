@@ -41,7 +41,9 @@ __device__ T block_reduce(T v, Op op, T* smem) {
 }
 struct Sum {
   template <typename T>
-  __device__ T operator()(T a, T b) const { return a + b; }
+  __device__ T operator()(T a, T b) const {
+    return a + b;
+  }
 };
 struct Max {
   __device__ float operator()(float a, float b) const { return fmaxf(a, b); }
@@ -99,9 +101,8 @@ __global__ void rope_table_kernel(float theta, int head_dim, int n_pos, float* c
 }
 
 // One thread per (row, head, pair).
-__global__ void rope_kernel(float* x, int64_t n_rows, int n_heads, int head_dim, int step,
-                            int off, const float* cs, const float* sn, int pos_base, int period,
-                            int first) {
+__global__ void rope_kernel(float* x, int64_t n_rows, int n_heads, int head_dim, int step, int off,
+                            const float* cs, const float* sn, int pos_base, int period, int first) {
   const int half = head_dim / 2;
   const int64_t n = n_rows * n_heads * half;
   for (int64_t k = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; k < n;
@@ -251,8 +252,8 @@ void f32_to_f16(const float* x, int64_t rows, int cols, int64_t ldx, uint16_t* y
 void f16_to_f32(const uint16_t* x, int64_t rows, int cols, int64_t ldx, float* y, int64_t ldy,
                 Stream s) {
   if (rows * cols == 0) return;
-  f16_to_f32_kernel<<<grid_for(rows * cols), kBlock, 0, s>>>(
-      reinterpret_cast<const __half*>(x), rows, cols, ldx, y, ldy);
+  f16_to_f32_kernel<<<grid_for(rows * cols), kBlock, 0, s>>>(reinterpret_cast<const __half*>(x),
+                                                             rows, cols, ldx, y, ldy);
   check_launch("f16_to_f32");
 }
 
@@ -269,13 +270,13 @@ void rmsnorm(const float* x, const float* w, int64_t n, int d, float eps, float*
 }
 
 void rope_table(float theta, int head_dim, int n_pos, float* cos, float* sin, Stream s) {
-  rope_table_kernel<<<grid_for(int64_t{n_pos} * (head_dim / 2)), kBlock, 0, s>>>(
-      theta, head_dim, n_pos, cos, sin);
+  rope_table_kernel<<<grid_for(int64_t{n_pos} * (head_dim / 2)), kBlock, 0, s>>>(theta, head_dim,
+                                                                                 n_pos, cos, sin);
   check_launch("rope_table");
 }
 
-void rope(float* x, int64_t n_rows, int n_heads, int head_dim, bool interleaved,
-          const float* cos, const float* sin, int pos_base, int period, int first, Stream s) {
+void rope(float* x, int64_t n_rows, int n_heads, int head_dim, bool interleaved, const float* cos,
+          const float* sin, int pos_base, int period, int first, Stream s) {
   const int64_t n = n_rows * n_heads * (head_dim / 2);
   if (n == 0) return;
   const int step = interleaved ? 2 : 1, off = interleaved ? 1 : head_dim / 2;
@@ -338,8 +339,8 @@ void nll_rows(const float* logits, int64_t n, int vocab, const int32_t* targets,
 void signs_walsh(float* x, int64_t n_rows, int m, int K, const float* signs, Stream s) {
   if (n_rows == 0) return;
   if (K > 8192 || (K & (K - 1)) != 0)
-    fail("cuda online transform", "Walsh length " + std::to_string(K) +
-                                      " is not a power of two <= 8192");
+    fail("cuda online transform",
+         "Walsh length " + std::to_string(K) + " is not a power of two <= 8192");
   const int threads = K / 2 < kBlock ? (K / 2 < 32 ? 32 : K / 2) : kBlock;
   signs_walsh_kernel<<<static_cast<unsigned>(n_rows * m), threads, K * sizeof(float), s>>>(
       x, K, signs, m);

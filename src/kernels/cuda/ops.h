@@ -27,8 +27,8 @@ void rmsnorm(const float* x, const float* w, int64_t n, int d, float eps, float*
 void rope_table(float theta, int head_dim, int n_pos, float* cos, float* sin, Stream s);
 // x [n_rows x n_heads*hd] in place; row r at position pos_base + first + r % period (a
 // table row). interleaved: pairs (2i, 2i+1), else (i, i + hd/2).
-void rope(float* x, int64_t n_rows, int n_heads, int head_dim, bool interleaved,
-          const float* cos, const float* sin, int pos_base, int period, int first, Stream s);
+void rope(float* x, int64_t n_rows, int n_heads, int head_dim, bool interleaved, const float* cos,
+          const float* sin, int pos_base, int period, int first, Stream s);
 
 // Causal softmax in place on n_rows rows of `len` scores: row r (of group g = r / rows_per_head,
 // local row i = r % rows_per_head) keeps its first first_valid + i + 1 entries (softmax over
