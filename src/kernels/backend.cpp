@@ -8,8 +8,8 @@
 namespace lrc {
 
 void* Backend::allocate(size_t bytes) const {
-  // aligned_alloc wants a multiple of the alignment.
-  void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+  // aligned_alloc wants a multiple of the alignment (and may return null for 0 bytes).
+  void* p = std::aligned_alloc(64, bytes == 0 ? 64 : (bytes + 63) / 64 * 64);
   if (!p) throw std::bad_alloc();
   return p;
 }
