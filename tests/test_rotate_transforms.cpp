@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <random>
+#include <vector>
 
 #include "lrc/core/error.h"
 #include "lrc/rotate/hadamard.h"
@@ -152,3 +153,44 @@ TEST(RotateTransforms, SpecRecreatesTheSameTransform) {
 }
 
 }  // namespace
+
+// factors() (what a device backend runs) describes the same transform as apply(): scale by s,
+// Walsh–Hadamard along each of the m segments of K, then A along the m axis.
+TEST(RotateTransforms, FactorsReproduceApply) {
+  const std::vector<lrc::OnlineSpec> specs = {{RotationKind::Hadamard, 384, 1, 3},
+                                              {RotationKind::Hadamard, 128, 1, 4},
+                                              {RotationKind::Hadamard, 12, 1, 5},
+                                              {RotationKind::Orthogonal, 20, 1, 6},
+                                              {RotationKind::Hadamard, 4, 16, 7}};
+  std::mt19937 rng(2);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  for (const lrc::OnlineSpec& spec : specs)
+    for (const bool dense : {false, true}) {  // the override, and the generic default
+      const lrc::OnlineTransformPtr t = lrc::make_online_transform(spec);
+      const lrc::OnlineTransformFactors f =
+          dense ? t->lrc::OnlineTransform::factors() : t->factors();
+      const int n = t->size(), m = f.m, K = n / m;
+      ASSERT_EQ(n % m, 0);
+      ASSERT_EQ(f.a.size(), static_cast<size_t>(m) * m);
+      std::vector<float> x(n);
+      for (auto& v : x) v = nd(rng);
+      std::vector<double> y(x.begin(), x.end());
+      if (!f.signs.empty())
+        for (int i = 0; i < n; ++i) y[i] *= f.signs[i];
+      if (f.walsh)
+        for (int a = 0; a < m; ++a)
+          for (int h = 1; h < K; h *= 2)
+            for (int i = 0; i < K; i += 2 * h)
+              for (int j = i; j < i + h; ++j) {
+                const double p = y[a * K + j], q = y[a * K + j + h];
+                y[a * K + j] = p + q;
+                y[a * K + j + h] = p - q;
+              }
+      std::vector<double> z(n, 0.0);
+      for (int a = 0; a < m; ++a)
+        for (int b = 0; b < m; ++b)
+          for (int k = 0; k < K; ++k) z[a * K + k] += f.a[a * m + b] * y[b * K + k];
+      t->apply(x.data(), 1);
+      for (int i = 0; i < n; ++i) EXPECT_NEAR(x[i], z[i], 1e-4) << t->describe() << " at " << i;
+    }
+}

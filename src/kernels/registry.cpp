@@ -1,17 +1,43 @@
 #include "lrc/kernels/registry.h"
 
+#include <string>
+
 #include "lrc/core/error.h"
+#ifdef LRC_HAVE_CUDA
+#include "lrc/kernels/cuda/backend.h"
+#endif
 
 namespace lrc {
+
+namespace {
+
+// "cuda" -> 0, "cuda:N" -> N.
+int cuda_index(const std::string& device) {
+  if (device == "cuda") return 0;
+  const std::string n = device.substr(5);
+  if (device.compare(0, 5, "cuda:") != 0 || n.empty() ||
+      n.find_first_not_of("0123456789") != std::string::npos || n.size() > 4)
+    fail("--device", "expected cpu, cuda or cuda:N, got '" + device + "'");
+  return std::stoi(n);
+}
+
+}  // namespace
 
 BackendPtr make_backend(const std::string& device, const std::string& kernels, bool decoding) {
   if (kernels != "real" && kernels != "sim")
     fail("--kernels", "expected real or sim, got '" + kernels + "'");
-  if (device.rfind("cuda", 0) == 0)
+  if (device.rfind("cuda", 0) == 0) {
+    const int index = cuda_index(device);
+#ifdef LRC_HAVE_CUDA
+    return make_cuda_backend(index, kernels == "real");
+#else
+    (void)index;
     fail("--device", "'" + device +
-                         "': no CUDA backend for the model forward yet (the CUDA W4A4 kernels "
-                         "are a library and bench_w4a4 so far); use --device cpu");
-  if (device != "cpu") fail("--device", "expected cpu or cuda[:N], got '" + device + "'");
+                         "': this lrc was built without CUDA (configure with -DLRC_CUDA=ON and "
+                         "nvcc on PATH); use --device cpu");
+#endif
+  }
+  if (device != "cpu") fail("--device", "expected cpu, cuda or cuda:N, got '" + device + "'");
   if (kernels == "sim") return make_cpu_reference_backend(/*keep_dequantized=*/decoding);
   return make_cpu_int_backend();
 }

@@ -16,12 +16,19 @@
 // Prefill and decode run the same code: new keys/values are written into a K/V store (a
 // scratch buffer for prefill, the cache for decode) and the queries at positions
 // pos0 .. pos0+n_new-1 attend every stored key up to their own position.
+//
+// Memory: the public functions take and return host arrays; inside, every activation lives in
+// the backend's memory (kernels/backend.h). For the CPU backends that is host memory and the
+// caller's arrays are used in place (nothing is copied); for a device backend the inputs are
+// uploaded once at the start of a call (tokens, or h for the per-layer calls of the
+// calibration pipeline) and the results downloaded once at its end (logits, NLL, h).
 #include "lrc/model/forward.h"
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "lrc/core/error.h"
@@ -60,7 +67,7 @@ void check_transform(const OnlineTransformPtr& t, int size, const char* name) {
 
 // Scratch buffers reused across layers and calls: allocating them afresh for every layer costs
 // page faults (~10% of a prefill). One set per nesting depth and thread, so a hook that itself
-// runs a forward pass gets its own buffers.
+// runs a forward pass gets its own buffers. (Host backends only; see Scratch.)
 struct Workspace {
   std::vector<float> x, q, att, g, u, k, v;
 };
@@ -91,26 +98,101 @@ float* room(std::vector<float>& v, int64_t n) {
   return v.data();
 }
 
+// The scratch of one call, in the backend's memory: a leased host Workspace for host backends
+// (as before), buffers of this call for a device backend (its allocator is stream-ordered and
+// pooled, so allocating per call costs microseconds, and buffers never outlive the backend).
+enum Slot { kX, kQ, kAtt, kG, kU, kK, kV, kSlots };
+class Scratch {
+ public:
+  explicit Scratch(const Backend& be) : be_(be) {
+    if (be.host_memory()) lease_.emplace();
+  }
+  // Room for n floats in `slot` (contents unspecified).
+  float* get(Slot slot, int64_t n) {
+    if (lease_) {
+      Workspace& w = **lease_;
+      std::vector<float>* v[kSlots] = {&w.x, &w.q, &w.att, &w.g, &w.u, &w.k, &w.v};
+      return room(*v[slot], n);
+    }
+    Buffer<float>& b = dev_[slot];
+    if (b.size() < static_cast<size_t>(n)) b = Buffer<float>(be_, static_cast<size_t>(n));
+    return b.data();
+  }
+
+ private:
+  const Backend& be_;
+  std::optional<WorkspaceLease> lease_;
+  Buffer<float> dev_[kSlots];
+};
+
+// A caller's host array as the backend sees it: the array itself for a host-memory backend;
+// otherwise a copy in backend memory, uploaded at construction when `in`, written back by
+// download_to().
+template <typename T>
+class Staged {
+ public:
+  Staged(const Backend& be, const T* host, int64_t n, bool in) : be_(be), n_(n) {
+    if (be.host_memory()) {
+      p_ = const_cast<T*>(host);
+      return;
+    }
+    buf_ = Buffer<T>(be, static_cast<size_t>(n));
+    p_ = buf_.data();
+    if (in) be.upload(p_, host, bytes());
+  }
+  T* get() const { return p_; }
+  void download_to(T* host) const {
+    if (!be_.host_memory()) be_.download(host, p_, bytes());
+  }
+
+ private:
+  size_t bytes() const { return static_cast<size_t>(n_) * sizeof(T); }
+  const Backend& be_;
+  int64_t n_;
+  T* p_ = nullptr;
+  Buffer<T> buf_;
+};
+
+// The hook reads host memory: a device backend's x is downloaded for it.
+void show_input(const Backend& be, LinearInputHook* hook, int layer, LinearGroup g, const float* x,
+                int64_t n, int d) {
+  if (!hook) return;
+  if (be.host_memory()) return hook->on_input(layer, g, x, n, d);
+  std::vector<float> host(static_cast<size_t>(n) * d);
+  be.download(host.data(), x, host.size() * sizeof(float));
+  hook->on_input(layer, g, host.data(), n, d);
+}
+
+// Copies `rows` rows of `width` floats from src to dst (backend memory) where the ranges may
+// overlap with dst before src: in pieces no longer than the gap, front to back.
+void move_rows_down(const Backend& be, float* dst, const float* src, int64_t rows, int64_t width) {
+  const int64_t gap = (src - dst) / width;  // rows; > 0
+  for (int64_t r = 0; r < rows; r += gap) {
+    const int64_t nr = std::min(gap, rows - r);
+    be.copy(dst + r * width, src + r * width, static_cast<size_t>(nr * width) * sizeof(float));
+  }
+}
+
 // The feed-forward half of a layer on h [N x dim], in place (scratch from ws).
 void ffn_core(const LlamaModel& m, int layer, float* h, int64_t N, LinearInputHook* hook,
-              Workspace& ws) {
+              Scratch& ws) {
   check_resident(m, layer);
   const LlamaConfig& c = m.cfg;
   const LlamaLayer& L = m.layers[layer];
   const Backend& be = m.run_backend();
   const int dim = c.dim, hidden = c.hidden_dim;
   check_transform(m.online_down, hidden, "online_down");
-  float* x = room(ws.x, N * dim);
-  float* g = room(ws.g, N * hidden);
-  float* u = room(ws.u, N * hidden);
+  float* x = ws.get(kX, N * dim);
+  float* g = ws.get(kG, N * hidden);
+  float* u = ws.get(kU, N * hidden);
   // ---- feed-forward block (SwiGLU)
   be.rmsnorm(h, L.ffn_norm.data(), N, dim, c.norm_eps, x);
-  if (hook) hook->on_input(layer, LinearGroup::GateUp, x, N, dim);
+  show_input(be, hook, layer, LinearGroup::GateUp, x, N, dim);
   be.linear(L.w_gate, x, N, g);
   be.linear(L.w_up, x, N, u);
   be.swiglu(g, u, N * hidden);
   if (m.online_down) be.online_transform(*m.online_down, g, N);
-  if (hook) hook->on_input(layer, LinearGroup::Down, g, N, hidden);
+  show_input(be, hook, layer, LinearGroup::Down, g, N, hidden);
   be.linear(L.w_down, g, N, x);
   be.add(h, x, N * dim);
 }
@@ -147,14 +229,14 @@ void layer_core(const LlamaModel& m, int layer, float* h, int n_seq, int n_new, 
   check_transform(m.online_qk, hd, "online_qk");
   check_transform(m.online_o, q_dim, "online_o");
 
-  WorkspaceLease ws;
-  float* x = room(ws->x, N * dim);
-  float* q = room(ws->q, N * q_dim);
-  float* att = room(ws->att, N * q_dim);
+  Scratch ws(be);
+  float* x = ws.get(kX, N * dim);
+  float* q = ws.get(kQ, N * q_dim);
+  float* att = ws.get(kAtt, N * q_dim);
 
   // ---- attention block
   be.rmsnorm(h, L.attn_norm.data(), N, dim, c.norm_eps, x);
-  if (hook) hook->on_input(layer, LinearGroup::QKV, x, N, dim);
+  show_input(be, hook, layer, LinearGroup::QKV, x, N, dim);
   float* k_new = k_store + static_cast<int64_t>(pos0) * kv_dim;
   float* v_new = v_store + static_cast<int64_t>(pos0) * kv_dim;
   be.linear(L.wq, x, N, q);
@@ -187,48 +269,81 @@ void layer_core(const LlamaModel& m, int layer, float* h, int n_seq, int n_new, 
   } else {
     for (const Segment& sg : *segs) {
       const int64_t own = sg.key0 + sg.pos;  // where its keys must be
+      // own < row: the keys move down over rows of earlier segments of its tree.
       if (own != sg.row) {
-        std::copy_n(k_store + sg.row * kv_dim, static_cast<int64_t>(sg.n) * kv_dim,
-                    k_store + own * kv_dim);
-        std::copy_n(v_store + sg.row * kv_dim, static_cast<int64_t>(sg.n) * kv_dim,
-                    v_store + own * kv_dim);
+        move_rows_down(be, k_store + own * kv_dim, k_store + sg.row * kv_dim, sg.n, kv_dim);
+        move_rows_down(be, v_store + own * kv_dim, v_store + sg.row * kv_dim, sg.n, kv_dim);
       }
       be.attention(q + sg.row * q_dim, k_store + sg.key0 * kv_dim, v_store + sg.key0 * kv_dim, 1,
                    sg.n, sg.pos, kv_stride, shape, att + sg.row * q_dim);
     }
   }
   if (m.online_o) be.online_transform(*m.online_o, att, N);
-  if (hook) hook->on_input(layer, LinearGroup::O, att, N, q_dim);
+  show_input(be, hook, layer, LinearGroup::O, att, N, q_dim);
   be.linear(L.wo, att, N, x);
   be.add(h, x, N * dim);
 
-  if (with_ffn) ffn_core(m, layer, h, N, hook, *ws);
+  if (with_ffn) ffn_core(m, layer, h, N, hook, ws);
 }
 
 }  // namespace
 
-void embed_tokens(const LlamaModel& m, const int32_t* tokens, int64_t n, float* h) {
+namespace {
+
+void check_tokens(const LlamaModel& m, const int32_t* tokens, int64_t n, const char* where,
+                  const char* what) {
   for (int64_t i = 0; i < n; ++i) {
     const int32_t t = tokens[i];
     if (t < 0 || t >= m.cfg.vocab_size)
-      fail("embed_tokens", "token id " + std::to_string(t) + " outside the vocabulary (size " +
-                               std::to_string(m.cfg.vocab_size) + ")");
+      fail(where, std::string(what) + " id " + std::to_string(t) +
+                      " outside the vocabulary (size " + std::to_string(m.cfg.vocab_size) + ")");
   }
-  m.run_backend().embed(m.tok_embeddings.data(), m.cfg.dim, tokens, n, h);
 }
 
-namespace {
+// h [n x dim] = embeddings of tokens [n] (both backend memory; ids already checked).
+void embed_rows(const LlamaModel& m, const int32_t* tokens, int64_t n, float* h) {
+  m.run_backend().embed(m.tok_embeddings.data(), m.cfg.vocab_size, m.cfg.dim, tokens, n, h);
+}
+
+// One prefill layer on h [(n_seq*seq_len) x dim] (backend memory), K/V in scratch.
 void prefill_layer(const LlamaModel& m, int layer, float* h, int n_seq, int seq_len,
                    LinearInputHook* hook, bool with_ffn) {
   if (layer < 0 || layer >= static_cast<int>(m.layers.size()))
     fail("layer_forward", "layer " + std::to_string(layer) + " out of range");
   const int64_t kv_dim = static_cast<int64_t>(m.cfg.n_kv_heads) * m.cfg.head_dim();
   const int64_t n_kv = static_cast<int64_t>(n_seq) * seq_len * kv_dim;
-  WorkspaceLease ws;
-  layer_core(m, layer, h, n_seq, seq_len, 0, room(ws->k, n_kv), room(ws->v, n_kv), seq_len * kv_dim,
+  Scratch ws(m.run_backend());
+  layer_core(m, layer, h, n_seq, seq_len, 0, ws.get(kK, n_kv), ws.get(kV, n_kv), seq_len * kv_dim,
              hook, with_ffn);
 }
+
+// logits [n x vocab] = lm_head(rmsnorm(h)), h [n x dim]; all backend memory.
+void logits_rows(const LlamaModel& m, const float* h, int64_t n, float* logits) {
+  const Backend& be = m.run_backend();
+  Scratch ws(be);
+  float* x = ws.get(kX, n * m.cfg.dim);
+  be.rmsnorm(h, m.final_norm.data(), n, m.cfg.dim, m.cfg.norm_eps, x);
+  be.linear(m.lm_head, x, n, logits);
+}
+
+// The per-layer entry points on a caller's host h: staged through backend memory.
+template <typename F>
+void on_host_h(const LlamaModel& m, float* h, int64_t n_rows, F&& run) {
+  Staged<float> hs(m.run_backend(), h, n_rows * m.cfg.dim, /*in=*/true);
+  run(hs.get());
+  hs.download_to(h);
+}
+
 }  // namespace
+
+void embed_tokens(const LlamaModel& m, const int32_t* tokens, int64_t n, float* h) {
+  check_tokens(m, tokens, n, "embed_tokens", "token");
+  const Backend& be = m.run_backend();
+  Staged<int32_t> ts(be, tokens, n, /*in=*/true);
+  Staged<float> hs(be, h, n * m.cfg.dim, /*in=*/false);
+  embed_rows(m, ts.get(), n, hs.get());
+  hs.download_to(h);
+}
 
 std::vector<float> tree_hidden_states(const LlamaModel& m, const int32_t* tokens,
                                       const std::vector<TokenTree>& trees) {
@@ -246,50 +361,70 @@ std::vector<float> tree_hidden_states(const LlamaModel& m, const int32_t* tokens
     }
   }
   if (n > std::numeric_limits<int>::max()) fail("tree_hidden_states", "too many rows");
+  check_tokens(m, tokens, n, "embed_tokens", "token");
+  const Backend& be = m.run_backend();
   const int dim = m.cfg.dim;
   std::vector<float> h(static_cast<size_t>(n) * dim);
-  embed_tokens(m, tokens, n, h.data());
+  Staged<int32_t> ts(be, tokens, n, /*in=*/true);
+  Staged<float> hs(be, h.data(), n * dim, /*in=*/false);
+  embed_rows(m, ts.get(), n, hs.get());
   const int64_t kv_dim = static_cast<int64_t>(m.cfg.n_kv_heads) * m.cfg.head_dim();
-  WorkspaceLease ws;
-  float* k = room(ws->k, n * kv_dim);
-  float* v = room(ws->v, n * kv_dim);
+  Scratch ws(be);
+  float* k = ws.get(kK, n * kv_dim);
+  float* v = ws.get(kV, n * kv_dim);
   for (int l = 0; l < m.cfg.n_layers; ++l)
-    layer_core(m, l, h.data(), 1, static_cast<int>(n), 0, k, v, n * kv_dim, nullptr, true, &segs);
+    layer_core(m, l, hs.get(), 1, static_cast<int>(n), 0, k, v, n * kv_dim, nullptr, true, &segs);
+  hs.download_to(h.data());
   return h;
 }
 
 void layer_forward(const LlamaModel& m, int layer, float* h, int n_seq, int seq_len,
                    LinearInputHook* hook) {
-  prefill_layer(m, layer, h, n_seq, seq_len, hook, /*with_ffn=*/true);
+  on_host_h(m, h, static_cast<int64_t>(n_seq) * seq_len, [&](float* hb) {
+    prefill_layer(m, layer, hb, n_seq, seq_len, hook, /*with_ffn=*/true);
+  });
 }
 
 void attention_block(const LlamaModel& m, int layer, float* h, int n_seq, int seq_len,
                      LinearInputHook* hook) {
-  prefill_layer(m, layer, h, n_seq, seq_len, hook, /*with_ffn=*/false);
+  on_host_h(m, h, static_cast<int64_t>(n_seq) * seq_len, [&](float* hb) {
+    prefill_layer(m, layer, hb, n_seq, seq_len, hook, /*with_ffn=*/false);
+  });
 }
 
 void ffn_block(const LlamaModel& m, int layer, float* h, int64_t n_tokens, LinearInputHook* hook) {
   if (layer < 0 || layer >= static_cast<int>(m.layers.size()))
     fail("ffn_block", "layer " + std::to_string(layer) + " out of range");
-  WorkspaceLease ws;
-  ffn_core(m, layer, h, n_tokens, hook, *ws);
+  on_host_h(m, h, n_tokens, [&](float* hb) {
+    Scratch ws(m.run_backend());
+    ffn_core(m, layer, hb, n_tokens, hook, ws);
+  });
 }
 
 void output_logits(const LlamaModel& m, const float* h, int64_t n, float* logits) {
   const Backend& be = m.run_backend();
-  std::vector<float> x(n * m.cfg.dim);
-  be.rmsnorm(h, m.final_norm.data(), n, m.cfg.dim, m.cfg.norm_eps, x.data());
-  be.linear(m.lm_head, x.data(), n, logits);
+  Staged<float> hs(be, h, n * m.cfg.dim, /*in=*/true);
+  Staged<float> ls(be, logits, n * m.cfg.vocab_size, /*in=*/false);
+  logits_rows(m, hs.get(), n, ls.get());
+  ls.download_to(logits);
 }
 
 std::vector<float> forward_logits(const LlamaModel& m, const int32_t* tokens, int n_seq,
                                   int seq_len) {
   const int64_t N = static_cast<int64_t>(n_seq) * seq_len;
-  std::vector<float> h(N * m.cfg.dim);
-  embed_tokens(m, tokens, N, h.data());
-  for (int l = 0; l < m.cfg.n_layers; ++l) layer_forward(m, l, h.data(), n_seq, seq_len);
+  check_tokens(m, tokens, N, "embed_tokens", "token");
+  const Backend& be = m.run_backend();
+  std::vector<float> h_host(be.host_memory() ? N * m.cfg.dim : 0);
+  Buffer<float> h_dev(be, be.host_memory() ? 0 : N * m.cfg.dim);
+  float* h = be.host_memory() ? h_host.data() : h_dev.data();
+  Staged<int32_t> ts(be, tokens, N, /*in=*/true);
+  embed_rows(m, ts.get(), N, h);
+  for (int l = 0; l < m.cfg.n_layers; ++l)
+    prefill_layer(m, l, h, n_seq, seq_len, nullptr, /*with_ffn=*/true);
   std::vector<float> logits(N * m.cfg.vocab_size);
-  output_logits(m, h.data(), N, logits.data());
+  Staged<float> ls(be, logits.data(), N * m.cfg.vocab_size, /*in=*/false);
+  logits_rows(m, h, N, ls.get());
+  ls.download_to(logits.data());
   return logits;
 }
 
@@ -300,13 +435,23 @@ double sequences_nll(const LlamaModel& m, const int32_t* tokens, int n_seq, int 
                               std::to_string(seq_len) + ", " + std::to_string(first_target) + ")");
   const int T = seq_len - 1;  // inputs per sequence; row t predicts token t+1
   const int dim = m.cfg.dim, vocab = m.cfg.vocab_size;
+  const Backend& be = m.run_backend();
   std::vector<int32_t> in(static_cast<size_t>(n_seq) * T);
   for (int s = 0; s < n_seq; ++s)
     std::copy_n(tokens + static_cast<int64_t>(s) * seq_len, T,
                 in.data() + static_cast<size_t>(s) * T);
-  std::vector<float> h(in.size() * dim);
-  embed_tokens(m, in.data(), static_cast<int64_t>(in.size()), h.data());
-  for (int l = 0; l < m.cfg.n_layers; ++l) layer_forward(m, l, h.data(), n_seq, T);
+  check_tokens(m, in.data(), static_cast<int64_t>(in.size()), "embed_tokens", "token");
+  // h: a host vector for host backends (as always), device memory otherwise.
+  const int64_t n_in = static_cast<int64_t>(in.size());
+  std::vector<float> h_host(be.host_memory() ? n_in * dim : 0);
+  Buffer<float> h_dev(be, be.host_memory() ? 0 : n_in * dim);
+  float* h = be.host_memory() ? h_host.data() : h_dev.data();
+  {
+    Staged<int32_t> ts(be, in.data(), n_in, /*in=*/true);
+    embed_rows(m, ts.get(), n_in, h);
+  }
+  for (int l = 0; l < m.cfg.n_layers; ++l)
+    prefill_layer(m, l, h, n_seq, T, nullptr, /*with_ffn=*/true);
 
   // Rows that predict a counted target: t in [first_target-1, T). Logits a block at a time
   // (about 32 MB of logits per block).
@@ -322,26 +467,40 @@ double sequences_nll(const LlamaModel& m, const int32_t* tokens, int n_seq, int 
     }
   const int64_t n_rows = static_cast<int64_t>(rows.size());
   const int64_t block = std::max<int64_t>(16, (int64_t{8} << 20) / vocab);
-  std::vector<float> hb(std::min(block, n_rows) * dim), logits(std::min(block, n_rows) * vocab);
-  std::vector<double> nll(std::min(block, n_rows));
+  const int64_t nb_max = std::min(block, n_rows);
+  Buffer<float> hb(be, nb_max * dim), logits(be, nb_max * vocab);
+  Buffer<double> nll(be, nb_max);
+  std::vector<double> nll_host(nb_max);
   double total = 0.0;
   for (int64_t r0 = 0; r0 < n_rows; r0 += block) {
     const int64_t nb = std::min(block, n_rows - r0);
-    for (int64_t i = 0; i < nb; ++i)
-      std::copy_n(h.data() + rows[r0 + i] * dim, dim, hb.data() + i * dim);
-    output_logits(m, hb.data(), nb, logits.data());
-    m.run_backend().nll_rows(logits.data(), nb, vocab, targets.data() + r0, nll.data());
-    for (int64_t i = 0; i < nb; ++i) total += nll[i];
+    // Gather the rows, one copy per run of consecutive rows.
+    for (int64_t i = 0; i < nb;) {
+      int64_t j = i + 1;
+      while (j < nb && rows[r0 + j] == rows[r0 + j - 1] + 1) ++j;
+      be.copy(hb.data() + i * dim, h + rows[r0 + i] * dim,
+              static_cast<size_t>((j - i) * dim) * sizeof(float));
+      i = j;
+    }
+    logits_rows(m, hb.data(), nb, logits.data());
+    Staged<int32_t> tg(be, targets.data() + r0, nb, /*in=*/true);
+    be.nll_rows(logits.data(), nb, vocab, tg.get(), nll.data());
+    be.download(nll_host.data(), nll.data(), static_cast<size_t>(nb) * sizeof(double));
+    for (int64_t i = 0; i < nb; ++i) total += nll_host[i];
   }
   if (count) *count = n_rows;
   return total;
 }
 
-Decoder::Decoder(const LlamaModel& m, int max_seq_len) : m_(m), max_seq_len_(max_seq_len) {
+Decoder::Decoder(const LlamaModel& m, int max_seq_len)
+    : m_(m), backend_(m.backend), be_(&m.run_backend()), max_seq_len_(max_seq_len) {
   if (max_seq_len <= 0) fail("Decoder", "max_seq_len must be positive");
   const size_t kv_dim = static_cast<size_t>(m.cfg.n_kv_heads) * m.cfg.head_dim();
-  k_cache_.assign(static_cast<size_t>(m.cfg.n_layers) * max_seq_len * kv_dim, 0.f);
-  v_cache_.assign(k_cache_.size(), 0.f);
+  const size_t n = static_cast<size_t>(m.cfg.n_layers) * max_seq_len * kv_dim;
+  k_cache_ = Buffer<float>(*be_, n);
+  v_cache_ = Buffer<float>(*be_, n);
+  be_->zero(k_cache_.data(), n * sizeof(float));
+  be_->zero(v_cache_.data(), n * sizeof(float));
   logits_.resize(m.cfg.vocab_size);
 }
 
@@ -350,21 +509,34 @@ const std::vector<float>& Decoder::forward(const int32_t* tokens, int n, float* 
   if (pos_ + n > max_seq_len_)
     fail("Decoder", "context full: " + std::to_string(pos_) + " + " + std::to_string(n) +
                         " tokens exceed max_seq_len " + std::to_string(max_seq_len_));
-  const int dim = m_.cfg.dim;
+  if (&m_.run_backend() != be_)
+    fail("Decoder",
+         "the model's backend changed after the decoder was made (its KV cache is in "
+         "the old backend's memory)");
+  check_tokens(m_, tokens, n, "embed_tokens", "token");
+  const Backend& be = *be_;
+  const int dim = m_.cfg.dim, vocab = m_.cfg.vocab_size;
   const int64_t layer_size =
       static_cast<int64_t>(max_seq_len_) * m_.cfg.n_kv_heads * m_.cfg.head_dim();
-  std::vector<float> h(static_cast<size_t>(n) * dim);
-  embed_tokens(m_, tokens, n, h.data());
+  Scratch ws(be);
+  float* h = ws.get(kG, static_cast<int64_t>(n) * dim);  // kG: layer_core leases its own
+  {
+    Staged<int32_t> ts(be, tokens, n, /*in=*/true);
+    embed_rows(m_, ts.get(), n, h);
+  }
   for (int l = 0; l < m_.cfg.n_layers; ++l)
-    layer_core(m_, l, h.data(), 1, n, pos_, k_cache_.data() + l * layer_size,
+    layer_core(m_, l, h, 1, n, pos_, k_cache_.data() + l * layer_size,
                v_cache_.data() + l * layer_size, layer_size, nullptr);
   pos_ += n;
   if (all_logits) {
-    output_logits(m_, h.data(), n, all_logits);
-    std::copy_n(all_logits + static_cast<int64_t>(n - 1) * m_.cfg.vocab_size, m_.cfg.vocab_size,
-                logits_.data());
+    Staged<float> ls(be, all_logits, static_cast<int64_t>(n) * vocab, /*in=*/false);
+    logits_rows(m_, h, n, ls.get());
+    ls.download_to(all_logits);
+    std::copy_n(all_logits + static_cast<int64_t>(n - 1) * vocab, vocab, logits_.data());
   } else {
-    output_logits(m_, h.data() + static_cast<int64_t>(n - 1) * dim, 1, logits_.data());
+    Staged<float> ls(be, logits_.data(), vocab, /*in=*/false);
+    logits_rows(m_, h + static_cast<int64_t>(n - 1) * dim, 1, ls.get());
+    ls.download_to(logits_.data());
   }
   return logits_;
 }

@@ -33,4 +33,9 @@ std::string AcrossHeadsTransform::describe() const {
   return "heads:" + what_ + "x" + std::to_string(head_dim_);
 }
 
+// R ⊗ I_head_dim: A = R, no Walsh.
+OnlineTransformFactors AcrossHeadsTransform::factors() const {
+  return {n_heads_, false, r_, {}};
+}
+
 }  // namespace lrc

@@ -44,4 +44,7 @@ void DenseTransform::apply(float* x, int64_t n_rows) const {
 
 std::string DenseTransform::describe() const { return "dense:" + what_; }
 
+// R itself: A = R, K = 1.
+OnlineTransformFactors DenseTransform::factors() const { return {n_, false, r_, {}}; }
+
 }  // namespace lrc

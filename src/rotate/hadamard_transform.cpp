@@ -33,4 +33,9 @@ std::string HadamardTransform::describe() const {
   return "hadamard(" + std::to_string(m_) + "x" + std::to_string(n_ / m_) + ")";
 }
 
+// (H_m ⊗ H_K)·diag(s/√n): A = H_m, Walsh along K.
+OnlineTransformFactors HadamardTransform::factors() const {
+  return {m_, n_ / m_ > 1, h_m_, scaled_signs_};
+}
+
 }  // namespace lrc

@@ -7,17 +7,30 @@
 //                            numbers of docs/results.md.
 //   make_cpu_int_backend()   src/kernels/cpu_int: quantized linears on the integer W4A4
 //                            kernels, everything else as the reference.
+//   make_cuda_backend()      src/kernels/cuda (kernels/cuda/backend.h, built with lrc_cuda):
+//                            the whole forward on one GPU, activations in device memory.
 // A model chooses its backend (LlamaModel::backend, null = the CPU reference; the CLI's
 // --device/--kernels through kernels/registry.h).
 //
-// Memory: every pointer is host memory the caller owns, rows are tokens, row-major. A CUDA
-// backend for the whole forward (not written yet) needs the forward's scratch buffers to come
-// from the backend too, so that activations stay on the device between calls.
+// Memory. Two kinds of pointers cross this interface:
+//  * parameters: the Linear, norm weights, embedding table and OnlineTransform arguments are
+//    the model's own host memory. A device backend uploads each the first time it sees it,
+//    keyed by address, and keeps it: the models it runs must neither change nor move (call
+//    forget_parameters() after changing or freeing weights it has seen).
+//  * activations: every other pointer (x, y, h, q/k/v, the KV cache, tokens, targets, logits,
+//    NLL) is backend memory: allocate()/Buffer, filled by upload(), read back by download().
+//    For a host-memory backend (the CPU ones, host_memory() true) that is any host pointer and
+//    the defaults below are plain host memory: the forward hands its own arrays straight
+//    through, nothing is copied.
+// Rows are tokens, row-major. Operations may run asynchronously (a device stream); download()
+// and synchronize() wait for them.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "lrc/format/act_quant.h"
 #include "lrc/format/linear.h"
@@ -31,6 +44,22 @@ class Backend {
  public:
   virtual ~Backend() = default;
   virtual std::string name() const = 0;
+
+  // ---- memory (see the top of this file); the defaults are host memory
+  virtual bool host_memory() const { return true; }
+  // `bytes` of backend memory (64-byte aligned, contents unspecified); release() frees it.
+  virtual void* allocate(size_t bytes) const;
+  virtual void release(void* p) const noexcept;
+  virtual void upload(void* dst, const void* host_src, size_t bytes) const;    // host -> backend
+  virtual void download(void* host_dst, const void* src, size_t bytes) const;  // backend -> host
+  // Within backend memory; the ranges must not overlap.
+  virtual void copy(void* dst, const void* src, size_t bytes) const;
+  virtual void zero(void* p, size_t bytes) const;
+  virtual void synchronize() const {}
+  // Drops every parameter uploaded so far (no-op for host backends).
+  virtual void forget_parameters() const {}
+
+  // ---- operations
 
   // y[n x d_out] = Ŵ · Q_a(x) + U · (Vᵀ · x), x[n x d_in] (FP linear: y = x Wᵀ).
   virtual void linear(const Linear& L, const float* x, int64_t n, float* y) const = 0;
@@ -53,16 +82,54 @@ class Backend {
   virtual void add(float* h, const float* d, int64_t n) const = 0;
   // g[n] = silu(g) ⊙ u  (SwiGLU's gate).
   virtual void swiglu(float* g, const float* u, int64_t n) const = 0;
-  // h[n x dim] = table rows of tokens[n] (table [vocab x dim]).
-  virtual void embed(const float* table, int dim, const int32_t* tokens, int64_t n,
+  // h[n x dim] = table rows of tokens[n] (table [vocab x dim], a parameter; tokens in backend
+  // memory, each in [0, vocab): the caller checks).
+  virtual void embed(const float* table, int vocab, int dim, const int32_t* tokens, int64_t n,
                      float* h) const = 0;
   // out[i] = −log softmax(logits[i])[targets[i]] for n rows of `vocab` logits, in float64
-  // (per row, so that the caller's running sum is one order whatever the blocking).
+  // (per row, so that the caller's running sum is one order whatever the blocking); targets
+  // and out in backend memory.
   virtual void nll_rows(const float* logits, int64_t n, int vocab, const int32_t* targets,
                         double* out) const = 0;
 };
 
 using BackendPtr = std::shared_ptr<const Backend>;
+
+// n elements of T in a backend's memory, owned (move-only; contents unspecified). The backend
+// must outlive the buffer.
+template <typename T>
+class Buffer {
+ public:
+  Buffer() = default;
+  Buffer(const Backend& be, size_t n)
+      : be_(&be), p_(n ? static_cast<T*>(be.allocate(n * sizeof(T))) : nullptr), n_(n) {}
+  ~Buffer() { reset(); }
+  Buffer(Buffer&& o) noexcept
+      : be_(o.be_), p_(std::exchange(o.p_, nullptr)), n_(std::exchange(o.n_, 0)) {}
+  Buffer& operator=(Buffer&& o) noexcept {
+    if (this != &o) {
+      reset();
+      be_ = o.be_;
+      p_ = std::exchange(o.p_, nullptr);
+      n_ = std::exchange(o.n_, 0);
+    }
+    return *this;
+  }
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  T* data() const { return p_; }
+  size_t size() const { return n_; }
+  void reset() {
+    if (p_) be_->release(p_);
+    p_ = nullptr;
+    n_ = 0;
+  }
+
+ private:
+  const Backend* be_ = nullptr;
+  T* p_ = nullptr;
+  size_t n_ = 0;
+};
 
 // The CPU reference backend (one process-wide instance): a quantized linear's Ŵ is
 // dequantized for each call.

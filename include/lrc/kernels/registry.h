@@ -5,8 +5,13 @@
 //                activation codes in int32 (AVX-512 VNNI / AVX2 / scalar), fp32 low-rank
 //                branch; a linear they cannot run (other bit widths, activation groups, an FP
 //                linear) runs on the reference
-// A CUDA backend for the whole forward does not exist yet: the CUDA W4A4 kernels
-// (kernels/cuda) are a library and a benchmark so far; --device cuda says so.
+//   cuda[:N] + real  the whole forward on GPU N (kernels/cuda/backend.h): quantized linears on
+//                    the W4A4 kernels (FP8 cuBLASLt prefill, int4 tensor-core GEMV decode, fp16
+//                    low-rank branch), FP linears in fp16 cuBLAS
+//   cuda[:N] + sim   the simulation on the GPU: Ŵ dequantized, Q_a applied and dequantized,
+//                    fp32 cuBLAS
+// In a build without CUDA (-DLRC_CUDA=OFF, or AUTO without nvcc) --device cuda fails with one
+// error saying so.
 #pragma once
 
 #include <string>

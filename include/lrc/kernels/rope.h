@@ -20,6 +20,7 @@ enum class RopeStyle {
 // cos/sin of every (position, pair) for positions [pos0, pos0 + n_pos): [n_pos x hd/2] each.
 struct RopeTable {
   int pos0 = 0, n_pos = 0, half = 0;
+  float theta = 0.f;  // what the table was made from (a device backend builds its own)
   std::vector<float> cos, sin;
   RopeTable(int head_dim, float theta, int pos0, int n_pos);
 };

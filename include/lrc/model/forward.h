@@ -3,8 +3,9 @@
 //   for each layer:  h += o_proj(attn(rope(q,k), v))  on rmsnorm(h)
 //                    h += down(silu(gate(x)) * up(x))  on rmsnorm(h)
 //   logits = lm_head(rmsnorm(h))
-// Batched prefill (many sequences at once, OpenBLAS sgemm + OpenMP) for perplexity and
-// calibration, and single-token decode with a KV cache for generation.
+// Batched prefill (many sequences at once) for perplexity and calibration, and single-token
+// decode with a KV cache for generation; the tensor work runs on the model's Backend. Every
+// function here takes and returns host arrays (a device backend's copies stay inside).
 #pragma once
 
 #include <cstdint>
@@ -19,7 +20,8 @@ enum class LinearGroup { QKV = 0, O = 1, GateUp = 2, Down = 3 };
 const char* linear_group_name(LinearGroup g);
 
 // Called with the input X of each linear group, exactly as the group's linears will see it
-// (after the norm / online rotation, before Q_a): x is [n_tokens x d] row-major.
+// (after the norm / online rotation, before Q_a): x is [n_tokens x d] row-major, host memory
+// (downloaded first when the backend keeps activations on a device).
 class LinearInputHook {
  public:
   virtual ~LinearInputHook() = default;
@@ -75,7 +77,9 @@ double sequences_nll(const LlamaModel& m, const int32_t* tokens, int n_seq, int 
 
 // Incremental decoding with a KV cache. forward() appends tokens at positions pos()..,
 // and returns logits of the last one (or of all, see below). truncate(p) drops positions >= p,
-// so a shared context is computed once and each continuation scored from it.
+// so a shared context is computed once and each continuation scored from it. The cache lives
+// in the memory of the model's backend at construction (on the GPU for a CUDA backend); the
+// model's backend must not change while the decoder is used.
 class Decoder {
  public:
   Decoder(const LlamaModel& m, int max_seq_len);
@@ -88,9 +92,11 @@ class Decoder {
 
  private:
   const LlamaModel& m_;
+  BackendPtr backend_;  // keeps the backend (and so the cache's memory) alive
+  const Backend* be_;
   int max_seq_len_;
   int pos_ = 0;
-  std::vector<float> k_cache_, v_cache_;  // [layer][pos][kv_dim]
+  Buffer<float> k_cache_, v_cache_;  // [layer][pos][kv_dim], backend memory
   std::vector<float> logits_;
 };
 

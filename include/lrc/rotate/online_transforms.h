@@ -23,6 +23,7 @@ class HadamardTransform final : public OnlineTransform {
   int size() const override { return n_; }
   void apply(float* x, int64_t n_rows) const override;
   std::string describe() const override;
+  OnlineTransformFactors factors() const override;
 
  private:
   int n_, m_;
@@ -36,6 +37,7 @@ class DenseTransform final : public OnlineTransform {
   int size() const override { return n_; }
   void apply(float* x, int64_t n_rows) const override;
   std::string describe() const override;
+  OnlineTransformFactors factors() const override;
 
  private:
   int n_;
@@ -49,6 +51,7 @@ class AcrossHeadsTransform final : public OnlineTransform {
   int size() const override { return n_heads_ * head_dim_; }
   void apply(float* x, int64_t n_rows) const override;
   std::string describe() const override;
+  OnlineTransformFactors factors() const override;
 
  private:
   int n_heads_, head_dim_;

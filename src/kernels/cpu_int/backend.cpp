@@ -64,9 +64,9 @@ class CpuIntBackend final : public Backend {
   }
   void add(float* h, const float* d, int64_t n) const override { ref().add(h, d, n); }
   void swiglu(float* g, const float* u, int64_t n) const override { ref().swiglu(g, u, n); }
-  void embed(const float* table, int dim, const int32_t* tokens, int64_t n,
+  void embed(const float* table, int vocab, int dim, const int32_t* tokens, int64_t n,
              float* h) const override {
-    ref().embed(table, dim, tokens, n, h);
+    ref().embed(table, vocab, dim, tokens, n, h);
   }
   void nll_rows(const float* logits, int64_t n, int vocab, const int32_t* targets,
                 double* out) const override {

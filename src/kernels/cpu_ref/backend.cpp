@@ -265,7 +265,7 @@ class CpuReferenceBackend final : public Backend {
     }
   }
 
-  void embed(const float* table, int dim, const int32_t* tokens, int64_t n,
+  void embed(const float* table, int vocab, int dim, const int32_t* tokens, int64_t n,
              float* h) const override {
     for (int64_t i = 0; i < n; ++i)
       std::copy_n(table + static_cast<int64_t>(tokens[i]) * dim, dim, h + i * dim);

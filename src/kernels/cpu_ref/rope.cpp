@@ -6,14 +6,14 @@
 
 namespace lrc {
 
-RopeTable::RopeTable(int head_dim, float theta, int pos0_, int n_pos_)
-    : pos0(pos0_), n_pos(n_pos_), half(head_dim / 2) {
+RopeTable::RopeTable(int head_dim, float theta_, int pos0_, int n_pos_)
+    : pos0(pos0_), n_pos(n_pos_), half(head_dim / 2), theta(theta_) {
   cos.resize(static_cast<size_t>(n_pos) * half);
   sin.resize(cos.size());
   for (int p = 0; p < n_pos; ++p)
     for (int i = 0; i < half; ++i) {
       // Angles in float64: positions up to 10^5 keep full float32 accuracy in cos/sin.
-      const double freq = std::pow(static_cast<double>(theta), -2.0 * i / head_dim);
+      const double freq = std::pow(static_cast<double>(theta_), -2.0 * i / head_dim);
       const double a = static_cast<double>(pos0 + p) * freq;
       cos[static_cast<size_t>(p) * half + i] = static_cast<float>(std::cos(a));
       sin[static_cast<size_t>(p) * half + i] = static_cast<float>(std::sin(a));

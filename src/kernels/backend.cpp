@@ -1,0 +1,26 @@
+// Backend's default memory: plain host memory, for the CPU backends (kernels/backend.h).
+#include "lrc/kernels/backend.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+namespace lrc {
+
+void* Backend::allocate(size_t bytes) const {
+  // aligned_alloc wants a multiple of the alignment (and may return null for 0 bytes).
+  void* p = std::aligned_alloc(64, bytes == 0 ? 64 : (bytes + 63) / 64 * 64);
+  if (!p) throw std::bad_alloc();
+  return p;
+}
+void Backend::release(void* p) const noexcept { std::free(p); }
+void Backend::upload(void* dst, const void* src, size_t bytes) const {
+  if (dst != src) std::memcpy(dst, src, bytes);
+}
+void Backend::download(void* dst, const void* src, size_t bytes) const {
+  if (dst != src) std::memcpy(dst, src, bytes);
+}
+void Backend::copy(void* dst, const void* src, size_t bytes) const { std::memcpy(dst, src, bytes); }
+void Backend::zero(void* p, size_t bytes) const { std::memset(p, 0, bytes); }
+
+}  // namespace lrc
