@@ -62,6 +62,13 @@ void add_quantize_options(CLI::App& sub, QuantizeOptions& opt, QuantizeFlagStrin
                  "sums of Σx, Σy, Σxy: f64 | mixed (float32 within 2048-token blocks, float64 "
                  "across them; about half the statistics time)")
       ->default_str(dflt("stats_precision"));
+  sub.add_option("--device", opt.device,
+                 "where the statistics and solves run: cpu | cuda[:N] (cuBLAS/cuSOLVER; the "
+                 "calibration forward stays on the CPU)")
+      ->capture_default_str();
+  sub.add_flag("--report-objective", opt.baseline_objective,
+               "gptq/svd: also accumulate YYᵀ, XYᵀ so the report carries each matrix's eq. 2 "
+               "objective (4x the statistics work; same checkpoint)");
   sub.add_option("--damp", opt.damp, "GPTQ damping (fraction of the mean diagonal)")
       ->capture_default_str();
   sub.add_flag("--act-order", opt.act_order, "GPTQ act-order");

@@ -10,7 +10,7 @@
 #include "lrc/quant/gptq.h"
 #include "lrc/quant/objective.h"
 #include "lrc/quant/rank.h"
-#include "lrc/quant/svd_baseline.h"
+#include "lrc/quant/solver_backend.h"
 #include "lrc/quant/weight_quant.h"
 
 namespace lrc {
@@ -40,7 +40,12 @@ int rank_for(const QuantizeOptions& opt, const std::string& name, int d_out, int
 
 LinearReport quantize_linear(Linear& lin, const std::string& name, const LayerStats* stats,
                              const ActQuantSpec& act, int rank, const QuantizeOptions& opt,
-                             int spectrum_rank) {
+                             int spectrum_rank, const SolverBackend* solver) {
+  SolverBackendPtr own;  // the CPU unless the caller names a backend
+  if (!solver) {
+    own = cpu_solver_backend();
+    solver = own.get();
+  }
   const auto t0 = std::chrono::steady_clock::now();
   const int d_out = lin.d_out, d_in = lin.d_in;
   if (lin.packed) fail(name, "is quantized already");
@@ -51,7 +56,7 @@ LinearReport quantize_linear(Linear& lin, const std::string& name, const LayerSt
   // model's W X̄ on this layer's inputs (fp_target.h).
   const bool fp_target = opt.fp_targets && stats;
   const std::vector<float> W_t = fp_target
-                                     ? fp_target_weights(W_fp.data(), d_out, d_in, *stats,
+                                     ? solver->fp_target(W_fp.data(), d_out, d_in, *stats,
                                                          opt.eps_rel, name.c_str(), opt.target_mix)
                                      : std::vector<float>();
   const std::vector<float>& W = fp_target ? W_t : W_fp;
@@ -73,11 +78,11 @@ LinearReport quantize_linear(Linear& lin, const std::string& name, const LayerSt
       rank = 0;
       break;
     case QuantMethod::GPTQ:
-      packed = gptq(W.data(), d_out, d_in, stats->xx.data(), ws, go);
+      packed = solver->gptq(W.data(), d_out, d_in, *stats, ws, go);
       rank = 0;
       break;
     case QuantMethod::SVD: {
-      auto r = svd_quantize(W.data(), d_out, d_in, *stats, rank, ws, go);
+      auto r = solver->svd(W.data(), d_out, d_in, *stats, rank, ws, go);
       packed = std::move(r.packed);
       u = std::move(r.u);
       v = std::move(r.v);
@@ -94,7 +99,7 @@ LinearReport quantize_linear(Linear& lin, const std::string& name, const LayerSt
       lo.eps_rel = opt.eps_rel;
       lo.spectrum_rank = spectrum_rank;
       lo.compute_objective = false;  // evaluated below, after U and V are rounded to fp16
-      auto r = lrc_quantize(W.data(), d_out, d_in, *stats, lo);
+      auto r = solver->lrc(W.data(), d_out, d_in, *stats, lo);
       if (spectrum_rank > 0) spectrum = std::move(r.eigenvalues);
       packed = std::move(r.packed);
       u = std::move(r.u);
@@ -126,11 +131,12 @@ LinearReport quantize_linear(Linear& lin, const std::string& name, const LayerSt
   rep.a_clip = act.clip;
   rep.spectrum = std::move(spectrum);
   if (stats && stats->has_cross()) {
-    rep.objective = lrc_objective(W.data(), w_hat.data(), rank ? lin.lr.u.data() : nullptr,
-                                  rank ? lin.lr.v.data() : nullptr, rank, d_out, d_in, *stats);
+    rep.objective = solver->objective(W.data(), w_hat.data(), rank ? lin.lr.u.data() : nullptr,
+                                      rank ? lin.lr.v.data() : nullptr, rank, d_out, d_in,
+                                      *stats);
     // eq. 2 at Ŵ = 0, U = V = 0: tr(W Σx Wᵀ) = ‖WX‖² (the same sum lrc_objective forms first),
     // of the FP weights.
-    rep.objective_fp = output_energy(W_fp.data(), d_out, d_in, *stats);
+    rep.objective_fp = solver->output_energy(W_fp.data(), d_out, d_in, *stats);
   }
   rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return rep;

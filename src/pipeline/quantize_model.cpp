@@ -15,6 +15,7 @@
 #include "lrc/quant/act_clip_search.h"
 #include "lrc/quant/lrc_clip_search.h"
 #include "lrc/quant/rank_allocation.h"
+#include "lrc/quant/solver_backend.h"
 #include "lrc/quant/stats.h"
 #include "lrc/rotate/quarot.h"
 
@@ -213,6 +214,13 @@ nlohmann::json QuantizeReport::to_json() const {
                    {"objective", r.objective},
                    {"objective_rel", r.objective_fp > 0 ? r.objective / r.objective_fp : -1.0},
                    {"seconds", r.seconds}});
+  nlohmann::json layer_json = nlohmann::json::array();
+  for (const auto& l : layers)
+    layer_json.push_back({{"seconds", l.seconds},
+                          {"forward", l.forward - l.stats},
+                          {"stats", l.stats},
+                          {"solve", l.solve - l.gptq},
+                          {"gptq", l.gptq}});
   return {{"linears", lin},
           {"rotation", rotation},
           {"seconds", seconds},
@@ -221,6 +229,10 @@ nlohmann::json QuantizeReport::to_json() const {
           {"seconds_clip_search", seconds_clip_search},
           {"allocation", allocation},
           {"seconds_solve", seconds_solve},
+          {"seconds_gptq", seconds_gptq},
+          {"layer_seconds", layer_json},
+          {"solver", solver},
+          {"peak_device_bytes", peak_device_bytes},
           {"bits_per_weight", bits_per_weight}};
 }
 
@@ -249,6 +261,7 @@ struct LayerPipeline {
   const QuantizeOptions& opt;
   const std::map<std::string, int>* spectrum_ranks;  // LRC eigenvalues to record, or null
   LayerSink* sink;                                   // finished layers go here, or null
+  SolverBackendPtr solver = make_solver_backend(opt.device);  // statistics and solves
   // A streamed model (m.layer_source): the rotation, applied to each layer as it is loaded.
   std::optional<QuarotPlan> plan;
   double bits = 0, weights = 0;  // bits-per-weight sums over the finished layers
@@ -380,12 +393,13 @@ struct KeptInputs {
 LayerStats collect_statistics(LayerPipeline& p, int i, LinearGroup g, int d_in,
                               const ActQuantSpec& act, KeptInputs& kept) {
   const CalibrationSet& calib = p.calib;
-  StatsAccumulator acc(d_in, act, p.cross_stats, p.opt.stats_precision);
+  const std::unique_ptr<StatsSink> acc =
+      p.solver->stats(d_in, act, p.cross_stats, p.opt.stats_precision);
   if (kept.keep) kept.x.reserve(static_cast<size_t>(calib.n_seq) * calib.seq_len * d_in);
   // One batch of this group's inputs x (and with --target fp the FP model's, xf).
   auto take = [&](const float* x, const float* xf, int64_t n, int d) {
     const auto ts = Clock::now();
-    acc.add(x, n, xf);
+    acc->add(x, n, xf);
     p.report.seconds_stats += since(ts);
     if (kept.keep) kept.x.insert(kept.x.end(), x, x + n * d);
     if (kept.keep && xf) kept.x_fp.insert(kept.x_fp.end(), xf, xf + n * d);
@@ -398,7 +412,9 @@ LayerStats collect_statistics(LayerPipeline& p, int i, LinearGroup g, int d_in,
     GroupCapture cap(i, g, [&](const float* x, int64_t n, int d) { take(x, nullptr, n, d); });
     capture_pass(p.m, i, g, p.h, calib, p.batch, cap);
   }
-  LayerStats stats = acc.finish();
+  const auto ts = Clock::now();
+  LayerStats stats = acc->finish();
+  p.report.seconds_stats += since(ts);
   p.report.seconds_forward += since(t);
   return stats;
 }
@@ -408,8 +424,8 @@ void dispatch_linears(LayerPipeline& p, const std::vector<NamedLinear>& lins,
                       const LayerStats* stats, const ActQuantSpec& act) {
   for (const auto& nl : lins) {
     const int spectrum_rank = p.spectrum_ranks ? p.spectrum_ranks->at(nl.name) : 0;
-    p.report.linears.push_back(
-        quantize_linear(*nl.lin, nl.name, stats, act, p.ranks.at(nl.name), p.opt, spectrum_rank));
+    p.report.linears.push_back(quantize_linear(*nl.lin, nl.name, stats, act, p.ranks.at(nl.name),
+                                               p.opt, spectrum_rank, p.solver.get()));
     p.report.seconds_solve += p.report.linears.back().seconds;
     // --calib-act fp: the calibration passes run the quantized weights on unquantized
     // activations (QuaRot's code quantizes activations only after GPTQ); Q_a is set once
@@ -481,14 +497,25 @@ QuantizeReport quantize_layers(LlamaModel& m, const CalibrationSet& calib,
   p.ranks = decide_ranks(m, opt);  // every rank checked before the model is touched
   prepare_model(p);
   start_calibration(p);
+  p.report.solver = p.solver->name();
+  if (opt.device != "cpu") std::fprintf(stderr, "[quantize] solver: %s\n", p.report.solver.c_str());
   for (int i = 0; i < m.cfg.n_layers; ++i) {
+    const auto tl = Clock::now();
+    const QuantizeReport::LayerTimes before{0, p.report.seconds_forward, p.report.seconds_stats,
+                                            p.report.seconds_solve, p.solver->times().gptq};
     materialize_layer(p, m, i);
     if (p.fp) materialize_layer(p, *p.fp, i);
     for (LinearGroup g : kGroups) quantize_group(p, i, g);
     finish_layer(p, i);
+    p.report.layers.push_back({since(tl), p.report.seconds_forward - before.forward,
+                               p.report.seconds_stats - before.stats,
+                               p.report.seconds_solve - before.solve,
+                               p.solver->times().gptq - before.gptq});
     report_progress(p, i);
   }
   std::fprintf(stderr, "\n");
+  p.report.seconds_gptq = p.solver->times().gptq;
+  p.report.peak_device_bytes = p.solver->peak_device_bytes();
   p.report.seconds = since(p.t_start);
   p.report.bits_per_weight = p.weights > 0 ? p.bits / p.weights : 0;
   return std::move(p.report);

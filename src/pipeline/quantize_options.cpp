@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "lrc/core/error.h"
+#include "lrc/quant/solver_backend.h"
 
 namespace lrc {
 
@@ -72,6 +73,7 @@ nlohmann::json QuantizeOptions::to_json() const {
                       {"seq", seq},
                       {"stats_precision", stats_precision_name(stats_precision)}};
   if (!ranks.empty()) j["ranks"] = ranks;
+  if (device != "cpu") j["device"] = device;
   return j;
 }
 
@@ -114,6 +116,7 @@ QuantizeOptions QuantizeOptions::from_json(const nlohmann::json& j) {
   o.seq = j.value("seq", d.seq);
   o.stats_precision = parse_stats_precision(
       j.value("stats_precision", std::string(stats_precision_name(d.stats_precision))));
+  o.device = j.value("device", d.device);
   return o;
 }
 
@@ -144,6 +147,16 @@ void QuantizeOptions::validate() const {
   if (fp_targets && method == QuantMethod::RTN)
     fail("--target", "FP-model targets need calibration statistics (not --method rtn)");
   if (w_groupsize < 0 || a_groupsize < 0) fail("--w-groupsize/--a-groupsize", "must be >= 0");
+  if (device != "cpu") {
+    const bool cuda = device == "cuda" ||
+                      (device.rfind("cuda:", 0) == 0 && device.size() > 5 && device.size() <= 8 &&
+                       device.find_first_not_of("0123456789", 5) == std::string::npos);
+    if (!cuda) fail("--device", "expected cpu or cuda[:N], got '" + device + "'");
+    if (!cuda_solver_built())
+      fail("--device", "'" + device +
+                           "': this lrc was built without CUDA (-DLRC_CUDA=OFF or no nvcc "
+                           "found); rebuild with -DLRC_CUDA=ON or use --device cpu");
+  }
 }
 
 void QuantizeOptions::validate_for(const LlamaConfig& c) const {

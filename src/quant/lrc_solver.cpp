@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cfloat>
+#include <chrono>
 #include <cmath>
 #include <string>
 
@@ -294,8 +295,12 @@ LowRankQuantized lrc_quantize(const float* W, int d_out, int d_in, const LayerSt
     // line 8: Update-Quant, Ŵ = Q(W̃) against H = Σy.
     const std::vector<double> wt = update_quant_target(W, lr, d_out, d_in, cov);
     for (size_t i = 0; i < wt.size(); ++i) target[i] = static_cast<float>(wt[i]);
+    const auto tq = std::chrono::steady_clock::now();
     out.packed = opt.use_gptq ? gptq(target.data(), d_out, d_in, cov.sy.data(), opt.w, opt.gptq)
                               : quantize_rtn(target.data(), d_out, d_in, opt.w);
+    if (opt.gptq_seconds)
+      *opt.gptq_seconds +=
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - tq).count();
     dequantize(out.packed, d_out, d_in, out.w_hat.data());
     // line 9: Update-LR given Ŵ (the last one with the longer spectrum, if asked for).
     const bool last = t + 1 == opt.iters;

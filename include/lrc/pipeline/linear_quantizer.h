@@ -13,6 +13,7 @@
 
 #include "lrc/format/linear.h"
 #include "lrc/pipeline/quantize_options.h"
+#include "lrc/quant/solver_backend.h"
 #include "lrc/quant/stats.h"
 
 namespace lrc {
@@ -31,10 +32,11 @@ struct LinearReport {
 int rank_for(const QuantizeOptions& opt, const std::string& name, int d_out, int d_in);
 
 // stats may be null for RTN. act is the activation quantizer this linear will use.
-// spectrum_rank: see LrcOptions (0 = none).
+// spectrum_rank: see LrcOptions (0 = none). solver: where the solves run (solver_backend.h;
+// null = the CPU).
 LinearReport quantize_linear(Linear& lin, const std::string& name, const LayerStats* stats,
                              const ActQuantSpec& act, int rank, const QuantizeOptions& opt,
-                             int spectrum_rank = 0);
+                             int spectrum_rank = 0, const SolverBackend* solver = nullptr);
 
 // Bits per weight of the linear layers, the paper's accounting (C.2: 4 + overhead): integer
 // codes + fp16 scales (and zeros when asymmetric) + fp16 U and V.

@@ -43,6 +43,14 @@ struct QuantizeReport {
   double seconds_stats = 0;        // of which: accumulating Σx, Σy, Σxy (float64)
   double seconds_clip_search = 0;  // --a-clip search (its capture passes and objectives)
   double seconds_solve = 0;        // the per-linear solvers (rtn / gptq / svd / lrc)
+  double seconds_gptq = 0;         // of which: GPTQ (alone, and in LRC's Update-Quant)
+  // Per layer, the same sums (forward includes stats; solve includes gptq).
+  struct LayerTimes {
+    double seconds = 0, forward = 0, stats = 0, solve = 0, gptq = 0;
+  };
+  std::vector<LayerTimes> layers;
+  std::string solver = "cpu";      // where statistics and solves ran (SolverBackend::name)
+  int64_t peak_device_bytes = 0;   // that backend's peak device memory (0 on the CPU)
   double bits_per_weight = 0;      // over the quantized linears
   nlohmann::json allocation;       // --rank-alloc error: budget, probe, ranks (null otherwise)
   nlohmann::json to_json() const;

@@ -70,6 +70,9 @@ struct QuantizeOptions {
   // How Σx, Σy, Σxy are summed (lrc/quant/stats.h): float64 throughout, or float32 within each
   // 2048-token block and float64 across blocks (about half the statistics time).
   StatsPrecision stats_precision = StatsPrecision::Float64;
+  // Where the statistics and solves run (--device; lrc/quant/solver_backend.h): "cpu" or
+  // "cuda[:N]". Recorded in the checkpoint only when not "cpu" (CPU checkpoints keep their bytes).
+  std::string device = "cpu";
 
   nlohmann::json to_json() const;
   static QuantizeOptions from_json(const nlohmann::json& j);

@@ -48,6 +48,8 @@ struct LrcOptions {
   // false: skip the final eq. 2 evaluation (LowRankQuantized::objective = -1), for callers that
   // evaluate it themselves (the pipeline does, after rounding U, V to fp16).
   bool compute_objective = true;
+  // If set, the seconds spent in Update-Quant's GPTQ are added here (the pipeline's report).
+  double* gptq_seconds = nullptr;
 };
 
 // Ŵ and U Vᵀ (the LowRankPair base: rank, u [d_out x k], v [d_in x k]).

@@ -16,12 +16,15 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "lrc/format/act_quant.h"
 
 namespace lrc {
+
+struct DeviceStats;  // a device copy of LayerStats' matrices (solver_backend.h)
 
 struct LayerStats {
   int d = 0;                       // input features d_in
@@ -34,6 +37,10 @@ struct LayerStats {
   // false: only xx was accumulated (yy, xy empty): enough for GPTQ on H = XXᵀ, a quarter of
   // the work; the LRC solver and the eq. 2 objective need all three.
   bool has_cross() const { return !yy.empty(); }
+  // Set by a device SolverBackend's StatsSink (solver_backend.h): its copy of the matrices
+  // above in device memory, which its solvers use instead of uploading them again. Valid while
+  // xx, yy, xy, fx are unchanged; copies of the LayerStats share it. Null on the CPU.
+  std::shared_ptr<const DeviceStats> device;
 };
 
 enum class StatsPrecision { Float64, Mixed };
