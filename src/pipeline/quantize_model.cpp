@@ -205,7 +205,7 @@ double model_bits_per_weight(const LlamaModel& m) {
 
 nlohmann::json QuantizeReport::to_json() const {
   nlohmann::json lin = nlohmann::json::array();
-  for (const auto& r : linears)
+  for (const auto& r : linears) {
     lin.push_back({{"name", r.name},
                    {"shape", {r.d_out, r.d_in}},
                    {"rank", r.rank},
@@ -213,6 +213,9 @@ nlohmann::json QuantizeReport::to_json() const {
                    {"objective", r.objective},
                    {"objective_rel", r.objective_fp > 0 ? r.objective / r.objective_fp : -1.0},
                    {"seconds", r.seconds}});
+    if (r.objective_gptq >= 0 && r.objective_fp > 0)  // QuantizeOptions::compare_gptq
+      lin.back()["objective_gptq_rel"] = r.objective_gptq / r.objective_fp;
+  }
   return {{"linears", lin},
           {"rotation", rotation},
           {"seconds", seconds},
