@@ -89,10 +89,10 @@ lrc::QuantizeOptions options_from_json(const std::string& text, const char* wher
 // lrc.Stats: StatsAccumulator (quant/stats.h) behind a Python object, or fixed arrays.
 class Stats {
  public:
-  Stats(int d, int abits, float a_clip, int a_groupsize, const std::string& precision) : d_(d) {
+  Stats(int d, int abits, double a_clip, int a_groupsize, const std::string& precision) : d_(d) {
     if (d <= 0) lrc::fail("Stats", "d_in must be positive, got " + std::to_string(d));
     act_.bits = abits;
-    act_.clip = a_clip;
+    act_.clip = static_cast<float>(a_clip);  // Q_a's clip is a float, as in QuantizeOptions
     act_.groupsize = a_groupsize;
     if (abits < 2 || abits > 16) lrc::fail("Stats", "abits must be 2..16 (16 = no Q_a)");
     if (!(a_clip > 0 && a_clip <= 1)) lrc::fail("Stats", "a_clip must be in (0, 1]");
@@ -102,7 +102,7 @@ class Stats {
   }
 
   static Stats from_arrays(Matrix64 xx, Matrix64 yy, Matrix64 xy, int64_t n, int abits,
-                           float a_clip, int a_groupsize) {
+                           double a_clip, int a_groupsize) {
     const int d = static_cast<int>(xx.shape(0));
     Stats s(d, abits, a_clip, a_groupsize, "f64");
     s.acc_.reset();
@@ -357,10 +357,10 @@ NB_MODULE(_lrc, m) {
   m.def("default_options", [] { return json_to_py(lrc::QuantizeOptions().to_json()); });
 
   nb::class_<Stats>(m, "Stats")
-      .def(nb::init<int, int, float, int, const std::string&>(), "d_in"_a, "abits"_a = 4,
-           "a_clip"_a = 0.9f, "a_groupsize"_a = 0, "precision"_a = "f64")
+      .def(nb::init<int, int, double, int, const std::string&>(), "d_in"_a, "abits"_a = 4,
+           "a_clip"_a = 0.9, "a_groupsize"_a = 0, "precision"_a = "f64")
       .def_static("from_arrays", &Stats::from_arrays, "xx"_a, "yy"_a, "xy"_a, "n"_a = 0,
-                  "abits"_a = 4, "a_clip"_a = 0.9f, "a_groupsize"_a = 0)
+                  "abits"_a = 4, "a_clip"_a = 0.9, "a_groupsize"_a = 0)
       .def("add", &Stats::add, "x"_a)
       .def_prop_ro("d_in", &Stats::d)
       .def_prop_ro("n", &Stats::n)

@@ -30,19 +30,22 @@ std::string rank_text(double r) {
   return b;
 }
 
-// A row's name in the picture: method, rank, and the settings that not every row shares.
+// A row's name in the picture: method, rank, and the settings in which it differs from the
+// other rows of its method (an ablation's variants; a lone row of a method needs none).
 std::vector<std::string> row_labels(const std::vector<const DemoRow*>& rows) {
-  std::map<std::string, size_t> count;
+  std::map<std::string, std::map<std::string, size_t>> count;  // method -> word -> rows
+  std::map<std::string, size_t> rows_of;
   for (const DemoRow* r : rows) {
+    ++rows_of[r->method];
     const auto ws = words(r->settings);
-    for (const auto& w : std::set<std::string>(ws.begin(), ws.end())) ++count[w];
+    for (const auto& w : std::set<std::string>(ws.begin(), ws.end())) ++count[r->method][w];
   }
   std::vector<std::string> labels;
   for (const DemoRow* r : rows) {
     std::string l = r->method;
     if (r->method == "lrc" || r->method == "svd") l += " " + rank_text(r->rank);
     for (const auto& w : words(r->settings))
-      if (count[w] < rows.size()) l += " " + w;
+      if (count[r->method][w] < rows_of[r->method]) l += " " + w;
     labels.push_back(l);
   }
   return labels;
