@@ -83,7 +83,13 @@ int run_solve(SolveArgs& a) {
     stats.xx = read_f64_square(f, "xx", d_in);
     stats.yy = read_f64_square(f, "yy", d_in);
     stats.xy = read_f64_square(f, "xy", d_in);
-    if (auto it = f.metadata().find("n"); it != f.metadata().end()) stats.n = std::stoll(it->second);
+    if (auto it = f.metadata().find("n"); it != f.metadata().end()) {
+      try {
+        stats.n = std::stoll(it->second);
+      } catch (const std::exception&) {
+        fail(a.in, "metadata 'n' (tokens) is not an integer: '" + it->second + "'");
+      }
+    }
     check_layer_stats(stats, d_in, a.in.c_str());
   }
 

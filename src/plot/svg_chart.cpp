@@ -106,12 +106,22 @@ void legend_entry(Writer& w, double x, double y, const std::string& name, const 
   w.text(x + 28, y + 4, name, kSmallFont, "start");
 }
 
-void render_panel(Writer& w, const Panel& p, double ox, double oy, double width, double height) {
-  const bool bars = !p.bars.empty();
-  // Category labels under bars are turned by 35 degrees: room for the longest one.
+// Room under the plot area: axis labels, or a bar chart's category labels, written upwards
+// (vertical, so that long labels neither overlap nor run off the left edge).
+double bottom_room(const Panel& p) {
   size_t longest = 0;
   for (const auto& b : p.bars) longest = std::max(longest, b.label.size());
-  const double bottom = bars ? std::min(190.0, 16 + 3.8 * static_cast<double>(longest)) : kBottom;
+  return p.bars.empty() ? kBottom : 14 + 6.3 * static_cast<double>(longest);
+}
+
+// A panel's height: the figure's, plus whatever its bar labels need beyond the usual room.
+double panel_height(const Panel& p, double base) {
+  return base + std::max(0.0, bottom_room(p) - kBottom);
+}
+
+void render_panel(Writer& w, const Panel& p, double ox, double oy, double width, double height) {
+  const bool bars = !p.bars.empty();
+  const double bottom = bottom_room(p);
   Axis xa, ya;
   xa.px0 = ox + kLeft;
   xa.px1 = ox + width - kLegendWidth;
@@ -228,9 +238,9 @@ void render_panel(Writer& w, const Panel& p, double ox, double oy, double width,
       w.out << "<circle class=\"point\" cx=\"" << num(cx + dx) << "\" cy=\""
             << num(ya.map(b.points[k])) << "\" r=\"3\" fill=\"#222\"/>\n";
     }
-    const double ly = ya.px0 + 12;
-    w.text(cx, ly, b.label, kSmallFont, "end",
-           " transform=\"rotate(-35 " + num(cx) + " " + num(ly) + ")\"");
+    const double lx = cx + 4, ly = ya.px0 + 8;
+    w.text(lx, ly, b.label, kSmallFont, "end",
+           " transform=\"rotate(-90 " + num(lx) + " " + num(ly) + ")\"");
     w.out << "</g>\n";
   }
 
@@ -326,8 +336,31 @@ std::string render_svg(const Figure& f) {
   const int cols = std::max(1, std::min(f.columns, static_cast<int>(f.panels.size())));
   const int rows = (static_cast<int>(f.panels.size()) + cols - 1) / cols;
   const double head = f.title.empty() ? 8 : 34;
-  const double foot = f.caption.empty() ? 8 : 26;
-  const double W = cols * f.panel_width, H = head + rows * f.panel_height + foot;
+  // The caption (a command line, say) broken at spaces to the figure's width.
+  const double W = cols * f.panel_width;
+  std::vector<std::string> caption;
+  {
+    const size_t per_line = static_cast<size_t>(std::max(20.0, W / 6.3));
+    std::istringstream in(f.caption);
+    std::string line;
+    for (std::string word; in >> word;) {
+      if (!line.empty() && line.size() + 1 + word.size() > per_line) {
+        caption.push_back(line);
+        line.clear();
+      }
+      line += (line.empty() ? "" : " ") + word;
+    }
+    if (!line.empty()) caption.push_back(line);
+  }
+  const double foot = caption.empty() ? 8 : 12 + 15 * static_cast<double>(caption.size());
+  // Each row as tall as its tallest panel.
+  std::vector<double> row_y(static_cast<size_t>(rows) + 1, head), row_h(static_cast<size_t>(rows), 0);
+  for (size_t i = 0; i < f.panels.size(); ++i) {
+    double& h = row_h[i / static_cast<size_t>(cols)];
+    h = std::max(h, panel_height(f.panels[i], f.panel_height));
+  }
+  for (int r = 0; r < rows; ++r) row_y[static_cast<size_t>(r) + 1] = row_y[static_cast<size_t>(r)] + row_h[static_cast<size_t>(r)];
+  const double H = row_y.back() + foot;
   Writer w;
   w.out << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
         << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << num(W) << "\" height=\""
@@ -336,11 +369,14 @@ std::string render_svg(const Figure& f) {
         << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
   if (!f.title.empty()) w.text(W / 2, 23, f.title, 15, "middle", " font-weight=\"bold\"");
   for (size_t i = 0; i < f.panels.size(); ++i) {
-    const double ox = static_cast<double>(i % cols) * f.panel_width;
-    const double oy = head + static_cast<double>(i / cols) * f.panel_height;
-    render_panel(w, f.panels[i], ox, oy, f.panel_width, f.panel_height);
+    const size_t r = i / static_cast<size_t>(cols);
+    const double ox = static_cast<double>(i % static_cast<size_t>(cols)) * f.panel_width;
+    render_panel(w, f.panels[i], ox, row_y[r], f.panel_width,
+                 panel_height(f.panels[i], f.panel_height));
   }
-  if (!f.caption.empty()) w.text(8, H - 9, f.caption, kSmallFont, "start", " fill=\"#555\"");
+  for (size_t i = 0; i < caption.size(); ++i)
+    w.text(8, row_y.back() + 18 + 15 * static_cast<double>(i), caption[i], kSmallFont, "start",
+           " fill=\"#555\"");
   w.out << "</svg>\n";
   return w.out.str();
 }
