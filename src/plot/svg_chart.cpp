@@ -111,7 +111,7 @@ void legend_entry(Writer& w, double x, double y, const std::string& name, const 
 double bottom_room(const Panel& p) {
   size_t longest = 0;
   for (const auto& b : p.bars) longest = std::max(longest, b.label.size());
-  return p.bars.empty() ? kBottom : 14 + 6.3 * static_cast<double>(longest);
+  return p.bars.empty() ? kBottom : 16 + 5.7 * static_cast<double>(longest);
 }
 
 // A panel's height: the figure's, plus whatever its bar labels need beyond the usual room.
@@ -165,11 +165,6 @@ void render_panel(Writer& w, const Panel& p, double ox, double oy, double width,
     xa.hi = static_cast<double>(nb) - 0.4;
   }
 
-  w.out << "<g class=\"panel\" data-title=\"" << xml_escape(p.title) << "\">\n";
-  // Frame, grid and ticks.
-  w.out << "<rect x=\"" << num(xa.px0) << "\" y=\"" << num(ya.px1) << "\" width=\""
-        << num(xa.px1 - xa.px0) << "\" height=\"" << num(ya.px0 - ya.px1)
-        << "\" fill=\"white\" stroke=\"#444\" stroke-width=\"1\"/>\n";
   std::vector<double> yt;
   double ystep = 0;
   if (ya.log && ya.hi - ya.lo < 0.8) {
@@ -187,16 +182,30 @@ void render_panel(Writer& w, const Panel& p, double ox, double oy, double width,
     yt = nice_ticks(ya.lo, ya.hi);
     ystep = yt.size() > 1 ? yt[1] - yt[0] : 0;
   }
+  std::vector<std::string> ylabels;
+  size_t widest = 0;
   for (double v : yt) {
-    const double y = ya.map(v);
-    w.line(xa.px0, y, xa.px1, y, "stroke=\"#e3e3e3\" stroke-width=\"1\"");
     std::string label = tick_label(v, p.y_percent, ystep);
     if (ya.log) {
       char b[32];
       std::snprintf(b, sizeof b, "%.3g", v);
       label = b;
     }
-    w.text(xa.px0 - 6, y + 4, label, kSmallFont, "end");
+    widest = std::max(widest, label.size());
+    ylabels.push_back(label);
+  }
+  // The plot area starts right of the widest tick label, so the axis title never runs into it.
+  xa.px0 = ox + std::max(kLeft, 30 + 6.4 * static_cast<double>(widest));
+
+  w.out << "<g class=\"panel\" data-title=\"" << xml_escape(p.title) << "\">\n";
+  // Frame, grid and ticks.
+  w.out << "<rect x=\"" << num(xa.px0) << "\" y=\"" << num(ya.px1) << "\" width=\""
+        << num(xa.px1 - xa.px0) << "\" height=\"" << num(ya.px0 - ya.px1)
+        << "\" fill=\"white\" stroke=\"#444\" stroke-width=\"1\"/>\n";
+  for (size_t i = 0; i < yt.size(); ++i) {
+    const double y = ya.map(yt[i]);
+    w.line(xa.px0, y, xa.px1, y, "stroke=\"#e3e3e3\" stroke-width=\"1\"");
+    w.text(xa.px0 - 6, y + 4, ylabels[i], kSmallFont, "end");
   }
   if (!bars) {
     for (double v : nice_ticks(xa.lo, xa.hi, 6)) {
