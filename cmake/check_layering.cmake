@@ -1,14 +1,14 @@
 # The layering rule of docs/design.md: a folder includes only itself and folders below it.
-#   core → format → kernels → model → rotate → io, quant → pipeline → eval → cli
+#   core → format → kernels → model → rotate → io, quant → pipeline → eval → plot → cli
 # (io and quant are siblings: neither includes the other). Run by ctest as `layering`:
 #   cmake -DLRC_SOURCE_DIR=<repo> -P cmake/check_layering.cmake
 # It reads `#include "lrc/<folder>/..."` and `#include "<folder>/..."` (private headers under
 # src/) in every file of include/lrc/<folder> and src/<folder>, and fails naming each upward
 # or sideways include. It also fails where the forward's own folders (model, eval, pipeline,
-# io, cli) include BLAS/LAPACK: their tensor work goes through kernels/backend.h.
+# io, plot, cli) include BLAS/LAPACK: their tensor work goes through kernels/backend.h.
 cmake_minimum_required(VERSION 3.25)
-set(LRC_NO_BLAS model eval pipeline io cli)
-set(LRC_LAYERS core=0 format=1 kernels=2 model=3 rotate=4 io=5 quant=5 pipeline=6 eval=7 cli=8)
+set(LRC_NO_BLAS model eval pipeline io plot cli)
+set(LRC_LAYERS core=0 format=1 kernels=2 model=3 rotate=4 io=5 quant=5 pipeline=6 eval=7 plot=8 cli=9)
 foreach(entry ${LRC_LAYERS})
   string(REPLACE "=" ";" kv ${entry})
   list(GET kv 0 name)
@@ -57,6 +57,6 @@ endforeach()
 list(LENGTH violations n)
 if(n GREATER 0)
   string(REPLACE ";" "\n  " text "${violations}")
-  message(FATAL_ERROR "layering: ${n} include(s) against core → format → kernels → model → rotate → io, quant → pipeline → eval → cli:\n  ${text}")
+  message(FATAL_ERROR "layering: ${n} include(s) against core → format → kernels → model → rotate → io, quant → pipeline → eval → plot → cli:\n  ${text}")
 endif()
 message(STATUS "layering: ${checked} files, every include goes down")

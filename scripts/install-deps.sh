@@ -3,7 +3,7 @@
 set -euo pipefail
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-PKGS="build-essential clang cmake pkg-config git python3 python3-pip unzip
+PKGS="build-essential clang cmake pkg-config git python3 python3-pip python3-venv python3-dev unzip
   libopenblas-dev libopenblas-openmp-dev liblapacke-dev libomp-dev nlohmann-json3-dev libcli11-dev
   libgtest-dev libbenchmark-dev libsentencepiece-dev libpcre2-dev"
 missing=""

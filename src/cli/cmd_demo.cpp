@@ -17,6 +17,7 @@
 #include <string>
 
 #include "cli/command_registry.h"
+#include "cli/demo_plot.h"
 #include "cli/demo_rows.h"
 #include "lrc/core/blas_info.h"
 #include "lrc/core/error.h"
@@ -59,6 +60,7 @@ struct DemoOptions {
   int jobs = 0;         // rows run at once in child processes (0 = one per thread, up to the rows)
   int row = -1;         // child of --jobs: run only this job of the plan ...
   std::string row_out;  // ... and write its row here
+  std::string plot;     // --plot FILE.svg
 };
 
 // The FP reference row: perplexity of the model as loaded.
@@ -229,6 +231,12 @@ int run_demo(const DemoOptions& o) {
     for (const auto& j : jobs) rows.push_back(j.run(ctx));
   }
   fill_gap_closed(rows);
+  if (!opt.plot.empty()) {
+    std::string cmd = "lrc";
+    for (size_t i = 1; i < process_args().size(); ++i) cmd += " " + process_args()[i];
+    plot::write_svg(demo_figure(rows, cmd), opt.plot);
+    std::fprintf(stderr, "demo: figure %s\n", opt.plot.c_str());
+  }
 
   if (opt.json) {
     nlohmann::json j;
@@ -263,6 +271,9 @@ const Registrar reg_demo(
           ->delimiter(',');
       sub.add_option("--limit", o->limit, "score only the first N examples of each task file");
       sub.add_flag("--json", o->json, "print one JSON object");
+      sub.add_option("--plot", o->plot,
+                     "write an SVG: perplexity against rank (LRC, SVD; GPTQ and FP as lines) "
+                     "and/or gap closed per row with per-seed points");
       sub.add_flag("--no-fp", o->no_fp, "skip the FP row (no gap closed is computed then)");
       sub.add_option("--jobs", o->jobs,
                      "rows run at once, each in a child process with threads/jobs threads "

@@ -8,47 +8,27 @@
 #include "lrc/core/error.h"
 #include "lrc/io/model_loader.h"
 #include "lrc/pipeline/checkpoint.h"
+#include "lrc/pipeline/checkpoint_sink.h"
 #include "lrc/pipeline/quantize_model.h"
+#include "lrc/plot/report_figure.h"
 
 namespace lrc::cli {
 
 namespace {
 
-// Writes the checkpoint while the pipeline runs (CheckpointWriter), a layer at a time: with
-// an HF directory read lazily, no more than the layer being quantized is ever in memory.
-class CheckpointSink final : public LayerSink {
- public:
-  CheckpointSink(std::string dir, const QuantizeOptions& opt) : dir_(std::move(dir)), opt_(opt) {}
-
-  void begin(const LlamaModel& m, const std::map<std::string, int>& ranks) override {
-    writer_ = std::make_unique<CheckpointWriter>(
-        dir_, m.cfg, [&](const std::string& name, int, int) {
-          CheckpointLinearLayout l;
-          l.quantized = true;  // every method packs all seven linears of every layer
-          l.bits = opt_.wbits;
-          l.groupsize = opt_.w_groupsize;
-          l.rank = ranks.at(name.substr(std::string("model.").size()));
-          return l;
-        });
-    writer_->write_embeddings(m.tok_embeddings);
-  }
-  void layer(int i, const LlamaLayer& L) override { writer_->write_layer(i, L); }
-  CheckpointWriter& writer() {
-    if (!writer_) fail(dir_, "no layer was quantized");
-    return *writer_;
-  }
-
- private:
-  std::string dir_;
-  const QuantizeOptions& opt_;
-  std::unique_ptr<CheckpointWriter> writer_;
-};
+// The command line, for the caption of --report's figure.
+std::string command_line() {
+  std::string s = "lrc";
+  const auto& args = process_args();
+  for (size_t i = 1; i < args.size(); ++i) s += " " + args[i];
+  return s;
+}
 
 Registrar reg_quantize(
     "quantize", "quantize a model to W4A4 (rtn | gptq | svd | lrc) and write a checkpoint",
     [](CLI::App& sub) -> std::function<int()> {
       struct Args {
-        std::string model, tokenizer, calib, out, method = "lrc";
+        std::string model, tokenizer, calib, out, method = "lrc", report;
         QuantizeFlagStrings flags;
         bool json = false;
         QuantizeOptions opt;
@@ -60,10 +40,21 @@ Registrar reg_quantize(
       sub.add_option("--out", a->out, "output checkpoint directory")->required();
       sub.add_option("--method", a->method, "rtn | gptq | svd | lrc")->capture_default_str();
       add_quantize_options(sub, a->opt, a->flags);
+      sub.add_option("--report", a->report,
+                     "write an SVG of each linear's relative eq. 2 error per layer (and plain "
+                     "GPTQ's on the same statistics), ranks and clips");
       sub.add_flag("--json", a->json, "print the report as JSON");
       return [a]() {
         a->opt.method = parse_method(a->method);
         finish_quantize_options(a->opt, a->flags);
+        if (!a->report.empty()) {
+          if (a->opt.method == QuantMethod::RTN)
+            fail("--report", "rtn gathers no statistics, so it has no eq. 2 error to draw; use "
+                             "gptq, svd or lrc");
+          // The baselines need Σy, Σxy for their own objective (4x their statistics work).
+          a->opt.baseline_objective = true;
+          a->opt.compare_gptq = true;
+        }
         LoadedModel lm =
             load_model(a->model, a->tokenizer, /*need_tokenizer=*/true, /*lazy_layers=*/true);
         a->opt.validate_for(lm.model.cfg);
@@ -80,6 +71,12 @@ Registrar reg_quantize(
         info.calib = &calib;
         info.report = &rep;
         sink.writer().finish(lm.model, info);
+        if (!a->report.empty()) {
+          plot::write_svg(plot::quantize_report_figure(rep, method_name(a->opt.method),
+                                                       command_line()),
+                          a->report);
+          std::fprintf(stderr, "report: %s\n", a->report.c_str());
+        }
         if (a->json) {
           nlohmann::json j = rep.to_json();
           j["out"] = a->out;

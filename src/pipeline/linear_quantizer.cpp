@@ -139,6 +139,20 @@ LinearReport quantize_linear(Linear& lin, const std::string& name, const LayerSt
     rep.objective_fp = solver->output_energy(W_fp.data(), d_out, d_in, *stats);
   }
   rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  // The QuaRot-GPTQ baseline on the very same statistics (after the timing: it is a report,
+  // not part of this method's cost), with its scales in fp16 as a GPTQ checkpoint stores them.
+  if (opt.compare_gptq && stats && stats->has_cross()) {
+    if (opt.method == QuantMethod::GPTQ) {
+      rep.objective_gptq = rep.objective;
+    } else {
+      PackedWeight g = gptq(W.data(), d_out, d_in, stats->xx.data(), ws, go);
+      round_to_half(g.scales);
+      round_to_half(g.zeros);
+      g.dequantize(w_hat.data());
+      rep.objective_gptq =
+          lrc_objective(W.data(), w_hat.data(), nullptr, nullptr, 0, d_out, d_in, *stats);
+    }
+  }
   return rep;
 }
 

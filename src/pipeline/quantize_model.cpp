@@ -206,7 +206,7 @@ double model_bits_per_weight(const LlamaModel& m) {
 
 nlohmann::json QuantizeReport::to_json() const {
   nlohmann::json lin = nlohmann::json::array();
-  for (const auto& r : linears)
+  for (const auto& r : linears) {
     lin.push_back({{"name", r.name},
                    {"shape", {r.d_out, r.d_in}},
                    {"rank", r.rank},
@@ -214,6 +214,9 @@ nlohmann::json QuantizeReport::to_json() const {
                    {"objective", r.objective},
                    {"objective_rel", r.objective_fp > 0 ? r.objective / r.objective_fp : -1.0},
                    {"seconds", r.seconds}});
+    if (r.objective_gptq >= 0 && r.objective_fp > 0)  // QuantizeOptions::compare_gptq
+      lin.back()["objective_gptq_rel"] = r.objective_gptq / r.objective_fp;
+  }
   nlohmann::json layer_json = nlohmann::json::array();
   for (const auto& l : layers)
     layer_json.push_back({{"seconds", l.seconds},

@@ -24,6 +24,7 @@ struct LinearReport {
   float a_clip = 1.f;
   double objective = -1;     // eq. 2 from statistics (-1 without Σy, Σxy: see baseline_objective)
   double objective_fp = -1;  // ‖WX‖², for a relative error
+  double objective_gptq = -1;  // eq. 2 of plain GPTQ on the same statistics (compare_gptq)
   double seconds = 0;
   std::vector<double> spectrum;  // LRC: Update-LR's eigenvalues (see LrcOptions::spectrum_rank)
 };

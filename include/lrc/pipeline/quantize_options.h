@@ -67,6 +67,11 @@ struct QuantizeOptions {
   // GPTQ / SVD need only XXᵀ; true also accumulates YYᵀ and XYᵀ for them (4x the statistics
   // work) so that their reports carry the eq. 2 objective. LRC always has all three.
   bool baseline_objective = false;
+  // Also quantize every stats-based linear with plain GPTQ (H = XXᵀ) on the same statistics and
+  // report that eq. 2 objective beside the method's (LinearReport::objective_gptq; `lrc
+  // quantize --report`). Costs one GPTQ per linear; changes nothing in the model. Not part of
+  // to_json (a reporting choice, like baseline_objective).
+  bool compare_gptq = false;
   // How Σx, Σy, Σxy are summed (lrc/quant/stats.h): float64 throughout, or float32 within each
   // 2048-token block and float64 across blocks (about half the statistics time).
   StatsPrecision stats_precision = StatsPrecision::Float64;
