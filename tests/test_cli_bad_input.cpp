@@ -147,6 +147,9 @@ TEST_F(BadInput, EveryCaseFailsCleanlyWithItsMessage) {
          edit_json(d + "/m/config.json", [](json& j) { j["num_attention_heads"] = 3; j["num_key_value_heads"] = 3; });
        },
        "inspect --model $D/m", {"$D/m/config.json", "does not divide"}, ""},
+      {"config.json zero heads (found by fuzzing: a division by zero)",
+       [&](auto& d) { hf(d); edit_json(d + "/m/config.json", [](json& j) { j["num_attention_heads"] = 0; }); },
+       "inspect --model $D/m", {"$D/m/config.json", "num_attention_heads", "must be positive"}, ""},
       // 10^12 parameters: refused at the first tensor's shape, before anything that size exists.
       {"config.json asks for 10^12 parameters",
        [&](auto& d) {
@@ -326,6 +329,8 @@ TEST_F(BadInput, EveryCaseFailsCleanlyWithItsMessage) {
        {"$D/t.txt", "empty"}, "$D/q"},
       {"--tasks malformed JSONL", text("not json\n"), "eval --model " + model22 + " --tasks $D/t.txt",
        {"$D/t.txt:1", "malformed JSON"}, ""},
+      {"--tasks number overflow (found by fuzzing)", text(R"({"context": "a", "label": 9E999999})" "\n"),
+       "eval --model " + model22 + " --tasks $D/t.txt", {"$D/t.txt:1", "malformed JSON"}, ""},
       {"--tasks with one choice", text(R"({"context": "a", "choices": ["b"], "label": 0})" "\n"),
        "eval --model " + model22 + " --tasks $D/t.txt", {"$D/t.txt:1", "at least 2 choices"}, ""},
       // --- Options.

@@ -34,7 +34,7 @@ TaskExample parse_example(const std::string& line, const std::string& where, Tas
   json j;
   try {
     j = json::parse(line);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number overflow
     fail(where, std::string("malformed JSON (") + e.what() + ")");
   }
   if (!j.is_object()) fail(where, "expected a JSON object");

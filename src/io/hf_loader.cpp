@@ -109,6 +109,12 @@ LlamaConfig parse_config(const std::string& path) {
   c.tied_embeddings = r.get_bool("tie_word_embeddings", false);
   c.bos_id = r.get_int("bos_token_id", 1);
   c.eos_id = r.get_int("eos_token_id", 2);
+  // Zero would divide by zero in head_dim() before the tensors are checked (found by fuzzing).
+  for (const auto& [field, v] :
+       {std::pair{"hidden_size", c.dim}, std::pair{"intermediate_size", c.hidden_dim},
+        std::pair{"num_hidden_layers", c.n_layers}, std::pair{"num_attention_heads", c.n_heads},
+        std::pair{"num_key_value_heads", c.n_kv_heads}, std::pair{"vocab_size", c.vocab_size}})
+    if (v <= 0) fail(path, std::string("field '") + field + "': must be positive, got 0");
   if (c.n_heads > 0 && c.n_kv_heads > 0 && c.n_heads % c.n_kv_heads != 0)
     fail(path, "field 'num_key_value_heads': " + std::to_string(c.n_kv_heads) +
                    " does not divide num_attention_heads " + std::to_string(c.n_heads));
