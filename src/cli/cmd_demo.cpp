@@ -23,6 +23,7 @@
 #include "lrc/core/error.h"
 #include "lrc/eval/perplexity.h"
 #include "lrc/io/json_file.h"
+#include "lrc/kernels/registry.h"
 
 namespace fs = std::filesystem;
 
@@ -217,7 +218,10 @@ int run_demo(const DemoOptions& o) {
     if (opt.row >= n_jobs)
       fail("--row",
            std::to_string(opt.row) + " is past the plan's " + std::to_string(n_jobs) + " rows");
-    const LoadedModel fp = load_model(opt.model, opt.tokenizer);
+    LoadedModel fp = load_model(opt.model, opt.tokenizer);
+    // --device cuda: every row's evaluation runs on the GPU too (the fp32 simulation, as the
+    // CPU's); the calibration forward makes its own backend (quantize_model).
+    if (demo_device() != "cpu") fp.model.backend = make_backend(demo_device(), "sim");
     const std::vector<int32_t> tokens = tokenize_corpus(opt.data, *fp.tokenizer);
     std::fprintf(stderr, "demo: model %s, data %s (%zu tokens), seq %d, %d chunks\n",
                  opt.model.c_str(), opt.data.c_str(), tokens.size(), opt.seq, opt.max_chunks);

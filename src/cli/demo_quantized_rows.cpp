@@ -234,6 +234,8 @@ std::vector<DemoJob> plan_rows(const DemoPlanContext&) {
         qs.seq = cs.seq_len;
         qs.seed = seed;
         const QuantizeReport rep = quantize_model(m, cs, qs);
+        // A device backend (--device cuda) caches weights by address: this row's are new.
+        m.run_backend().forget_parameters();
         const PplResult r = perplexity(m, ctx.tokens, ctx.seq, ctx.max_chunks);
         row.ppl_seeds.push_back(r.ppl);
         row.bits_per_weight = rep.bits_per_weight;
@@ -260,5 +262,7 @@ std::vector<DemoJob> plan_rows(const DemoPlanContext&) {
 const DemoRowRegistrar reg_quantized({10, add_options, plan_rows});
 
 }  // namespace
+
+const std::string& demo_device() { return g_opts->opt.device; }
 
 }  // namespace lrc::cli

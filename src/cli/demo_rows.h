@@ -51,6 +51,10 @@ struct DemoRow {
 // Fills row.zero_shot with the accuracy of `model` on ctx.task_files (no-op without --tasks).
 void score_row_tasks(const DemoContext& ctx, const LlamaModel& model, DemoRow& row);
 
+// The quantized rows' --device (demo_quantized_rows.cpp): cpu, or cuda[:N] for the GPU pipeline
+// and GPU evaluation.
+const std::string& demo_device();
+
 // One row to compute. run() is self-contained (it may load its own calibration set), so a
 // child process can run any one job of the plan on its own.
 struct DemoJob {

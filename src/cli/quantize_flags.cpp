@@ -63,8 +63,8 @@ void add_quantize_options(CLI::App& sub, QuantizeOptions& opt, QuantizeFlagStrin
                  "across them; about half the statistics time)")
       ->default_str(dflt("stats_precision"));
   sub.add_option("--device", opt.device,
-                 "where the statistics and solves run: cpu | cuda[:N] (cuBLAS/cuSOLVER; the "
-                 "calibration forward stays on the CPU)")
+                 "where the calibration forward, statistics and solves run: cpu | cuda[:N] "
+                 "(fp32 cuBLAS with TF32 off, cuSOLVER; activations stay on the GPU)")
       ->capture_default_str();
   sub.add_flag("--report-objective", opt.baseline_objective,
                "gptq/svd: also accumulate YYᵀ, XYᵀ so the report carries each matrix's eq. 2 "

@@ -153,11 +153,16 @@ class Staged {
   Buffer<T> buf_;
 };
 
-// The hook reads host memory: a device backend's x is downloaded for it.
+// The hook reads host memory, unless it takes the backend's: a device backend's x is
+// downloaded for it, or finished (synchronized) and handed over as it is.
 void show_input(const Backend& be, LinearInputHook* hook, int layer, LinearGroup g, const float* x,
                 int64_t n, int d) {
   if (!hook) return;
   if (be.host_memory()) return hook->on_input(layer, g, x, n, d);
+  if (hook->takes_backend_memory()) {
+    be.synchronize();
+    return hook->on_input(layer, g, x, n, d);
+  }
   std::vector<float> host(static_cast<size_t>(n) * d);
   be.download(host.data(), x, host.size() * sizeof(float));
   hook->on_input(layer, g, host.data(), n, d);
@@ -393,12 +398,26 @@ void attention_block(const LlamaModel& m, int layer, float* h, int n_seq, int se
 }
 
 void ffn_block(const LlamaModel& m, int layer, float* h, int64_t n_tokens, LinearInputHook* hook) {
+  on_host_h(m, h, n_tokens, [&](float* hb) { ffn_block_resident(m, layer, hb, n_tokens, hook); });
+}
+
+void embed_tokens_resident(const LlamaModel& m, const int32_t* tokens, int64_t n, float* h) {
+  check_tokens(m, tokens, n, "embed_tokens", "token");
+  Staged<int32_t> ts(m.run_backend(), tokens, n, /*in=*/true);
+  embed_rows(m, ts.get(), n, h);
+}
+
+void attention_block_resident(const LlamaModel& m, int layer, float* h, int n_seq, int seq_len,
+                              LinearInputHook* hook) {
+  prefill_layer(m, layer, h, n_seq, seq_len, hook, /*with_ffn=*/false);
+}
+
+void ffn_block_resident(const LlamaModel& m, int layer, float* h, int64_t n_tokens,
+                        LinearInputHook* hook) {
   if (layer < 0 || layer >= static_cast<int>(m.layers.size()))
     fail("ffn_block", "layer " + std::to_string(layer) + " out of range");
-  on_host_h(m, h, n_tokens, [&](float* hb) {
-    Scratch ws(m.run_backend());
-    ffn_core(m, layer, hb, n_tokens, hook, ws);
-  });
+  Scratch ws(m.run_backend());
+  ffn_core(m, layer, h, n_tokens, hook, ws);
 }
 
 void output_logits(const LlamaModel& m, const float* h, int64_t n, float* logits) {

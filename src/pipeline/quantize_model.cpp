@@ -10,6 +10,7 @@
 
 #include "lrc/core/error.h"
 #include "lrc/core/half.h"
+#include "lrc/kernels/registry.h"
 #include "lrc/model/layer_linears.h"
 #include "lrc/model/forward.h"
 #include "lrc/quant/act_clip_search.h"
@@ -32,22 +33,38 @@ double since(Clock::time_point t) {
 // not needed for this pass (the hook is called from the forward's main thread).
 struct StopForward {};
 
+// Hands group `group`'s input of layer `layer` to sink, in the backend's memory when
+// backend_memory (the GPU pipeline), else in host memory.
 class GroupCapture : public LinearInputHook {
  public:
   using Sink = std::function<void(const float*, int64_t, int)>;
-  GroupCapture(int layer, LinearGroup group, Sink sink)
-      : layer_(layer), group_(group), sink_(std::move(sink)) {}
+  GroupCapture(int layer, LinearGroup group, Sink sink, bool backend_memory = false)
+      : layer_(layer), group_(group), sink_(std::move(sink)), backend_memory_(backend_memory) {}
   void on_input(int layer, LinearGroup group, const float* x, int64_t n, int d) override {
     if (layer != layer_ || group != group_) return;
     sink_(x, n, d);
     throw StopForward{};
   }
+  bool takes_backend_memory() const override { return backend_memory_; }
 
  private:
   int layer_;
   LinearGroup group_;
   Sink sink_;
+  bool backend_memory_;
 };
+
+// Calibration hidden states [n_seq*seq_len x dim] (or any activations) in the memory of the
+// backend that runs the calibration forward: host memory on the CPU, device memory on a GPU,
+// where they stay for the whole pipeline.
+using States = Buffer<float>;
+
+// A copy of n floats of src (backend memory).
+States copy_of(const Backend& be, const float* src, size_t n) {
+  States out(be, n);
+  be.copy(out.data(), src, n * sizeof(float));
+  return out;
+}
 
 struct NamedLinear {
   Linear* lin;
@@ -76,23 +93,23 @@ constexpr LinearGroup kGroups[] = {LinearGroup::QKV, LinearGroup::O, LinearGroup
 // capturing a feed-forward input never recomputes attention.
 bool in_attention(LinearGroup g) { return g == LinearGroup::QKV || g == LinearGroup::O; }
 
-// One batch of capture_pass: nb sequences of h from sequence s0 on.
-void capture_batch(const LlamaModel& m, int layer, LinearGroup g, const std::vector<float>& h,
+// One batch of capture_pass: nb sequences of h (backend memory) from sequence s0 on.
+void capture_batch(const LlamaModel& m, int layer, LinearGroup g, const States& h,
                    const CalibrationSet& c, int s0, int nb, LinearInputHook& hook) {
   const size_t seq_elems = static_cast<size_t>(c.seq_len) * m.cfg.dim;
-  std::vector<float> buf(h.begin() + s0 * seq_elems, h.begin() + (s0 + nb) * seq_elems);
+  States buf = copy_of(m.run_backend(), h.data() + s0 * seq_elems, nb * seq_elems);
   try {
     if (in_attention(g))
-      attention_block(m, layer, buf.data(), nb, c.seq_len, &hook);
+      attention_block_resident(m, layer, buf.data(), nb, c.seq_len, &hook);
     else
-      ffn_block(m, layer, buf.data(), static_cast<int64_t>(nb) * c.seq_len, &hook);
+      ffn_block_resident(m, layer, buf.data(), static_cast<int64_t>(nb) * c.seq_len, &hook);
   } catch (const StopForward&) {
   }
 }
 
 // Runs the half of layer `layer` that holds group g's input over the calibration hidden
 // states h (not modified), batch by batch, with `hook` capturing that input.
-void capture_pass(const LlamaModel& m, int layer, LinearGroup g, const std::vector<float>& h,
+void capture_pass(const LlamaModel& m, int layer, LinearGroup g, const States& h,
                   const CalibrationSet& c, int batch, LinearInputHook& hook) {
   for (int s0 = 0; s0 < c.n_seq; s0 += batch)
     capture_batch(m, layer, g, h, c, s0, std::min(batch, c.n_seq - s0), hook);
@@ -100,18 +117,26 @@ void capture_pass(const LlamaModel& m, int layer, LinearGroup g, const std::vect
 
 // capture_pass over the quantized model m (hidden states h) and the FP model fp (hf) side by
 // side (--target fp): sink(x, x̄, n, d) gets each batch's input of group g in both, token for
-// token.
+// token, in backend memory.
 void capture_pass_paired(
-    const LlamaModel& m, const LlamaModel& fp, int layer, LinearGroup g,
-    const std::vector<float>& h, const std::vector<float>& hf, const CalibrationSet& c, int batch,
+    const LlamaModel& m, const LlamaModel& fp, int layer, LinearGroup g, const States& h,
+    const States& hf, const CalibrationSet& c, int batch,
     const std::function<void(const float*, const float*, int64_t, int)>& sink) {
-  std::vector<float> xf;
-  GroupCapture cap_fp(layer, g, [&](const float* x, int64_t n, int d) { xf.assign(x, x + n * d); });
-  GroupCapture cap(layer, g, [&](const float* x, int64_t n, int d) {
-    if (xf.size() != static_cast<size_t>(n) * d)
-      fail("--target fp", "FP and quantized passes differ");
-    sink(x, xf.data(), n, d);
-  });
+  States xf;
+  GroupCapture cap_fp(
+      layer, g,
+      [&](const float* x, int64_t n, int d) {
+        xf = copy_of(fp.run_backend(), x, static_cast<size_t>(n) * d);
+      },
+      true);
+  GroupCapture cap(
+      layer, g,
+      [&](const float* x, int64_t n, int d) {
+        if (xf.size() != static_cast<size_t>(n) * d)
+          fail("--target fp", "FP and quantized passes differ");
+        sink(x, xf.data(), n, d);
+      },
+      true);
   for (int s0 = 0; s0 < c.n_seq; s0 += batch) {
     const int nb = std::min(batch, c.n_seq - s0);
     capture_batch(fp, layer, g, hf, c, s0, nb, cap_fp);
@@ -120,9 +145,8 @@ void capture_pass_paired(
 }
 
 // Group g's inputs over about `tokens` tokens: whole sequences spread evenly over the set.
-std::vector<float> capture_subset(const LlamaModel& m, int layer, LinearGroup g,
-                                  const std::vector<float>& h, const CalibrationSet& c,
-                                  int64_t tokens, int batch) {
+std::vector<float> capture_subset(const LlamaModel& m, int layer, LinearGroup g, const States& h,
+                                  const CalibrationSet& c, int64_t tokens, int batch) {
   const int n_sub =
       tokens <= 0
           ? c.n_seq
@@ -131,10 +155,11 @@ std::vector<float> capture_subset(const LlamaModel& m, int layer, LinearGroup g,
   sub.n_seq = n_sub;
   sub.seq_len = c.seq_len;
   const size_t seq_elems = static_cast<size_t>(c.seq_len) * m.cfg.dim;
-  std::vector<float> hs(n_sub * seq_elems);
+  const Backend& be = m.run_backend();
+  States hs(be, n_sub * seq_elems);
   for (int j = 0; j < n_sub; ++j) {
     const size_t s = static_cast<size_t>(j) * c.n_seq / n_sub;  // evenly spread sequences
-    std::copy_n(h.begin() + s * seq_elems, seq_elems, hs.begin() + j * seq_elems);
+    be.copy(hs.data() + j * seq_elems, h.data() + s * seq_elems, seq_elems * sizeof(float));
   }
   std::vector<float> xs;
   GroupCapture cap(layer, g,
@@ -144,29 +169,28 @@ std::vector<float> capture_subset(const LlamaModel& m, int layer, LinearGroup g,
 }
 
 // h <- the attention (ffn = false) or feed-forward (ffn = true) half of the finished layer.
-void advance_pass(const LlamaModel& m, int layer, bool ffn, std::vector<float>& h,
-                  const CalibrationSet& c, int batch) {
+void advance_pass(const LlamaModel& m, int layer, bool ffn, States& h, const CalibrationSet& c,
+                  int batch) {
   const size_t seq_elems = static_cast<size_t>(c.seq_len) * m.cfg.dim;
   for (int s0 = 0; s0 < c.n_seq; s0 += batch) {
     const int nb = std::min(batch, c.n_seq - s0);
     float* hb = h.data() + s0 * seq_elems;
     if (ffn)
-      ffn_block(m, layer, hb, static_cast<int64_t>(nb) * c.seq_len);
+      ffn_block_resident(m, layer, hb, static_cast<int64_t>(nb) * c.seq_len);
     else
-      attention_block(m, layer, hb, nb, c.seq_len);
+      attention_block_resident(m, layer, hb, nb, c.seq_len);
   }
 }
 
 // h += lin(x) for the kept inputs x of every calibration token, in the batches the forward
 // pass uses (so the sgemm shapes, and hence the sums, are those of advance_pass).
-void add_linear_output(const Backend& be, const Linear& lin, const std::vector<float>& x,
-                       std::vector<float>& h, const CalibrationSet& c, int batch) {
+void add_linear_output(const Backend& be, const Linear& lin, const States& x, States& h,
+                       const CalibrationSet& c, int batch) {
   const int64_t per_seq = c.seq_len;
-  std::vector<float> y;
+  States y(be, static_cast<size_t>(std::min(batch, c.n_seq)) * per_seq * lin.d_out);
   for (int s0 = 0; s0 < c.n_seq; s0 += batch) {
     const int64_t n = static_cast<int64_t>(std::min(batch, c.n_seq - s0)) * per_seq;
     const int64_t row0 = static_cast<int64_t>(s0) * per_seq;
-    y.resize(static_cast<size_t>(n) * lin.d_out);
     be.linear(lin, x.data() + row0 * lin.d_in, n, y.data());
     be.add(h.data() + row0 * lin.d_out, y.data(), n * lin.d_out);
   }
@@ -265,6 +289,11 @@ struct LayerPipeline {
   const std::map<std::string, int>* spectrum_ranks;  // LRC eigenvalues to record, or null
   LayerSink* sink;                                   // finished layers go here, or null
   SolverBackendPtr solver = make_solver_backend(opt.device);  // statistics and solves
+  // --device cuda: the calibration forward runs on the GPU too (the fp32 simulation backend,
+  // TF32 off), with every activation resident there; the model's own backend is put back at
+  // the end (CalibrationDevice). Declared before the buffers, which it must outlive.
+  BackendPtr forward_backend;
+  bool on_device = false;  // calibration activations live in device memory
   // A streamed model (m.layer_source): the rotation, applied to each layer as it is loaded.
   std::optional<QuarotPlan> plan;
   double bits = 0, weights = 0;  // bits-per-weight sums over the finished layers
@@ -272,11 +301,11 @@ struct LayerPipeline {
   QuantizeReport report;
   bool need_stats = false, cross_stats = false, need_pass = false;
   int batch = 1;
-  std::vector<float> h;  // calibration hidden states entering the current half-layer
+  States h;  // calibration hidden states entering the current half-layer
   // --target fp: the FP twin (rotated, 16-bit parts as deployed) and its hidden states hf run
   // beside the quantized ones, so that each group's statistics carry X̄Xᵀ (fp_target.h).
   std::optional<LlamaModel> fp;
-  std::vector<float> hf;
+  States hf;
   std::vector<std::pair<Linear*, ActQuantSpec>> deferred_act;  // --calib-act fp
   Clock::time_point t_start = Clock::now();
 };
@@ -327,6 +356,8 @@ void finish_layer(LayerPipeline& p, int i) {
   if (p.sink) p.sink->layer(i, L);
   if (p.m.layer_source) p.m.release_layer(i);
   if (p.fp && p.fp->layer_source) p.fp->release_layer(i);
+  // The device copies of this layer's weights (FP and quantized) are not needed again.
+  if (p.on_device) p.m.run_backend().forget_parameters();
 }
 
 // Stage 1: the calibration hidden states (embeddings of every calibration token) and, with
@@ -338,15 +369,16 @@ void start_calibration(LayerPipeline& p) {
   p.need_pass = p.need_stats || opt.a_clip_search;
   if (p.need_pass) {
     if (p.calib.n_seq <= 0) fail("calibration", "no calibration sequences");
-    p.h.resize(static_cast<size_t>(p.calib.n_seq) * p.calib.seq_len * p.m.cfg.dim);
-    embed_tokens(p.m, p.calib.tokens.data(), static_cast<int64_t>(p.calib.tokens.size()),
-                 p.h.data());
+    p.h = States(p.m.run_backend(),
+                 static_cast<size_t>(p.calib.n_seq) * p.calib.seq_len * p.m.cfg.dim);
+    embed_tokens_resident(p.m, p.calib.tokens.data(),
+                          static_cast<int64_t>(p.calib.tokens.size()), p.h.data());
   }
   p.batch = std::max(1, opt.batch_sequences);
   if (opt.fp_targets && p.need_stats) {
     p.fp = p.m;
     p.fp->kv.bits = 16;
-    p.hf = p.h;
+    p.hf = copy_of(p.m.run_backend(), p.h.data(), p.h.size());
   }
 }
 
@@ -384,11 +416,14 @@ float search_act_clip(LayerPipeline& p, int i, LinearGroup g, const std::vector<
 }
 
 // The inputs of o_proj and down_proj do not depend on those linears, so the statistics pass
-// keeps them (when they fit in 3x the hidden states): the residual update after quantization
-// is then h += Ŵ x (+ U Vᵀ x) alone, not the whole half-layer again.
+// keeps them (when they fit in 3x the hidden states; on a GPU in 1x, which keeps o_proj's
+// and recomputes the feed-forward half: a Llama-2-7B down_proj input over 128 x 2048 tokens
+// is 11.5 GB): the residual update after quantization is then h += Ŵ x (+ U Vᵀ x) alone, not
+// the whole half-layer again.
 struct KeptInputs {
   bool keep = false;
-  std::vector<float> x, x_fp;  // [tokens x d_in], of the quantized model and of the FP twin
+  States x, x_fp;  // [tokens x d_in] (backend memory), of the quantized model and the FP twin
+  size_t filled = 0;
 };
 
 // Stage 3: statistics Σx, Σy, Σxy of group g's input (Alg. 1 lines 3-5), from one capture pass
@@ -398,21 +433,32 @@ LayerStats collect_statistics(LayerPipeline& p, int i, LinearGroup g, int d_in,
   const CalibrationSet& calib = p.calib;
   const std::unique_ptr<StatsSink> acc =
       p.solver->stats(d_in, act, p.cross_stats, p.opt.stats_precision);
-  if (kept.keep) kept.x.reserve(static_cast<size_t>(calib.n_seq) * calib.seq_len * d_in);
-  // One batch of this group's inputs x (and with --target fp the FP model's, xf).
+  if (p.on_device && !acc->takes_device_memory())
+    fail("quantize", "the statistics backend cannot read the GPU forward's activations");
+  const Backend& be = p.m.run_backend();
+  const size_t all = static_cast<size_t>(calib.n_seq) * calib.seq_len * d_in;
+  if (kept.keep) kept.x = States(be, all);
+  if (kept.keep && p.fp) kept.x_fp = States(be, all);
+  // One batch of this group's inputs x (and with --target fp the FP model's, xf), in backend
+  // memory.
   auto take = [&](const float* x, const float* xf, int64_t n, int d) {
     const auto ts = Clock::now();
-    acc->add(x, n, xf);
+    if (p.on_device)
+      acc->add_device(x, n, xf);
+    else
+      acc->add(x, n, xf);
     p.report.seconds_stats += since(ts);
-    if (kept.keep) kept.x.insert(kept.x.end(), x, x + n * d);
-    if (kept.keep && xf) kept.x_fp.insert(kept.x_fp.end(), xf, xf + n * d);
+    const size_t len = static_cast<size_t>(n) * d;
+    if (kept.keep) be.copy(kept.x.data() + kept.filled, x, len * sizeof(float));
+    if (kept.keep && xf) be.copy(kept.x_fp.data() + kept.filled, xf, len * sizeof(float));
+    kept.filled += len;
   };
   const auto t = Clock::now();
   if (p.fp) {
-    if (kept.keep) kept.x_fp.reserve(kept.x.capacity());
     capture_pass_paired(p.m, *p.fp, i, g, p.h, p.hf, calib, p.batch, take);
   } else {
-    GroupCapture cap(i, g, [&](const float* x, int64_t n, int d) { take(x, nullptr, n, d); });
+    GroupCapture cap(
+        i, g, [&](const float* x, int64_t n, int d) { take(x, nullptr, n, d); }, true);
     capture_pass(p.m, i, g, p.h, calib, p.batch, cap);
   }
   const auto ts = Clock::now();
@@ -438,6 +484,9 @@ void dispatch_linears(LayerPipeline& p, const std::vector<NamedLinear>& lins,
       nl.lin->act = ActQuantSpec{};
     }
   }
+  // A device backend caches parameters by address and a sample of values; the group's weights
+  // changed (FP targets rewrite W in place): drop the cache rather than trust the sample.
+  if (p.on_device) p.m.run_backend().forget_parameters();
 }
 
 // Stage 5: once o_proj (down_proj) is quantized the attention (feed-forward) half of layer i
@@ -481,8 +530,9 @@ void quantize_group(LayerPipeline& p, int i, LinearGroup g) {
 
   const bool residual = g == LinearGroup::O || g == LinearGroup::Down;
   KeptInputs kept;
+  const size_t room = (p.on_device ? 1 : 3) * p.h.size();
   kept.keep = p.need_stats && residual &&
-              static_cast<size_t>(p.calib.n_seq) * p.calib.seq_len * d_in <= 3 * p.h.size();
+              static_cast<size_t>(p.calib.n_seq) * p.calib.seq_len * d_in <= room;
   std::optional<LayerStats> stats;
   if (p.need_stats) stats = collect_statistics(p, i, g, d_in, act, kept);
   dispatch_linears(p, lins, stats ? &*stats : nullptr, act);
@@ -498,6 +548,17 @@ QuantizeReport quantize_layers(LlamaModel& m, const CalibrationSet& calib,
                                LayerSink* sink = nullptr) {
   LayerPipeline p(m, calib, opt, spectrum_ranks, sink);
   p.ranks = decide_ranks(m, opt);  // every rank checked before the model is touched
+  // --device cuda: the calibration forward on the same GPU, the model's backend put back after.
+  struct RestoreBackend {
+    LlamaModel& m;
+    BackendPtr old;
+    ~RestoreBackend() { m.backend = std::move(old); }
+  } restore{m, m.backend};
+  if (opt.device != "cpu") {
+    p.forward_backend = make_backend(opt.device, "sim");
+    m.backend = p.forward_backend;
+    p.on_device = !p.forward_backend->host_memory();
+  }
   prepare_model(p);
   start_calibration(p);
   p.report.solver = p.solver->name();

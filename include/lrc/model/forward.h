@@ -21,11 +21,14 @@ const char* linear_group_name(LinearGroup g);
 
 // Called with the input X of each linear group, exactly as the group's linears will see it
 // (after the norm / online rotation, before Q_a): x is [n_tokens x d] row-major, host memory
-// (downloaded first when the backend keeps activations on a device).
+// (downloaded first when the backend keeps activations on a device), or the backend's own
+// memory when the hook says it takes that (the GPU calibration pipeline: X never leaves the
+// device; the backend's work is finished before on_input is called).
 class LinearInputHook {
  public:
   virtual ~LinearInputHook() = default;
   virtual void on_input(int layer, LinearGroup group, const float* x, int64_t n_tokens, int d) = 0;
+  virtual bool takes_backend_memory() const { return false; }
 };
 
 // h[n x dim] = embedding rows of tokens[n].
@@ -43,6 +46,16 @@ void attention_block(const LlamaModel& m, int layer, float* h, int n_seq, int se
                      LinearInputHook* hook = nullptr);
 void ffn_block(const LlamaModel& m, int layer, float* h, int64_t n_tokens,
                LinearInputHook* hook = nullptr);
+
+// The same three on h (and tokens' embeddings) in the model's backend memory (Buffer<float>
+// of m.run_backend()): nothing is staged, so a GPU pipeline keeps its hidden states on the
+// device. On a CPU backend they equal the functions above (backend memory is host memory).
+// tokens stays host memory.
+void embed_tokens_resident(const LlamaModel& m, const int32_t* tokens, int64_t n, float* h);
+void attention_block_resident(const LlamaModel& m, int layer, float* h, int n_seq, int seq_len,
+                              LinearInputHook* hook = nullptr);
+void ffn_block_resident(const LlamaModel& m, int layer, float* h, int64_t n_tokens,
+                        LinearInputHook* hook = nullptr);
 
 // logits[n x vocab] = lm_head(rmsnorm(h)).
 void output_logits(const LlamaModel& m, const float* h, int64_t n, float* logits);

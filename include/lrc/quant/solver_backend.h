@@ -34,6 +34,11 @@ class StatsSink {
   virtual ~StatsSink() = default;
   // x [n_tokens x d] row-major host memory; x_fp the FP model's inputs (LayerStats::fx).
   virtual void add(const float* x, int64_t n_tokens, const float* x_fp = nullptr) = 0;
+  // The same with x and x_fp in the memory of the GPU this backend runs on (the calibration
+  // forward's own buffers: nothing crosses PCIe); only where takes_device_memory(). Returns
+  // once the sink has read them.
+  virtual bool takes_device_memory() const { return false; }
+  virtual void add_device(const float* x, int64_t n_tokens, const float* x_fp = nullptr);
   virtual LayerStats finish() = 0;
 };
 

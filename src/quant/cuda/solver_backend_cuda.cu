@@ -86,6 +86,17 @@ class CudaStatsSink final : public StatsSink {
 
   // Paper Alg. 1 lines 3-5 (unregularised), streamed: XXᵀ, YYᵀ (DSYRK), XYᵀ, X̄Xᵀ (DGEMM).
   void add(const float* x, int64_t n_tokens, const float* x_fp) override {
+    sum(x, n_tokens, x_fp, /*on_device=*/false);
+  }
+  bool takes_device_memory() const override { return true; }
+  void add_device(const float* x, int64_t n_tokens, const float* x_fp) override {
+    sum(x, n_tokens, x_fp, /*on_device=*/true);
+    LRC_CU(cudaStreamSynchronize(gpu_->stream()));  // the caller may reuse x now
+  }
+
+  // x, x_fp [n_tokens x d] in host memory (uploaded chunk by chunk) or device memory (read in
+  // place).
+  void sum(const float* x, int64_t n_tokens, const float* x_fp, bool on_device) {
     const Gpu& g = *gpu_;
     GpuTimer t(g, seconds_);
     if (n_tokens < 0) fail("StatsAccumulator::add", "negative token count");
@@ -123,15 +134,24 @@ class CudaStatsSink final : public StatsSink {
       const int m = static_cast<int>(std::min(chunk, n_tokens - t0));
       const size_t len = static_cast<size_t>(m) * d;
       // Tokens are rows of x, so the chunk is the paper's X (d x m) in column-major order.
-      upload_checked(x + t0 * d, xf_.data(), len, "activations x");
-      if (x_fp) upload_checked(x_fp + t0 * d, ff_.data(), len, "FP activations");
+      const float* xc = x + t0 * d;  // the chunk in device memory
+      const float* fc = x_fp ? x_fp + t0 * d : nullptr;
+      if (on_device) {
+        check_finite(xc, len, "activations x");
+        if (fc) check_finite(fc, len, "FP activations");
+      } else {
+        upload_checked(xc, xf_.data(), len, "activations x");
+        xc = xf_.data();
+        if (fc) upload_checked(fc, ff_.data(), len, "FP activations");
+        if (fc) fc = ff_.data();
+      }
       if (quantized_)
-        qcuda::quantize_activations(xf_.data(), m, d, act_.bits, act_.clip, act_.groupsize,
-                                    yf_.data(), g.stream());
+        qcuda::quantize_activations(xc, m, d, act_.bits, act_.clip, act_.groupsize, yf_.data(),
+                                    g.stream());
       if (precision_ == StatsPrecision::Float64) {
-        qcuda::widen(xf_.data(), xd_.data(), len, g.stream());
+        qcuda::widen(xc, xd_.data(), len, g.stream());
         if (x_fp) {
-          qcuda::widen(ff_.data(), fd_.data(), len, g.stream());
+          qcuda::widen(fc, fd_.data(), len, g.stream());
           gemm(g, CUBLAS_OP_N, CUBLAS_OP_T, d, d, m, 1.0, fd_.data(), d, xd_.data(), d, 1.0,
                fx_->data(), d);
         }
@@ -145,18 +165,18 @@ class CudaStatsSink final : public StatsSink {
              xy_->data(), d);
       } else {  // float32 within the chunk, float64 across chunks
         if (x_fp) {
-          LRC_CU(cublasSgemm(g.blas(), CUBLAS_OP_N, CUBLAS_OP_T, d, d, m, &onef, ff_.data(), d,
-                             xf_.data(), d, &zerof, c_.data(), d));
+          LRC_CU(cublasSgemm(g.blas(), CUBLAS_OP_N, CUBLAS_OP_T, d, d, m, &onef, fc, d, xc, d,
+                             &zerof, c_.data(), d));
           qcuda::accumulate(c_.data(), fx_->data(), d, false, g.stream());
         }
-        LRC_CU(cublasSsyrk(g.blas(), CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_N, d, m, &onef, xf_.data(),
-                           d, &zerof, c_.data(), d));
+        LRC_CU(cublasSsyrk(g.blas(), CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_N, d, m, &onef, xc, d,
+                           &zerof, c_.data(), d));
         qcuda::accumulate(c_.data(), xx_->data(), d, true, g.stream());
         if (!quantized_) continue;
         LRC_CU(cublasSsyrk(g.blas(), CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_N, d, m, &onef, yf_.data(),
                            d, &zerof, c_.data(), d));
         qcuda::accumulate(c_.data(), yy_->data(), d, true, g.stream());
-        LRC_CU(cublasSgemm(g.blas(), CUBLAS_OP_N, CUBLAS_OP_T, d, d, m, &onef, xf_.data(), d,
+        LRC_CU(cublasSgemm(g.blas(), CUBLAS_OP_N, CUBLAS_OP_T, d, d, m, &onef, xc, d,
                            yf_.data(), d, &zerof, c_.data(), d));
         qcuda::accumulate(c_.data(), xy_->data(), d, false, g.stream());
       }
@@ -228,6 +248,19 @@ class CudaStatsSink final : public StatsSink {
     auto m = std::make_shared<DeviceMatrix>(gpu_->matrix(d_, d_));
     LRC_CU(cudaMemsetAsync(m->data(), 0, m->size() * sizeof(double), gpu_->stream()));
     return m;
+  }
+
+  // A non-finite value in device memory stops with its position (Inf/NaN in activations mean
+  // the model or the calibration diverged; summing them would poison every solve).
+  void check_finite(const float* dev, size_t len, const char* what) const {
+    const int64_t bad = qcuda::first_non_finite(dev, len, gpu_->stream());
+    if (bad < 0) return;
+    float v = 0;
+    LRC_CU(cudaMemcpy(&v, dev + bad, sizeof v, cudaMemcpyDeviceToHost));
+    fail("StatsAccumulator::add", std::string(what) + " has a non-finite value (" +
+                                      std::to_string(static_cast<double>(v)) + ") at [" +
+                                      std::to_string(bad / d_) + ", " +
+                                      std::to_string(bad % d_) + "]");
   }
 
   void upload_checked(const float* host, float* dev, size_t len, const char* what) const {
