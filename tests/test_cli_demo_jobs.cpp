@@ -74,3 +74,49 @@ TEST(CliDemoJobs, JsonNamesBlasKernelSet) {
     EXPECT_EQ(nlohmann::json::parse(r.out)["blas_core"], core);
   }
 }
+
+// --experiment (the paper's other tables, issue 32): a preset's row equals the same row run
+// by hand, `lrc quantize` with the preset's setting then `lrc eval` on the checkpoint, bit for
+// bit (one thread each); and a preset refuses row flags that it would override.
+TEST(CliDemoExperiment, PresetRowEqualsQuantizeThenEval) {
+  using lrc::test::shared;
+  const std::string bin = "OMP_NUM_THREADS=1 " + lrc::test::lrc_binary();
+  const std::string model = lrc::test::default_model_dir();
+  const RunResult demo = run_command(
+      bin + " demo --model " + model + " --data " + shared("data/debtext-valid.txt") +
+      " --calib " + shared("data/debtext-calib.txt") +
+      " --seq 128 --max-chunks 2 --nsamples 4 --experiment table2 --no-fp --jobs 1 --json "
+      "2>/dev/null");
+  ASSERT_EQ(demo.exit_code, 0) << demo.out;
+  const auto j = nlohmann::json::parse(demo.out);
+  EXPECT_EQ(j["experiment"], "table2");
+  const auto& rows = j["rows"];
+  ASSERT_EQ(rows.size(), 4u);  // rtn gptq svd:0.1 lrc:0.1
+  const auto& lrc_row = rows[3];
+  ASSERT_EQ(lrc_row["method"], "lrc");
+  EXPECT_NE(lrc_row["settings"].get<std::string>().find("ag128"), std::string::npos);
+  // Size: the rows differ only in their linears, 6 x (2·384² + 2·384·128 + 3·384·1024) weights
+  // at each row's bits per weight (the rest, with the LM head QuaRot unties, in fp16).
+  const double linears = 6.0 * (2 * 384 * 384 + 2 * 384 * 128 + 3 * 384 * 1024);
+  EXPECT_NEAR(lrc_row["size_mb"].get<double>() - rows[0]["size_mb"].get<double>(),
+              (lrc_row["bits_per_weight"].get<double>() - rows[0]["bits_per_weight"].get<double>()) *
+                  linears / 8 / 1e6,
+              1e-9);
+
+  const std::string dir = lrc::test::temp_dir("demo-experiment");
+  const RunResult q = run_command(
+      bin + " quantize --model " + model + " --calib " + shared("data/debtext-calib.txt") +
+      " --nsamples 4 --seq 128 --method lrc --rank 0.1 --a-groupsize 128 --out " + dir +
+      "/q 2>&1");
+  ASSERT_EQ(q.exit_code, 0) << q.out;
+  const RunResult e = run_command(bin + " eval --model " + dir + "/q --data " +
+                                  shared("data/debtext-valid.txt") +
+                                  " --seq 128 --max-chunks 2 --json 2>/dev/null");
+  ASSERT_EQ(e.exit_code, 0) << e.out;
+  EXPECT_EQ(nlohmann::json::parse(e.out)["ppl"].get<double>(), lrc_row["ppl"].get<double>());
+
+  const RunResult clash =
+      run_command(bin + " demo --model " + model + " --experiment table1 --ranks 0.2 2>&1");
+  EXPECT_NE(clash.exit_code, 0);
+  EXPECT_NE(clash.out.find("--experiment table1 sets the rows"), std::string::npos) << clash.out;
+}

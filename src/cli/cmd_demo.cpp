@@ -24,6 +24,7 @@
 #include "lrc/eval/perplexity.h"
 #include "lrc/io/json_file.h"
 #include "lrc/kernels/registry.h"
+#include "lrc/model/layer_linears.h"
 
 namespace fs = std::filesystem;
 
@@ -73,6 +74,7 @@ DemoRow fp_row(const DemoContext& ctx) {
   row.settings = "float32 compute, " + ctx.fp.format + " weights";
   row.ppl = r.ppl;
   row.bits_per_weight = 16;
+  row.size_mb = model_size_mb(ctx.fp.model.cfg, 16);
   row.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   score_row_tasks(ctx, ctx.fp.model, row);
   return row;
@@ -124,7 +126,7 @@ void print_table(const std::vector<DemoRow>& rows) {
   for (const auto& r : rows) searched = searched || r.gap_closed_searched;
   std::printf("%-10s %6s %10s %11s", "method", "rank", "ppl", "gap closed");
   if (searched) std::printf(" %11s", "vs searched");
-  std::printf(" %12s %9s", "bits/weight", "seconds");
+  std::printf(" %12s %9s %9s", "bits/weight", "size MB", "seconds");
   if (zs) {
     for (const auto& t : rows.front().zero_shot->tasks) std::printf(" %12.12s", t.name.c_str());
     std::printf(" %8s %9s", "acc avg", "acc gap");
@@ -134,7 +136,7 @@ void print_table(const std::vector<DemoRow>& rows) {
     std::printf("%-10s %6g %10.4f %11s", r.method.c_str(), r.rank, r.ppl,
                 percent(r.gap_closed).c_str());
     if (searched) std::printf(" %11s", percent(r.gap_closed_searched).c_str());
-    std::printf(" %12.2f %9.1f", r.bits_per_weight, r.seconds);
+    std::printf(" %12.2f %9.1f %9.1f", r.bits_per_weight, r.size_mb, r.seconds);
     if (zs && r.zero_shot) {
       for (const auto& t : r.zero_shot->tasks) std::printf(" %12.4f", t.acc);
       std::printf(" %8.4f %9s", r.zero_shot->acc_avg, percent(r.acc_gap_closed).c_str());
@@ -158,6 +160,7 @@ nlohmann::json row_json(const DemoRow& r) {
                       {"gap_closed", opt(r.gap_closed)},
                       {"gap_closed_vs_searched_clip", opt(r.gap_closed_searched)},
                       {"bits_per_weight", r.bits_per_weight},
+                      {"size_mb", r.size_mb},
                       {"seconds", r.seconds}};
   if (r.ppl_seeds.size() > 1) j["ppl_seeds"] = r.ppl_seeds;
   if (!r.linears.is_null()) j["linears"] = r.linears;  // of the first seed
@@ -169,6 +172,17 @@ nlohmann::json row_json(const DemoRow& r) {
 }
 
 }  // namespace
+
+double model_size_mb(const LlamaConfig& cfg, double linear_bits_per_weight) {
+  double linear = 0;
+  for (const auto& t : kLayerLinears)
+    linear += static_cast<double>(linear_dim(cfg, t.out)) * static_cast<double>(linear_dim(cfg, t.in));
+  linear *= cfg.n_layers;
+  const double table = static_cast<double>(cfg.vocab_size) * cfg.dim;
+  const double other = table * (cfg.tied_embeddings ? 1 : 2) +
+                       static_cast<double>(cfg.dim) * (2.0 * cfg.n_layers + 1);
+  return (linear * linear_bits_per_weight / 8 + other * 2) / 1e6;
+}
 
 void score_row_tasks(const DemoContext& ctx, const LlamaModel& model, DemoRow& row) {
   if (ctx.task_files.empty()) return;
@@ -251,10 +265,16 @@ int run_demo(const DemoOptions& o) {
     j["jobs"] = lanes;  // rows at once
     j["threads_per_row"] = threads;
     j["blas_core"] = blas_core_name();  // with threads_per_row, what the numbers depend on
+    if (!demo_experiment().empty()) {
+      j["experiment"] = demo_experiment();
+      j["experiment_title"] = demo_experiment_title();
+    }
     j["rows"] = nlohmann::json::array();
     for (const auto& r : rows) j["rows"].push_back(row_json(r));
     std::printf("%s\n", j.dump().c_str());
   } else {
+    if (!demo_experiment().empty())
+      std::printf("experiment %s: %s\n", demo_experiment().c_str(), demo_experiment_title().c_str());
     print_table(rows);
   }
   return 0;

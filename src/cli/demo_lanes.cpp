@@ -48,6 +48,7 @@ nlohmann::json demo_row_to_wire(const DemoRow& r) {
                       {"ppl_seeds", r.ppl_seeds},
                       {"clip_searched", r.clip_searched},
                       {"bits_per_weight", r.bits_per_weight},
+                      {"size_mb", r.size_mb},
                       {"seconds", r.seconds},
                       {"linears", r.linears}};
   if (r.zero_shot) {
@@ -82,6 +83,7 @@ DemoRow demo_row_from_wire(const nlohmann::json& j) {
   r.ppl_seeds = j.at("ppl_seeds").get<std::vector<double>>();
   r.clip_searched = j.at("clip_searched");
   r.bits_per_weight = j.at("bits_per_weight");
+  r.size_mb = j.at("size_mb");
   r.seconds = j.at("seconds");
   r.linears = j.at("linears");
   if (j.contains("zero_shot")) {

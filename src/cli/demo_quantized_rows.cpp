@@ -1,8 +1,11 @@
 // The quantized rows of `lrc demo` (the paper's Table 1): QuaRot-RTN, QuaRot-GPTQ, SVD k and
 // LRC(T) k at W4A4, each quantized from the FP model on the same calibration set and
 // evaluated on the same chunks; gap closed = (ppl_GPTQ − ppl) / (ppl_GPTQ − ppl_FP).
+// --ablation and --experiment (the paper's other tables and figures) are other row plans.
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
+#include <map>
 #include <memory>
 #include <optional>
 #include <sstream>
@@ -17,16 +20,54 @@ namespace lrc::cli {
 
 namespace {
 
+// The paper's other experiments as presets of rows (issue 32), one line each. rows: specs
+// separated by spaces, METHOD[:RANK][+update-rtn][+alt-calib] (+update-rtn: RTN inside LRC's
+// Update-Quant instead of GPTQ, the paper's Figure 3; +alt-calib: calibrated on --calib-alt, its
+// Table 5). setting: what every row shares besides the command's flags: "" (W4A4 per token),
+// "ag128" (activation groups of 128), "a16" (weight-only).
+struct Experiment {
+  const char* name;
+  const char* title;  // the paper's table or figure
+  const char* setting;
+  const char* rows;
+};
+constexpr Experiment kExperiments[] = {
+    {"table1", "paper Table 1: W4A4, no groups, ranks 10%", "", "rtn gptq svd:0.1 lrc:0.1"},
+    {"table2", "paper Table 2: W4A4, activation groups of 128, ranks 10%", "ag128",
+     "rtn gptq svd:0.1 lrc:0.1"},
+    {"table3", "paper Table 3: weight-only W4A16, ranks 10%", "a16", "rtn gptq svd:0.1 lrc:0.1"},
+    {"fig3", "paper Figure 3: LRC with RTN or GPTQ in Update-Quant", "",
+     "rtn lrc:0.1+update-rtn lrc:0.3+update-rtn gptq lrc:0.1 lrc:0.3"},
+    {"table5", "paper Table 5: calibration text in domain (--calib) or not (--calib-alt)", "",
+     "gptq gptq+alt-calib lrc:0.1 lrc:0.1+alt-calib"},
+    {"rank-sweep", "paper Figures 2 and 4: ranks 0-30%, LRC and SVD", "",
+     "gptq svd:0 svd:0.05 svd:0.1 svd:0.2 svd:0.3 lrc:0 lrc:0.05 lrc:0.1 lrc:0.2 lrc:0.3"},
+    {"table9", "paper Table 9: W4A4, no groups, ranks 30%", "", "rtn gptq svd:0.3 lrc:0.3"},
+    {"table10", "paper Table 10: W4A4, activation groups of 128, ranks 30%", "ag128",
+     "rtn gptq svd:0.3 lrc:0.3"},
+};
+
+const Experiment* find_experiment(const std::string& name) {
+  for (const Experiment& e : kExperiments)
+    if (name == e.name) return &e;
+  std::string names;
+  for (const Experiment& e : kExperiments) names += std::string(names.empty() ? "" : ", ") + e.name;
+  fail("--experiment", "unknown experiment '" + name + "' (one of " + names + ")");
+}
+
 struct QuantRowsOptions {
   std::string methods = "rtn,gptq,svd,lrc";
   std::string svd_ranks = "0.1";
   std::string lrc_ranks = "0.1,0.3";
   std::string calib;  // default <shared>/data/debtext-calib.txt
+  std::string calib_alt;   // --experiment table5's other text (default: see alt_calibration)
+  std::string experiment;  // --experiment: a row of kExperiments
   std::string seeds;  // rotation seeds to average over (default: --seed)
   bool ablation = false;
   QuantizeFlagStrings flags;
   QuantizeOptions opt;
   CLI::Option* rank_flag = nullptr;  // --rank of add_quantize_options: refused, see plan_rows
+  std::vector<CLI::Option*> row_flags;  // --methods, --ranks, --svd-ranks, --ablation
 };
 
 std::shared_ptr<QuantRowsOptions> g_opts = std::make_shared<QuantRowsOptions>();
@@ -37,6 +78,13 @@ std::vector<std::string> split(const std::string& s) {
   std::string item;
   while (std::getline(ss, item, ','))
     if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+std::vector<std::string> split_spaces(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  for (std::string item; ss >> item;) out.push_back(item);
   return out;
 }
 
@@ -69,6 +117,14 @@ void add_options(CLI::App& sub) {
                "rows: GPTQ (clip as given / searched); per --ranks: LRC paper, + consistent "
                "ridge, + clip search, + rank allocation, + FP targets (--target-mix), the "
                "first three, all four");
+  for (const char* f : {"--methods", "--ranks", "--svd-ranks", "--ablation"})
+    o.row_flags.push_back(sub.get_option(f));
+  std::string help = "the rows of one of the paper's experiments:";
+  for (const Experiment& e : kExperiments) help += std::string(" ") + e.name + " (" + e.title + ");";
+  sub.add_option("--experiment", o.experiment, help);
+  sub.add_option("--calib-alt", o.calib_alt,
+                 "--experiment table5's second calibration text (default: whichever of "
+                 "<shared>/data/debtext-calib.txt and wikitext2-valid.txt --calib is not)");
   add_quantize_options(sub, o.opt, o.flags, /*calibration_flags=*/false);
   o.rank_flag = sub.get_option("--rank");
 }
@@ -76,6 +132,8 @@ void add_options(CLI::App& sub) {
 // "W4A4 clip 0.90 T=1 reg=consistent alloc=error", what differs from the paper's setting.
 std::string row_settings(const QuantizeOptions& q) {
   std::string s = "W" + std::to_string(q.wbits) + "A" + std::to_string(q.abits);
+  if (q.w_groupsize > 0) s += " wg" + std::to_string(q.w_groupsize);
+  if (q.a_groupsize > 0 && q.abits < 16) s += " ag" + std::to_string(q.a_groupsize);
   if (q.kv_bits < 16) s += "KV" + std::to_string(q.kv_bits);
   s += " clip " + (q.a_clip_search ? std::string("search") : std::to_string(q.a_clip).substr(0, 4));
   if (!q.calib_act_quant) s += " calib-act=fp";
@@ -91,25 +149,41 @@ std::string row_settings(const QuantizeOptions& q) {
   return s;
 }
 
-// The calibration set, loaded by the first row that runs in this process.
+std::string shared_file(const DemoContext& ctx, const std::string& name, const char* flag) {
+  if (ctx.shared_dir.empty())
+    fail("demo", std::string("no shared assets dir; pass ") + flag);
+  return ctx.shared_dir + "/data/" + name;
+}
+
+// The calibration file of a row: --calib (default debtext-calib), or with alt the other text:
+// --calib-alt, else whichever of debtext-calib and wikitext2-valid --calib is not.
+std::string calibration_file(const DemoContext& ctx, bool alt) {
+  const auto& o = *g_opts;
+  const std::string main =
+      o.calib.empty() ? shared_file(ctx, "debtext-calib.txt", "--calib") : o.calib;
+  if (!alt) return main;
+  if (!o.calib_alt.empty()) return o.calib_alt;
+  const bool main_is_debtext = std::filesystem::path(main).filename() == "debtext-calib.txt";
+  return shared_file(ctx, main_is_debtext ? "wikitext2-valid.txt" : "debtext-calib.txt",
+                     "--calib-alt");
+}
+
+// The calibration sets, each loaded by the first row that needs it in this process.
 class LazyCalibration {
  public:
-  const CalibrationSet& get(const DemoContext& ctx, int nsamples, const std::string& calib) {
-    if (set_) return *set_;
-    const std::string file =
-        !calib.empty()
-            ? calib
-            : (ctx.shared_dir.empty() ? fail("demo", "no shared assets dir; pass --calib"),
-               std::string()          : ctx.shared_dir + "/data/debtext-calib.txt");
-    set_ =
-        load_calibration(file, *ctx.fp.tokenizer, nsamples, ctx.seq, ctx.fp.model.cfg.max_seq_len);
-    std::fprintf(stderr, "demo: calibration %d x %d tokens from %s\n", set_->n_seq, set_->seq_len,
+  const CalibrationSet& get(const DemoContext& ctx, int nsamples, const std::string& file) {
+    auto it = sets_.find(file);
+    if (it != sets_.end()) return it->second;
+    const CalibrationSet& c =
+        sets_[file] = load_calibration(file, *ctx.fp.tokenizer, nsamples, ctx.seq,
+                                       ctx.fp.model.cfg.max_seq_len);
+    std::fprintf(stderr, "demo: calibration %d x %d tokens from %s\n", c.n_seq, c.seq_len,
                  file.c_str());
-    return *set_;
+    return c;
   }
 
  private:
-  std::optional<CalibrationSet> set_;
+  std::map<std::string, CalibrationSet> sets_;
 };
 
 // Relative run time of a row, for --jobs to start the largest first (2-core SmolLM2 table:
@@ -132,20 +206,45 @@ std::vector<DemoJob> plan_rows(const DemoPlanContext&) {
     fail("--rank", "lrc demo sets each row's rank from --ranks (LRC rows) and --svd-ranks (SVD "
                    "rows); use those");
   finish_quantize_options(o.opt, o.flags);
+  const Experiment* exp = o.experiment.empty() ? nullptr : find_experiment(o.experiment);
+  if (exp)
+    for (const CLI::Option* f : o.row_flags)
+      if (f && f->count() > 0)
+        fail(f->get_name(), "--experiment " + o.experiment + " sets the rows; drop " +
+                                f->get_name() + " or the experiment");
   const auto methods = split(o.methods);
-  if (methods.empty() && !o.ablation) return {};
+  if (methods.empty() && !o.ablation && !exp) return {};
 
-  // The options of each row.
+  // The options of each row, and whether it calibrates on the alternative text.
   std::vector<QuantizeOptions> plan;
+  std::vector<bool> alt_calib;
   auto add = [&](QuantMethod m, double rank, auto&& tweak) {
     QuantizeOptions q = o.opt;
     q.method = m;
     q.rank = rank;
     tweak(q);
     plan.push_back(q);
+    alt_calib.push_back(false);
   };
   auto same = [](QuantizeOptions&) {};
-  if (o.ablation) {
+  if (exp) {
+    const std::string setting = exp->setting;
+    for (const std::string& spec : split_spaces(exp->rows)) {
+      std::vector<std::string> parts;
+      std::stringstream ss(spec);
+      for (std::string part; std::getline(ss, part, '+');) parts.push_back(part);
+      const size_t colon = parts[0].find(':');
+      const QuantMethod m = parse_method(parts[0].substr(0, colon));
+      const double rank = colon == std::string::npos ? 0 : std::stod(parts[0].substr(colon + 1));
+      add(m, rank, [&](QuantizeOptions& q) {
+        if (setting == "ag128") q.a_groupsize = 128;
+        if (setting == "a16") q.abits = 16;
+        for (size_t i = 1; i < parts.size(); ++i)
+          if (parts[i] == "update-rtn") q.lrc_use_gptq = false;
+      });
+      for (size_t i = 1; i < parts.size(); ++i) alt_calib.back() = alt_calib.back() || parts[i] == "alt-calib";
+    }
+  } else if (o.ablation) {
     // Beyond the paper, one change at a time, then together (issue: consistent ridge, clip
     // search, rank allocation; then FP-model targets); both baselines: clip as given, and
     // searched the same way, each with the paper's target.
@@ -215,17 +314,21 @@ std::vector<DemoJob> plan_rows(const DemoPlanContext&) {
 
   auto calib = std::make_shared<LazyCalibration>();
   std::vector<DemoJob> jobs;
-  for (const QuantizeOptions& q : plan) {
+  for (size_t j = 0; j < plan.size(); ++j) {
+    const QuantizeOptions& q = plan[j];
+    const bool alt = alt_calib[j];
     char label[64];
     std::snprintf(label, sizeof label, "%s %g", method_name(q.method), q.rank);
-    auto run = [q, seeds, calib](const DemoContext& ctx) {
+    auto run = [q, alt, seeds, calib](const DemoContext& ctx) {
       const auto& go = *g_opts;
-      const CalibrationSet& cs = calib->get(ctx, go.opt.nsamples, go.calib);
+      const std::string file = calibration_file(ctx, alt);
+      const CalibrationSet& cs = calib->get(ctx, go.opt.nsamples, file);
       DemoRow row;
       row.method = method_name(q.method);
       row.rank = q.rank;
       row.clip_searched = q.a_clip_search;
       row.settings = row_settings(q);
+      if (alt) row.settings += " calib=" + std::filesystem::path(file).filename().string();
       // Each seed is its own rotation and calibration run; the row shows the mean perplexity.
       for (uint64_t seed : seeds) {
         const auto t0 = std::chrono::steady_clock::now();
@@ -239,6 +342,7 @@ std::vector<DemoJob> plan_rows(const DemoPlanContext&) {
         const PplResult r = perplexity(m, ctx.tokens, ctx.seq, ctx.max_chunks);
         row.ppl_seeds.push_back(r.ppl);
         row.bits_per_weight = rep.bits_per_weight;
+        row.size_mb = model_size_mb(m.cfg, rep.bits_per_weight);
         row.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         std::fprintf(stderr, "demo: %s rank %g seed %llu (%s) -> ppl %.4f\n", row.method.c_str(),
                      q.rank, static_cast<unsigned long long>(seed), row.settings.c_str(), r.ppl);
@@ -264,5 +368,9 @@ const DemoRowRegistrar reg_quantized({10, add_options, plan_rows});
 }  // namespace
 
 const std::string& demo_device() { return g_opts->opt.device; }
+std::string demo_experiment() { return g_opts->experiment; }
+std::string demo_experiment_title() {
+  return g_opts->experiment.empty() ? "" : find_experiment(g_opts->experiment)->title;
+}
 
 }  // namespace lrc::cli

@@ -42,6 +42,7 @@ struct DemoRow {
   std::optional<double> gap_closed;           // (ppl_base - ppl) / (ppl_base - ppl_fp); none for fp
   std::optional<double> gap_closed_searched;  // the same against GPTQ with searched clip
   double bits_per_weight = 16;
+  double size_mb = 0;                        // model_size_mb
   double seconds = 0;                        // wall time of the row (quantization + perplexity)
   std::optional<ZeroShotResults> zero_shot;  // with --tasks (its own .seconds)
   nlohmann::json linears;                    // per quantized linear: name, rank, a_clip
@@ -54,6 +55,15 @@ void score_row_tasks(const DemoContext& ctx, const LlamaModel& model, DemoRow& r
 // The quantized rows' --device (demo_quantized_rows.cpp): cpu, or cuda[:N] for the GPU pipeline
 // and GPU evaluation.
 const std::string& demo_device();
+// --experiment (demo_quantized_rows.cpp): its name and the paper's table or figure it mirrors,
+// empty without one.
+std::string demo_experiment();
+std::string demo_experiment_title();
+
+// The model's size in MB as the paper's tables give it: the linears of the layers at
+// linear_bits_per_weight (codes, scales and low-rank factors: QuantizeReport::bits_per_weight),
+// everything else (embeddings, LM head unless tied, norms) in 16 bits.
+double model_size_mb(const LlamaConfig& cfg, double linear_bits_per_weight);
 
 // One row to compute. run() is self-contained (it may load its own calibration set), so a
 // child process can run any one job of the plan on its own.
