@@ -8,6 +8,7 @@
 #include <string>
 
 #include "lrc/core/error.h"
+#include "block_reduce.cuh"
 #include "ops.h"
 
 namespace lrc::cuda::ops {
@@ -27,18 +28,6 @@ unsigned grid_for(int64_t n) {
   return static_cast<unsigned>(b < 4096 ? (b > 0 ? b : 1) : 4096);
 }
 
-// Block-wide sum / max of one value per thread; every thread gets the result. smem: 32 slots.
-template <typename T, typename Op>
-__device__ T block_reduce(T v, Op op, T* smem) {
-  for (int o = 16; o > 0; o >>= 1) v = op(v, __shfl_xor_sync(0xffffffffu, v, o));
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  if (lane == 0) smem[warp] = v;
-  __syncthreads();
-  T r = smem[0];
-  for (int w = 1; w < static_cast<int>(blockDim.x / 32); ++w) r = op(r, smem[w]);
-  __syncthreads();  // smem may be reused by the next reduction
-  return r;
-}
 struct Sum {
   template <typename T>
   __device__ T operator()(T a, T b) const {

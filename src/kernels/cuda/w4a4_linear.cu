@@ -15,6 +15,7 @@
 
 #include "lrc/core/error.h"
 #include "lrc/kernels/cuda/w4a4.h"
+#include "block_reduce.cuh"
 
 namespace lrc::cuda {
 
@@ -30,19 +31,6 @@ void check(cublasStatus_t s, const char* what) {
 #define LRC_CK(call) check((call), #call)
 
 constexpr int kThreads = 256;
-
-// Block-wide reduction of one value (max or sum) through shared memory; all threads get it.
-template <typename T, typename Op>
-__device__ T block_reduce(T v, Op op, T* smem) {
-  for (int o = 16; o > 0; o >>= 1) v = op(v, __shfl_xor_sync(0xffffffffu, v, o));
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  if (lane == 0) smem[warp] = v;
-  __syncthreads();
-  T r = smem[0];
-  for (int w = 1; w < static_cast<int>(blockDim.x / 32); ++w) r = op(r, smem[w]);
-  __syncthreads();
-  return r;
-}
 
 __device__ __forceinline__ int quant_code(float x, float scale) {
   // IEEE division and round-half-even, as lrc::quantize_activation_row (nearbyint).
