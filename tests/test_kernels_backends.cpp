@@ -14,6 +14,7 @@
 #include "lrc/kernels/registry.h"
 #include "lrc/model/layer_linears.h"
 #include "lrc/model/forward.h"
+#include "lrc/pipeline/linear_quantizer.h"
 #include "lrc/pipeline/quantize_model.h"
 #include "lrc/quant/weight_quant.h"
 #include "support/random_calibration.h"
@@ -150,4 +151,55 @@ TEST(Backends, BadChoicesAreNamed) {
   EXPECT_NE(message("tpu", "real").find("--device"), std::string::npos);
   EXPECT_NE(message("cpu", "fast").find("--kernels"), std::string::npos);
   EXPECT_EQ(message("cpu", "sim"), "");
+}
+
+// Backend::take_over (lrc eval / generate): the integer kernels keep the only copy of the
+// codes and of the fp16 U, V; the model's arrays are freed, the logits (prefill and decode)
+// stay the simulation's bit for bit.
+TEST(Backends, TakeOverFreesTheModelsCopiesAndKeepsTheLogits) {
+  LlamaModel m = quantized_model(QuantMethod::LRC, 0.1);
+  const CalibrationSet probe = test::random_calibration(61, 2, 24, 9);
+  m.backend = make_backend("cpu", "sim");
+  const std::vector<float> sim = forward_logits(m, probe.tokens.data(), 2, 24);
+  Decoder ds(m, 24);
+  std::vector<std::vector<float>> steps;
+  for (int i = 0; i < 24; ++i) steps.push_back(ds.step(probe.tokens[i]));
+
+  m.backend = make_backend("cpu", "real", true);
+  EXPECT_GT(hand_over_linears(m), 0);
+  for (const LlamaLayer& layer : m.layers)
+    for (const auto& t : kLayerLinears) {
+      const Linear& L = layer.*t.member;
+      EXPECT_TRUE(L.packed->codes.empty()) << t.name;
+      EXPECT_GT(L.lr.rank, 0) << t.name;
+      EXPECT_TRUE(L.lr.u.empty() && L.lr.v.empty()) << t.name << ": U, V are fp16 values";
+    }
+  EXPECT_TRUE(forward_logits(m, probe.tokens.data(), 2, 24) == sim);
+  Decoder dr(m, 24);
+  for (int i = 0; i < 24; ++i) ASSERT_TRUE(dr.step(probe.tokens[i]) == steps[i]) << "step " << i;
+  // The reference backend takes nothing over.
+  LlamaModel r = quantized_model(QuantMethod::LRC, 0.1);
+  r.backend = make_backend("cpu", "sim");
+  EXPECT_EQ(hand_over_linears(r), 0);
+  EXPECT_FALSE(r.layers[0].wq.packed->codes.empty());
+}
+
+// Resident size against the bits-per-weight accounting (issue 26, acceptance 4) at SmolLM2's
+// widths (576 / 1536): after take_over the linears occupy within 5% of 4-bit codes + 16-bit
+// scales + 16-bit U, V.
+TEST(Backends, TakenOverLinearsMatchTheBitsAccounting) {
+  LlamaModel m = test::random_model(test::tiny_config(576, 1536, 1, 9, 3, 61, 32), 7);
+  QuantizeOptions opt;
+  opt.method = QuantMethod::LRC;
+  opt.rank = 0.1;
+  opt.nsamples = 2;
+  opt.seq = 32;
+  (void)quantize_model(m, test::random_calibration(61, 2, 32, 3), opt);
+  double accounted = 0;
+  for (const auto& t : kLayerLinears) accounted += linear_bits(m.layers[0].*t.member) / 8;
+  m.backend = make_backend("cpu", "real");
+  double resident = static_cast<double>(hand_over_linears(m));
+  for (const auto& t : kLayerLinears)
+    resident += static_cast<double>((m.layers[0].*t.member).resident_bytes());
+  EXPECT_NEAR(resident / accounted, 1.0, 0.05) << resident << " vs " << accounted;
 }

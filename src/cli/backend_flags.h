@@ -4,10 +4,13 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <cstdio>
 #include <string>
 
 #include "lrc/core/error.h"
+#include "lrc/model/layer_linears.h"
 #include "lrc/model/llama.h"
+#include "lrc/pipeline/linear_quantizer.h"
 #include "lrc/quant/weight_quant.h"
 
 namespace lrc::cli {
@@ -43,6 +46,39 @@ inline void apply_lm_head_option(LlamaModel& m, const std::string& lm_head) {
   spec.mse_clip = false;
   h.packed = quantize_rtn(h.w.data(), h.d_out, h.d_in, spec);
   std::vector<float>().swap(h.w);
+}
+
+// The layers' linears once handed to the model's backend (Backend::take_over: the integer CPU
+// kernels keep the only copy of the codes and of fp16 U, V), in MB: what they occupy (the
+// model's remaining arrays plus what the backend holds) beside lrc inspect's bits-per-weight
+// accounting (4-bit codes, 16-bit scales and U, V).
+struct LinearMemory {
+  double resident_mb = 0, accounted_mb = 0;
+  double rss_before_mb = 0, rss_after_mb = 0;  // the process's VmRSS around the hand-over
+};
+
+// The process's resident set now (VmRSS of /proc/self/status), MB; 0 where it is not readable.
+inline double current_rss_mb() {
+  std::FILE* f = std::fopen("/proc/self/status", "r");
+  if (!f) return 0;
+  char line[256];
+  double kb = 0;
+  while (std::fgets(line, sizeof line, f))
+    if (std::sscanf(line, "VmRSS: %lf kB", &kb) == 1) break;
+  std::fclose(f);
+  return kb / 1e3;
+}
+inline LinearMemory hand_over_and_measure(LlamaModel& m) {
+  LinearMemory out;
+  for (const LlamaLayer& L : m.layers)  // before: take_over frees the scales it counts
+    for (const auto& t : kLayerLinears) out.accounted_mb += linear_bits(L.*t.member) / 8 / 1e6;
+  out.rss_before_mb = current_rss_mb();
+  double bytes = static_cast<double>(hand_over_linears(m));
+  out.rss_after_mb = current_rss_mb();
+  for (const LlamaLayer& L : m.layers)
+    for (const auto& t : kLayerLinears) bytes += static_cast<double>((L.*t.member).resident_bytes());
+  out.resident_mb = bytes / 1e6;
+  return out;
 }
 
 }  // namespace lrc::cli

@@ -43,6 +43,7 @@ int run_eval(const EvalOptions& o) {
   LoadedModel lm = load_model(o.model, o.tokenizer);
   lm.model.backend = make_backend(o.device, o.kernels);
   apply_lm_head_option(lm.model, o.lm_head);
+  const LinearMemory mem = hand_over_and_measure(lm.model);
   if (o.data.empty()) {
     nlohmann::json j = {
         {"model", o.model}, {"format", lm.format}, {"tokenizer", lm.tokenizer->kind()}};
@@ -61,7 +62,9 @@ int run_eval(const EvalOptions& o) {
                         {"seq", r.seq},        {"seconds", r.seconds},
                         {"model", o.model},    {"data", o.data},
                         {"format", lm.format}, {"tokenizer", lm.tokenizer->kind()},
-                        {"backend", lm.model.run_backend().name()}, {"lm_head", o.lm_head}};
+                        {"backend", lm.model.run_backend().name()}, {"lm_head", o.lm_head},
+                        {"linears_mb", mem.resident_mb}, {"linears_mb_accounted", mem.accounted_mb},
+                        {"rss_mb_loaded", mem.rss_before_mb}, {"rss_mb_handed_over", mem.rss_after_mb}};
     if (!o.tasks.empty()) run_tasks(o, lm, &j);
     std::printf("%s\n", j.dump().c_str());
   } else {

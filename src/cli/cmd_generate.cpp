@@ -28,6 +28,7 @@ int run_generate(GenerateCliOptions o) {
   LoadedModel lm = load_model(o.model, o.tokenizer);
   lm.model.backend = make_backend(o.device, o.kernels, /*decoding=*/true);
   apply_lm_head_option(lm.model, o.lm_head);
+  (void)hand_over_and_measure(lm.model);  // the kernels' copies become the only ones
   // ChatML, as SmolLM2-Instruct's chat template (without its default system turn).
   if (o.chat) o.prompt = "<|im_start|>user\n" + o.prompt + "<|im_end|>\n<|im_start|>assistant\n";
   const auto t0 = std::chrono::steady_clock::now();

@@ -74,6 +74,14 @@ void check_vec(const std::vector<float>& v, size_t n, const std::string& where,
 }
 }  // namespace
 
+int64_t hand_over_linears(LlamaModel& m) {
+  int64_t bytes = 0;
+  const Backend& be = m.run_backend();
+  for (LlamaLayer& L : m.layers)
+    for (const auto& t : kLayerLinears) bytes += be.take_over(L.*t.member);
+  return bytes;
+}
+
 void validate_model(const LlamaModel& m, const std::string& where) {
   const auto& c = m.cfg;
   if (c.dim <= 0 || c.n_heads <= 0 || c.n_kv_heads <= 0 || c.n_layers <= 0 || c.vocab_size <= 0 ||

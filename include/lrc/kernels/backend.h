@@ -58,6 +58,15 @@ class Backend {
   virtual void synchronize() const {}
   // Drops every parameter uploaded so far (no-op for host backends).
   virtual void forget_parameters() const {}
+  // The model will run on this backend alone from now on and never change: the backend may
+  // move what it needs of L into its own layout and free the rest of L (the integer CPU
+  // kernels keep a checkpoint's codes and fp16 U, V as the only copies: issue 26, resident
+  // size). L keeps its shape, specs and rank. Returns the bytes the backend now holds for L;
+  // 0 = nothing moved (the default).
+  virtual int64_t take_over(Linear& L) const {
+    (void)L;
+    return 0;
+  }
 
   // ---- operations
 

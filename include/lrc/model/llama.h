@@ -82,6 +82,10 @@ struct LlamaModel {
 // Checks every shape against cfg (of the resident layers, with a layer_source); throws
 // lrc::Error naming `where` and the tensor.
 void validate_model(const LlamaModel& m, const std::string& where);
+
+// Backend::take_over for every linear of every layer (a loaded model that will only run on
+// its backend: lrc eval / generate with --kernels real). Returns the bytes the backend holds.
+int64_t hand_over_linears(LlamaModel& m);
 void validate_layer(const LlamaConfig& c, const LlamaLayer& L, int i, const std::string& where);
 
 }  // namespace lrc

@@ -1,13 +1,16 @@
 // The integer CPU backend: the reference backend for everything but the quantized linears,
 // which run on the W4A4 integer kernels (w4a4.h) from a kernel-layout copy of their codes,
-// made once per PackedWeight the first time it runs.
+// made once per PackedWeight the first time it runs. take_over() makes that copy (and the
+// fp16 U, V of the decode layout) the only one, freeing the model's.
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "lrc/core/error.h"
+#include "lrc/core/half.h"
 #include "lrc/kernels/backend.h"
 #include "lrc/kernels/cpu_int/w4a4.h"
 #include "lrc/kernels/low_rank_branch.h"
@@ -28,8 +31,10 @@ class CpuIntBackend final : public Backend {
     if (n <= 0) return;
     const W4A4Cpu* w = kernel_weight(L);
     if (!w) return ref().linear(L, x, n, y);
-    if (L.lr.rank > 0 && (L.lr.u.size() != size_t(L.d_out) * L.lr.rank ||
-                          L.lr.v.size() != size_t(L.d_in) * L.lr.rank))
+    const bool taken = taken_over(L.lr);  // U, V live only in the decode layout
+    if (L.lr.rank > 0 && !taken &&
+        (L.lr.u.size() != size_t(L.d_out) * L.lr.rank ||
+         L.lr.v.size() != size_t(L.d_in) * L.lr.rank))
       return ref().linear(L, x, n, y);  // which names the mismatch
     if (n == 1 && L.lr.rank > 0) {
       // Decode: the low-rank branch from the kept one-token layout (fp16 U, V when they are
@@ -40,7 +45,38 @@ class CpuIntBackend final : public Backend {
                    low_rank_decode(L));
       return;
     }
+    if (taken && L.lr.rank > 0) {
+      // Prefill after take_over: U, V back in fp32 in their stored layout (exact), so the
+      // branch's sgemms see the floats the reference sees.
+      thread_local std::vector<float> u, v;
+      unpack_low_rank(*low_rank_decode(L), u, v);
+      kernels::cpu_int::w4a4_linear(*w, L.act, u.data(), v.data(), L.lr.rank, x, n, y);
+      return;
+    }
     kernels::cpu_int::w4a4_linear(*w, L.act, L.lr.u.data(), L.lr.v.data(), L.lr.rank, x, n, y);
+  }
+
+  int64_t take_over(Linear& L) const override {
+    const W4A4Cpu* w = kernel_weight(L);
+    if (!w) return 0;  // the reference runs L, from L as it is
+    int64_t bytes = static_cast<int64_t>(w->codes.size()) +
+                    static_cast<int64_t>(w->scales.size() + w->zeros.size()) * 4;
+    if (L.lr.rank > 0 && L.lr.u.size() == size_t(L.d_out) * L.lr.rank &&
+        L.lr.v.size() == size_t(L.d_in) * L.lr.rank) {
+      const LowRankDecode* d = low_rank_decode(L);
+      if (d->half) {  // fp16 values (a checkpoint's): the decode layout holds them exactly
+        std::vector<float>().swap(L.lr.u);
+        std::vector<float>().swap(L.lr.v);
+        std::lock_guard<std::mutex> lock(mu_);
+        taken_.insert(&L.lr);
+      }
+      bytes += d->bytes();
+    }
+    // The kernel layout (codes, scales, zero points) is the copy that runs.
+    std::vector<uint8_t>().swap(L.packed->codes);
+    std::vector<float>().swap(L.packed->scales);
+    std::vector<float>().swap(L.packed->zeros);
+    return bytes;
   }
 
   void rmsnorm(const float* x, const float* w, int64_t n, int d, float eps,
@@ -104,9 +140,26 @@ class CpuIntBackend final : public Backend {
     return &it->second;
   }
 
+  bool taken_over(const LowRankPair& lr) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return taken_.count(&lr) > 0;
+  }
+
+  // u [d_out x rank], v [d_in x rank] in fp32 from a half decode layout (v16 as stored, ut16
+  // transposed).
+  static void unpack_low_rank(const LowRankDecode& d, std::vector<float>& u, std::vector<float>& v) {
+    u.resize(static_cast<size_t>(d.d_out) * d.rank);
+    v.resize(static_cast<size_t>(d.d_in) * d.rank);
+    for (size_t i = 0; i < v.size(); ++i) v[i] = f16_to_f32(d.v16[i]);
+    for (int k = 0; k < d.rank; ++k)
+      for (int r = 0; r < d.d_out; ++r)
+        u[static_cast<size_t>(r) * d.rank + k] = f16_to_f32(d.ut16[static_cast<size_t>(k) * d.d_out + r]);
+  }
+
   mutable std::mutex mu_;
   mutable std::map<const PackedWeight*, std::unique_ptr<W4A4Cpu>> packed_;
   mutable std::map<const LowRankPair*, LowRankDecode> low_rank_;
+  mutable std::set<const LowRankPair*> taken_;  // pairs whose U, V only the decode layout holds
 };
 
 }  // namespace
