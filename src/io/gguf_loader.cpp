@@ -112,7 +112,7 @@ class GgufLayerSource final : public LayerSource {
     for (const auto& [name, data] : {std::pair{p + "input_layernorm.weight", &L.attn_norm},
                                      std::pair{p + "post_attention_layernorm.weight", &L.ffn_norm}})
       read_slot(*f_, checked_tensor(*f_, name, norm), norm, data, nullptr);
-    for (const LayerLinearInfo& t : kLayerLinears) {
+    for (const LayerLinearInfo& t : layer_linears(cfg_)) {
       Linear& l = L.*t.member;
       const std::vector<int64_t> shape = {linear_dim(cfg_, t.out), linear_dim(cfg_, t.in)};
       read_slot(*f_, checked_tensor(*f_, p + t.name + ".weight", shape), shape, &l.w, &l);
