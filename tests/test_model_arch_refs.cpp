@@ -272,3 +272,35 @@ TEST(ArchConfig, UnsupportedFeaturesNameTheFileAndField) {
 }
 
 }  // namespace
+
+namespace {
+
+// `lrc synth` presets of the families: each preset's features survive the HF writer and the
+// loader (at small dims: a 7B layer would not fit a unit test), and the model runs.
+TEST(ArchSynth, PresetFamiliesRoundTripThroughHfDirectories) {
+  for (const std::string name : {"mistral-7b", "qwen2.5-7b", "qwen3-8b", "phi3-mini"}) {
+    SCOPED_TRACE(name);
+    LlamaConfig c = synth_preset(name).cfg;
+    const LlamaConfig full = c;
+    c.dim = 64;
+    c.hidden_dim = 96;
+    c.n_heads = 4;
+    c.n_kv_heads = full.n_kv_heads == full.n_heads ? 4 : 2;
+    c.vocab_size = 300;
+    c.n_layers = 2;
+    if (c.sliding_window > 0) c.sliding_window = 3;
+    const std::string dir = test::temp_dir("arch-synth");
+    write_synth_model(c, dir);
+    const LlamaModel m = load_model(dir).model;
+    EXPECT_EQ(m.cfg.arch, full.arch);
+    EXPECT_EQ(m.cfg.qkv_bias, full.qkv_bias);
+    EXPECT_EQ(m.cfg.qk_norm, full.qk_norm);
+    EXPECT_EQ(m.cfg.fused_proj, full.fused_proj);
+    EXPECT_EQ(m.cfg.sliding_window, c.sliding_window);
+    EXPECT_NE(full.arch, "llama");
+    const std::vector<int32_t> toks = {5, 17, 200, 3, 99, 42};
+    for (float x : logits_of(m, toks)) ASSERT_TRUE(std::isfinite(x));
+  }
+}
+
+}  // namespace
