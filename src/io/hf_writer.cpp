@@ -59,6 +59,8 @@ std::string hf_config_json(const LlamaConfig& c) {
                          {"attention_factor", r.attention_factor}};
     j["original_max_position_embeddings"] = r.original;
   }
+  if (r.kind == RopeScaling::Kind::FreqFactors)
+    fail("hf_config_json", "GGUF frequency factors (rope_freqs) have no config.json form");
   // qkv_bias / qk_norm / fused_proj follow from model_type.
   return j.dump(1) + "\n";
 }

@@ -130,6 +130,8 @@ LlamaConfig config_from_json(const nlohmann::json& j, const std::string& where) 
         s.kind = RopeScaling::Kind::Llama3;
       else if (type == "longrope")
         s.kind = RopeScaling::Kind::LongRope;
+      else if (type == "freq_factors")
+        s.kind = RopeScaling::Kind::FreqFactors;
       else
         fail(where, "model config: field 'rope_scaling': unknown type '" + type + "'");
       s.factor = r.at("factor").get<float>();

@@ -23,9 +23,10 @@ enum class RopeStyle {
 //            (s = (original/wavelength − low) / (high − low): (1 − s)·f/factor + s·f);
 //   LongRope (Phi-3 "longrope"/"su"): f_i / short_factor[i], or / long_factor[i] once the
 //            positions reach past `original` (original_max_position_embeddings), and cos/sin
-//            times attention_factor.
+//            times attention_factor;
+//   FreqFactors (GGUF `rope_freqs.weight`, llama.cpp's Llama-3.1 form): f_i / short_factor[i].
 struct RopeScaling {
-  enum class Kind { None, Llama3, LongRope };
+  enum class Kind { None, Llama3, LongRope, FreqFactors };
   Kind kind = Kind::None;
   float factor = 1.f, low_freq_factor = 1.f, high_freq_factor = 4.f;  // Llama3
   int original = 0;                                 // original_max_position_embeddings
@@ -33,7 +34,12 @@ struct RopeScaling {
   float attention_factor = 1.f;                     // LongRope
   bool enabled() const { return kind != Kind::None; }
 };
-const char* rope_scaling_name(RopeScaling::Kind k);  // "none" | "llama3" | "longrope"
+const char* rope_scaling_name(RopeScaling::Kind k);  // "none" | "llama3" | "longrope" | "freq_factors"
+
+// The hd/2 frequencies f_i of a table whose last position is end_pos − 1 (float64; plain
+// θ^(-2i/hd) without scaling).
+std::vector<double> rope_frequencies(int head_dim, double theta, const RopeScaling& s,
+                                     int end_pos);
 
 // cos/sin of every (position, pair) for positions [pos0, pos0 + n_pos): [n_pos x hd/2] each.
 struct RopeTable {

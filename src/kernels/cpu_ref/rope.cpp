@@ -16,15 +16,14 @@ const char* rope_scaling_name(RopeScaling::Kind k) {
       return "llama3";
     case RopeScaling::Kind::LongRope:
       return "longrope";
+    case RopeScaling::Kind::FreqFactors:
+      return "freq_factors";
   }
   return "?";
 }
 
-namespace {
-
-// The hd/2 frequencies of a scaled table (RopeScaling's comment), in float64.
-std::vector<double> scaled_frequencies(int head_dim, double theta, const RopeScaling& s,
-                                       int end_pos) {
+std::vector<double> rope_frequencies(int head_dim, double theta, const RopeScaling& s,
+                                     int end_pos) {
   const int half = head_dim / 2;
   std::vector<double> f(half);
   for (int i = 0; i < half; ++i) f[i] = std::pow(theta, -2.0 * i / head_dim);
@@ -47,11 +46,14 @@ std::vector<double> scaled_frequencies(int head_dim, double theta, const RopeSca
       fail("rope", "longrope factors: " + std::to_string(ext.size()) + " values for " +
                        std::to_string(half) + " frequencies");
     for (int i = 0; i < half; ++i) f[i] /= ext[i];
+  } else if (s.kind == RopeScaling::Kind::FreqFactors) {
+    if (static_cast<int>(s.short_factor.size()) != half)
+      fail("rope", "frequency factors: " + std::to_string(s.short_factor.size()) + " values for " +
+                       std::to_string(half) + " frequencies");
+    for (int i = 0; i < half; ++i) f[i] /= s.short_factor[i];
   }
   return f;
 }
-
-}  // namespace
 
 RopeTable::RopeTable(int head_dim, float theta_, int pos0_, int n_pos_, const RopeScaling* scaling)
     : pos0(pos0_), n_pos(n_pos_), half(head_dim / 2), theta(theta_) {
@@ -59,7 +61,7 @@ RopeTable::RopeTable(int head_dim, float theta_, int pos0_, int n_pos_, const Ro
   sin.resize(cos.size());
   if (scaling && scaling->enabled()) {
     scaled = true;
-    const std::vector<double> f = scaled_frequencies(head_dim, theta_, *scaling, pos0 + n_pos);
+    const std::vector<double> f = rope_frequencies(head_dim, theta_, *scaling, pos0 + n_pos);
     const double mscale = scaling->kind == RopeScaling::Kind::LongRope ? scaling->attention_factor
                                                                        : 1.0;
     for (int p = 0; p < n_pos; ++p)
