@@ -66,19 +66,19 @@ Linear read_linear(const SafetensorsFile& st, const std::string& name, const nlo
 
 nlohmann::json config_to_json(const LlamaConfig& c) {
   nlohmann::json j = {{"arch", c.arch},
-          {"dim", c.dim},
-          {"hidden_dim", c.hidden_dim},
-          {"n_layers", c.n_layers},
-          {"n_heads", c.n_heads},
-          {"n_kv_heads", c.n_kv_heads},
-          {"vocab_size", c.vocab_size},
-          {"max_seq_len", c.max_seq_len},
-          {"norm_eps", c.norm_eps},
-          {"rope_theta", c.rope_theta},
-          {"rope", c.rope == RopeStyle::HalfSplit ? "half_split" : "interleaved"},
-          {"tied_embeddings", c.tied_embeddings},
-          {"bos_id", c.bos_id},
-          {"eos_id", c.eos_id}};
+                      {"dim", c.dim},
+                      {"hidden_dim", c.hidden_dim},
+                      {"n_layers", c.n_layers},
+                      {"n_heads", c.n_heads},
+                      {"n_kv_heads", c.n_kv_heads},
+                      {"vocab_size", c.vocab_size},
+                      {"max_seq_len", c.max_seq_len},
+                      {"norm_eps", c.norm_eps},
+                      {"rope_theta", c.rope_theta},
+                      {"rope", c.rope == RopeStyle::HalfSplit ? "half_split" : "interleaved"},
+                      {"tied_embeddings", c.tied_embeddings},
+                      {"bos_id", c.bos_id},
+                      {"eos_id", c.eos_id}};
   // Family features, written only where they differ from Llama's (a Llama checkpoint's config
   // is as before).
   if (c.head_dim_explicit > 0) j["head_dim"] = c.head_dim_explicit;

@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "lrc/kernels/cuda/backend.h"
+#include "lrc/kernels/cuda/w4a4.h"  // cuda::device_available
 
 #define SKIP_WITHOUT_GPU()                                         \
   do {                                                             \

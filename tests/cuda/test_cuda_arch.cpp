@@ -41,7 +41,7 @@ TEST_P(CudaArch, LogitsEqualTheCpuReference) {
     }
     const std::vector<float> cpu = forward_logits(m, toks.data(), 1, T);
     EXPECT_LT(max_abs_diff(cpu, ref.at("logits").get<std::vector<float>>()), 1e-3);
-    m.backend = cuda::make_cuda_backend(0, /*real_kernels=*/false);
+    m.backend = make_cuda_backend(0, /*real_kernels=*/false);
     EXPECT_LT(max_abs_diff(forward_logits(m, toks.data(), 1, T), cpu), 1e-3);
     // Token by token through the device cache: the last position's logits.
     Decoder dec(m, T);
