@@ -1,5 +1,6 @@
-// kLayerLinears, the one table of a layer's linears: it covers every Linear of LlamaLayer once,
-// its shapes are the ones validate_model enforces, and the HF tensor list follows it.
+// kLayerLinears, the one table of a layer's linears: it covers every Linear of LlamaLayer once
+// (with phi3's fused table, kFusedLayerLinears), its shapes are the ones validate_model
+// enforces, and the HF tensor list follows it.
 #include <gtest/gtest.h>
 
 #include <set>
@@ -14,7 +15,7 @@ namespace {
 
 TEST(LayerLinears, CoverEveryLinearOfALayerOnce) {
   // A Linear added to LlamaLayer without a row here changes the layer's size.
-  static_assert(sizeof(LlamaLayer) == 2 * sizeof(std::vector<float>) + 7 * sizeof(Linear),
+  static_assert(sizeof(LlamaLayer) == 4 * sizeof(std::vector<float>) + 9 * sizeof(Linear),
                 "LlamaLayer gained or lost a member: update kLayerLinears");
   std::set<std::string> names;
   LlamaLayer L;
@@ -29,6 +30,16 @@ TEST(LayerLinears, CoverEveryLinearOfALayerOnce) {
   std::vector<int> groups;
   for (const auto& t : kLayerLinears) groups.push_back(t.group);
   EXPECT_EQ(groups, (std::vector<int>{0, 0, 0, 1, 2, 2, 3}));
+  // The fused table adds the two remaining Linears of LlamaLayer, one per shared input.
+  for (const auto& t : kFusedLayerLinears) members.insert(&(L.*t.member));
+  EXPECT_EQ(members.size(), 9u);
+  groups.clear();
+  for (const auto& t : kFusedLayerLinears) groups.push_back(t.group);
+  EXPECT_EQ(groups, (std::vector<int>{0, 1, 2, 3}));
+  LlamaConfig c;
+  EXPECT_EQ(layer_linears(c).size(), 7u);
+  c.fused_proj = true;
+  EXPECT_EQ(layer_linears(c).data(), kFusedLayerLinears.data());
 }
 
 TEST(LayerLinears, ShapesAreTheModelsAndTheHfListFollowsTheTable) {

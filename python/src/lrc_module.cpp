@@ -284,7 +284,7 @@ nb::dict load_checkpoint(const std::string& path) {
   norms["norm"] = to_numpy(m->final_norm, {dim});
   nb::dict linears;
   for (size_t li = 0; li < m->layers.size(); ++li)
-    for (const auto& t : lrc::kLayerLinears) {
+    for (const auto& t : lrc::layer_linears(m->cfg)) {
       const lrc::Linear& l = m->layers[li].*(t.member);
       const size_t o = static_cast<size_t>(l.d_out), i = static_cast<size_t>(l.d_in);
       nb::dict d;

@@ -32,7 +32,7 @@ double shortest(float f) {
 }
 
 ordered_json describe_config(const LlamaConfig& c) {
-  return {{"dim", c.dim},
+  ordered_json j = {{"dim", c.dim},
           {"hidden_dim", c.hidden_dim},
           {"n_layers", c.n_layers},
           {"n_heads", c.n_heads},
@@ -46,13 +46,20 @@ ordered_json describe_config(const LlamaConfig& c) {
           {"tied_embeddings", c.tied_embeddings},
           {"bos_id", c.bos_id},
           {"eos_id", c.eos_id}};
+  // The family's features, where it has them (lrc/model/llama.h).
+  if (c.rope_scaling.enabled()) j["rope_scaling"] = rope_scaling_name(c.rope_scaling.kind);
+  if (c.qkv_bias) j["qkv_bias"] = true;
+  if (c.qk_norm) j["qk_norm"] = true;
+  if (c.sliding_window > 0) j["sliding_window"] = c.sliding_window;
+  if (c.fused_proj) j["fused_proj"] = true;
+  return j;
 }
 
 // The linears of m by the address of their weights (to annotate the tensor list).
 std::map<const std::vector<float>*, const Linear*> linears_by_weights(const LlamaModel& m) {
   std::map<const std::vector<float>*, const Linear*> by;
   for (const auto& L : m.layers)
-    for (const auto& t : kLayerLinears) by[&(L.*t.member).w] = &(L.*t.member);
+    for (const auto& t : layer_linears(m.cfg)) by[&(L.*t.member).w] = &(L.*t.member);
   by[&m.lm_head.w] = &m.lm_head;
   return by;
 }
@@ -98,11 +105,12 @@ ordered_json describe(const LoadedModel& lm) {
   j["config"] = describe_config(m.cfg);
   j["n_params"] = m.n_params();
   bool quantized = false;
-  for (const auto& L : m.layers) quantized = quantized || L.wq.packed.has_value();
+  for (const auto& L : m.layers)
+    quantized = quantized || (L.*layer_linears(m.cfg)[0].member).packed.has_value();
   if (quantized) {
     int64_t lowrank = 0;
     for (const auto& L : m.layers)
-      for (const auto& t : kLayerLinears) {
+      for (const auto& t : layer_linears(m.cfg)) {
         const Linear& l = L.*t.member;
         lowrank += static_cast<int64_t>(l.lr.rank) * (l.d_out + l.d_in);
       }

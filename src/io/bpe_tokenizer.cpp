@@ -8,11 +8,13 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdio>
 #include <deque>
 #include <mutex>
 #include <queue>
 #include <unordered_map>
 
+#include "io/nfc_quick_check.h"
 #include "lrc/core/error.h"
 #include "lrc/io/byte_level.h"
 
@@ -296,6 +298,28 @@ std::vector<std::string> BpeTokenizer::pre_tokenize(std::string_view text) const
   return {pieces.begin(), pieces.end()};
 }
 
+namespace {
+// The NFC normalizer on valid UTF-8 text s: the identity when every code point passes the
+// quick check; otherwise an error naming the first one that may change (no silent skip).
+void check_nfc(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    const auto b = static_cast<unsigned char>(s[i]);
+    const int n = b < 0x80 ? 1 : b < 0xE0 ? 2 : b < 0xF0 ? 3 : 4;
+    char32_t c = n == 1 ? b : b & (0x7F >> n);
+    for (int k = 1; k < n; ++k) c = (c << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
+    if (!nfc_quick_check_yes(c)) {
+      char hex[16];
+      std::snprintf(hex, sizeof hex, "U+%04X", static_cast<unsigned>(c));
+      fail("tokenizer", std::string("the NFC normalizer would change text with ") + hex +
+                            " at byte " + std::to_string(i) +
+                            " (lrc implements NFC only for text already in NFC; normalize the "
+                            "text to NFC first)");
+    }
+    i += static_cast<size_t>(n);
+  }
+}
+}  // namespace
+
 std::vector<int> BpeTokenizer::encode(std::string_view text) const {
   const Impl& im = *impl_;
   std::string clean;
@@ -311,6 +335,7 @@ std::vector<int> BpeTokenizer::encode(std::string_view text) const {
   std::vector<std::string_view> pieces;
   auto encode_segment = [&](std::string_view seg) {
     if (seg.empty()) return;
+    if (vocab_.nfc) check_nfc(seg);
     im.pre_tokenize(seg, md.md, &owned, &pieces);
     for (std::string_view piece : pieces) {
       {

@@ -157,11 +157,14 @@ std::unique_ptr<BpeTokenizer> load_bpe_tokenizer_json(const std::string& path) {
     if (model.contains(k) && !model[k].is_null() &&
         !(model[k].is_string() && model[k].get<std::string>().empty()))
       fail(path, std::string("model.") + k + ": not supported");
-  if (j.contains("normalizer") && !j["normalizer"].is_null())
-    fail(path, "normalizer: '" + type_of(j["normalizer"], "normalizer", path) +
-                   "' is not supported (lrc reads byte-level BPE without a normalizer)");
-
   BpeVocab v;
+  if (j.contains("normalizer") && !j["normalizer"].is_null()) {
+    const std::string nt = type_of(j["normalizer"], "normalizer", path);
+    if (nt != "NFC")
+      fail(path, "normalizer: '" + nt + "' is not supported (lrc reads byte-level BPE without a "
+                 "normalizer, or with NFC)");
+    v.nfc = true;
+  }
   v.ignore_merges = bool_or(model, "ignore_merges", false);
 
   // Vocabulary: {"token": id}; added tokens may extend it.
@@ -295,7 +298,7 @@ std::string bpe_tokenizer_json(const BpeVocab& v) {
             {"truncation", nullptr},
             {"padding", nullptr},
             {"added_tokens", added},
-            {"normalizer", nullptr},
+            {"normalizer", v.nfc ? json{{"type", "NFC"}} : json(nullptr)},
             {"pre_tokenizer", pre},
             {"post_processor", post},
             {"decoder", byte_level},

@@ -63,6 +63,11 @@ std::string gguf_tensor_name(const std::string& hf) {
       {"mlp.gate_proj.weight", "ffn_gate.weight"},
       {"mlp.up_proj.weight", "ffn_up.weight"},
       {"mlp.down_proj.weight", "ffn_down.weight"},
+      {"self_attn.q_proj.bias", "attn_q.bias"},  // qwen2
+      {"self_attn.k_proj.bias", "attn_k.bias"},
+      {"self_attn.v_proj.bias", "attn_v.bias"},
+      {"self_attn.q_norm.weight", "attn_q_norm.weight"},  // qwen3
+      {"self_attn.k_norm.weight", "attn_k_norm.weight"},
   };
   for (const auto& [h, g] : kMap)
     if (rest == h) return "blk." + layer + "." + g;
@@ -94,7 +99,9 @@ void read_slot(const gguf::GgufFile& f, const gguf::TensorInfo& t,
 }
 
 // llama.cpp's converter permutes q and k rows for its interleaved RoPE; back to HF's order.
+// (Only for llama: qwen2/qwen3 use NEOX RoPE, HF's half-split, and are stored as HF has them.)
 void unpermute_qk(const LlamaConfig& c, LlamaLayer& L) {
+  if (c.arch != "llama") return;
   L.wq.w = interleaved_to_halfsplit_rows(L.wq.w, c.n_heads, c.head_dim(), c.dim);
   L.wk.w = interleaved_to_halfsplit_rows(L.wk.w, c.n_kv_heads, c.head_dim(), c.dim);
 }
@@ -112,10 +119,14 @@ class GgufLayerSource final : public LayerSource {
     for (const auto& [name, data] : {std::pair{p + "input_layernorm.weight", &L.attn_norm},
                                      std::pair{p + "post_attention_layernorm.weight", &L.ffn_norm}})
       read_slot(*f_, checked_tensor(*f_, name, norm), norm, data, nullptr);
-    for (const LayerLinearInfo& t : kLayerLinears) {
+    for (const LayerLinearInfo& t : layer_linears(cfg_)) {
       Linear& l = L.*t.member;
       const std::vector<int64_t> shape = {linear_dim(cfg_, t.out), linear_dim(cfg_, t.in)};
       read_slot(*f_, checked_tensor(*f_, p + t.name + ".weight", shape), shape, &l.w, &l);
+    }
+    for (const LayerVector& v : layer_vectors(cfg_, L)) {
+      const std::vector<int64_t> shape = {v.size};
+      read_slot(*f_, checked_tensor(*f_, p + v.name, shape), shape, v.data, nullptr);
     }
     unpermute_qk(cfg_, L);
     validate_layer(cfg_, L, i, f_->path());
@@ -132,57 +143,78 @@ class GgufLayerSource final : public LayerSource {
 LlamaModel load_gguf(const gguf::GgufFile& f, std::shared_ptr<const gguf::GgufFile> file,
                      bool lazy_layers) {
   const std::string& where = f.path();
+  // Families: llama (Mistral too, as llama.cpp converts it), qwen2 (q/k/v biases), qwen3
+  // (q/k norms, key_length as head size). Keys are "<arch>.…".
   const std::string& arch = f.get_string("general.architecture");
-  if (arch != "llama")
+  if (arch != "llama" && arch != "qwen2" && arch != "qwen3")
     fail(where, "metadata 'general.architecture': unknown architecture '" + arch +
-                    "' (lrc loads 'llama')");
+                    "' (lrc loads 'llama', 'qwen2', 'qwen3')");
+  const auto key = [&](const char* k) { return arch + "." + k; };
 
   LlamaModel m;
   LlamaConfig& c = m.cfg;
-  c.arch = "llama";
-  c.dim = hparam(f, "llama.embedding_length");
-  c.hidden_dim = hparam(f, "llama.feed_forward_length");
-  c.n_layers = hparam(f, "llama.block_count");
-  c.n_heads = hparam(f, "llama.attention.head_count");
-  c.n_kv_heads = f.has("llama.attention.head_count_kv") ? hparam(f, "llama.attention.head_count_kv")
-                                                        : c.n_heads;
-  c.max_seq_len = hparam(f, "llama.context_length");
-  c.norm_eps = static_cast<float>(f.get_float("llama.attention.layer_norm_rms_epsilon"));
-  c.rope_theta = f.has("llama.rope.freq_base")
-                     ? static_cast<float>(f.get_float("llama.rope.freq_base"))
+  c.arch = arch;
+  c.qkv_bias = arch == "qwen2";
+  c.qk_norm = arch == "qwen3";
+  c.dim = hparam(f, key("embedding_length").c_str());
+  c.hidden_dim = hparam(f, key("feed_forward_length").c_str());
+  c.n_layers = hparam(f, key("block_count").c_str());
+  c.n_heads = hparam(f, key("attention.head_count").c_str());
+  c.n_kv_heads = f.has(key("attention.head_count_kv"))
+                     ? hparam(f, key("attention.head_count_kv").c_str())
+                     : c.n_heads;
+  c.max_seq_len = hparam(f, key("context_length").c_str());
+  c.norm_eps = static_cast<float>(f.get_float(key("attention.layer_norm_rms_epsilon")));
+  c.rope_theta = f.has(key("rope.freq_base"))
+                     ? static_cast<float>(f.get_float(key("rope.freq_base")))
                      : 10000.f;
   if (!(c.norm_eps > 0.f) || !(c.rope_theta > 0.f))
-    fail(where,
-         "metadata 'llama.attention.layer_norm_rms_epsilon' / 'llama.rope.freq_base': "
-         "must be positive");
-  if (c.dim % c.n_heads != 0)
-    fail(where, "metadata 'llama.attention.head_count': " + std::to_string(c.n_heads) +
-                    " does not divide llama.embedding_length " + std::to_string(c.dim));
+    fail(where, "metadata '" + key("attention.layer_norm_rms_epsilon") + "' / '" +
+                    key("rope.freq_base") + "': must be positive");
+  if (f.has(key("attention.key_length"))) {  // qwen3: heads need not be dim / n_heads wide
+    const int hd = hparam(f, key("attention.key_length").c_str());
+    if (hd % 2 != 0) fail(where, "metadata '" + key("attention.key_length") + "': odd");
+    if (c.dim % c.n_heads != 0 || hd != c.dim / c.n_heads) c.head_dim_explicit = hd;
+  }
+  if (c.head_dim_explicit == 0 && c.dim % c.n_heads != 0)
+    fail(where, "metadata '" + key("attention.head_count") + "': " + std::to_string(c.n_heads) +
+                    " does not divide " + key("embedding_length") + " " + std::to_string(c.dim));
   if (c.n_heads % c.n_kv_heads != 0)
-    fail(where, "metadata 'llama.attention.head_count_kv': " + std::to_string(c.n_kv_heads) +
+    fail(where, "metadata '" + key("attention.head_count_kv") + "': " + std::to_string(c.n_kv_heads) +
                     " does not divide the head count " + std::to_string(c.n_heads));
   // Each layer has 9 tensors: a block count the file cannot hold is refused before anything
   // is allocated for it.
   if (static_cast<uint64_t>(c.n_layers) * 9 > f.tensors().size())
-    fail(where, "metadata 'llama.block_count': " + std::to_string(c.n_layers) +
+    fail(where, "metadata '" + key("block_count") + "': " + std::to_string(c.n_layers) +
                     " layers, but the file holds only " + std::to_string(f.tensors().size()) +
                     " tensors");
   // What lrc's Llama does not implement is refused, not silently approximated.
-  if (f.has("llama.rope.dimension_count") &&
-      f.get_uint("llama.rope.dimension_count") != static_cast<uint64_t>(c.head_dim()))
-    fail(where, "metadata 'llama.rope.dimension_count': partial rotary (" +
-                    std::to_string(f.get_uint("llama.rope.dimension_count")) + " of head dim " +
+  if (f.has(key("rope.dimension_count")) &&
+      f.get_uint(key("rope.dimension_count")) != static_cast<uint64_t>(c.head_dim()))
+    fail(where, "metadata '" + key("rope.dimension_count") + "': partial rotary (" +
+                    std::to_string(f.get_uint(key("rope.dimension_count"))) + " of head dim " +
                     std::to_string(c.head_dim()) + ") is not supported");
-  for (const char* k : {"llama.attention.key_length", "llama.attention.value_length"})
+  for (const std::string& k : {key("attention.key_length"), key("attention.value_length")})
     if (f.has(k) && f.get_uint(k) != static_cast<uint64_t>(c.head_dim()))
-      fail(where, std::string("metadata '") + k + "': differs from embedding_length / head_count");
-  if (f.has("llama.rope.scaling.type") && f.get_string("llama.rope.scaling.type") != "none")
-    fail(where, "metadata 'llama.rope.scaling.type': RoPE scaling '" +
-                    f.get_string("llama.rope.scaling.type") + "' is not supported");
-  if (f.has("llama.expert_count") && f.get_uint("llama.expert_count") > 0)
-    fail(where, "metadata 'llama.expert_count': mixture-of-experts models are not supported");
-  if (f.find_tensor("rope_freqs.weight"))
-    fail(where, "tensor 'rope_freqs.weight': RoPE frequency scaling is not supported");
+      fail(where, "metadata '" + k + "': differs from the head size " +
+                      std::to_string(c.head_dim()));
+  if (f.has(key("rope.scaling.type")) && f.get_string(key("rope.scaling.type")) != "none")
+    fail(where, "metadata '" + key("rope.scaling.type") + "': RoPE scaling '" +
+                    f.get_string(key("rope.scaling.type")) + "' is not supported");
+  if (f.has(key("expert_count")) && f.get_uint(key("expert_count")) > 0)
+    fail(where, "metadata '" + key("expert_count") +
+                    "': mixture-of-experts models are not supported");
+  if (const gguf::TensorInfo* rf = f.find_tensor("rope_freqs.weight")) {
+    // Llama-3.1 as llama.cpp stores it: f_i divided by factor i (RopeScaling::FreqFactors).
+    const std::vector<int64_t> want = {c.head_dim() / 2};
+    if (rf->shape() != want)
+      fail(where, "tensor 'rope_freqs.weight': shape " + shape_str(rf->shape()) + ", expected " +
+                      shape_str(want));
+    c.rope_scaling.kind = RopeScaling::Kind::FreqFactors;
+    c.rope_scaling.short_factor = f.tensor_f32(*rf);
+    for (float x : c.rope_scaling.short_factor)
+      if (!(x > 0.f)) fail(where, "tensor 'rope_freqs.weight': factors must be positive");
+  }
 
   // The vocabulary size is the embedding's row count; the metadata must agree.
   const gguf::TensorInfo* emb = f.find_tensor("token_embd.weight");
@@ -194,9 +226,9 @@ LlamaModel load_gguf(const gguf::GgufFile& f, std::shared_ptr<const gguf::GgufFi
     fail(where, "tensor 'token_embd.weight': vocabulary of " + std::to_string(emb->ne[1]) +
                     " rows is out of range");
   c.vocab_size = static_cast<int>(emb->ne[1]);
-  if (f.has("llama.vocab_size") &&
-      f.get_uint("llama.vocab_size") != static_cast<uint64_t>(c.vocab_size))
-    fail(where, "metadata 'llama.vocab_size': " + std::to_string(f.get_uint("llama.vocab_size")) +
+  if (f.has(key("vocab_size")) &&
+      f.get_uint(key("vocab_size")) != static_cast<uint64_t>(c.vocab_size))
+    fail(where, "metadata '" + key("vocab_size") + "': " + std::to_string(f.get_uint(key("vocab_size"))) +
                     " contradicts token_embd.weight with " + std::to_string(c.vocab_size) +
                     " rows");
   if (const gguf::Value* toks = f.find("tokenizer.ggml.tokens")) {

@@ -209,19 +209,30 @@ GgufWriter gguf_model_writer(const LlamaModel& m, const BpeVocab* vocab, gguf::G
   using gguf::Value;
   const LlamaConfig& c = m.cfg;
   validate_model(m, "save_gguf_model");
+  // llama.cpp's architectures: llama, qwen2, qwen3 (what the GGUF loader reads back); a
+  // feature GGUF would drop is refused rather than lost.
+  if (c.arch != "llama" && c.arch != "qwen2" && c.arch != "qwen3")
+    fail("save_gguf_model", "architecture '" + c.arch + "' is not written as GGUF");
+  if (c.sliding_window > 0 || c.rope_scaling.kind == RopeScaling::Kind::LongRope)
+    fail("save_gguf_model", "a sliding window or longrope scaling has no GGUF form here");
+  const auto key = [&](const char* k) { return c.arch + "." + k; };
   GgufWriter w;
-  w.set("general.architecture", Value::str("llama"));
+  w.set("general.architecture", Value::str(c.arch));
   w.set("general.name", Value::str("lrc"));
-  w.set("llama.context_length", Value::u32(static_cast<uint32_t>(c.max_seq_len)));
-  w.set("llama.embedding_length", Value::u32(static_cast<uint32_t>(c.dim)));
-  w.set("llama.feed_forward_length", Value::u32(static_cast<uint32_t>(c.hidden_dim)));
-  w.set("llama.block_count", Value::u32(static_cast<uint32_t>(c.n_layers)));
-  w.set("llama.attention.head_count", Value::u32(static_cast<uint32_t>(c.n_heads)));
-  w.set("llama.attention.head_count_kv", Value::u32(static_cast<uint32_t>(c.n_kv_heads)));
-  w.set("llama.rope.freq_base", Value::f32(c.rope_theta));
-  w.set("llama.attention.layer_norm_rms_epsilon", Value::f32(c.norm_eps));
-  w.set("llama.vocab_size", Value::u32(static_cast<uint32_t>(c.vocab_size)));
-  w.set("llama.rope.dimension_count", Value::u32(static_cast<uint32_t>(c.head_dim())));
+  w.set(key("context_length"), Value::u32(static_cast<uint32_t>(c.max_seq_len)));
+  w.set(key("embedding_length"), Value::u32(static_cast<uint32_t>(c.dim)));
+  w.set(key("feed_forward_length"), Value::u32(static_cast<uint32_t>(c.hidden_dim)));
+  w.set(key("block_count"), Value::u32(static_cast<uint32_t>(c.n_layers)));
+  w.set(key("attention.head_count"), Value::u32(static_cast<uint32_t>(c.n_heads)));
+  w.set(key("attention.head_count_kv"), Value::u32(static_cast<uint32_t>(c.n_kv_heads)));
+  w.set(key("rope.freq_base"), Value::f32(c.rope_theta));
+  w.set(key("attention.layer_norm_rms_epsilon"), Value::f32(c.norm_eps));
+  w.set(key("vocab_size"), Value::u32(static_cast<uint32_t>(c.vocab_size)));
+  w.set(key("rope.dimension_count"), Value::u32(static_cast<uint32_t>(c.head_dim())));
+  if (c.head_dim_explicit > 0) {
+    w.set(key("attention.key_length"), Value::u32(static_cast<uint32_t>(c.head_dim())));
+    w.set(key("attention.value_length"), Value::u32(static_cast<uint32_t>(c.head_dim())));
+  }
   w.set("general.file_type", Value::u32(type == gguf::GgmlType::F32   ? 0
                                         : type == gguf::GgmlType::F16 ? 1
                                                                       : 32));
@@ -248,10 +259,19 @@ GgufWriter gguf_model_writer(const LlamaModel& m, const BpeVocab* vocab, gguf::G
     // q/k rows in llama.cpp's order (interleaved RoPE pairs), as its converter permutes them.
     const bool is_q = t.name.find("self_attn.q_proj") != std::string::npos;
     const bool is_k = t.name.find("self_attn.k_proj") != std::string::npos;
-    if ((is_q || is_k) && c.rope == RopeStyle::HalfSplit)
+    if ((is_q || is_k) && t.shape.size() == 2 && c.arch == "llama" &&
+        c.rope == RopeStyle::HalfSplit)
       data = halfsplit_to_interleaved_rows(data, is_q ? c.n_heads : c.n_kv_heads, hd, c.dim);
     w.add_tensor(gguf_tensor_name(t.name), t.shape, data,
                  t.shape.size() == 1 ? gguf::GgmlType::F32 : type);
+  }
+  if (c.rope_scaling.enabled()) {  // llama3 / frequency factors: llama.cpp's rope_freqs
+    const std::vector<double> plain = rope_frequencies(hd, c.rope_theta, RopeScaling{}, 1);
+    const std::vector<double> scaled = rope_frequencies(hd, c.rope_theta, c.rope_scaling, 1);
+    std::vector<float> factors(plain.size());
+    for (size_t i = 0; i < plain.size(); ++i) factors[i] = static_cast<float>(plain[i] / scaled[i]);
+    w.add_tensor("rope_freqs.weight", {static_cast<int64_t>(factors.size())}, factors,
+                 gguf::GgmlType::F32);
   }
   return w;
 }

@@ -1,5 +1,7 @@
-// HF Llama directory loader: config.json + model.safetensors (or shards listed in
-// model.safetensors.index.json). Tensor names: include/lrc/io/hf_tensor_map.h.
+// HF directory loader: config.json + model.safetensors (or shards listed in
+// model.safetensors.index.json). Tensor names: include/lrc/io/hf_tensor_map.h. Families:
+// kHfFamilies below (model_type -> LlamaConfig's feature flags, lrc/model/llama.h).
+#include <cmath>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -61,41 +63,143 @@ struct ConfigReader {
   }
 };
 
+// The families lrc runs: config.json model_type (or architectures[0]) -> the features the
+// family always has; the rest (head_dim, rope scaling, sliding window) come from fields.
+struct HfFamily {
+  const char* model_type;
+  const char* architecture;
+  bool qkv_bias, qk_norm, fused_proj;
+};
+constexpr HfFamily kHfFamilies[] = {
+    {"llama", "LlamaForCausalLM", false, false, false},
+    {"mistral", "MistralForCausalLM", false, false, false},
+    {"qwen2", "Qwen2ForCausalLM", true, false, false},
+    {"qwen3", "Qwen3ForCausalLM", false, true, false},
+    {"phi3", "Phi3ForCausalLM", false, false, true},
+};
+
+const HfFamily& find_family(const ConfigReader& r, const std::string& path) {
+  std::string seen;
+  if (const json* t = r.find("model_type")) {
+    for (const HfFamily& f : kHfFamilies)
+      if (*t == f.model_type) return f;
+    seen = "model_type " + t->dump();
+  }
+  if (const json* a = r.find("architectures")) {
+    if (!a->is_array()) fail(path, "field 'architectures': expected a list");
+    for (const auto& x : *a)
+      for (const HfFamily& f : kHfFamilies)
+        if (x == f.architecture && seen.empty()) return f;
+    seen += (seen.empty() ? "" : ", ") + ("architectures " + a->dump());
+  }
+  std::string known;
+  for (const HfFamily& f : kHfFamilies) known += std::string(known.empty() ? "" : ", ") + f.model_type;
+  fail(path, "field 'architectures': unknown architecture (" +
+                 (seen.empty() ? std::string("none given") : seen) + "; supported model_type: " +
+                 known + ")");
+}
+
+// A number from an object inside config.json (rope_scaling), naming the field on error.
+double sub_number(const json& o, const char* field, const std::string& where,
+                  std::optional<double> dflt = std::nullopt) {
+  auto it = o.find(field);
+  if (it == o.end() || it->is_null()) {
+    if (dflt) return *dflt;
+    fail(where, std::string("missing field '") + field + "'");
+  }
+  if (!it->is_number()) fail(where, std::string("field '") + field + "': expected a number");
+  return it->get<double>();
+}
+
+std::vector<float> sub_floats(const json& o, const char* field, size_t n, const std::string& where) {
+  auto it = o.find(field);
+  if (it == o.end() || !it->is_array() || it->size() != n)
+    fail(where, std::string("field '") + field + "': expected a list of " + std::to_string(n) +
+                    " numbers (head_dim / 2)");
+  std::vector<float> v;
+  for (const auto& x : *it) {
+    if (!x.is_number() || !(x.get<double>() > 0))
+      fail(where, std::string("field '") + field + "': expected positive numbers");
+    v.push_back(static_cast<float>(x.get<double>()));
+  }
+  return v;
+}
+
+// rope_scaling (HF up to 4.x) or rope_parameters (5.x: holds rope_theta too) -> c.rope_scaling.
+void parse_rope(const ConfigReader& r, const std::string& path, LlamaConfig& c) {
+  const json* rs = r.find("rope_parameters");
+  std::string field = "rope_parameters";
+  if (!rs) {
+    rs = r.find("rope_scaling");
+    field = "rope_scaling";
+  }
+  if (!rs) return;
+  if (!rs->is_object()) fail(path, "field '" + field + "': expected an object");
+  const std::string where = path + ": field '" + field + "'";
+  if (auto th = rs->find("rope_theta"); th != rs->end() && th->is_number())
+    c.rope_theta = static_cast<float>(th->get<double>());
+  std::string type = "default";
+  for (const char* k : {"rope_type", "type"})
+    if (auto t = rs->find(k); t != rs->end() && t->is_string()) type = t->get<std::string>();
+  if (sub_number(*rs, "partial_rotary_factor", where, 1.0) != 1.0)
+    fail(where, "partial_rotary_factor != 1 is not supported");
+  RopeScaling& s = c.rope_scaling;
+  // original_max_position_embeddings: inside the object (llama3, 5.x) or beside it (phi3).
+  const double top_orig = r.get_float("original_max_position_embeddings", 0.0);
+  if (type == "default") return;
+  if (type == "llama3") {
+    s.kind = RopeScaling::Kind::Llama3;
+    s.factor = static_cast<float>(sub_number(*rs, "factor", where));
+    s.low_freq_factor = static_cast<float>(sub_number(*rs, "low_freq_factor", where));
+    s.high_freq_factor = static_cast<float>(sub_number(*rs, "high_freq_factor", where));
+    s.original = static_cast<int>(sub_number(*rs, "original_max_position_embeddings", where));
+    if (!(s.factor > 0) || !(s.high_freq_factor > s.low_freq_factor) || s.original <= 0)
+      fail(where, "llama3 scaling needs factor > 0, high_freq_factor > low_freq_factor and "
+                  "original_max_position_embeddings > 0");
+  } else if (type == "longrope" || type == "su") {
+    s.kind = RopeScaling::Kind::LongRope;
+    const size_t half = static_cast<size_t>(c.head_dim() / 2);
+    s.short_factor = sub_floats(*rs, "short_factor", half, where);
+    s.long_factor = sub_floats(*rs, "long_factor", half, where);
+    // As HF: the factor is max_position / original, unless (5.x's rope_parameters) `factor`
+    // is given; without an original context, original = max_position.
+    double orig = sub_number(*rs, "original_max_position_embeddings", where, top_orig);
+    double factor = sub_number(*rs, "factor", where, 1.0);
+    const bool given = field == "rope_parameters" && rs->contains("factor");
+    if (orig > 0) {
+      if (!given) factor = static_cast<double>(c.max_seq_len) / orig;
+    } else {
+      orig = c.max_seq_len;
+    }
+    s.original = static_cast<int>(orig);
+    const double af = factor <= 1.0 ? 1.0 : std::sqrt(1.0 + std::log(factor) / std::log(orig));
+    s.attention_factor = static_cast<float>(sub_number(*rs, "attention_factor", where, af));
+  } else {
+    fail(where, "rope type '" + type + "' is not supported (supported: default, llama3, longrope)");
+  }
+}
+
 LlamaConfig parse_config(const std::string& path) {
   const json j = read_json_file(path);
   if (!j.is_object()) fail(path, "not a JSON object");
   const ConfigReader r{j, path};
-
-  // Architecture: LlamaForCausalLM, or model_type "llama".
-  bool llama = false;
-  std::string seen;
-  if (const json* a = r.find("architectures")) {
-    if (!a->is_array()) fail(path, "field 'architectures': expected a list");
-    for (const auto& x : *a) {
-      if (x.is_string() && x.get<std::string>() == "LlamaForCausalLM") llama = true;
-      if (seen.empty()) seen = "architectures " + x.dump();
-    }
-  }
-  if (const json* t = r.find("model_type")) {
-    if (t->is_string() && t->get<std::string>() == "llama") llama = true;
-    if (seen.empty()) seen = "model_type " + t->dump();
-  }
-  if (!llama)
-    fail(path, "field 'architectures': unknown architecture (" +
-                   (seen.empty() ? std::string("none given") : seen) +
-                   "; expected LlamaForCausalLM or model_type \"llama\")");
+  const HfFamily& fam = find_family(r, path);
+  const std::string mt = fam.model_type;
 
   // Features lrc's forward pass does not implement: refuse rather than run wrongly.
-  if (const json* s = r.find("rope_scaling"))
-    fail(path, "field 'rope_scaling': " + s->dump() + " is not supported");
   if (const json* act = r.find("hidden_act"); act && *act != "silu")
     fail(path, "field 'hidden_act': " + act->dump() + " is not supported (expected \"silu\")");
   for (const char* f : {"attention_bias", "mlp_bias"})
     if (r.get_bool(f, false))
-      fail(path, std::string("field '") + f + "': biases are not supported");
+      fail(path, std::string("field '") + f + "': biases are not supported for " + mt);
+  if (r.get_bool("use_sliding_window", false))
+    fail(path, "field 'use_sliding_window': sliding-window layers of " + mt + " are not supported");
 
   LlamaConfig c;
-  c.arch = "llama";
+  c.arch = mt;
+  c.qkv_bias = fam.qkv_bias;
+  c.qk_norm = fam.qk_norm;
+  c.fused_proj = fam.fused_proj;
   c.dim = r.get_int("hidden_size");
   c.hidden_dim = r.get_int("intermediate_size");
   c.n_layers = r.get_int("num_hidden_layers");
@@ -118,12 +222,18 @@ LlamaConfig parse_config(const std::string& path) {
   if (c.n_heads > 0 && c.n_kv_heads > 0 && c.n_heads % c.n_kv_heads != 0)
     fail(path, "field 'num_key_value_heads': " + std::to_string(c.n_kv_heads) +
                    " does not divide num_attention_heads " + std::to_string(c.n_heads));
-  if (c.n_heads > 0 && c.dim % c.n_heads != 0)
+  if (r.find("head_dim")) {  // qwen3 / mistral-nemo: heads of another size than dim / n_heads
+    const int hd = r.get_int("head_dim");
+    if (hd <= 0 || hd % 2 != 0) fail(path, "field 'head_dim': must be positive and even");
+    if (hd != c.dim / c.n_heads || c.dim % c.n_heads != 0) c.head_dim_explicit = hd;
+  } else if (c.dim % c.n_heads != 0) {
     fail(path, "field 'num_attention_heads': " + std::to_string(c.n_heads) +
                    " does not divide hidden_size " + std::to_string(c.dim));
-  if (const json* hd = r.find("head_dim"); hd && c.n_heads > 0 && *hd != c.dim / c.n_heads)
-    fail(path, "field 'head_dim': " + hd->dump() + " != hidden_size / num_attention_heads " +
-                   "(not supported)");
+  }
+  parse_rope(r, path, c);
+  // Mistral and Phi-3 attend within a window (Phi-3-mini-4k: 2047); the Qwens only with
+  // use_sliding_window (refused above).
+  if (mt == "mistral" || mt == "phi3") c.sliding_window = r.get_int("sliding_window", 0);
   return c;
 }
 
@@ -207,11 +317,13 @@ class HfLayerSource final : public LayerSource {
     const std::string p = "model.layers." + std::to_string(i) + ".";
     read_slot(*src_, p + "input_layernorm.weight", {cfg_.dim}, &L.attn_norm, nullptr);
     read_slot(*src_, p + "post_attention_layernorm.weight", {cfg_.dim}, &L.ffn_norm, nullptr);
-    for (const LayerLinearInfo& t : kLayerLinears) {
+    for (const LayerLinearInfo& t : layer_linears(cfg_)) {
       Linear& l = L.*t.member;
       read_slot(*src_, p + t.name + ".weight", {linear_dim(cfg_, t.out), linear_dim(cfg_, t.in)},
                 &l.w, &l);
     }
+    for (const LayerVector& v : layer_vectors(cfg_, L))
+      read_slot(*src_, p + v.name, {v.size}, v.data, nullptr);
     validate_layer(cfg_, L, i, dir_);
     src_->drop_pages();
   }

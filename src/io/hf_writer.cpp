@@ -1,10 +1,11 @@
-// HF Llama directory writer (the inverse of hf_loader.cpp).
+// HF directory writer (the inverse of hf_loader.cpp), for every family lrc loads.
 #include "lrc/io/hf_writer.h"
 
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <utility>
 
 #include "lrc/core/error.h"
 #include "lrc/io/hf_tensor_map.h"
@@ -18,8 +19,17 @@ namespace lrc {
 
 std::string hf_config_json(const LlamaConfig& c) {
   nlohmann::ordered_json j;
-  j["architectures"] = {"LlamaForCausalLM"};
-  j["model_type"] = "llama";
+  // The family's class name and model_type (the loader's kHfFamilies read them back).
+  static const std::pair<const char*, const char*> kArch[] = {
+      {"llama", "LlamaForCausalLM"}, {"mistral", "MistralForCausalLM"},
+      {"qwen2", "Qwen2ForCausalLM"}, {"qwen3", "Qwen3ForCausalLM"},
+      {"phi3", "Phi3ForCausalLM"}};
+  const char* arch = nullptr;
+  for (const auto& [type, cls] : kArch)
+    if (c.arch == type) arch = cls;
+  if (!arch) fail("hf_config_json", "architecture '" + c.arch + "' has no HF form");
+  j["architectures"] = {arch};
+  j["model_type"] = c.arch;
   j["hidden_size"] = c.dim;
   j["intermediate_size"] = c.hidden_dim;
   j["num_hidden_layers"] = c.n_layers;
@@ -33,6 +43,25 @@ std::string hf_config_json(const LlamaConfig& c) {
   j["tie_word_embeddings"] = c.tied_embeddings;
   j["bos_token_id"] = c.bos_id;
   j["eos_token_id"] = c.eos_id;
+  if (c.head_dim_explicit > 0) j["head_dim"] = c.head_dim_explicit;
+  if (c.sliding_window > 0) j["sliding_window"] = c.sliding_window;
+  const RopeScaling& r = c.rope_scaling;  // in the 4.x spelling, as on the Hub
+  if (r.kind == RopeScaling::Kind::Llama3)
+    j["rope_scaling"] = {{"rope_type", "llama3"},
+                         {"factor", r.factor},
+                         {"low_freq_factor", r.low_freq_factor},
+                         {"high_freq_factor", r.high_freq_factor},
+                         {"original_max_position_embeddings", r.original}};
+  if (r.kind == RopeScaling::Kind::LongRope) {
+    j["rope_scaling"] = {{"type", "longrope"},
+                         {"short_factor", r.short_factor},
+                         {"long_factor", r.long_factor},
+                         {"attention_factor", r.attention_factor}};
+    j["original_max_position_embeddings"] = r.original;
+  }
+  if (r.kind == RopeScaling::Kind::FreqFactors)
+    fail("hf_config_json", "GGUF frequency factors (rope_freqs) have no config.json form");
+  // qkv_bias / qk_norm / fused_proj follow from model_type.
   return j.dump(1) + "\n";
 }
 

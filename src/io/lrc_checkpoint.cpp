@@ -65,20 +65,38 @@ Linear read_linear(const SafetensorsFile& st, const std::string& name, const nlo
 }  // namespace
 
 nlohmann::json config_to_json(const LlamaConfig& c) {
-  return {{"arch", c.arch},
-          {"dim", c.dim},
-          {"hidden_dim", c.hidden_dim},
-          {"n_layers", c.n_layers},
-          {"n_heads", c.n_heads},
-          {"n_kv_heads", c.n_kv_heads},
-          {"vocab_size", c.vocab_size},
-          {"max_seq_len", c.max_seq_len},
-          {"norm_eps", c.norm_eps},
-          {"rope_theta", c.rope_theta},
-          {"rope", c.rope == RopeStyle::HalfSplit ? "half_split" : "interleaved"},
-          {"tied_embeddings", c.tied_embeddings},
-          {"bos_id", c.bos_id},
-          {"eos_id", c.eos_id}};
+  nlohmann::json j = {{"arch", c.arch},
+                      {"dim", c.dim},
+                      {"hidden_dim", c.hidden_dim},
+                      {"n_layers", c.n_layers},
+                      {"n_heads", c.n_heads},
+                      {"n_kv_heads", c.n_kv_heads},
+                      {"vocab_size", c.vocab_size},
+                      {"max_seq_len", c.max_seq_len},
+                      {"norm_eps", c.norm_eps},
+                      {"rope_theta", c.rope_theta},
+                      {"rope", c.rope == RopeStyle::HalfSplit ? "half_split" : "interleaved"},
+                      {"tied_embeddings", c.tied_embeddings},
+                      {"bos_id", c.bos_id},
+                      {"eos_id", c.eos_id}};
+  // Family features, written only where they differ from Llama's (a Llama checkpoint's config
+  // is as before).
+  if (c.head_dim_explicit > 0) j["head_dim"] = c.head_dim_explicit;
+  if (c.qkv_bias) j["qkv_bias"] = true;
+  if (c.qk_norm) j["qk_norm"] = true;
+  if (c.sliding_window > 0) j["sliding_window"] = c.sliding_window;
+  if (c.fused_proj) j["fused_proj"] = true;
+  const RopeScaling& s = c.rope_scaling;
+  if (s.enabled())
+    j["rope_scaling"] = {{"type", rope_scaling_name(s.kind)},
+                         {"factor", s.factor},
+                         {"low_freq_factor", s.low_freq_factor},
+                         {"high_freq_factor", s.high_freq_factor},
+                         {"original", s.original},
+                         {"short_factor", s.short_factor},
+                         {"long_factor", s.long_factor},
+                         {"attention_factor", s.attention_factor}};
+  return j;
 }
 
 LlamaConfig config_from_json(const nlohmann::json& j, const std::string& where) {
@@ -99,6 +117,31 @@ LlamaConfig config_from_json(const nlohmann::json& j, const std::string& where) 
     c.tied_embeddings = j.at("tied_embeddings").get<bool>();
     c.bos_id = j.at("bos_id").get<int>();
     c.eos_id = j.at("eos_id").get<int>();
+    c.head_dim_explicit = j.value("head_dim", 0);
+    c.qkv_bias = j.value("qkv_bias", false);
+    c.qk_norm = j.value("qk_norm", false);
+    c.sliding_window = j.value("sliding_window", 0);
+    c.fused_proj = j.value("fused_proj", false);
+    if (j.contains("rope_scaling")) {
+      const auto& r = j.at("rope_scaling");
+      RopeScaling& s = c.rope_scaling;
+      const std::string type = r.at("type").get<std::string>();
+      if (type == "llama3")
+        s.kind = RopeScaling::Kind::Llama3;
+      else if (type == "longrope")
+        s.kind = RopeScaling::Kind::LongRope;
+      else if (type == "freq_factors")
+        s.kind = RopeScaling::Kind::FreqFactors;
+      else
+        fail(where, "model config: field 'rope_scaling': unknown type '" + type + "'");
+      s.factor = r.at("factor").get<float>();
+      s.low_freq_factor = r.at("low_freq_factor").get<float>();
+      s.high_freq_factor = r.at("high_freq_factor").get<float>();
+      s.original = r.at("original").get<int>();
+      s.short_factor = r.at("short_factor").get<std::vector<float>>();
+      s.long_factor = r.at("long_factor").get<std::vector<float>>();
+      s.attention_factor = r.at("attention_factor").get<float>();
+    }
   } catch (const nlohmann::json::exception& e) {
     fail(where, std::string("model config: ") + e.what());
   }
@@ -159,10 +202,12 @@ LlamaModel load_checkpoint(const std::string& dir, nlohmann::json* config_out) {
       auto& L = m.layers[i];
       L.attn_norm = st.read_f32(checkpoint_norm_name(i, true));
       L.ffn_norm = st.read_f32(checkpoint_norm_name(i, false));
-      for (const LayerLinearInfo& t : kLayerLinears) {
+      for (const LayerLinearInfo& t : layer_linears(c)) {
         const std::string name = checkpoint_linear_name(i, t);
         L.*t.member = read_linear(st, name, rec(name), cfg_path);
       }
+      for (const LayerVector& v : layer_vectors(c, L))
+        *v.data = st.read_f32("model.layers." + std::to_string(i) + "." + v.name);
     }
     m.lm_head = read_linear(st, "lm_head", rec("lm_head"), cfg_path);
     if (cfg.contains("kv_cache")) {

@@ -46,6 +46,14 @@ LlamaConfig preset_config(int dim, int hidden, int layers, int heads, int kv, in
   return c;
 }
 
+// cfg as family `arch` with its features set by `set`.
+template <class F>
+LlamaConfig with_family(LlamaConfig c, const char* arch, F&& set) {
+  c.arch = arch;
+  set(c);
+  return c;
+}
+
 // splitmix64: the generator and the key mixer (Steele et al.; passes BigCrush as a stream).
 inline uint64_t mix64(uint64_t z) {
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
@@ -98,11 +106,13 @@ std::vector<float> outlier_gains(int64_t n, uint64_t key, bool enabled) {
   return gain;
 }
 
-enum class Kind { Embedding, LayerNorm, FinalNorm, Linear, LinearOutlierRows };
+enum class Kind { Embedding, LayerNorm, FinalNorm, Linear, LinearOutlierRows, Bias };
 
 Kind kind_of(const std::string& name) {
   if (name == "model.embed_tokens.weight") return Kind::Embedding;
-  if (name == "model.norm.weight") return Kind::FinalNorm;
+  // qwen3's per-head q/k norms: like the final norm (no hidden-channel gains: head_dim long).
+  if (name == "model.norm.weight" || name.ends_with("_norm.weight")) return Kind::FinalNorm;
+  if (name.ends_with(".bias")) return Kind::Bias;  // qwen2's q/k/v biases
   if (name.ends_with("layernorm.weight")) return Kind::LayerNorm;
   if (name.ends_with("v_proj.weight") || name.ends_with("up_proj.weight"))
     return Kind::LinearOutlierRows;
@@ -138,6 +148,9 @@ class TensorDrawer {
         break;
       case Kind::FinalNorm:
         mean = 1.0f, sigma = 0.1f;
+        break;
+      case Kind::Bias:
+        sigma = 0.1f;
         break;
       case Kind::Linear:
       case Kind::LinearOutlierRows:
@@ -177,7 +190,14 @@ class TensorDrawer {
   std::vector<uint16_t> buf_;
 };
 
-// 256 byte tokens, <s>, </s>; no merges: any text encodes byte by byte.
+std::string gb(uint64_t bytes) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.2f GB", static_cast<double>(bytes) / 1e9);
+  return b;
+}
+
+}  // namespace
+
 std::string byte_tokenizer_json() {
   BpeVocab v;
   for (int b = 0; b < 256; ++b) v.tokens.push_back(byte_level_encode(std::string(1, static_cast<char>(b))));
@@ -193,13 +213,6 @@ std::string byte_tokenizer_json() {
   return bpe_tokenizer_json(v);
 }
 
-std::string gb(uint64_t bytes) {
-  char b[32];
-  std::snprintf(b, sizeof b, "%.2f GB", static_cast<double>(bytes) / 1e9);
-  return b;
-}
-
-}  // namespace
 
 const std::vector<SynthPreset>& synth_presets() {
   // Shapes from each model's published config.json (SmolLM2: its GGUF, test_io_gguf_smollm2).
@@ -209,6 +222,22 @@ const std::vector<SynthPreset>& synth_presets() {
       {"llama3-8b",
        preset_config(4096, 14336, 32, 32, 8, 128256, 8192, 500000.f, false, 128000, 128001)},
       {"smollm2-135m", preset_config(576, 1536, 30, 9, 3, 49152, 8192, 100000.f, true, 1, 2)},
+      // Mistral-7B-v0.1 (sliding window 4096), Qwen2.5-7B, Qwen3-8B, Phi-3-mini-4k.
+      {"mistral-7b", with_family(preset_config(4096, 14336, 32, 32, 8, 32000, 32768, 10000.f,
+                                               false, 1, 2),
+                                 "mistral", [](LlamaConfig& c) { c.sliding_window = 4096; })},
+      {"qwen2.5-7b", with_family(preset_config(3584, 18944, 28, 28, 4, 152064, 32768, 1e6f, false,
+                                               151643, 151643),
+                                 "qwen2", [](LlamaConfig& c) { c.qkv_bias = true; })},
+      {"qwen3-8b", with_family(preset_config(4096, 12288, 36, 32, 8, 151936, 40960, 1e6f, false,
+                                             151643, 151645),
+                               "qwen3", [](LlamaConfig& c) { c.qk_norm = true; })},
+      {"phi3-mini", with_family(preset_config(3072, 8192, 32, 32, 32, 32064, 4096, 10000.f, false,
+                                              1, 32000),
+                                "phi3", [](LlamaConfig& c) {
+                                  c.fused_proj = true;
+                                  c.sliding_window = 2047;
+                                })},
   };
   return p;
 }

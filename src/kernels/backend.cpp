@@ -21,6 +21,12 @@ void Backend::download(void* dst, const void* src, size_t bytes) const {
   if (dst != src) std::memcpy(dst, src, bytes);
 }
 void Backend::copy(void* dst, const void* src, size_t bytes) const { std::memcpy(dst, src, bytes); }
+void Backend::copy_2d(void* dst, size_t dst_pitch, const void* src, size_t src_pitch,
+                      size_t width, size_t rows) const {
+  for (size_t r = 0; r < rows; ++r)
+    std::memcpy(static_cast<char*>(dst) + r * dst_pitch,
+                static_cast<const char*>(src) + r * src_pitch, width);
+}
 void Backend::zero(void* p, size_t bytes) const { std::memset(p, 0, bytes); }
 
 }  // namespace lrc

@@ -1,13 +1,16 @@
 // The Llama forward pass. One layer, for N = n_seq * n_new token rows of h [N x dim]:
 //
 //   x   = rmsnorm(h) ⊙ attn_norm                       -> hook(QKV)
-//   q,k,v = x Wqᵀ, x Wkᵀ, x Wvᵀ                         (Backend::linear over all rows)
-//   q,k = rope(q), rope(k);  q,k = H_qk · head          (online rotation, if any)
+//   q,k,v = x Wqᵀ, x Wkᵀ, x Wvᵀ                         (Backend::linear over all rows;
+//                                                        + b (qwen2); phi3: one fused product)
+//   q,k = rmsnorm(head) ⊙ q_norm, k_norm                (qwen3 only)
+//   q,k = rope(q), rope(k);  q,k = H_qk · head          (online rotation, if any; RoPE's
+//                                                        frequencies scaled for llama3/phi3)
 //   k,v = kv_quantize(k), kv_quantize(v)                (if the KV cache is quantized)
-//   a   = causal GQA attention(q, K, V);  a = H_o · a   -> hook(O)
+//   a   = causal GQA attention(q, K, V);  a = H_o · a   -> hook(O)   (mistral: sliding window)
 //   h  += a Woᵀ
 //   x   = rmsnorm(h) ⊙ ffn_norm                        -> hook(GateUp)
-//   g   = silu(x Wgᵀ) ⊙ (x Wuᵀ);  g = H_down · g        -> hook(Down)
+//   g   = silu(x Wgᵀ) ⊙ (x Wuᵀ);  g = H_down · g        -> hook(Down)  (phi3: one gate_up product)
 //   h  += g Wdᵀ
 //
 // Token trees (zero-shot scoring: a context and its continuations, several examples in one
@@ -26,6 +29,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <initializer_list>
 #include <limits>
 #include <memory>
 #include <optional>
@@ -178,6 +182,27 @@ void move_rows_down(const Backend& be, float* dst, const float* src, int64_t row
   }
 }
 
+// y [n x d_out] = L(x) [+ L.bias]: every linear of the layer runs through here.
+void run_linear(const Backend& be, const Linear& L, const float* x, int64_t n, float* y) {
+  be.linear(L, x, n, y);
+  if (!L.bias.empty()) be.add_bias(y, L.bias.data(), n, L.d_out);
+}
+
+// The column blocks of y [n x sum(widths)] (a fused projection's output) into the arrays
+// dst[i] [n x widths[i]], in order.
+void split_columns(const Backend& be, const float* y, int64_t n,
+                   std::initializer_list<std::pair<float*, int>> parts) {
+  int total = 0;
+  for (const auto& [dst, w] : parts) total += w;
+  int col = 0;
+  for (const auto& [dst, w] : parts) {
+    be.copy_2d(dst, static_cast<size_t>(w) * sizeof(float), y + col,
+               static_cast<size_t>(total) * sizeof(float), static_cast<size_t>(w) * sizeof(float),
+               static_cast<size_t>(n));
+    col += w;
+  }
+}
+
 // The feed-forward half of a layer on h [N x dim], in place (scratch from ws).
 void ffn_core(const LlamaModel& m, int layer, float* h, int64_t N, LinearInputHook* hook,
               Scratch& ws) {
@@ -193,12 +218,18 @@ void ffn_core(const LlamaModel& m, int layer, float* h, int64_t N, LinearInputHo
   // ---- feed-forward block (SwiGLU)
   be.rmsnorm(h, L.ffn_norm.data(), N, dim, c.norm_eps, x);
   show_input(be, hook, layer, LinearGroup::GateUp, x, N, dim);
-  be.linear(L.w_gate, x, N, g);
-  be.linear(L.w_up, x, N, u);
+  if (c.fused_proj) {  // phi3: gate_up [N x 2 hidden], gate columns first
+    float* gu = ws.get(kQ, N * 2 * hidden);
+    run_linear(be, L.w_gate_up, x, N, gu);
+    split_columns(be, gu, N, {{g, hidden}, {u, hidden}});
+  } else {
+    run_linear(be, L.w_gate, x, N, g);
+    run_linear(be, L.w_up, x, N, u);
+  }
   be.swiglu(g, u, N * hidden);
   if (m.online_down) be.online_transform(*m.online_down, g, N);
   show_input(be, hook, layer, LinearGroup::Down, g, N, hidden);
-  be.linear(L.w_down, g, N, x);
+  run_linear(be, L.w_down, g, N, x);
   be.add(h, x, N * dim);
 }
 
@@ -227,7 +258,7 @@ void layer_core(const LlamaModel& m, int layer, float* h, int n_seq, int n_new, 
   const LlamaLayer& L = m.layers[layer];
   const Backend& be = m.run_backend();
   const int dim = c.dim, hd = c.head_dim();
-  const int q_dim = c.n_heads * hd, kv_dim = c.n_kv_heads * hd;
+  const int q_dim = c.q_dim(), kv_dim = c.kv_dim();
   const int64_t N = static_cast<int64_t>(n_seq) * n_new;
   if (!(n_seq == 1 || (pos0 == 0 && kv_stride == static_cast<int64_t>(n_new) * kv_dim)))
     fail("layer_forward", "K/V store is not contiguous over the new rows");
@@ -244,18 +275,29 @@ void layer_core(const LlamaModel& m, int layer, float* h, int n_seq, int n_new, 
   show_input(be, hook, layer, LinearGroup::QKV, x, N, dim);
   float* k_new = k_store + static_cast<int64_t>(pos0) * kv_dim;
   float* v_new = v_store + static_cast<int64_t>(pos0) * kv_dim;
-  be.linear(L.wq, x, N, q);
-  be.linear(L.wk, x, N, k_new);
-  be.linear(L.wv, x, N, v_new);
+  if (c.fused_proj) {  // phi3: one product [N x q+2kv], then q, k, v as its column blocks
+    float* qkv = ws.get(kG, N * (q_dim + 2 * kv_dim));
+    run_linear(be, L.wqkv, x, N, qkv);
+    split_columns(be, qkv, N, {{q, q_dim}, {k_new, kv_dim}, {v_new, kv_dim}});
+  } else {
+    run_linear(be, L.wq, x, N, q);
+    run_linear(be, L.wk, x, N, k_new);
+    run_linear(be, L.wv, x, N, v_new);
+  }
+  if (c.qk_norm) {  // qwen3: RMSNorm over each head vector, before RoPE (and H_qk after it)
+    be.rmsnorm(q, L.q_norm.data(), N * c.n_heads, hd, c.norm_eps, q);
+    be.rmsnorm(k_new, L.k_norm.data(), N * c.n_kv_heads, hd, c.norm_eps, k_new);
+  }
 
+  const RopeScaling* scaling = c.rope_scaling.enabled() ? &c.rope_scaling : nullptr;
   if (!segs) {
-    const RopeTable rope(hd, c.rope_theta, pos0, n_new);
+    const RopeTable rope(hd, c.rope_theta, pos0, n_new, scaling);
     be.rope(q, N, c.n_heads, hd, c.rope, rope, n_new, 0);
     be.rope(k_new, N, c.n_kv_heads, hd, c.rope, rope, n_new, 0);
   } else {
     int end = 1;
     for (const Segment& sg : *segs) end = std::max(end, sg.pos + sg.n);
-    const RopeTable rope(hd, c.rope_theta, 0, end);
+    const RopeTable rope(hd, c.rope_theta, 0, end, scaling);
     for (const Segment& sg : *segs) {
       be.rope(q + sg.row * q_dim, sg.n, c.n_heads, hd, c.rope, rope, sg.n, sg.pos);
       be.rope(k_new + sg.row * kv_dim, sg.n, c.n_kv_heads, hd, c.rope, rope, sg.n, sg.pos);
@@ -268,7 +310,7 @@ void layer_core(const LlamaModel& m, int layer, float* h, int n_seq, int n_new, 
   be.kv_quantize(k_new, N * c.n_kv_heads, hd, m.kv);
   be.kv_quantize(v_new, N * c.n_kv_heads, hd, m.kv);
 
-  const AttentionShape shape{c.n_heads, c.n_kv_heads, hd};
+  const AttentionShape shape{c.n_heads, c.n_kv_heads, hd, c.sliding_window};
   if (!segs) {
     be.attention(q, k_store, v_store, n_seq, n_new, pos0, kv_stride, shape, att);
   } else {
@@ -285,7 +327,7 @@ void layer_core(const LlamaModel& m, int layer, float* h, int n_seq, int n_new, 
   }
   if (m.online_o) be.online_transform(*m.online_o, att, N);
   show_input(be, hook, layer, LinearGroup::O, att, N, q_dim);
-  be.linear(L.wo, att, N, x);
+  run_linear(be, L.wo, att, N, x);
   be.add(h, x, N * dim);
 
   if (with_ffn) ffn_core(m, layer, h, N, hook, ws);

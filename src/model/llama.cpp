@@ -13,8 +13,8 @@ int64_t LlamaModel::n_params() const {
   int64_t n = static_cast<int64_t>(tok_embeddings.size()) + final_norm.size();
   auto lin = [](const Linear& l) { return static_cast<int64_t>(l.d_out) * l.d_in; };
   for (const auto& L : layers) {
-    n += L.attn_norm.size() + L.ffn_norm.size();
-    for (const auto& t : kLayerLinears) n += lin(L.*t.member);
+    n += L.attn_norm.size() + L.ffn_norm.size() + L.q_norm.size() + L.k_norm.size();
+    for (const auto& t : layer_linears(cfg)) n += lin(L.*t.member) + (L.*t.member).bias.size();
   }
   if (!cfg.tied_embeddings) n += lin(lm_head);
   return n;
@@ -87,7 +87,10 @@ void validate_model(const LlamaModel& m, const std::string& where) {
   if (c.dim <= 0 || c.n_heads <= 0 || c.n_kv_heads <= 0 || c.n_layers <= 0 || c.vocab_size <= 0 ||
       c.hidden_dim <= 0)
     fail(where, "config: dimensions must be positive");
-  if (c.dim % c.n_heads != 0) fail(where, "config: hidden size not divisible by the head count");
+  if (c.head_dim_explicit <= 0 && c.dim % c.n_heads != 0)
+    fail(where, "config: hidden size not divisible by the head count");
+  if (c.fused_proj && c.qkv_bias) fail(where, "config: fused projections with biases");
+  if (c.sliding_window < 0) fail(where, "config: sliding window must be >= 0");
   if (c.n_heads % c.n_kv_heads != 0)
     fail(where, "config: num_attention_heads not divisible by num_key_value_heads");
   if (c.head_dim() % 2 != 0) fail(where, "config: head dimension must be even for RoPE");
@@ -105,9 +108,20 @@ void validate_layer(const LlamaConfig& c, const LlamaLayer& L, int i, const std:
   const std::string p = "layers." + std::to_string(i) + ".";
   check_vec(L.attn_norm, c.dim, where, p + "input_layernorm");
   check_vec(L.ffn_norm, c.dim, where, p + "post_attention_layernorm");
-  for (const auto& t : kLayerLinears)
-    check_linear(L.*t.member, static_cast<int>(linear_dim(c, t.out)),
-                 static_cast<int>(linear_dim(c, t.in)), where, p + t.name);
+  for (const auto& t : layer_linears(c)) {
+    const Linear& l = L.*t.member;
+    check_linear(l, static_cast<int>(linear_dim(c, t.out)), static_cast<int>(linear_dim(c, t.in)),
+                 where, p + t.name);
+    // Biases where the family has them (q/k/v of qkv_bias), nowhere else.
+    const bool biased = c.qkv_bias && t.group == 0;
+    if (biased) check_vec(l.bias, static_cast<size_t>(l.d_out), where, p + t.name + ".bias");
+    if (!biased && !l.bias.empty())
+      fail(where, "tensor '" + p + t.name + ".bias': the config has no bias for this linear");
+  }
+  if (c.qk_norm) {
+    check_vec(L.q_norm, static_cast<size_t>(c.head_dim()), where, p + "self_attn.q_norm");
+    check_vec(L.k_norm, static_cast<size_t>(c.head_dim()), where, p + "self_attn.k_norm");
+  }
 }
 
 }  // namespace lrc

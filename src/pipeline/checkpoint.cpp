@@ -58,13 +58,16 @@ CheckpointWriter::CheckpointWriter(const std::string& dir, const LlamaConfig& c,
     for (int i = 0; i < c.n_layers; ++i) {
       e.push_back({checkpoint_norm_name(i, true), DType::F16, {c.dim}});
       e.push_back({checkpoint_norm_name(i, false), DType::F16, {c.dim}});
-      for (const LayerLinearInfo& t : kLayerLinears) {
+      for (const LayerLinearInfo& t : layer_linears(c)) {
         const std::string name = checkpoint_linear_name(i, t);
         const int d_out = static_cast<int>(linear_dim(c, t.out)),
                   d_in = static_cast<int>(linear_dim(c, t.in));
         layouts_[name] = layout(name, d_out, d_in);
         declare_linear(e, name, d_out, d_in, layouts_[name]);
       }
+      // Biases and q/k norms stay fp32: they are added/multiplied after the (rounded) products.
+      for (const LayerVector& v : layer_vectors(c, LlamaLayer{}))
+        e.push_back({"model.layers." + std::to_string(i) + "." + v.name, DType::F32, {v.size}});
     }
     e.push_back({"model.norm.weight", DType::F16, {c.dim}});
     layouts_["lm_head"] = CheckpointLinearLayout{};
@@ -83,6 +86,15 @@ CheckpointWriter::~CheckpointWriter() {
   st_.reset();  // removes its .tmp
   std::error_code ec;
   fs::remove_all(partial_, ec);
+}
+
+void CheckpointWriter::put_f32(const std::vector<float>& v, size_t n, const std::string& what) {
+  if (v.size() != n)
+    fail(dir_, "tensor '" + what + "' has " + std::to_string(v.size()) + " values, expected " +
+                   std::to_string(n));
+  std::vector<uint8_t> bytes(4 * n);
+  std::memcpy(bytes.data(), v.data(), 4 * n);
+  st_->append(bytes);
 }
 
 void CheckpointWriter::put_f16(const std::vector<float>& v, size_t n, const std::string& what) {
@@ -142,8 +154,9 @@ void CheckpointWriter::write_layer(int i, const LlamaLayer& L) {
                    std::to_string(next_layer_) + ")");
   put_f16(L.attn_norm, static_cast<size_t>(cfg_.dim), checkpoint_norm_name(i, true));
   put_f16(L.ffn_norm, static_cast<size_t>(cfg_.dim), checkpoint_norm_name(i, false));
-  for (const LayerLinearInfo& t : kLayerLinears)
+  for (const LayerLinearInfo& t : layer_linears(cfg_))
     put_linear(L.*t.member, checkpoint_linear_name(i, t));
+  for (const LayerVector& v : layer_vectors(cfg_, L)) put_f32(*v.data, static_cast<size_t>(v.size), v.name);
   ++next_layer_;
 }
 
@@ -207,7 +220,7 @@ void CheckpointWriter::finish(const LlamaModel& m, const CheckpointInfo& info) {
 void save_checkpoint(const LlamaModel& m, const std::string& dir, const CheckpointInfo& info) {
   std::map<std::string, CheckpointLinearLayout> layout;
   for (int i = 0; i < m.cfg.n_layers; ++i)
-    for (const LayerLinearInfo& t : kLayerLinears)
+    for (const LayerLinearInfo& t : layer_linears(m.cfg))
       layout[checkpoint_linear_name(i, t)] =
           CheckpointLinearLayout::of(m.layers[static_cast<size_t>(i)].*t.member);
   CheckpointWriter w(dir, m.cfg, [&](const std::string& name, int, int) {

@@ -77,9 +77,9 @@ static_assert(static_cast<int>(LinearGroup::QKV) == 0 && static_cast<int>(Linear
               "kLayerLinears' group numbers are LinearGroup's");
 
 // The linears of group g in layer i, in table order, with their names.
-std::vector<NamedLinear> group_linears(LlamaLayer& L, int i, LinearGroup g) {
+std::vector<NamedLinear> group_linears(const LlamaConfig& c, LlamaLayer& L, int i, LinearGroup g) {
   std::vector<NamedLinear> out;
-  for (const auto& t : kLayerLinears)
+  for (const auto& t : layer_linears(c))
     if (t.group == static_cast<int>(g)) out.push_back({&(L.*t.member), layer_linear_name(i, t)});
   return out;
 }
@@ -213,8 +213,8 @@ void round_fp_parts_to_half(LlamaModel& m) {
 
 namespace {
 // Adds one layer's quantized-linear bits and weight count (the paper's accounting, C.2).
-void add_layer_bits(const LlamaLayer& L, double& bits, double& weights) {
-  for (const auto& t : kLayerLinears) {
+void add_layer_bits(const LlamaConfig& c, const LlamaLayer& L, double& bits, double& weights) {
+  for (const auto& t : layer_linears(c)) {
     const Linear& l = L.*t.member;
     bits += linear_bits(l);
     weights += static_cast<double>(l.d_out) * l.d_in;
@@ -224,7 +224,7 @@ void add_layer_bits(const LlamaLayer& L, double& bits, double& weights) {
 
 double model_bits_per_weight(const LlamaModel& m) {
   double bits = 0, n = 0;
-  for (const auto& L : m.layers) add_layer_bits(L, bits, n);
+  for (const auto& L : m.layers) add_layer_bits(m.cfg, L, bits, n);
   return n > 0 ? bits / n : 0;
 }
 
@@ -271,7 +271,7 @@ namespace {
 std::map<std::string, int> decide_ranks(const LlamaModel& m, const QuantizeOptions& opt) {
   std::map<std::string, int> ranks;
   for (int i = 0; i < m.cfg.n_layers; ++i)
-    for (const auto& t : kLayerLinears)
+    for (const auto& t : layer_linears(m.cfg))
       ranks[layer_linear_name(i, t)] =
           rank_for(opt, layer_linear_name(i, t), static_cast<int>(linear_dim(m.cfg, t.out)),
                    static_cast<int>(linear_dim(m.cfg, t.in)));
@@ -338,7 +338,7 @@ void materialize_layer(LayerPipeline& p, LlamaModel& m, int i) {
   if (!m.layer_source || m.layer_resident(i)) return;
   m.load_layer(i);
   LlamaLayer& L = m.layers[static_cast<size_t>(i)];
-  for (const auto& t : kLayerLinears)
+  for (const auto& t : layer_linears(m.cfg))
     if ((L.*t.member).packed || (L.*t.member).lr.rank > 0)
       fail("quantize", "layer " + std::to_string(i) + " is already quantized");
   if (p.plan) rotate_layer(L, *p.plan);
@@ -352,7 +352,7 @@ void finish_layer(LayerPipeline& p, int i) {
   for (auto& [lin, act] : p.deferred_act) lin->act = act;
   p.deferred_act.clear();
   const LlamaLayer& L = p.m.layers[static_cast<size_t>(i)];
-  add_layer_bits(L, p.bits, p.weights);
+  add_layer_bits(p.m.cfg, L, p.bits, p.weights);
   if (p.sink) p.sink->layer(i, L);
   if (p.m.layer_source) p.m.release_layer(i);
   if (p.fp && p.fp->layer_source) p.fp->release_layer(i);
@@ -501,7 +501,7 @@ void update_residual(LayerPipeline& p, int i, LinearGroup g, const std::vector<N
     advance_pass(p.m, i, ffn, p.h, p.calib, p.batch);
   if (p.fp) {  // stage 6, the FP twin
     if (kept.keep)
-      add_linear_output(p.fp->run_backend(), *group_linears(p.fp->layers[i], i, g)[0].lin,
+      add_linear_output(p.fp->run_backend(), *group_linears(p.fp->cfg, p.fp->layers[i], i, g)[0].lin,
                         kept.x_fp, p.hf, p.calib, p.batch);
     else
       advance_pass(*p.fp, i, ffn, p.hf, p.calib, p.batch);
@@ -520,7 +520,7 @@ void report_progress(const LayerPipeline& p, int i) {
 
 // One linear group of layer i through stages 2-6.
 void quantize_group(LayerPipeline& p, int i, LinearGroup g) {
-  const auto lins = group_linears(p.m.layers[i], i, g);
+  const auto lins = group_linears(p.m.cfg, p.m.layers[i], i, g);
   const int d_in = lins[0].lin->d_in;
   ActQuantSpec act;
   act.bits = p.opt.abits;
@@ -612,7 +612,7 @@ QuantizeReport quantize_model(LlamaModel& m, const CalibrationSet& calib,
   const std::map<std::string, int> uniform = decide_ranks(m, opt);
   for (int i = 0; i < m.cfg.n_layers; ++i)
     for (LinearGroup g : kGroups)
-      for (const auto& t : kLayerLinears) {
+      for (const auto& t : layer_linears(m.cfg)) {
         if (t.group != static_cast<int>(g)) continue;
         const std::string name = layer_linear_name(i, t);
         const int d_out = static_cast<int>(linear_dim(m.cfg, t.out)),

@@ -53,7 +53,7 @@ Figure quantize_report_figure(const QuantizeReport& rep, const std::string& meth
     k.rank.x.push_back(x);
     k.rank.y.push_back(l.rank);
     any_rank = any_rank || l.rank > 0;
-    for (const auto& t : kLayerLinears)
+    for (const auto& t : every_layer_linear())
       if (kind == t.name) clip_by_group[t.group][layer] = l.a_clip;
   }
   if (!any_objective)
@@ -66,7 +66,7 @@ Figure quantize_report_figure(const QuantizeReport& rep, const std::string& meth
   f.columns = 3;
   f.panel_width = 430;
   f.panel_height = 280;
-  for (const auto& t : kLayerLinears) {
+  for (const auto& t : every_layer_linear()) {
     auto it = by_kind.find(t.name);
     if (it == by_kind.end()) continue;
     Panel p;
@@ -90,7 +90,7 @@ Figure quantize_report_figure(const QuantizeReport& rep, const std::string& meth
     p.title = "rank k";
     p.x_label = "layer";
     p.y_label = "rank";
-    for (const auto& t : kLayerLinears) {
+    for (const auto& t : every_layer_linear()) {
       auto it = by_kind.find(t.name);
       if (it == by_kind.end()) continue;
       Series s = it->second.rank;

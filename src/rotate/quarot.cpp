@@ -82,7 +82,7 @@ void check_float_model(const LlamaModel& m, const char* where) {
   for (size_t i = 0; i < m.layers.size(); ++i) {
     const auto& L = m.layers[i];
     const std::string p = "layers." + std::to_string(i) + ".";
-    for (const auto& t : kLayerLinears) check(L.*t.member, p + t.name);
+    for (const auto& t : layer_linears(m.cfg)) check(L.*t.member, p + t.name);
   }
   check(m.lm_head, "lm_head");
 }
@@ -110,8 +110,10 @@ void fold_norms(LlamaModel& m) {
     w.store(l.w);
   };
   for (auto& L : m.layers) {
-    for (Linear* l : {&L.wq, &L.wk, &L.wv}) fold(*l, L.attn_norm);
-    for (Linear* l : {&L.w_gate, &L.w_up}) fold(*l, L.ffn_norm);
+    for (const auto& t : layer_linears(m.cfg)) {  // q/k/v (or qkv) and gate/up (or gate_up)
+      if (t.group == 0) fold(L.*t.member, L.attn_norm);
+      if (t.group == 2) fold(L.*t.member, L.ffn_norm);
+    }
     fill_ones(L.attn_norm);
     fill_ones(L.ffn_norm);
   }
@@ -124,6 +126,8 @@ QuarotPlan plan_rotation(const LlamaConfig& c, const RotationOptions& opt) {
   const int hd = c.head_dim();
   QuarotPlan p;
   p.head_dim = hd;
+  p.q_dim = c.q_dim();
+  p.kv_dim = c.kv_dim();
   RotationInfo& info = p.info;
   info.seed = opt.seed;
   // One independent seed per rotation, derived from the master seed and a fixed tag.
@@ -170,12 +174,43 @@ void rotate_ends(LlamaModel& m, const QuarotPlan& p) {
   attach_online_transforms(m, p.info);
 }
 
+namespace {
+// (d) on v's output: R_hd on each kv head's rows of W_v [kv_dim x d_in] held in rows
+// row0 .. row0 + kv_dim − 1 of w, and on its bias b_v (v = W_v x + b_v becomes (I ⊗ R_hd)·v).
+void rotate_value_heads(Matrix64& w, int row0, int kv_dim, std::vector<float>& bias,
+                        const Rotation& r) {
+  if (row0 == 0 && kv_dim == w.rows) {
+    rotate_outputs(w, r);
+  } else {
+    const auto first = w.a.begin() + static_cast<int64_t>(row0) * w.cols;
+    Matrix64 v({}, 0, 0);
+    v.rows = kv_dim;
+    v.cols = w.cols;
+    v.a.assign(first, first + static_cast<int64_t>(kv_dim) * w.cols);
+    rotate_outputs(v, r);
+    std::copy(v.a.begin(), v.a.end(), first);
+  }
+  if (!bias.empty()) {  // a bias is one more column of W_v
+    Matrix64 b(bias, kv_dim, 1);
+    rotate_outputs(b, r);
+    b.store(bias);
+  }
+}
+}  // namespace
+
 void rotate_layer(LlamaLayer& L, const QuarotPlan& p) {
-  reads_residual(L.wq, L.attn_norm, p).store(L.wq.w);
-  reads_residual(L.wk, L.attn_norm, p).store(L.wk.w);
-  Matrix64 wv = reads_residual(L.wv, L.attn_norm, p);
-  if (p.r_vh) rotate_outputs(wv, *p.r_vh);  // (d) R_hd on the rows of each kv head
-  wv.store(L.wv.w);
+  // A bias is unchanged by (a) and (b): they rotate the input side only.
+  if (!L.wqkv.w.empty()) {  // phi3's fused q/k/v: v is the last kv_dim rows
+    Matrix64 w = reads_residual(L.wqkv, L.attn_norm, p);
+    if (p.r_vh) rotate_value_heads(w, p.q_dim + p.kv_dim, p.kv_dim, L.wqkv.bias, *p.r_vh);
+    w.store(L.wqkv.w);
+  } else {
+    reads_residual(L.wq, L.attn_norm, p).store(L.wq.w);
+    reads_residual(L.wk, L.attn_norm, p).store(L.wk.w);
+    Matrix64 wv = reads_residual(L.wv, L.attn_norm, p);
+    if (p.r_vh) rotate_value_heads(wv, 0, L.wv.d_out, L.wv.bias, *p.r_vh);
+    wv.store(L.wv.w);
+  }
 
   Matrix64 wo(L.wo.w, L.wo.d_out, L.wo.d_in);
   if (p.r_vh) {  // (d) o_proj's input is (R_h ⊗ R_hd)·x
@@ -185,8 +220,12 @@ void rotate_layer(LlamaLayer& L, const QuarotPlan& p) {
   if (p.r_res) rotate_outputs(wo, *p.r_res);  // writes the residual stream
   wo.store(L.wo.w);
 
-  reads_residual(L.w_gate, L.ffn_norm, p).store(L.w_gate.w);
-  reads_residual(L.w_up, L.ffn_norm, p).store(L.w_up.w);
+  if (!L.w_gate_up.w.empty()) {
+    reads_residual(L.w_gate_up, L.ffn_norm, p).store(L.w_gate_up.w);
+  } else {
+    reads_residual(L.w_gate, L.ffn_norm, p).store(L.w_gate.w);
+    reads_residual(L.w_up, L.ffn_norm, p).store(L.w_up.w);
+  }
   Matrix64 wd(L.w_down.w, L.w_down.d_out, L.w_down.d_in);
   if (p.r_down) rotate_inputs(wd, *p.r_down);  // (c)
   if (p.r_res) rotate_outputs(wd, *p.r_res);

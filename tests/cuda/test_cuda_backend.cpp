@@ -19,6 +19,7 @@
 #include "lrc/core/error.h"
 #include "lrc/core/half.h"
 #include "lrc/io/model_loader.h"
+#include "cuda/skip_without_gpu.h"
 #include "lrc/kernels/cuda/backend.h"
 #include "lrc/kernels/cuda/w4a4.h"
 #include "lrc/kernels/cuda/w4a4_from_linear.h"
@@ -34,12 +35,6 @@
 using namespace lrc;
 
 namespace {
-
-#define SKIP_WITHOUT_GPU()                                         \
-  do {                                                             \
-    std::string why_;                                              \
-    if (!lrc::cuda::device_available(&why_)) GTEST_SKIP() << why_; \
-  } while (0)
 
 std::vector<float> randn(size_t n, uint64_t seed, float sd = 1.f) {
   std::mt19937 rng(static_cast<uint32_t>(seed));

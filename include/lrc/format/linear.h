@@ -19,6 +19,8 @@ struct Linear {
   std::optional<PackedWeight> packed;  // Ŵ, shape (d_out, d_in)
   ActQuantSpec act;                    // Q_a applied to x before Ŵ; identity by default
   LowRankPair lr;                      // rank 0 = no correction
+  std::vector<float> bias;             // [d_out] added to y (qwen2's q/k/v); empty = none.
+                                       // Never quantized: y − b is what Ŵ, U, V approximate.
 
   bool quantized() const { return packed.has_value(); }
   // Ŵ (or W) as fp32 [d_out x d_in]: the packed codes dequantized, or w itself.

@@ -60,6 +60,9 @@ struct BpeVocab {
   std::string pre = "gpt2";  // the pre-tokenizer's llama.cpp name ("" if custom)
   std::vector<PreTokenizerStep> pre_steps;
   bool ignore_merges = false;  // HF: a piece that is itself a token is not merged
+  // HF normalizer NFC (Qwen2/2.5/3): text whose code points all pass NFC's quick check is
+  // already NFC and encodes as is; other text is refused (full NFC is not implemented).
+  bool nfc = false;
   int bos_id = -1, eos_id = -1;
   bool add_bos = false;
 };

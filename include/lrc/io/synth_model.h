@@ -65,4 +65,8 @@ struct SynthReport {
 SynthReport write_synth_model(const LlamaConfig& cfg, const std::string& dir,
                               const SynthOptions& opt = {});
 
+// tokenizer.json of 256 byte tokens, <s> (256, BOS) and </s> (257, EOS), no merges: any text
+// encodes byte by byte (vocab_size >= 258). Synthetic models and tests use it.
+std::string byte_tokenizer_json();
+
 }  // namespace lrc

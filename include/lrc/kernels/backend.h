@@ -54,6 +54,10 @@ class Backend {
   virtual void download(void* host_dst, const void* src, size_t bytes) const;  // backend -> host
   // Within backend memory; the ranges must not overlap.
   virtual void copy(void* dst, const void* src, size_t bytes) const;
+  // `rows` rows of `width` bytes, row r from src + r·src_pitch to dst + r·dst_pitch (a column
+  // block of a row-major matrix: splitting a fused projection's output).
+  virtual void copy_2d(void* dst, size_t dst_pitch, const void* src, size_t src_pitch,
+                       size_t width, size_t rows) const;
   virtual void zero(void* p, size_t bytes) const;
   virtual void synchronize() const {}
   // Drops every parameter uploaded so far (no-op for host backends).
@@ -89,6 +93,8 @@ class Backend {
                            const KvQuantSpec& spec) const = 0;
   // h[n] += d[n].
   virtual void add(float* h, const float* d, int64_t n) const = 0;
+  // y[n x d] += b[d] on every row (a linear's bias; b is a parameter).
+  virtual void add_bias(float* y, const float* b, int64_t n, int d) const = 0;
   // g[n] = silu(g) ⊙ u  (SwiGLU's gate).
   virtual void swiglu(float* g, const float* u, int64_t n) const = 0;
   // h[n x dim] = table rows of tokens[n] (table [vocab x dim], a parameter; tokens in backend

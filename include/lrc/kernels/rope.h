@@ -17,12 +17,37 @@ enum class RopeStyle {
   Interleaved,  // llama2.c / GGUF: pairs (2i, 2i+1)
 };
 
+// Frequencies other than θ^(-2i/hd), as HF transformers computes them (modeling_rope_utils):
+//   Llama3   (Llama-3.1): f_i kept where the wavelength 2π/f_i < original/high_freq_factor,
+//            divided by `factor` where it is > original/low_freq_factor, interpolated between
+//            (s = (original/wavelength − low) / (high − low): (1 − s)·f/factor + s·f);
+//   LongRope (Phi-3 "longrope"/"su"): f_i / short_factor[i], or / long_factor[i] once the
+//            positions reach past `original` (original_max_position_embeddings), and cos/sin
+//            times attention_factor;
+//   FreqFactors (GGUF `rope_freqs.weight`, llama.cpp's Llama-3.1 form): f_i / short_factor[i].
+struct RopeScaling {
+  enum class Kind { None, Llama3, LongRope, FreqFactors };
+  Kind kind = Kind::None;
+  float factor = 1.f, low_freq_factor = 1.f, high_freq_factor = 4.f;  // Llama3
+  int original = 0;                                 // original_max_position_embeddings
+  std::vector<float> short_factor, long_factor;     // LongRope, hd/2 each
+  float attention_factor = 1.f;                     // LongRope
+  bool enabled() const { return kind != Kind::None; }
+};
+const char* rope_scaling_name(RopeScaling::Kind k);  // "none" | "llama3" | "longrope" | "freq_factors"
+
+// The hd/2 frequencies f_i of a table whose last position is end_pos − 1 (float64; plain
+// θ^(-2i/hd) without scaling).
+std::vector<double> rope_frequencies(int head_dim, double theta, const RopeScaling& s,
+                                     int end_pos);
+
 // cos/sin of every (position, pair) for positions [pos0, pos0 + n_pos): [n_pos x hd/2] each.
 struct RopeTable {
   int pos0 = 0, n_pos = 0, half = 0;
-  float theta = 0.f;  // what the table was made from (a device backend builds its own)
+  float theta = 0.f;  // what the table was made from (a device backend builds its own ...
+  bool scaled = false;  // ... unless the frequencies are scaled: then it uses cos/sin below)
   std::vector<float> cos, sin;
-  RopeTable(int head_dim, float theta, int pos0, int n_pos);
+  RopeTable(int head_dim, float theta, int pos0, int n_pos, const RopeScaling* scaling = nullptr);
 };
 
 // Rotates x [n_rows x n_heads*hd] in place. Row r is at position pos0 + first + (r % period)

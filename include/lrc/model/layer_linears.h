@@ -10,18 +10,27 @@
 //   mlp.up_proj                w_up       [hidden      x dim]        2
 //   mlp.down_proj              w_down     [dim         x hidden]     3
 //
+// A fused-projection family (phi3, LlamaConfig::fused_proj) has four, quantized as stored:
+//   self_attn.qkv_proj         wqkv       [(n_heads+2 n_kv)*hd x dim] 0
+//   self_attn.o_proj           wo         [dim         x n_heads*hd] 1
+//   mlp.gate_up_proj           w_gate_up  [2 hidden    x dim]        2
+//   mlp.down_proj              w_down     [dim         x hidden]     3
+// layer_linears(cfg) gives the table of a config; every loop over a layer's linears uses it.
+//
 // The group numbers are those of LinearGroup (lrc/model/forward.h).
 #pragma once
 
 #include <array>
 #include <cstdint>
+#include <span>
 #include <string>
+#include <vector>
 
 #include "lrc/model/llama.h"
 
 namespace lrc {
 
-enum class LinearDim { Dim, Hidden, QHeads, KvHeads };
+enum class LinearDim { Dim, Hidden, QHeads, KvHeads, Qkv, Hidden2 };
 
 struct LayerLinearInfo {
   const char* name;  // HF name within the layer
@@ -40,6 +49,31 @@ inline constexpr std::array<LayerLinearInfo, 7> kLayerLinears = {{
     {"mlp.down_proj", &LlamaLayer::w_down, LinearDim::Dim, LinearDim::Hidden, 3},
 }};
 
+inline constexpr std::array<LayerLinearInfo, 4> kFusedLayerLinears = {{
+    {"self_attn.qkv_proj", &LlamaLayer::wqkv, LinearDim::Qkv, LinearDim::Dim, 0},
+    {"self_attn.o_proj", &LlamaLayer::wo, LinearDim::Dim, LinearDim::QHeads, 1},
+    {"mlp.gate_up_proj", &LlamaLayer::w_gate_up, LinearDim::Hidden2, LinearDim::Dim, 2},
+    {"mlp.down_proj", &LlamaLayer::w_down, LinearDim::Dim, LinearDim::Hidden, 3},
+}};
+
+// The linears a layer of config c has.
+inline std::span<const LayerLinearInfo> layer_linears(const LlamaConfig& c) {
+  if (c.fused_proj) return kFusedLayerLinears;
+  return kLayerLinears;
+}
+
+// Every kind of layer linear of any family, each name once (Llama's order, then phi3's fused
+// ones): for listings by name (reports) that see several models.
+inline std::vector<LayerLinearInfo> every_layer_linear() {
+  std::vector<LayerLinearInfo> v(kLayerLinears.begin(), kLayerLinears.end());
+  for (const auto& t : kFusedLayerLinears) {
+    bool seen = false;
+    for (const auto& u : v) seen = seen || std::string(u.name) == t.name;
+    if (!seen) v.push_back(t);
+  }
+  return v;
+}
+
 // The size a LinearDim stands for in config c.
 inline int64_t linear_dim(const LlamaConfig& c, LinearDim d) {
   switch (d) {
@@ -51,8 +85,36 @@ inline int64_t linear_dim(const LlamaConfig& c, LinearDim d) {
       return static_cast<int64_t>(c.n_heads) * c.head_dim();
     case LinearDim::KvHeads:
       return static_cast<int64_t>(c.n_kv_heads) * c.head_dim();
+    case LinearDim::Qkv:
+      return static_cast<int64_t>(c.n_heads + 2 * c.n_kv_heads) * c.head_dim();
+    case LinearDim::Hidden2:
+      return 2 * static_cast<int64_t>(c.hidden_dim);
   }
   return 0;
+}
+
+// The fp32 vectors of a layer besides its two norms and the linears' weights, where the family
+// has them: q/k/v biases (qkv_bias) and the per-head q/k norms (qk_norm). Names are HF's
+// within the layer ("model.layers.<i>." + name in HF files and lrc checkpoints alike); they are
+// never quantized. The pointers are into L (const callers only read through them).
+struct LayerVector {
+  std::string name;
+  std::vector<float>* data;
+  int64_t size;
+};
+inline std::vector<LayerVector> layer_vectors(const LlamaConfig& c, const LlamaLayer& L) {
+  auto& M = const_cast<LlamaLayer&>(L);
+  std::vector<LayerVector> v;
+  if (c.qkv_bias) {
+    v.push_back({"self_attn.q_proj.bias", &M.wq.bias, linear_dim(c, LinearDim::QHeads)});
+    v.push_back({"self_attn.k_proj.bias", &M.wk.bias, linear_dim(c, LinearDim::KvHeads)});
+    v.push_back({"self_attn.v_proj.bias", &M.wv.bias, linear_dim(c, LinearDim::KvHeads)});
+  }
+  if (c.qk_norm) {
+    v.push_back({"self_attn.q_norm.weight", &M.q_norm, c.head_dim()});
+    v.push_back({"self_attn.k_norm.weight", &M.k_norm, c.head_dim()});
+  }
+  return v;
 }
 
 // "layers.<i>.<name>": the name lrc gives linear t of layer i (checkpoints, reports, --ranks).

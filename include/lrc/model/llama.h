@@ -15,8 +15,12 @@
 
 namespace lrc {
 
+// One config for every supported family: LlamaModel is the one model type, and a family is the
+// Llama layer with some of the optional features below switched on (all off = Llama, whose
+// forward is unchanged by them). The loaders set them from config.json `model_type` / GGUF
+// `general.architecture` (lrc/model/family.h lists which family sets which).
 struct LlamaConfig {
-  std::string arch = "llama";
+  std::string arch = "llama";  // the family: llama | mistral | qwen2 | qwen3 | phi3
   int dim = 0;         // hidden size
   int hidden_dim = 0;  // SwiGLU intermediate size
   int n_layers = 0;
@@ -30,14 +34,27 @@ struct LlamaConfig {
   bool tied_embeddings = false;
   int bos_id = 1;
   int eos_id = 2;
-  int head_dim() const { return dim / n_heads; }
+  // ---- family features
+  int head_dim_explicit = 0;    // head size when it is not dim / n_heads (qwen3); 0 = derived
+  RopeScaling rope_scaling;     // llama3 / longrope frequencies (kernels/rope.h); none by default
+  bool qkv_bias = false;        // qwen2: q/k/v projections add a bias [d_out]
+  bool qk_norm = false;         // qwen3: RMSNorm over each q and k head (weights [head_dim])
+  int sliding_window = 0;       // mistral: a query sees its last `sliding_window` keys; 0 = all
+  bool fused_proj = false;      // phi3: one qkv_proj and one gate_up_proj (gate rows first)
+  int head_dim() const { return head_dim_explicit > 0 ? head_dim_explicit : dim / n_heads; }
+  int q_dim() const { return n_heads * head_dim(); }
+  int kv_dim() const { return n_kv_heads * head_dim(); }
 };
 
 struct LlamaLayer {
   std::vector<float> attn_norm;  // [dim]
   std::vector<float> ffn_norm;   // [dim]
-  Linear wq, wk, wv, wo;         // [n_heads*hd x dim], [n_kv*hd x dim] x2, [dim x dim]
+  Linear wq, wk, wv, wo;         // [n_heads*hd x dim], [n_kv*hd x dim] x2, [dim x n_heads*hd]
   Linear w_gate, w_up, w_down;   // [hidden x dim] x2, [dim x hidden]
+  // fused_proj (phi3) instead of wq/wk/wv and w_gate/w_up, quantized as stored:
+  Linear wqkv;                       // [(n_heads + 2 n_kv)*hd x dim]: q rows, k rows, v rows
+  Linear w_gate_up;                  // [2 hidden x dim]: gate rows, then up rows
+  std::vector<float> q_norm, k_norm;  // qk_norm (qwen3): [head_dim] each
 };
 
 // Where a lazily loaded model's layers come from (io: the mapped safetensors files of an HF

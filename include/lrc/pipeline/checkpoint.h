@@ -54,6 +54,7 @@ class CheckpointWriter {
 
  private:
   void put_f16(const std::vector<float>& v, size_t n, const std::string& what);
+  void put_f32(const std::vector<float>& v, size_t n, const std::string& what);
   void put_linear(const Linear& l, const std::string& name);
 
   std::string dir_, partial_;

@@ -67,6 +67,7 @@ struct QuarotPlan {
   RotationInfo info;
   std::optional<Rotation> r_res, r_down, r_vh, r_heads;
   int head_dim = 0;
+  int q_dim = 0, kv_dim = 0;  // where v's rows start in a fused qkv_proj (phi3): q_dim + kv_dim
 };
 QuarotPlan plan_rotation(const LlamaConfig& c, const RotationOptions& opt);
 void rotate_ends(LlamaModel& m, const QuarotPlan& p);

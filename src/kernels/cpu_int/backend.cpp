@@ -99,6 +99,9 @@ class CpuIntBackend final : public Backend {
     ref().kv_quantize(x, n_rows, head_dim, spec);
   }
   void add(float* h, const float* d, int64_t n) const override { ref().add(h, d, n); }
+  void add_bias(float* y, const float* b, int64_t n, int d) const override {
+    ref().add_bias(y, b, n, d);
+  }
   void swiglu(float* g, const float* u, int64_t n) const override { ref().swiglu(g, u, n); }
   void embed(const float* table, int vocab, int dim, const int32_t* tokens, int64_t n,
              float* h) const override {

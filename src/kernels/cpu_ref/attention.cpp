@@ -27,20 +27,22 @@ namespace lrc {
 
 namespace {
 
-// Row softmax in place over the first n entries of s; zeroes entries n..len-1 (causal mask).
-inline void softmax_prefix(float* s, int n, int len) {
-  float mx = s[0];
+// Row softmax in place over entries lo..n-1 of s; zeroes entries 0..lo-1 (sliding window) and
+// n..len-1 (causal mask). lo = 0 without a window: the same operations as ever.
+inline void softmax_prefix(float* s, int n, int len, int lo = 0) {
+  float mx = s[lo];
 #pragma omp simd reduction(max : mx)
-  for (int j = 1; j < n; ++j) mx = std::max(mx, s[j]);
+  for (int j = lo + 1; j < n; ++j) mx = std::max(mx, s[j]);
   float sum = 0.f;
 #pragma omp simd reduction(+ : sum)
-  for (int j = 0; j < n; ++j) {
+  for (int j = lo; j < n; ++j) {
     s[j] = fast_expf(s[j] - mx);
     sum += s[j];
   }
   const float inv = 1.f / sum;
 #pragma omp simd
-  for (int j = 0; j < n; ++j) s[j] *= inv;
+  for (int j = lo; j < n; ++j) s[j] *= inv;
+  std::fill(s, s + lo, 0.f);
   std::fill(s + n, s + len, 0.f);
 }
 
@@ -58,17 +60,18 @@ void attention_loop(const float* q, const float* k, const float* v, int n_seq, i
         const float* ks = k + s * kv_stride + (h / group) * hd;
         const float* vs = v + s * kv_stride + (h / group) * hd;
         const int n_keys = pos0 + i + 1;
-        for (int j = 0; j < n_keys; ++j) {
+        const int lo = first_visible_key(a, pos0 + i);
+        for (int j = lo; j < n_keys; ++j) {
           const float* kj = ks + static_cast<int64_t>(j) * kv_dim;
           float acc = 0.f;
 #pragma omp simd reduction(+ : acc)
           for (int d = 0; d < hd; ++d) acc += qi[d] * kj[d];
           sc[j] = acc * scale;
         }
-        softmax_prefix(sc.data(), n_keys, n_keys);
+        softmax_prefix(sc.data(), n_keys, n_keys, lo);
         float* o = out + (static_cast<int64_t>(s) * n_q + i) * q_dim + h * hd;
         std::fill(o, o + hd, 0.f);
-        for (int j = 0; j < n_keys; ++j) {
+        for (int j = lo; j < n_keys; ++j) {
           const float* vj = vs + static_cast<int64_t>(j) * kv_dim;
           const float p = sc[j];
 #pragma omp simd
@@ -99,7 +102,8 @@ void attention_sgemm(const float* q, const float* k, const float* v, int n_seq, 
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, n_keys, hd, scale, qh, q_dim, kh,
                     kv_dim, 0.f, S, n_keys);
         for (int r = 0; r < nb; ++r)
-          softmax_prefix(S + static_cast<size_t>(r) * n_keys, pos0 + i0 + r + 1, n_keys);
+          softmax_prefix(S + static_cast<size_t>(r) * n_keys, pos0 + i0 + r + 1, n_keys,
+                         first_visible_key(a, pos0 + i0 + r));
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb, hd, n_keys, 1.f, S, n_keys, vh,
                     kv_dim, 0.f, oh, q_dim);
       }

@@ -257,6 +257,14 @@ class CpuReferenceBackend final : public Backend {
     for (int64_t i = 0; i < n; ++i) h[i] += d[i];
   }
 
+  void add_bias(float* y, const float* b, int64_t n, int d) const override {
+    for (int64_t i = 0; i < n; ++i) {
+      float* r = y + i * d;
+#pragma omp simd
+      for (int j = 0; j < d; ++j) r[j] += b[j];
+    }
+  }
+
   void swiglu(float* g, const float* u, int64_t n) const override {
 #pragma omp simd
     for (int64_t i = 0; i < n; ++i) {

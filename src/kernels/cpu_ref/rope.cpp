@@ -1,15 +1,77 @@
 #include "lrc/kernels/rope.h"
 
 #include <cmath>
+#include <numbers>
+#include <string>
 
 #include "lrc/core/error.h"
 
 namespace lrc {
 
-RopeTable::RopeTable(int head_dim, float theta_, int pos0_, int n_pos_)
+const char* rope_scaling_name(RopeScaling::Kind k) {
+  switch (k) {
+    case RopeScaling::Kind::None:
+      return "none";
+    case RopeScaling::Kind::Llama3:
+      return "llama3";
+    case RopeScaling::Kind::LongRope:
+      return "longrope";
+    case RopeScaling::Kind::FreqFactors:
+      return "freq_factors";
+  }
+  return "?";
+}
+
+std::vector<double> rope_frequencies(int head_dim, double theta, const RopeScaling& s,
+                                     int end_pos) {
+  const int half = head_dim / 2;
+  std::vector<double> f(half);
+  for (int i = 0; i < half; ++i) f[i] = std::pow(theta, -2.0 * i / head_dim);
+  if (s.kind == RopeScaling::Kind::Llama3) {
+    const double lo = s.low_freq_factor, hi = s.high_freq_factor, orig = s.original;
+    const double low_wavelen = orig / lo, high_wavelen = orig / hi;
+    for (double& fi : f) {
+      const double wavelen = 2.0 * std::numbers::pi / fi;
+      if (wavelen > low_wavelen) {
+        fi /= s.factor;
+      } else if (wavelen >= high_wavelen) {  // HF: neither < high nor > low
+        const double sm = (orig / wavelen - lo) / (hi - lo);
+        fi = (1.0 - sm) * fi / s.factor + sm * fi;
+      }
+    }
+  } else if (s.kind == RopeScaling::Kind::LongRope) {
+    // HF switches to the long factors once a sequence is longer than the original context.
+    const std::vector<float>& ext = end_pos > s.original ? s.long_factor : s.short_factor;
+    if (static_cast<int>(ext.size()) != half)
+      fail("rope", "longrope factors: " + std::to_string(ext.size()) + " values for " +
+                       std::to_string(half) + " frequencies");
+    for (int i = 0; i < half; ++i) f[i] /= ext[i];
+  } else if (s.kind == RopeScaling::Kind::FreqFactors) {
+    if (static_cast<int>(s.short_factor.size()) != half)
+      fail("rope", "frequency factors: " + std::to_string(s.short_factor.size()) + " values for " +
+                       std::to_string(half) + " frequencies");
+    for (int i = 0; i < half; ++i) f[i] /= s.short_factor[i];
+  }
+  return f;
+}
+
+RopeTable::RopeTable(int head_dim, float theta_, int pos0_, int n_pos_, const RopeScaling* scaling)
     : pos0(pos0_), n_pos(n_pos_), half(head_dim / 2), theta(theta_) {
   cos.resize(static_cast<size_t>(n_pos) * half);
   sin.resize(cos.size());
+  if (scaling && scaling->enabled()) {
+    scaled = true;
+    const std::vector<double> f = rope_frequencies(head_dim, theta_, *scaling, pos0 + n_pos);
+    const double mscale = scaling->kind == RopeScaling::Kind::LongRope ? scaling->attention_factor
+                                                                       : 1.0;
+    for (int p = 0; p < n_pos; ++p)
+      for (int i = 0; i < half; ++i) {
+        const double a = static_cast<double>(pos0 + p) * f[i];
+        cos[static_cast<size_t>(p) * half + i] = static_cast<float>(std::cos(a) * mscale);
+        sin[static_cast<size_t>(p) * half + i] = static_cast<float>(std::sin(a) * mscale);
+      }
+    return;
+  }
   for (int p = 0; p < n_pos; ++p)
     for (int i = 0; i < half; ++i) {
       // Angles in float64: positions up to 10^5 keep full float32 accuracy in cos/sin.

@@ -263,6 +263,18 @@ class CudaBackend final : public Backend {
       fail("rope", "table does not cover head_dim " + std::to_string(head_dim) + " and " +
                        std::to_string(period) + " positions from " + std::to_string(first));
     std::lock_guard<std::mutex> lock(mu_);
+    if (table.scaled) {  // llama3 / longrope frequencies: the host table itself, this call only
+      const size_t bytes = table.cos.size() * 4;
+      rope_tab_.reserve(2 * bytes);
+      float* cs = rope_tab_.as<float>();
+      float* sn = cs + table.cos.size();
+      LRC_CK(cudaMemcpyAsync(cs, table.cos.data(), bytes, cudaMemcpyHostToDevice, stream_));
+      LRC_CK(cudaMemcpyAsync(sn, table.sin.data(), bytes, cudaMemcpyHostToDevice, stream_));
+      cuda::ops::rope(x, n_rows, n_heads, head_dim, style == RopeStyle::Interleaved, cs, sn, 0,
+                      period, first, stream_);
+      LRC_CK(cudaStreamSynchronize(stream_));  // the host table may go before the copy ran
+      return;
+    }
     const int need = table.pos0 + table.n_pos;
     if (rope_theta_ != table.theta || rope_hd_ != head_dim || rope_n_ < need) {
       // One table of every position so far, rebuilt (doubling) when positions run past it.
@@ -313,7 +325,8 @@ class CudaBackend final : public Backend {
                                            static_cast<int64_t>(g) * hd, &zero, S + i * s_head,
                                            n_keys, g * s_head, KVH));
         }
-        cuda::ops::causal_softmax(S, static_cast<int64_t>(H) * nb, nb, n_keys, pos0 + i0, stream_);
+        cuda::ops::causal_softmax(S, static_cast<int64_t>(H) * nb, nb, n_keys, pos0 + i0, a.window,
+                                  stream_);
         for (int i = 0; i < g; ++i) {
           // O_hᵀ [hd x nb] = V_j (col-major [hd x n_keys]) · P_hᵀ (col-major [n_keys x nb]).
           LRC_CK(cublasSgemmStridedBatched(blas_, CUBLAS_OP_N, CUBLAS_OP_N, hd, nb, n_keys, &one,
@@ -357,6 +370,15 @@ class CudaBackend final : public Backend {
   }
 
   void add(float* h, const float* d, int64_t n) const override { cuda::ops::add(h, d, n, stream_); }
+  void add_bias(float* y, const float* b, int64_t n, int d) const override {
+    cuda::ops::add_bias(y, param(b, static_cast<size_t>(d)), n, d, stream_);
+  }
+  void copy_2d(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t width,
+               size_t rows) const override {
+    if (rows == 0 || width == 0) return;
+    LRC_CK(cudaMemcpy2DAsync(dst, dst_pitch, src, src_pitch, width, rows, cudaMemcpyDeviceToDevice,
+                             stream_));
+  }
   void swiglu(float* g, const float* u, int64_t n) const override {
     cuda::ops::swiglu(g, u, n, stream_);
   }
@@ -502,6 +524,7 @@ class CudaBackend final : public Backend {
     return e != nullptr && std::string(e) == "fp16";
   }();
   mutable DevMem rope_cos_, rope_sin_;
+  mutable DevMem rope_tab_;  // a scaled table's cos and sin, per call
   mutable float rope_theta_ = 0.f;
   mutable int rope_hd_ = 0, rope_n_ = 0;
 };

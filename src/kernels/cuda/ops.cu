@@ -109,23 +109,25 @@ __global__ void rope_kernel(float* x, int64_t n_rows, int n_heads, int head_dim,
 }
 
 // One block a row of scores.
-__global__ void causal_softmax_kernel(float* scores, int rows_per_head, int len, int first_valid) {
+__global__ void causal_softmax_kernel(float* scores, int rows_per_head, int len, int first_valid,
+                                      int window) {
   __shared__ float fm[32];
   __shared__ float fs[32];
   float* r = scores + blockIdx.x * int64_t{len};
   const int valid = min(len, first_valid + static_cast<int>(blockIdx.x % rows_per_head) + 1);
+  const int lo = window > 0 ? max(0, valid - window) : 0;  // sliding window: keys lo..valid-1
   float mx = -INFINITY;
-  for (int j = threadIdx.x; j < valid; j += blockDim.x) mx = fmaxf(mx, r[j]);
+  for (int j = lo + threadIdx.x; j < valid; j += blockDim.x) mx = fmaxf(mx, r[j]);
   mx = block_reduce(mx, Max{}, fm);
   float sum = 0.f;
-  for (int j = threadIdx.x; j < valid; j += blockDim.x) {
+  for (int j = lo + threadIdx.x; j < valid; j += blockDim.x) {
     const float e = expf(r[j] - mx);
     r[j] = e;
     sum += e;
   }
   sum = block_reduce(sum, Sum{}, fs);
   const float inv = 1.f / sum;
-  for (int j = threadIdx.x; j < len; j += blockDim.x) r[j] = j < valid ? r[j] * inv : 0.f;
+  for (int j = threadIdx.x; j < len; j += blockDim.x) r[j] = j >= lo && j < valid ? r[j] * inv : 0.f;
 }
 
 // One warp a head vector (head_dim <= 32·8 handled by a strided loop).
@@ -177,6 +179,12 @@ __global__ void add_kernel(float* h, const float* d, int64_t n) {
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
        i += int64_t{gridDim.x} * blockDim.x)
     h[i] += d[i];
+}
+
+__global__ void add_bias_kernel(float* y, const float* b, int64_t n, int d) {
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n * d;
+       i += int64_t{gridDim.x} * blockDim.x)
+    y[i] += b[i % d];
 }
 
 __global__ void swiglu_kernel(float* g, const float* u, int64_t n) {
@@ -275,10 +283,10 @@ void rope(float* x, int64_t n_rows, int n_heads, int head_dim, bool interleaved,
 }
 
 void causal_softmax(float* scores, int64_t n_rows, int rows_per_head, int len, int first_valid,
-                    Stream s) {
+                    int window, Stream s) {
   if (n_rows == 0) return;
   causal_softmax_kernel<<<static_cast<unsigned>(n_rows), 128, 0, s>>>(scores, rows_per_head, len,
-                                                                      first_valid);
+                                                                      first_valid, window);
   check_launch("causal_softmax");
 }
 
@@ -304,6 +312,12 @@ void add(float* h, const float* d, int64_t n, Stream s) {
   if (n == 0) return;
   add_kernel<<<grid_for(n), kBlock, 0, s>>>(h, d, n);
   check_launch("add");
+}
+
+void add_bias(float* y, const float* b, int64_t n, int d, Stream s) {
+  if (n == 0 || d == 0) return;
+  add_bias_kernel<<<grid_for(n * d), kBlock, 0, s>>>(y, b, n, d);
+  check_launch("add_bias");
 }
 
 void swiglu(float* g, const float* u, int64_t n, Stream s) {

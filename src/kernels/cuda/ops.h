@@ -32,9 +32,9 @@ void rope(float* x, int64_t n_rows, int n_heads, int head_dim, bool interleaved,
 
 // Causal softmax in place on n_rows rows of `len` scores: row r (of group g = r / rows_per_head,
 // local row i = r % rows_per_head) keeps its first first_valid + i + 1 entries (softmax over
-// them) and zeroes the rest.
+// them) and zeroes the rest; with window > 0 only its last `window` of those (sliding window).
 void causal_softmax(float* scores, int64_t n_rows, int rows_per_head, int len, int first_valid,
-                    Stream s);
+                    int window, Stream s);
 
 // Simulated asymmetric KV quantization in place on x [n_rows x hd] (kernels/kv_quant.h).
 void kv_quantize(float* x, int64_t n_rows, int head_dim, int bits, float clip, Stream s);
@@ -43,6 +43,9 @@ void kv_quantize(float* x, int64_t n_rows, int head_dim, int bits, float clip, S
 // groupsize > 0), the arithmetic of lrc::quantize_activation_row.
 void act_quant_dequant(const float* x, int64_t n, int d, int bits, float clip, int groupsize,
                        float* y, Stream s);
+
+// y [n x d] += b [d] on every row.
+void add_bias(float* y, const float* b, int64_t n, int d, Stream s);
 
 // h[n] += d[n];  g[n] = silu(g) ⊙ u.
 void add(float* h, const float* d, int64_t n, Stream s);
