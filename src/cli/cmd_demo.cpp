@@ -175,7 +175,7 @@ nlohmann::json row_json(const DemoRow& r) {
 
 double model_size_mb(const LlamaConfig& cfg, double linear_bits_per_weight) {
   double linear = 0;
-  for (const auto& t : kLayerLinears)
+  for (const auto& t : layer_linears(cfg))
     linear += static_cast<double>(linear_dim(cfg, t.out)) * static_cast<double>(linear_dim(cfg, t.in));
   linear *= cfg.n_layers;
   const double table = static_cast<double>(cfg.vocab_size) * cfg.dim;

@@ -10,7 +10,7 @@ std::vector<float> Linear::dense_weight() const {
 }
 
 int64_t Linear::resident_bytes() const {
-  int64_t b = static_cast<int64_t>(w.size() + lr.u.size() + lr.v.size()) * 4;
+  int64_t b = static_cast<int64_t>(w.size() + bias.size() + lr.u.size() + lr.v.size()) * 4;
   if (packed)
     b += static_cast<int64_t>(packed->codes.size()) +
          static_cast<int64_t>(packed->scales.size() + packed->zeros.size()) * 4;

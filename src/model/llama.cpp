@@ -78,7 +78,7 @@ int64_t hand_over_linears(LlamaModel& m) {
   int64_t bytes = 0;
   const Backend& be = m.run_backend();
   for (LlamaLayer& L : m.layers)
-    for (const auto& t : kLayerLinears) bytes += be.take_over(L.*t.member);
+    for (const auto& t : layer_linears(m.cfg)) bytes += be.take_over(L.*t.member);
   return bytes;
 }
 

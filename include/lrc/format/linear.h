@@ -25,7 +25,7 @@ struct Linear {
   bool quantized() const { return packed.has_value(); }
   // Ŵ (or W) as fp32 [d_out x d_in]: the packed codes dequantized, or w itself.
   std::vector<float> dense_weight() const;
-  // Bytes of parameters this object holds in memory (w, codes, scales, zeros, U, V).
+  // Bytes of parameters this object holds in memory (w, bias, codes, scales, zeros, U, V).
   int64_t resident_bytes() const;
 };
 
