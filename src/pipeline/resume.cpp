@@ -144,7 +144,8 @@ nlohmann::json read_json(const fs::path& path) {
   try {
     return nlohmann::json::parse(f);
   } catch (const nlohmann::json::exception& e) {
-    fail(path.string(), std::string("damaged (") + e.what() + "); run without --resume to start over");
+    fail(path.string(),
+         std::string("damaged (") + e.what() + "); run without --resume to start over");
   }
 }
 
