@@ -558,16 +558,16 @@ QuantizeReport quantize_layers(LlamaModel& m, const CalibrationSet& calib,
 namespace {
 
 // Error-driven rank allocation. A probe pass (LRC at rank 0, a quarter of the calibration
-  // set, the given clip: a clip search runs in the real pass) records every matrix's
-  // Update-LR spectrum: eigenvalue j is what the j-th rank lowers eq. 2 by, given the
-  // quantized Ŵ (Prop. 3.3). (A probe at the uniform ranks would not do: its Ŵ already
-  // complements its own k directions, so its spectrum drops sharply after k.) Each spectrum is
-  // divided by its matrix's ‖WX‖², so the greedy compares relative error reductions: eq. 2 is
-  // in the units of each matrix's output, which differ by orders of magnitude (folded norm
-  // weights scale q/k/gate/up outputs up; o_proj and down_proj outputs are small), and raw
-  // gains gave late q/k/gate/up nearly the whole budget and o/down none (docs/results.md,
-  // SmolLM2, "Beyond the paper"). The ranks follow under the uniform budget, then the real pass
-  // runs.
+// set, the given clip: a clip search runs in the real pass) records every matrix's
+// Update-LR spectrum: eigenvalue j is what the j-th rank lowers eq. 2 by, given the
+// quantized Ŵ (Prop. 3.3). (A probe at the uniform ranks would not do: its Ŵ already
+// complements its own k directions, so its spectrum drops sharply after k.) Each spectrum is
+// divided by its matrix's ‖WX‖², so the greedy compares relative error reductions: eq. 2 is
+// in the units of each matrix's output, which differ by orders of magnitude (folded norm
+// weights scale q/k/gate/up outputs up; o_proj and down_proj outputs are small), and raw
+// gains gave late q/k/gate/up nearly the whole budget and o/down none (docs/results.md,
+// SmolLM2, "Beyond the paper"). The ranks follow under the uniform budget, then the real pass
+// runs.
 nlohmann::json probe_allocation(const LlamaModel& m, const CalibrationSet& calib,
                                 const QuantizeOptions& opt) {
   const auto t0 = Clock::now();
