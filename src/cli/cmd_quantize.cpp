@@ -10,6 +10,7 @@
 #include "lrc/pipeline/checkpoint.h"
 #include "lrc/pipeline/checkpoint_sink.h"
 #include "lrc/pipeline/quantize_model.h"
+#include "lrc/pipeline/resume.h"
 #include "lrc/plot/report_figure.h"
 
 namespace lrc::cli {
@@ -30,7 +31,7 @@ Registrar reg_quantize(
       struct Args {
         std::string model, tokenizer, calib, out, method = "lrc", report;
         QuantizeFlagStrings flags;
-        bool json = false;
+        bool json = false, resume = false;
         QuantizeOptions opt;
       };
       auto a = std::make_shared<Args>();
@@ -44,6 +45,9 @@ Registrar reg_quantize(
                      "write an SVG of each linear's relative eq. 2 error per layer (and plain "
                      "GPTQ's on the same statistics), ranks and clips");
       sub.add_flag("--json", a->json, "print the report as JSON");
+      sub.add_flag("--resume", a->resume,
+                   "continue an interrupted run from the layers recorded in <out>.partial (same "
+                   "model, calibration file, options, threads and lrc version, else an error)");
       return [a]() {
         a->opt.method = parse_method(a->method);
         finish_quantize_options(a->opt, a->flags);
@@ -62,11 +66,14 @@ Registrar reg_quantize(
                                                       a->opt.seq, lm.model.cfg.max_seq_len);
         std::fprintf(stderr, "calibration: %d x %d tokens from %s\n", calib.n_seq, calib.seq_len,
                      a->calib.c_str());
+        const std::string tokenizer = a->tokenizer.empty() ? lm.tokenizer_path : a->tokenizer;
+        QuantizeJournal journal(a->out, run_fingerprint(a->model, tokenizer, calib, a->opt),
+                                a->resume);
         CheckpointSink sink(a->out, a->opt);
-        const QuantizeReport rep = quantize_model(lm.model, calib, a->opt, &sink);
+        const QuantizeReport rep = quantize_model(lm.model, calib, a->opt, &sink, &journal);
         CheckpointInfo info;
         info.source_model = a->model;
-        info.tokenizer_file = a->tokenizer.empty() ? lm.tokenizer_path : a->tokenizer;
+        info.tokenizer_file = tokenizer;
         info.options = a->opt;
         info.calib = &calib;
         info.report = &rep;

@@ -121,6 +121,9 @@ int run_solve(SolveArgs& a) {
   add_f64(w, "xy", {d_in, d_in}, stats.xy);
   w.set_metadata("method", method_name(a.opt.method));
   w.set_metadata("rank", std::to_string(rep.rank));
+  // Numerical guards (issue 27): LRC that lost to GPTQ kept GPTQ's Ŵ; raised damping.
+  const nlohmann::json guards = numerical_guards_json(rep);
+  if (!guards.empty()) w.set_metadata("numerical_guards", guards.dump());
   w.write(a.out);
   if (a.json) {
     std::printf("%s\n", nlohmann::json({{"method", method_name(a.opt.method)},

@@ -7,6 +7,7 @@
 #include "lrc/core/error.h"
 #include "lrc/core/half.h"
 #include "lrc/format/code_packing.h"
+#include "lrc/pipeline/resume.h"
 
 namespace fs = std::filesystem;
 
@@ -32,6 +33,18 @@ void declare_linear(std::vector<SafetensorsEntry>& e, const std::string& name, i
   }
 }
 
+// Empties <dir>.partial but for the resume work area (resume.h) when keep_work_area; the work
+// area belongs to the QuantizeJournal, which replaces it on a fresh run.
+void clear_partial(const fs::path& partial, bool keep_work_area) {
+  std::error_code ec;
+  if (!keep_work_area || !fs::is_directory(partial, ec)) {
+    fs::remove_all(partial, ec);
+    return;
+  }
+  for (const auto& e : fs::directory_iterator(partial, ec))
+    if (e.path().filename() != kResumeDirName) fs::remove_all(e.path(), ec);
+}
+
 }  // namespace
 
 CheckpointLinearLayout CheckpointLinearLayout::of(const Linear& l) {
@@ -49,7 +62,7 @@ CheckpointWriter::CheckpointWriter(const std::string& dir, const LlamaConfig& c,
                                    const LayoutOf& layout)
     : dir_(dir), partial_(dir + ".partial"), cfg_(c) {
   std::error_code ec;
-  fs::remove_all(partial_, ec);
+  clear_partial(partial_, /*keep_work_area=*/true);
   fs::create_directories(partial_, ec);
   if (ec) fail(dir, "cannot create output directory: " + ec.message());
   try {  // a failure below (a layout the caller cannot give, a write error) leaves no .partial
@@ -76,7 +89,7 @@ CheckpointWriter::CheckpointWriter(const std::string& dir, const LlamaConfig& c,
         (fs::path(partial_) / kCheckpointWeightsName).string(), std::move(e),
         std::map<std::string, std::string>{{"format", kCheckpointFormat}});
   } catch (...) {
-    fs::remove_all(partial_, ec);
+    clear_partial(partial_, work_area_has_layers(partial_));
     throw;
   }
 }
@@ -84,8 +97,9 @@ CheckpointWriter::CheckpointWriter(const std::string& dir, const LlamaConfig& c,
 CheckpointWriter::~CheckpointWriter() {
   if (finished_) return;
   st_.reset();  // removes its .tmp
-  std::error_code ec;
-  fs::remove_all(partial_, ec);
+  // Finished layers in the work area stay for `lrc quantize --resume` (a kill -9 leaves them
+  // too); otherwise nothing is left.
+  clear_partial(partial_, work_area_has_layers(partial_));
 }
 
 void CheckpointWriter::put_f32(const std::vector<float>& v, size_t n, const std::string& what) {
@@ -179,6 +193,18 @@ void CheckpointWriter::finish(const LlamaModel& m, const CheckpointInfo& info) {
                           {"kv_cache", {{"bits", m.kv.bits}, {"clip", m.kv.clip}}},
                           {"linears", linears_}};
     if (info.report) {
+      // Numerical guards (issue 27): per linear the damping a solve had to raise and LRC solves
+      // that kept GPTQ's result, and how many of each.
+      int raised = 0, fallback = 0;
+      for (const LinearReport& r : info.report->linears) {
+        const nlohmann::json g = numerical_guards_json(r);
+        if (g.empty()) continue;
+        raised += g.contains("damping");
+        fallback += g.contains("gptq_fallback");
+        if (auto it = cfg["linears"].find("model." + r.name); it != cfg["linears"].end())
+          it->update(g);
+      }
+      cfg["numerical_guards"] = {{"damping_raised", raised}, {"gptq_fallback", fallback}};
       cfg["rotation"] = info.report->rotation;
       cfg["bits_per_weight"] = info.report->bits_per_weight;
       cfg["quantize_seconds"] = info.report->seconds;
@@ -203,6 +229,7 @@ void CheckpointWriter::finish(const LlamaModel& m, const CheckpointInfo& info) {
       f << cfg.dump(2) << "\n";
       if (!f) fail((partial / kCheckpointConfigName).string(), "write failed");
     }
+    fs::remove_all(partial / kResumeDirName);  // the work area goes before the rename
     // Swap into place: an old checkpoint at `dir` is replaced only once the new one is whole.
     if (fs::exists(final_dir)) {
       if (!fs::is_directory(final_dir) ||

@@ -1,6 +1,8 @@
 #include "lrc/pipeline/linear_quantizer.h"
 
+#include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cmath>
 #include <limits>
 
@@ -21,6 +23,28 @@ inline float to_half(float x) { return f16_to_f32(f32_to_f16(x)); }
 
 void round_to_half(std::vector<float>& v) {
   for (auto& x : v) x = to_half(x);
+}
+
+// The progress line is a "\r" line: a warning starts on a fresh one.
+void warn_damping(const std::string& name, const DampingLog& log) {
+  for (const DampingEvent& e : log)
+    std::fprintf(stderr, "\nwarning: %s: %s %g did not factor; raised to %g (%d retr%s)\n",
+                 name.c_str(), e.step.c_str(), e.configured, e.used, e.retries,
+                 e.retries == 1 ? "y" : "ies");
+}
+
+// Plain GPTQ (H = XXᵀ) on the same statistics, scales in fp16 as a GPTQ checkpoint stores them,
+// and its eq. 2 objective; w_hat receives its dequantized Ŵ.
+PackedWeight gptq_on_same_stats(const SolverBackend& solver, const std::vector<float>& W,
+                                int d_out, int d_in, const LayerStats& stats,
+                                const WeightQuantSpec& ws, const GptqOptions& go,
+                                std::vector<float>& w_hat, double& objective) {
+  PackedWeight g = solver.gptq(W.data(), d_out, d_in, stats, ws, go);
+  round_to_half(g.scales);
+  round_to_half(g.zeros);
+  g.dequantize(w_hat.data());
+  objective = solver.objective(W.data(), w_hat.data(), nullptr, nullptr, 0, d_out, d_in, stats);
+  return g;
 }
 
 }  // namespace
@@ -55,10 +79,11 @@ LinearReport quantize_linear(Linear& lin, const std::string& name, const LayerSt
   // What the method approximates: W itself, or with --target fp the projection W_t of the FP
   // model's W X̄ on this layer's inputs (fp_target.h).
   const bool fp_target = opt.fp_targets && stats;
-  const std::vector<float> W_t = fp_target
-                                     ? solver->fp_target(W_fp.data(), d_out, d_in, *stats,
-                                                         opt.eps_rel, name.c_str(), opt.target_mix)
-                                     : std::vector<float>();
+  DampingLog damping;  // what the solves below had to raise (damping.h)
+  const std::vector<float> W_t =
+      fp_target ? solver->fp_target(W_fp.data(), d_out, d_in, *stats, opt.eps_rel, name.c_str(),
+                                    opt.target_mix, &damping)
+                : std::vector<float>();
   const std::vector<float>& W = fp_target ? W_t : W_fp;
   WeightQuantSpec ws;
   ws.bits = opt.wbits;
@@ -68,6 +93,7 @@ LinearReport quantize_linear(Linear& lin, const std::string& name, const LayerSt
   GptqOptions go;
   go.damp = opt.damp;
   go.act_order = opt.act_order;
+  go.log = &damping;
 
   PackedWeight packed;
   std::vector<float> u, v;
@@ -99,6 +125,7 @@ LinearReport quantize_linear(Linear& lin, const std::string& name, const LayerSt
       lo.eps_rel = opt.eps_rel;
       lo.spectrum_rank = spectrum_rank;
       lo.compute_objective = false;  // evaluated below, after U and V are rounded to fp16
+      lo.log = &damping;
       auto r = solver->lrc(W.data(), d_out, d_in, *stats, lo);
       if (spectrum_rank > 0) spectrum = std::move(r.eigenvalues);
       packed = std::move(r.packed);
@@ -139,21 +166,91 @@ LinearReport quantize_linear(Linear& lin, const std::string& name, const LayerSt
     rep.objective_fp = solver->output_energy(W_fp.data(), d_out, d_in, *stats);
   }
   rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  // The QuaRot-GPTQ baseline on the very same statistics (after the timing: it is a report,
-  // not part of this method's cost), with its scales in fp16 as a GPTQ checkpoint stores them.
-  if (opt.compare_gptq && stats && stats->has_cross()) {
+  warn_damping(name, damping);
+  rep.damping = std::move(damping);
+  // The QuaRot-GPTQ baseline on the very same statistics (after the timing: it is a report and
+  // a guard, not part of this method's cost). The guard (issue 27): an LRC solve whose eq. 2
+  // objective is worse than GPTQ's keeps GPTQ's Ŵ, with U = V = 0 at the declared rank (the
+  // rank-allocation probe, which keeps nothing, is not guarded).
+  const bool guard = opt.method == QuantMethod::LRC && spectrum_rank == 0;
+  if ((opt.compare_gptq || guard) && stats && stats->has_cross()) {
     if (opt.method == QuantMethod::GPTQ) {
       rep.objective_gptq = rep.objective;
     } else {
-      PackedWeight g = gptq(W.data(), d_out, d_in, stats->xx.data(), ws, go);
-      round_to_half(g.scales);
-      round_to_half(g.zeros);
-      g.dequantize(w_hat.data());
-      rep.objective_gptq =
-          lrc_objective(W.data(), w_hat.data(), nullptr, nullptr, 0, d_out, d_in, *stats);
+      DampingLog gptq_damping;  // the comparison's own; kept only if its Ŵ is
+      GptqOptions gcmp = go;
+      gcmp.log = &gptq_damping;
+      PackedWeight g = gptq_on_same_stats(*solver, W, d_out, d_in, *stats, ws, gcmp, w_hat,
+                                          rep.objective_gptq);
+      if (guard && rep.objective_gptq < rep.objective) {
+        std::fprintf(stderr,
+                     "\nwarning: %s: LRC's eq. 2 objective %.6g is worse than GPTQ's %.6g on the "
+                     "same statistics; GPTQ's result kept (U = V = 0)\n",
+                     name.c_str(), rep.objective, rep.objective_gptq);
+        lin.packed = std::move(g);
+        std::fill(lin.lr.u.begin(), lin.lr.u.end(), 0.f);
+        std::fill(lin.lr.v.begin(), lin.lr.v.end(), 0.f);
+        rep.objective = rep.objective_gptq;
+        rep.gptq_fallback = true;
+        warn_damping(name, gptq_damping);
+        rep.damping.insert(rep.damping.end(), gptq_damping.begin(), gptq_damping.end());
+      }
     }
   }
   return rep;
+}
+
+nlohmann::json numerical_guards_json(const LinearReport& r) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const DampingEvent& e : r.damping)
+    j["damping"].push_back(
+        {{"step", e.step}, {"configured", e.configured}, {"used", e.used}, {"retries", e.retries}});
+  if (r.gptq_fallback) j["gptq_fallback"] = true;
+  return j;
+}
+
+namespace {
+
+// "layers.3.self_attn.q_proj (and k_proj, v_proj, which share its input)"
+std::string input_of(const std::vector<std::string>& names) {
+  std::string s = names.empty() ? std::string("?") : names[0], also;
+  for (size_t i = 1; i < names.size(); ++i)
+    also += (i > 1 ? ", " : " (and ") + names[i].substr(names[i].rfind('.') + 1);
+  return also.empty() ? s : s + also + ", which share its input)";
+}
+
+constexpr const char* kWhyNonFinite =
+    ": the layers before it overflow float32 on this calibration set, or the model's weights "
+    "are damaged";
+
+}  // namespace
+
+void require_finite_activations(const float* x, const float* x_fp, int64_t n, int d,
+                                const std::vector<std::string>& names) {
+  for (const float* a : {x, x_fp}) {
+    if (!a) continue;
+    const int64_t total = n * d;
+    // One vectorizable pass; the first bad entry is looked for only when there is one.
+    bool ok = true;
+    for (int64_t i = 0; i < total; ++i) ok &= std::fabs(a[i]) <= std::numeric_limits<float>::max();
+    if (ok) continue;
+    int64_t i = 0;
+    while (std::fabs(a[i]) <= std::numeric_limits<float>::max()) ++i;
+    fail(input_of(names), std::string(a == x ? "the calibration activations" : "the FP model's "
+                                               "calibration activations") +
+                              " contain " + (std::isnan(a[i]) ? "NaN" : "Inf") + " (batch token " +
+                              std::to_string(i / d) + ", feature " + std::to_string(i % d) + ")" +
+                              kWhyNonFinite);
+  }
+}
+
+void require_finite_activations(const LayerStats& stats, const std::vector<std::string>& names) {
+  const auto bad = [](const std::vector<double>& m) {
+    return std::any_of(m.begin(), m.end(), [](double x) { return !std::isfinite(x); });
+  };
+  if (bad(stats.xx) || bad(stats.yy) || bad(stats.xy) || bad(stats.fx))
+    fail(input_of(names), std::string("the statistics of the calibration activations are not "
+                                      "finite (NaN or Inf in XXᵀ)") + kWhyNonFinite);
 }
 
 double linear_bits(const Linear& lin) {

@@ -13,6 +13,7 @@
 #include "lrc/kernels/registry.h"
 #include "lrc/model/layer_linears.h"
 #include "lrc/model/forward.h"
+#include "lrc/pipeline/resume.h"
 #include "lrc/quant/act_clip_search.h"
 #include "lrc/quant/lrc_clip_search.h"
 #include "lrc/quant/rank_allocation.h"
@@ -65,6 +66,22 @@ States copy_of(const Backend& be, const float* src, size_t n) {
   be.copy(out.data(), src, n * sizeof(float));
   return out;
 }
+
+// States as host memory: themselves on a host backend, else a downloaded copy.
+class HostView {
+ public:
+  HostView(const Backend& be, const States& s) : p_(s.data()) {
+    if (be.host_memory() || s.size() == 0) return;
+    copy_.resize(s.size());
+    be.download(copy_.data(), s.data(), s.size() * sizeof(float));
+    p_ = copy_.data();
+  }
+  const float* data() const { return p_; }
+
+ private:
+  const float* p_;
+  std::vector<float> copy_;
+};
 
 struct NamedLinear {
   Linear* lin;
@@ -238,8 +255,10 @@ nlohmann::json QuantizeReport::to_json() const {
                    {"objective", r.objective},
                    {"objective_rel", r.objective_fp > 0 ? r.objective / r.objective_fp : -1.0},
                    {"seconds", r.seconds}});
-    if (r.objective_gptq >= 0 && r.objective_fp > 0)  // QuantizeOptions::compare_gptq
+    if (r.objective_gptq >= 0 && r.objective_fp > 0)  // compare_gptq, or LRC's guard
       lin.back()["objective_gptq_rel"] = r.objective_gptq / r.objective_fp;
+    const nlohmann::json guards = numerical_guards_json(r);
+    if (!guards.empty()) lin.back().update(guards);
   }
   nlohmann::json layer_json = nlohmann::json::array();
   for (const auto& l : layers)
@@ -281,13 +300,14 @@ std::map<std::string, int> decide_ranks(const LlamaModel& m, const QuantizeOptio
 // One run of the layer-by-layer pipeline: what its stages share.
 struct LayerPipeline {
   LayerPipeline(LlamaModel& model, const CalibrationSet& c, const QuantizeOptions& o,
-                const std::map<std::string, int>* spectrum, LayerSink* s)
-      : m(model), calib(c), opt(o), spectrum_ranks(spectrum), sink(s) {}
+                const std::map<std::string, int>* spectrum, LayerSink* s, QuantizeJournal* j)
+      : m(model), calib(c), opt(o), spectrum_ranks(spectrum), sink(s), journal(j) {}
   LlamaModel& m;
   const CalibrationSet& calib;
   const QuantizeOptions& opt;
   const std::map<std::string, int>* spectrum_ranks;  // LRC eigenvalues to record, or null
   LayerSink* sink;                                   // finished layers go here, or null
+  QuantizeJournal* journal;                          // resume records (resume.h), or null
   SolverBackendPtr solver = make_solver_backend(opt.device);  // statistics and solves
   // --device cuda: the calibration forward runs on the GPU too (the fp32 simulation backend,
   // TF32 off), with every activation resident there; the model's own backend is put back at
@@ -346,12 +366,21 @@ void materialize_layer(LayerPipeline& p, LlamaModel& m, int i) {
     for (float& x : *v) x = f16_to_f32(f32_to_f16(x));
 }
 
-// Layer i is final: Q_a deferred by --calib-act fp set, its bits counted, handed to the sink,
-// and with a layer source released (the FP twin's too).
-void finish_layer(LayerPipeline& p, int i) {
+// Layer i is final: Q_a deferred by --calib-act fp set, recorded in the journal (unless it came
+// from there), its bits counted, handed to the sink, and with a layer source released (the FP
+// twin's too).
+void finish_layer(LayerPipeline& p, int i, bool restored = false) {
   for (auto& [lin, act] : p.deferred_act) lin->act = act;
   p.deferred_act.clear();
   const LlamaLayer& L = p.m.layers[static_cast<size_t>(i)];
+  if (p.journal && !restored) {
+    const size_t n = layer_linears(p.m.cfg).size();
+    const std::vector<LinearReport> reps(p.report.linears.end() - n, p.report.linears.end());
+    // The journal writes host memory: device states are downloaded for it.
+    const HostView h(p.m.run_backend(), p.h), hf(p.m.run_backend(), p.hf);
+    p.journal->record_layer(i, p.m.cfg, L, reps, p.report.layers.back(), h.data(), p.h.size(),
+                            hf.data(), p.hf.size());
+  }
   add_layer_bits(p.m.cfg, L, p.bits, p.weights);
   if (p.sink) p.sink->layer(i, L);
   if (p.m.layer_source) p.m.release_layer(i);
@@ -439,9 +468,13 @@ LayerStats collect_statistics(LayerPipeline& p, int i, LinearGroup g, int d_in,
   const size_t all = static_cast<size_t>(calib.n_seq) * calib.seq_len * d_in;
   if (kept.keep) kept.x = States(be, all);
   if (kept.keep && p.fp) kept.x_fp = States(be, all);
+  std::vector<std::string> names;  // for the error of NaN/Inf activations
+  for (const auto& nl : group_linears(p.m.cfg, p.m.layers[i], i, g)) names.push_back(nl.name);
   // One batch of this group's inputs x (and with --target fp the FP model's, xf), in backend
-  // memory.
+  // memory. (On a GPU the statistics sink checks them for NaN/Inf itself; the finished
+  // statistics are checked below either way.)
   auto take = [&](const float* x, const float* xf, int64_t n, int d) {
+    if (!p.on_device) require_finite_activations(x, xf, n, d, names);
     const auto ts = Clock::now();
     if (p.on_device)
       acc->add_device(x, n, xf);
@@ -464,6 +497,7 @@ LayerStats collect_statistics(LayerPipeline& p, int i, LinearGroup g, int d_in,
   const auto ts = Clock::now();
   LayerStats stats = acc->finish();
   p.report.seconds_stats += since(ts);
+  require_finite_activations(stats, names);
   p.report.seconds_forward += since(t);
   return stats;
 }
@@ -539,14 +573,38 @@ void quantize_group(LayerPipeline& p, int i, LinearGroup g) {
   if (residual && p.need_pass) update_residual(p, i, g, lins, kept);
 }
 
+// Layers an earlier run finished (p.journal, resume.h): each restored as it was handed to the
+// sink, then the hidden states after the last of them. Returns the first layer left to do.
+int resume_layers(LayerPipeline& p) {
+  const int done = p.journal ? std::min(p.journal->layers_done(), p.m.cfg.n_layers) : 0;
+  for (int i = 0; i < done; ++i) {
+    p.report.layers.emplace_back();
+    p.journal->restore_layer(i, p.m.cfg, p.m.layers[static_cast<size_t>(i)], p.report.linears,
+                             p.report.layers.back());
+    finish_layer(p, i, /*restored=*/true);
+  }
+  if (done > 0) {
+    const Backend& be = p.m.run_backend();
+    if (be.host_memory()) {
+      p.journal->restore_hidden(p.h.data(), p.h.size(), p.hf.data(), p.hf.size());
+    } else {  // read on the host, then uploaded
+      std::vector<float> h(p.h.size()), hf(p.hf.size());
+      p.journal->restore_hidden(h.data(), h.size(), hf.data(), hf.size());
+      be.upload(p.h.data(), h.data(), h.size() * sizeof(float));
+      be.upload(p.hf.data(), hf.data(), hf.size() * sizeof(float));
+    }
+  }
+  return done;
+}
+
 // The layer-by-layer pipeline with the ranks of opt (uniform or opt.ranks). With
 // spectrum_ranks, every LRC linear named there also records that many of Update-LR's
 // eigenvalues (LinearReport::spectrum).
 QuantizeReport quantize_layers(LlamaModel& m, const CalibrationSet& calib,
                                const QuantizeOptions& opt,
                                const std::map<std::string, int>* spectrum_ranks = nullptr,
-                               LayerSink* sink = nullptr) {
-  LayerPipeline p(m, calib, opt, spectrum_ranks, sink);
+                               LayerSink* sink = nullptr, QuantizeJournal* journal = nullptr) {
+  LayerPipeline p(m, calib, opt, spectrum_ranks, sink, journal);
   p.ranks = decide_ranks(m, opt);  // every rank checked before the model is touched
   // --device cuda: the calibration forward on the same GPU, the model's backend put back after.
   struct RestoreBackend {
@@ -563,18 +621,19 @@ QuantizeReport quantize_layers(LlamaModel& m, const CalibrationSet& calib,
   start_calibration(p);
   p.report.solver = p.solver->name();
   if (opt.device != "cpu") std::fprintf(stderr, "[quantize] solver: %s\n", p.report.solver.c_str());
-  for (int i = 0; i < m.cfg.n_layers; ++i) {
+  const int first = resume_layers(p);
+  for (int i = first; i < m.cfg.n_layers; ++i) {
     const auto tl = Clock::now();
     const QuantizeReport::LayerTimes before{0, p.report.seconds_forward, p.report.seconds_stats,
                                             p.report.seconds_solve, p.solver->times().gptq};
     materialize_layer(p, m, i);
     if (p.fp) materialize_layer(p, *p.fp, i);
     for (LinearGroup g : kGroups) quantize_group(p, i, g);
-    finish_layer(p, i);
     p.report.layers.push_back({since(tl), p.report.seconds_forward - before.forward,
                                p.report.seconds_stats - before.stats,
                                p.report.seconds_solve - before.solve,
                                p.solver->times().gptq - before.gptq});
+    finish_layer(p, i);
     report_progress(p, i);
   }
   std::fprintf(stderr, "\n");
@@ -587,24 +646,21 @@ QuantizeReport quantize_layers(LlamaModel& m, const CalibrationSet& calib,
 
 }  // namespace
 
-QuantizeReport quantize_model(LlamaModel& m, const CalibrationSet& calib,
-                              const QuantizeOptions& opt, LayerSink* sink) {
-  opt.validate();
-  opt.validate_for(m.cfg);
-  if (opt.rank_alloc == RankAllocation::Uniform || !opt.ranks.empty())
-    return quantize_layers(m, calib, opt, nullptr, sink);
+namespace {
 
-  // Error-driven rank allocation. A probe pass (LRC at rank 0, a quarter of the calibration
-  // set, the given clip: a clip search runs in the real pass) records every matrix's
-  // Update-LR spectrum: eigenvalue j is what the j-th rank lowers eq. 2 by, given the
-  // quantized Ŵ (Prop. 3.3). (A probe at the uniform ranks would not do: its Ŵ already
-  // complements its own k directions, so its spectrum drops sharply after k.) Each spectrum is
-  // divided by its matrix's ‖WX‖², so the greedy compares relative error reductions: eq. 2 is
-  // in the units of each matrix's output, which differ by orders of magnitude (folded norm
-  // weights scale q/k/gate/up outputs up; o_proj and down_proj outputs are small), and raw
-  // gains gave late q/k/gate/up nearly the whole budget and o/down none (docs/results.md,
-  // SmolLM2, "Beyond the paper"). The ranks follow under the uniform budget, then the real pass
-  // runs.
+// Error-driven rank allocation. A probe pass (LRC at rank 0, a quarter of the calibration
+// set, the given clip: a clip search runs in the real pass) records every matrix's
+// Update-LR spectrum: eigenvalue j is what the j-th rank lowers eq. 2 by, given the
+// quantized Ŵ (Prop. 3.3). (A probe at the uniform ranks would not do: its Ŵ already
+// complements its own k directions, so its spectrum drops sharply after k.) Each spectrum is
+// divided by its matrix's ‖WX‖², so the greedy compares relative error reductions: eq. 2 is
+// in the units of each matrix's output, which differ by orders of magnitude (folded norm
+// weights scale q/k/gate/up outputs up; o_proj and down_proj outputs are small), and raw
+// gains gave late q/k/gate/up nearly the whole budget and o/down none (docs/results.md,
+// SmolLM2, "Beyond the paper"). The ranks follow under the uniform budget, then the real pass
+// runs.
+nlohmann::json probe_allocation(const LlamaModel& m, const CalibrationSet& calib,
+                                const QuantizeOptions& opt) {
   const auto t0 = Clock::now();
   std::map<std::string, int> spectrum_ranks;
   std::vector<MatrixSpectrum> spectra;
@@ -640,18 +696,36 @@ QuantizeReport quantize_model(LlamaModel& m, const CalibrationSet& calib,
     spectra.push_back({l.d_out, l.d_in, std::move(gains)});
   }
   const std::vector<int> ranks = allocate_ranks(spectra, budget);
-  QuantizeOptions final_opt = opt;
+  std::map<std::string, int> chosen;
   int64_t used = 0;
   for (size_t i = 0; i < ranks.size(); ++i) {
-    final_opt.ranks[pr.linears[i].name] = ranks[i];
+    chosen[pr.linears[i].name] = ranks[i];
     used += static_cast<int64_t>(ranks[i]) * (spectra[i].d_out + spectra[i].d_in);
   }
-  const double probe_seconds = since(t0);
-  QuantizeReport rep = quantize_layers(m, calib, final_opt, nullptr, sink);
-  rep.allocation = {
-      {"method", "error"},   {"probe_nsamples", sub.n_seq},    {"budget_params", budget},
-      {"used_params", used}, {"probe_seconds", probe_seconds}, {"ranks", final_opt.ranks}};
-  rep.seconds += probe_seconds;
+  return {{"method", "error"},   {"probe_nsamples", sub.n_seq},  {"budget_params", budget},
+          {"used_params", used}, {"probe_seconds", since(t0)}, {"ranks", chosen}};
+}
+
+}  // namespace
+
+QuantizeReport quantize_model(LlamaModel& m, const CalibrationSet& calib,
+                              const QuantizeOptions& opt, LayerSink* sink,
+                              QuantizeJournal* journal) {
+  opt.validate();
+  opt.validate_for(m.cfg);
+  if (opt.rank_alloc == RankAllocation::Uniform || !opt.ranks.empty())
+    return quantize_layers(m, calib, opt, nullptr, sink, journal);
+  // The probe's ranks are recorded in the journal, so a resumed run uses those it decided.
+  std::optional<nlohmann::json> alloc = journal ? journal->allocation() : std::nullopt;
+  if (!alloc) {
+    alloc = probe_allocation(m, calib, opt);
+    if (journal) journal->record_allocation(*alloc);
+  }
+  QuantizeOptions final_opt = opt;
+  final_opt.ranks = alloc->at("ranks").get<std::map<std::string, int>>();
+  QuantizeReport rep = quantize_layers(m, calib, final_opt, nullptr, sink, journal);
+  rep.allocation = *alloc;
+  rep.seconds += alloc->at("probe_seconds").get<double>();
   return rep;
 }
 

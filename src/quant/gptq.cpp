@@ -11,6 +11,7 @@
 
 #include "lrc/core/error.h"
 #include "lrc/format/code_packing.h"
+#include "lrc/quant/damping.h"
 #include "quant/finite_check.h"
 #include "core/parallel_threshold.h"
 
@@ -22,10 +23,10 @@ namespace {
 // This is the one place an explicit inverse is formed: GPTQ's sweep needs the rows of R.
 std::vector<double> inverse_hessian_upper_factor(std::vector<double> H, int n) {
   lapack_int info = LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'L', n, H.data(), n);
-  if (info > 0)
-    fail("gptq", "H + damping is not positive definite (Cholesky failed at leading minor " +
-                     std::to_string(info) + " of " + std::to_string(n) +
-                     "); is H a Gram matrix X Xᵀ?");
+  if (info > 0)  // retried by gptq() with more damping (damping.h)
+    throw FactorizationFailed(
+        "gptq: H + damping is not positive definite (Cholesky failed at leading minor " +
+        std::to_string(info) + " of " + std::to_string(n) + "); is H a Gram matrix X Xᵀ?");
   if (info < 0) fail("gptq", "dpotrf argument " + std::to_string(-info));
   info = LAPACKE_dpotri(LAPACK_ROW_MAJOR, 'L', n, H.data(), n);  // lower triangle of H⁻¹
   if (info != 0) fail("gptq", "dpotri failed (info " + std::to_string(info) + ")");
@@ -34,8 +35,9 @@ std::vector<double> inverse_hessian_upper_factor(std::vector<double> H, int n) {
       H[static_cast<size_t>(i) * n + j] = H[static_cast<size_t>(j) * n + i];
   info = LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'U', n, H.data(), n);
   if (info != 0)
-    fail("gptq", "H⁻¹ is not numerically positive definite (info " + std::to_string(info) +
-                     "); H is too ill-conditioned, raise the damping");
+    throw FactorizationFailed("gptq: H⁻¹ is not numerically positive definite (info " +
+                              std::to_string(info) +
+                              "); H is too ill-conditioned, raise the damping");
   for (int i = 0; i < n; ++i)
     for (int j = 0; j < i; ++j) H[static_cast<size_t>(i) * n + j] = 0.0;
   return H;
@@ -102,12 +104,16 @@ PackedWeight gptq(const float* W, int d_out, int d_in, const double* H, const We
   w.clear();
   w.shrink_to_fit();
 
-  // Damping: H += damp * mean(diag H) * I.
+  // Damping: H += damp * mean(diag H) * I; raised ×10 while H's factorisation fails (damping.h).
   double mean_diag = 0.0;
   for (int j = 0; j < n; ++j) mean_diag += hp[static_cast<size_t>(j) * n + j];
   mean_diag /= n;
-  for (int j = 0; j < n; ++j) hp[static_cast<size_t>(j) * n + j] += opt.damp * mean_diag;
-  const std::vector<double> R = inverse_hessian_upper_factor(std::move(hp), n);
+  const std::vector<double> R = with_damping(opt.damp, "gptq: damp", opt.log, [&](double damp) {
+    std::vector<double> hd(hp);
+    for (int j = 0; j < n; ++j) hd[static_cast<size_t>(j) * n + j] += damp * mean_diag;
+    return inverse_hessian_upper_factor(std::move(hd), n);
+  });
+  hp = {};
 
   std::vector<uint8_t> codes(static_cast<size_t>(d_out) * n);
   const int B = opt.block;

@@ -272,19 +272,12 @@ void keep_leading_factors(LowRankFactors& lr, int k, int d_out, int d_in) {
   lr.rank = k;
 }
 
-// Algorithm 1 (LRC).
-LowRankQuantized lrc_quantize(const float* W, int d_out, int d_in, const LayerStats& stats,
-                              const LrcOptions& opt) {
-  const char* where = "lrc_quantize";
-  if (d_out <= 0 || d_in <= 0)
-    fail(where, "bad shape " + std::to_string(d_out) + " x " + std::to_string(d_in));
-  check_weight_quant_spec(opt.w, d_in, where);
-  check_rank(opt.rank, d_out, d_in, where);
-  if (opt.iters < 1) fail(where, "LrcOptions.iters must be >= 1, got " + std::to_string(opt.iters));
-  quant_detail::require_finite(W, d_out, d_in, where, "W");
-  check_layer_stats(stats, d_in, where);
-  const int k = opt.rank;
+namespace {
 
+// Algorithm 1 at opt.eps_rel (lrc_quantize has checked its arguments).
+LowRankQuantized lrc_quantize_at(const float* W, int d_out, int d_in, const LayerStats& stats,
+                                 const LrcOptions& opt) {
+  const int k = opt.rank;
   const LrcCovariances cov = regularized_covariances(stats, opt.reg, opt.eps_rel);  // lines 3-5
   LowRankFactors lr = init_lr(W, d_out, d_in, cov, k);                              // line 6
   LowRankQuantized out;
@@ -315,6 +308,27 @@ LowRankQuantized lrc_quantize(const float* W, int d_out, int d_in, const LayerSt
                                                         out.v.data(), k, d_out, d_in, stats)
                                         : -1.0;
   return out;
+}
+
+}  // namespace
+
+// Algorithm 1 (LRC).
+LowRankQuantized lrc_quantize(const float* W, int d_out, int d_in, const LayerStats& stats,
+                              const LrcOptions& opt) {
+  const char* where = "lrc_quantize";
+  if (d_out <= 0 || d_in <= 0)
+    fail(where, "bad shape " + std::to_string(d_out) + " x " + std::to_string(d_in));
+  check_weight_quant_spec(opt.w, d_in, where);
+  check_rank(opt.rank, d_out, d_in, where);
+  if (opt.iters < 1) fail(where, "LrcOptions.iters must be >= 1, got " + std::to_string(opt.iters));
+  quant_detail::require_finite(W, d_out, d_in, where, "W");
+  check_layer_stats(stats, d_in, where);
+  // A failed factorisation reruns the whole algorithm with eps_rel ×10 (damping.h).
+  return with_damping(opt.eps_rel, "lrc: eps_rel", opt.log, [&](double eps_rel) {
+    LrcOptions o = opt;
+    o.eps_rel = eps_rel;
+    return lrc_quantize_at(W, d_out, d_in, stats, o);
+  });
 }
 
 }  // namespace lrc

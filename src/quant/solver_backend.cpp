@@ -79,9 +79,10 @@ class CpuSolverBackend final : public SolverBackend {
     return svd_quantize(W, d_out, d_in, stats, rank, spec, opt);
   }
   std::vector<float> fp_target(const float* W, int d_out, int d_in, const LayerStats& stats,
-                               double eps_rel, const char* where, double mix) const override {
+                               double eps_rel, const char* where, double mix,
+                               DampingLog* log) const override {
     Timer t(times_.fp_target);
-    return fp_target_weights(W, d_out, d_in, stats, eps_rel, where, mix);
+    return fp_target_weights(W, d_out, d_in, stats, eps_rel, where, mix, log);
   }
   double objective(const float* W, const float* w_hat, const float* u, const float* v, int rank,
                    int d_out, int d_in, const LayerStats& stats) const override {

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "lrc/core/error.h"
+#include "lrc/quant/damping.h"
 
 namespace lrc::quant_detail {
 
@@ -27,9 +28,9 @@ void top_eigenpairs(double* G, int n, int k, std::vector<double>& z, std::vector
   const lapack_int info =
       LAPACKE_dsyevr(LAPACK_ROW_MAJOR, 'V', 'I', 'U', n, G, n, 0.0, 0.0, n - k + 1, n, abstol, &m,
                      w.data(), zz.data(), k, isuppz.data());
-  if (info != 0 || m != k)
-    fail("top eigenvectors", "dsyevr failed (info " + std::to_string(info) + ", found " +
-                                 std::to_string(m) + " of " + std::to_string(k) + ")");
+  if (info != 0 || m != k)  // retried with more damping by the LRC solver (damping.h)
+    throw FactorizationFailed("top eigenvectors: dsyevr failed (info " + std::to_string(info) +
+                              ", found " + std::to_string(m) + " of " + std::to_string(k) + ")");
   // dsyevr returns ascending order; flip to descending.
   for (int j = 0; j < k; ++j) {
     lambda[j] = w[k - 1 - j];

@@ -37,8 +37,9 @@ struct CheckpointLinearLayout {
 // tensor is declared up front (shapes from the config and each linear's layout), so the
 // safetensors header goes first; then the embeddings, each layer in order as the pipeline
 // finishes it, and at finish() the final norm, the LM head, lrc_config.json and the rename of
-// <dir>.partial to <dir>. Destroyed unfinished, it removes <dir>.partial. save_checkpoint is
-// this writer over an in-memory model (same bytes).
+// <dir>.partial to <dir>. Destroyed unfinished, it removes <dir>.partial, but for a resume work
+// area that holds finished layers (resume.h; finish() removes the work area before the rename).
+// save_checkpoint is this writer over an in-memory model (same bytes).
 class CheckpointWriter {
  public:
   using LayoutOf =

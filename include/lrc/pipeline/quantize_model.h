@@ -67,10 +67,15 @@ class LayerSink {
   virtual void layer(int i, const LlamaLayer& L) = 0;
 };
 
+class QuantizeJournal;  // resume.h
+
 // With opt.rank_alloc == Error (and no explicit opt.ranks) a probe pass on the first
 // alloc_nsamples sequences runs first (quantize_model.cpp); the sink sees the final pass.
+// journal (optional, resume.h): every finished layer is recorded there, and the layers an
+// earlier run recorded are restored (and handed to the sink) instead of recomputed.
 QuantizeReport quantize_model(LlamaModel& m, const CalibrationSet& calib,
-                              const QuantizeOptions& opt, LayerSink* sink = nullptr);
+                              const QuantizeOptions& opt, LayerSink* sink = nullptr,
+                              QuantizeJournal* journal = nullptr);
 
 // Rounds embeddings, norms and the LM head to fp16 values (they stay 16-bit, as in the paper).
 void round_fp_parts_to_half(LlamaModel& m);

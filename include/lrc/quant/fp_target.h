@@ -23,14 +23,17 @@
 
 #include <vector>
 
+#include "lrc/quant/damping.h"
 #include "lrc/quant/stats.h"
 
 namespace lrc {
 
 // (1 − mix) W + mix W_t [d_out x d_in] from W and stats (which must carry fx = X̄Xᵀ);
 // εx = eps_rel · tr(XXᵀ)/d_in as in regularized_covariances. Throws lrc::Error naming `where`
-// when fx is missing.
+// when fx is missing. When XXᵀ + εx I does not factor, eps_rel is raised ×10 (damping.h) and the
+// value used recorded in *log (or printed on stderr when log is null).
 std::vector<float> fp_target_weights(const float* W, int d_out, int d_in, const LayerStats& stats,
-                                     double eps_rel, const char* where, double mix = 1.0);
+                                     double eps_rel, const char* where, double mix = 1.0,
+                                     DampingLog* log = nullptr);
 
 }  // namespace lrc

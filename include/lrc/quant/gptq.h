@@ -21,6 +21,7 @@
 #pragma once
 
 #include "lrc/format/linear.h"
+#include "lrc/quant/damping.h"
 #include "lrc/quant/weight_quant.h"
 
 namespace lrc {
@@ -29,10 +30,14 @@ struct GptqOptions {
   int block = 128;     // columns per lazy-update block
   double damp = 0.01;  // fraction of mean(diag H) added to the diagonal
   bool act_order = false;
+  // Where a raised damping is recorded (damping.h: ×10 while H's Cholesky fails), or null
+  // (then printed on stderr).
+  DampingLog* log = nullptr;
 };
 
 // W: [d_out x d_in] row-major; H: [d_in x d_in] row-major symmetric (full storage).
-// Both must be finite. Throws lrc::Error when H (after damping) is not positive definite.
+// Both must be finite. When H + damping is not positive definite the damping is raised ×10 (at
+// most kDampingRetries times, damping.h), then FactorizationFailed (an lrc::Error) is thrown.
 PackedWeight gptq(const float* W, int d_out, int d_in, const double* H, const WeightQuantSpec& spec,
                   const GptqOptions& opt);
 

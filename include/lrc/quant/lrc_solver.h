@@ -50,6 +50,10 @@ struct LrcOptions {
   bool compute_objective = true;
   // If set, the seconds spent in Update-Quant's GPTQ are added here (the pipeline's report).
   double* gptq_seconds = nullptr;
+  // A raised eps_rel is recorded here (damping.h: the whole of Algorithm 1 is rerun with eps_rel
+  // ×10 while a factorisation of Σx, Σy or an eigen-solve fails), or null (printed on stderr).
+  // Update-Quant's GPTQ logs its own damping in gptq.log.
+  DampingLog* log = nullptr;
 };
 
 // Ŵ and U Vᵀ (the LowRankPair base: rank, u [d_out x k], v [d_in x k]).

@@ -66,10 +66,10 @@ class SolverBackend {
   virtual LowRankQuantized svd(const float* W, int d_out, int d_in, const LayerStats& stats,
                                int rank, const WeightQuantSpec& spec,
                                const GptqOptions& opt) const = 0;
-  // FP-model targets (fp_target.h).
+  // FP-model targets (fp_target.h; a raised eps_rel goes to *log).
   virtual std::vector<float> fp_target(const float* W, int d_out, int d_in,
                                        const LayerStats& stats, double eps_rel, const char* where,
-                                       double mix) const = 0;
+                                       double mix, DampingLog* log = nullptr) const = 0;
   // Eq. 2 from statistics and ‖WX‖² (objective.h).
   virtual double objective(const float* W, const float* w_hat, const float* u, const float* v,
                            int rank, int d_out, int d_in, const LayerStats& stats) const = 0;

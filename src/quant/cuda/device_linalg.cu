@@ -8,6 +8,7 @@
 #include <string>
 
 #include "lrc/core/error.h"
+#include "lrc/quant/damping.h"
 #include "quant/cuda/device_linalg.cuh"
 
 namespace lrc {
@@ -497,10 +498,11 @@ void Gpu::potrf(DeviceMatrix& A, cublasFillMode_t uplo, const char* where, const
     *info_out = info;
     return;
   }
-  if (info > 0)
-    fail(where, std::string(what) + " is not positive definite (Cholesky failed at leading minor " +
-                    std::to_string(info) + " of " + std::to_string(n) +
-                    "); increase the regularisation");
+  if (info > 0)  // retried with more damping by the solvers (damping.h)
+    throw FactorizationFailed(std::string(where) + ": " + what +
+                              " is not positive definite (Cholesky failed at leading minor " +
+                              std::to_string(info) + " of " + std::to_string(n) +
+                              "); increase the regularisation");
   if (info < 0) fail(where, std::string(what) + ": potrf argument " + std::to_string(-info));
 }
 
@@ -536,9 +538,10 @@ void Gpu::top_eigenpairs(DeviceMatrix& G, int k, DeviceMatrix& z,
                            CUBLAS_FILL_MODE_LOWER, n, G.data(), n, 0.0, 0.0, n - k + 1, n, &meig,
                            w.data(), scratch(std::max(lwork, 1)), lwork, info_.data()));
   const int info = read_info();
-  if (info != 0 || meig != k)
-    fail("top eigenvectors", "syevdx failed (info " + std::to_string(info) + ", found " +
-                                 std::to_string(meig) + " of " + std::to_string(k) + ")");
+  if (info != 0 || meig != k)  // retried with more damping by the LRC solver (damping.h)
+    throw FactorizationFailed("top eigenvectors: syevdx failed (info " + std::to_string(info) +
+                              ", found " + std::to_string(meig) + " of " + std::to_string(k) +
+                              ")");
   std::vector<double> asc(k);
   LRC_CU(cudaMemcpyAsync(asc.data(), w.data(), k * sizeof(double), cudaMemcpyDeviceToHost,
                          stream_));
@@ -556,7 +559,9 @@ std::vector<double> Gpu::eigen_all(DeviceMatrix& G) const {
   LRC_CU(cusolverDnDsyevd(solver_, CUSOLVER_EIG_MODE_VECTOR, CUBLAS_FILL_MODE_LOWER, n, G.data(),
                           n, w.data(), scratch(std::max(lwork, 1)), lwork, info_.data()));
   const int info = read_info();
-  if (info != 0) fail("eigendecomposition", "syevd failed (info " + std::to_string(info) + ")");
+  if (info != 0)
+    throw FactorizationFailed("eigendecomposition: syevd failed (info " + std::to_string(info) +
+                              ")");
   std::vector<double> h(n);
   LRC_CU(cudaMemcpyAsync(h.data(), w.data(), n * sizeof(double), cudaMemcpyDeviceToHost,
                          stream_));

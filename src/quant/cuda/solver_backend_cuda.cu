@@ -16,6 +16,7 @@
 
 #include "lrc/core/error.h"
 #include "lrc/format/code_packing.h"
+#include "lrc/quant/damping.h"
 #include "lrc/quant/rank.h"
 #include "lrc/quant/solver_backend.h"
 #include "quant/cuda/device_linalg.cuh"
@@ -348,6 +349,17 @@ class CudaSolverBackend final : public SolverBackend {
     require_finite_host(W, d_out, d_in, where, "W");
     check_layer_stats(stats, d_in, where);
     if (opt.use_gptq) check_gptq_options(opt.gptq);
+    // A failed factorisation reruns the whole algorithm with eps_rel ×10 (damping.h).
+    return with_damping(opt.eps_rel, "lrc: eps_rel", opt.log, [&](double eps_rel) {
+      LrcOptions o = opt;
+      o.eps_rel = eps_rel;
+      return lrc_at(W, d_out, d_in, stats, o);
+    });
+  }
+
+  // Algorithm 1 at opt.eps_rel (lrc() has checked its arguments).
+  LowRankQuantized lrc_at(const float* W, int d_out, int d_in, const LayerStats& stats,
+                          const LrcOptions& opt) const {
     const int k = opt.rank;
     const Gpu& g = *gpu_;
     const double t_gptq0 = times_.gptq;
@@ -432,7 +444,8 @@ class CudaSolverBackend final : public SolverBackend {
 
   // fp_target.cpp: W_t = W (X̄Xᵀ + εx I)(XXᵀ + εx I)⁻¹, mixed with W.
   std::vector<float> fp_target(const float* W, int d_out, int d_in, const LayerStats& stats,
-                               double eps_rel, const char* where, double mix) const override {
+                               double eps_rel, const char* where, double mix,
+                               DampingLog* log) const override {
     const int d = d_in;
     const size_t dd = static_cast<size_t>(d) * d;
     if (stats.d != d || stats.xx.size() != dd)
@@ -445,10 +458,14 @@ class CudaSolverBackend final : public SolverBackend {
     const DeviceStats& ds = *held;
     const Gpu& g = *gpu_;
     GpuTimer t(g, times_.fp_target);
-    const double eps = ridge_epsilon(stats.xx, d, eps_rel);
-    DeviceMatrix L = g.copy(*ds.xx);
-    g.add_diagonal(L, eps);
-    g.potrf(L, CUBLAS_FILL_MODE_LOWER, where, "XXᵀ + εx I");
+    double eps = 0;
+    DeviceMatrix L = with_damping(eps_rel, "fp_target: eps_rel", log, [&](double e) {
+      eps = ridge_epsilon(stats.xx, d, e);
+      DeviceMatrix f = g.copy(*ds.xx);
+      g.add_diagonal(f, eps);
+      g.potrf(f, CUBLAS_FILL_MODE_LOWER, where, "XXᵀ + εx I");  // FactorizationFailed: retried
+      return f;
+    });
     DeviceMatrix xf = g.transpose(*ds.fx);  // X X̄ᵀ
     g.add_diagonal(xf, eps);
     const DeviceMatrix Wd = g.upload(W, d_out, d);
@@ -594,16 +611,18 @@ class CudaSolverBackend final : public SolverBackend {
   }
 
   const DeviceMatrix& chol_y(GroupCov& c) const {
-    if (!c.Ly.size()) {
-      c.Ly = gpu_->copy(c.sy);
-      gpu_->potrf(c.Ly, CUBLAS_FILL_MODE_LOWER, "init_lr", "Σy = YYᵀ + εy I");
+    if (!c.Ly.size()) {  // cached only once factored (a failure is retried: damping.h)
+      DeviceMatrix L = gpu_->copy(c.sy);
+      gpu_->potrf(L, CUBLAS_FILL_MODE_LOWER, "init_lr", "Σy = YYᵀ + εy I");
+      c.Ly = std::move(L);
     }
     return c.Ly;
   }
   const DeviceMatrix& chol_x(GroupCov& c) const {
     if (!c.Lx.size()) {
-      c.Lx = gpu_->copy(c.sx);
-      gpu_->potrf(c.Lx, CUBLAS_FILL_MODE_LOWER, "update_lr", "Σx = XXᵀ + εx I");
+      DeviceMatrix L = gpu_->copy(c.sx);
+      gpu_->potrf(L, CUBLAS_FILL_MODE_LOWER, "update_lr", "Σx = XXᵀ + εx I");
+      c.Lx = std::move(L);
     }
     return c.Lx;
   }
@@ -833,20 +852,26 @@ class CudaSolverBackend final : public SolverBackend {
     double mean_diag = 0.0;
     for (int j = 0; j < n; ++j) mean_diag += hd[j];
     mean_diag /= n;
-    g.add_diagonal(h, opt.damp * mean_diag);
-    // R: upper Cholesky factor of H⁻¹ (H⁻¹ = RᵀR), from H's Cholesky (potrf, potri, potrf).
-    int info = 0;
-    g.potrf(h, CUBLAS_FILL_MODE_LOWER, "gptq", "H", &info);
-    if (info > 0)
-      fail("gptq", "H + damping is not positive definite (Cholesky failed at leading minor " +
-                       std::to_string(info) + " of " + std::to_string(n) +
-                       "); is H a Gram matrix X Xᵀ?");
-    g.potri(h, "gptq");
-    g.symmetrize_lower(h);
-    g.potrf(h, CUBLAS_FILL_MODE_UPPER, "gptq", "H⁻¹", &info);
-    if (info != 0)
-      fail("gptq", "H⁻¹ is not numerically positive definite (info " + std::to_string(info) +
-                       "); H is too ill-conditioned, raise the damping");
+    // R: upper Cholesky factor of H⁻¹ (H⁻¹ = RᵀR), from H's Cholesky (potrf, potri, potrf);
+    // the damping raised ×10 while it fails (damping.h), as gptq.cpp does.
+    h = with_damping(opt.damp, "gptq: damp", opt.log, [&](double damp) {
+      DeviceMatrix f = g.copy(h);
+      g.add_diagonal(f, damp * mean_diag);
+      int info = 0;
+      g.potrf(f, CUBLAS_FILL_MODE_LOWER, "gptq", "H", &info);
+      if (info > 0)
+        throw FactorizationFailed(
+            "gptq: H + damping is not positive definite (Cholesky failed at leading minor " +
+            std::to_string(info) + " of " + std::to_string(n) + "); is H a Gram matrix X Xᵀ?");
+      g.potri(f, "gptq");
+      g.symmetrize_lower(f);
+      g.potrf(f, CUBLAS_FILL_MODE_UPPER, "gptq", "H⁻¹", &info);
+      if (info != 0)
+        throw FactorizationFailed("gptq: H⁻¹ is not numerically positive definite (info " +
+                                  std::to_string(info) +
+                                  "); H is too ill-conditioned, raise the damping");
+      return f;
+    });
     // The sweep: blocks of B columns, then the lazy batch update W[:, i2:] -= E R[i1:i2, i2:].
     DeviceArray<uint8_t> codes(static_cast<size_t>(d_out) * n, g.stream());
     const int B = opt.block;

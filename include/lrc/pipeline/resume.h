@@ -1,0 +1,76 @@
+// Resumable quantization (issue 27): the work area of one `lrc quantize` run, inside its
+// output's <out>.partial directory (<out>.partial/resume/):
+//   fingerprint.json       what the run depends on (model files' sizes and mtimes, tokenizer,
+//                          calibration sha256, every option, lrc version, threads, BLAS core)
+//   allocation.json        --rank-alloc error: the probe pass's ranks and its record
+//   layer-NNNNN.rec        layer NNNNN as the LayerSink received it (norms, packed Ŵ codes,
+//                          scales, zeros, U, V, Q_a, rank) and its linears' reports
+//   hidden-NNNNN.rec       the calibration hidden states entering layer NNNNN + 1 (and with
+//                          --target fp the FP twin's); only the newest is kept
+// Every file is written to a temporary name, fsync'ed and renamed (then the directory is
+// fsync'ed), so a record exists only once complete: a kill -9 at any moment leaves the work area
+// consistent. The pipeline (quantize_model) restores the finished layers, hands them to the
+// sink again (the checkpoint is rewritten from the start, byte for byte) and goes on from the
+// newest hidden states; CheckpointWriter::finish removes the work area before its rename.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "lrc/model/llama.h"
+#include "lrc/pipeline/quantize_model.h"
+
+namespace lrc {
+
+// The work area's folder name inside <out>.partial.
+inline constexpr const char* kResumeDirName = "resume";
+
+// The fingerprint of a run: {"lrc_version", "model": {file: "size mtime"}, "tokenizer",
+// "calibration_sha256", "options": opt.to_json() + what it leaves out, "threads", "blas_core"}.
+// model and tokenizer are paths as given (a directory lists its regular files).
+nlohmann::json run_fingerprint(const std::string& model, const std::string& tokenizer,
+                               const CalibrationSet& calib, const QuantizeOptions& opt);
+
+// The first difference between two fingerprints as "<what> differs (recorded X, now Y)", or ""
+// when they are equal.
+std::string fingerprint_difference(const nlohmann::json& recorded, const nlohmann::json& now);
+
+class QuantizeJournal {
+ public:
+  // out: the final checkpoint directory. resume = false: any <out>.partial is replaced (a fresh
+  // run, as without a journal); true: an existing work area must carry the same fingerprint
+  // (else lrc::Error naming what differs), a missing one starts from layer 0 (with a note).
+  QuantizeJournal(const std::string& out, nlohmann::json fingerprint, bool resume);
+
+  // Layers 0 .. layers_done()-1 were finished by an earlier run (0 for a fresh run), and
+  // hidden states after the last of them are there.
+  int layers_done() const { return done_; }
+  void restore_layer(int i, const LlamaConfig& cfg, LlamaLayer& L,
+                     std::vector<LinearReport>& reports, QuantizeReport::LayerTimes& times) const;
+  // h [nh] (and hf [nhf] when the record has them; nhf = 0 without) after layer
+  // layers_done() - 1, into host memory; sizes must match.
+  void restore_hidden(float* h, size_t nh, float* hf, size_t nhf) const;
+  // Layer i is final (norms, linears with biases, Q_a): its record, then the hidden states
+  // after it, h [nh] and hf [nhf] in host memory.
+  void record_layer(int i, const LlamaConfig& cfg, const LlamaLayer& L,
+                    const std::vector<LinearReport>& reports,
+                    const QuantizeReport::LayerTimes& times, const float* h, size_t nh,
+                    const float* hf, size_t nhf);
+
+  // --rank-alloc error: the probe's decision, if an earlier run recorded it.
+  std::optional<nlohmann::json> allocation() const;
+  void record_allocation(const nlohmann::json& a);
+
+  const std::string& dir() const { return dir_; }
+
+ private:
+  std::string dir_;  // <out>.partial/resume
+  int done_ = 0;
+};
+
+// Whether the work area under `partial` (a <out>.partial directory) holds a finished layer.
+bool work_area_has_layers(const std::string& partial);
+
+}  // namespace lrc

@@ -1,0 +1,446 @@
+#include "lrc/pipeline/resume.h"
+
+#include <fcntl.h>
+#include <omp.h>
+#include <unistd.h>
+
+#include <bit>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+#include "lrc/core/blas_info.h"
+#include "lrc/core/error.h"
+#include "lrc/model/layer_linears.h"
+
+namespace fs = std::filesystem;
+
+namespace lrc {
+
+namespace {
+
+constexpr char kMagic[8] = {'L', 'R', 'C', 'R', 'E', 'C', '1', '\n'};
+constexpr const char* kFingerprint = "fingerprint.json";
+constexpr const char* kAllocation = "allocation.json";
+
+// Doubles travel as their bit patterns: exact, NaN and Inf included (JSON has neither).
+uint64_t bits_of(double d) { return std::bit_cast<uint64_t>(d); }
+double double_of(const nlohmann::json& j) { return std::bit_cast<double>(j.get<uint64_t>()); }
+
+std::string numbered(const char* stem, int i) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%s-%05d.rec", stem, i);
+  return buf;
+}
+
+void fsync_path(const fs::path& p, bool directory) {
+  const int fd = ::open(p.c_str(), directory ? O_RDONLY | O_DIRECTORY : O_RDONLY);
+  if (fd < 0) return;
+  ::fsync(fd);
+  ::close(fd);
+}
+
+struct Blob {
+  const void* data;
+  size_t bytes;
+};
+template <class T>
+Blob blob(const std::vector<T>& v) {
+  return {v.data(), v.size() * sizeof(T)};
+}
+
+// A record: magic, u64 length of the JSON, the JSON (meta + "blobs": byte counts), the blobs.
+// Written to <path>.tmp, fsync'ed, renamed, the directory fsync'ed: complete or absent.
+void write_record(const fs::path& path, nlohmann::json meta, const std::vector<Blob>& blobs) {
+  std::vector<uint64_t> sizes;
+  for (const Blob& b : blobs) sizes.push_back(b.bytes);
+  meta["blobs"] = sizes;
+  const std::string js = meta.dump();
+  const uint64_t jn = js.size();
+  const fs::path tmp = path.string() + ".tmp";
+  std::FILE* f = std::fopen(tmp.c_str(), "wb");
+  if (!f) fail(tmp.string(), std::string("cannot write resume record: ") + std::strerror(errno));
+  bool ok = std::fwrite(kMagic, 1, 8, f) == 8 && std::fwrite(&jn, 8, 1, f) == 1 &&
+            std::fwrite(js.data(), 1, jn, f) == jn;
+  for (const Blob& b : blobs)
+    ok = ok && (b.bytes == 0 || std::fwrite(b.data, 1, b.bytes, f) == b.bytes);
+  ok = ok && std::fflush(f) == 0 && ::fsync(::fileno(f)) == 0;
+  ok = (std::fclose(f) == 0) && ok;
+  if (!ok) {
+    std::error_code ec;
+    fs::remove(tmp, ec);
+    fail(tmp.string(), "write failed (resume record)");
+  }
+  fs::rename(tmp, path);
+  fsync_path(path.parent_path(), true);
+}
+
+// Reads a record back: meta, then each blob into a typed vector (sizes checked).
+class RecordReader {
+ public:
+  explicit RecordReader(const fs::path& path) : path_(path.string()) {
+    f_ = std::fopen(path_.c_str(), "rb");
+    if (!f_) fail(path_, "cannot read resume record");
+    char magic[8];
+    uint64_t jn = 0;
+    if (std::fread(magic, 1, 8, f_) != 8 || std::memcmp(magic, kMagic, 8) != 0 ||
+        std::fread(&jn, 8, 1, f_) != 1 || jn > (64u << 20))
+      bad("not a resume record");
+    std::string js(jn, '\0');
+    if (std::fread(js.data(), 1, jn, f_) != jn) bad("truncated");
+    try {
+      meta = nlohmann::json::parse(js);
+      sizes_ = meta.at("blobs").get<std::vector<uint64_t>>();
+    } catch (const nlohmann::json::exception& e) {
+      bad(std::string("damaged header: ") + e.what());
+    }
+    uint64_t total = 16 + jn;
+    for (uint64_t s : sizes_) total += s;
+    std::error_code ec;
+    if (fs::file_size(path, ec) != total) bad("truncated");
+  }
+  ~RecordReader() { std::fclose(f_); }
+  RecordReader(const RecordReader&) = delete;
+  RecordReader& operator=(const RecordReader&) = delete;
+
+  // The next blob into dst, which must be exactly `bytes` long.
+  void next_into(void* dst, size_t bytes) {
+    if (k_ >= sizes_.size() || sizes_[k_] != bytes) bad("blob " + std::to_string(k_) + " size");
+    if (bytes && std::fread(dst, 1, bytes, f_) != bytes) bad("truncated");
+    ++k_;
+  }
+  // The next blob into v (its byte count must be a multiple of sizeof(T)).
+  template <class T>
+  void next(std::vector<T>& v) {
+    if (k_ >= sizes_.size() || sizes_[k_] % sizeof(T) != 0) bad("blob " + std::to_string(k_));
+    v.resize(sizes_[k_] / sizeof(T));
+    if (!v.empty() && std::fread(v.data(), 1, sizes_[k_], f_) != sizes_[k_]) bad("truncated");
+    ++k_;
+  }
+  [[noreturn]] void bad(const std::string& what) const {
+    fail(path_, "damaged resume record (" + what + "); run without --resume to start over");
+  }
+
+  nlohmann::json meta;
+
+ private:
+  std::string path_;
+  std::FILE* f_ = nullptr;
+  std::vector<uint64_t> sizes_;
+  size_t k_ = 0;
+};
+
+void write_json_atomically(const fs::path& path, const nlohmann::json& j) {
+  const fs::path tmp = path.string() + ".tmp";
+  {
+    std::ofstream f(tmp);
+    f << j.dump(2) << "\n";
+    f.flush();
+    if (!f) fail(tmp.string(), "write failed (resume work area)");
+  }
+  fsync_path(tmp, false);
+  fs::rename(tmp, path);
+  fsync_path(path.parent_path(), true);
+}
+
+nlohmann::json read_json(const fs::path& path) {
+  std::ifstream f(path);
+  try {
+    return nlohmann::json::parse(f);
+  } catch (const nlohmann::json::exception& e) {
+    fail(path.string(),
+         std::string("damaged (") + e.what() + "); run without --resume to start over");
+  }
+}
+
+// "name": "size mtime_ns" of a file, or of each regular file of a directory.
+nlohmann::json files_of(const std::string& path) {
+  nlohmann::json j = nlohmann::json::object();
+  if (path.empty()) return j;
+  auto stamp = [](const fs::path& p) {
+    std::error_code ec;
+    const auto size = fs::file_size(p, ec);
+    const auto t = fs::last_write_time(p, ec).time_since_epoch();
+    return std::to_string(size) + " bytes, mtime " +
+           std::to_string(std::chrono::duration_cast<std::chrono::nanoseconds>(t).count());
+  };
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) {
+    std::vector<fs::path> files;
+    for (const auto& e : fs::directory_iterator(path, ec))
+      if (e.is_regular_file()) files.push_back(e.path());
+    std::sort(files.begin(), files.end());
+    for (const auto& p : files) j[p.filename().string()] = stamp(p);
+  } else {
+    j[fs::path(path).filename().string()] = stamp(path);
+  }
+  return j;
+}
+
+// One readable line per leaf: "options.damp" -> "0.01".
+void flatten(const nlohmann::json& j, const std::string& prefix,
+             std::map<std::string, std::string>& out) {
+  if (j.is_object()) {
+    for (const auto& [k, v] : j.items()) flatten(v, prefix.empty() ? k : prefix + "." + k, out);
+  } else {
+    out[prefix] = j.is_string() ? j.get<std::string>() : j.dump();
+  }
+}
+
+std::string describe(const std::string& key) {
+  auto starts = [&](const char* p) { return key.rfind(p, 0) == 0; };
+  if (starts("options.")) return "the option '" + key.substr(8) + "'";
+  if (starts("model.")) return "the model file '" + key.substr(6) + "'";
+  if (starts("tokenizer.")) return "the tokenizer file '" + key.substr(10) + "'";
+  if (starts("calibration.")) return "the calibration " + key.substr(12);
+  if (key == "threads") return "the thread count (OMP_NUM_THREADS)";
+  if (key == "blas_core") return "the OpenBLAS core type";
+  if (key == "lrc_version") return "the lrc version";
+  return "'" + key + "'";
+}
+
+// The linear fields of a layer record, in kLayerLinears order.
+nlohmann::json linear_meta(const Linear& l) {
+  nlohmann::json j = {{"d_out", l.d_out},        {"d_in", l.d_in},
+                      {"quantized", l.quantized()}, {"rank", l.lr.rank},
+                      {"act_bits", l.act.bits}, {"act_clip", bits_of(l.act.clip)},
+                      {"act_groupsize", l.act.groupsize}};
+  if (l.packed)
+    j.update({{"bits", l.packed->bits},
+              {"groupsize", l.packed->groupsize},
+              {"symmetric", l.packed->symmetric}});
+  return j;
+}
+
+nlohmann::json report_meta(const LinearReport& r) {
+  nlohmann::json j = {{"name", r.name},
+                      {"d_out", r.d_out},
+                      {"d_in", r.d_in},
+                      {"rank", r.rank},
+                      {"a_clip", bits_of(r.a_clip)},
+                      {"objective", bits_of(r.objective)},
+                      {"objective_fp", bits_of(r.objective_fp)},
+                      {"objective_gptq", bits_of(r.objective_gptq)},
+                      {"seconds", bits_of(r.seconds)}};
+  nlohmann::json spec = nlohmann::json::array();
+  for (double s : r.spectrum) spec.push_back(bits_of(s));
+  j["spectrum"] = spec;
+  for (const DampingEvent& e : r.damping)
+    j["damping"].push_back({{"step", e.step},
+                            {"configured", bits_of(e.configured)},
+                            {"used", bits_of(e.used)},
+                            {"retries", e.retries}});
+  j["gptq_fallback"] = r.gptq_fallback;
+  return j;
+}
+
+LinearReport report_from(const nlohmann::json& j) {
+  LinearReport r;
+  r.name = j.at("name").get<std::string>();
+  r.d_out = j.at("d_out").get<int>();
+  r.d_in = j.at("d_in").get<int>();
+  r.rank = j.at("rank").get<int>();
+  r.a_clip = static_cast<float>(double_of(j.at("a_clip")));
+  r.objective = double_of(j.at("objective"));
+  r.objective_fp = double_of(j.at("objective_fp"));
+  r.objective_gptq = double_of(j.at("objective_gptq"));
+  r.seconds = double_of(j.at("seconds"));
+  for (const auto& s : j.at("spectrum")) r.spectrum.push_back(double_of(s));
+  if (j.contains("damping"))
+    for (const auto& e : j.at("damping"))
+      r.damping.push_back({e.at("step").get<std::string>(), double_of(e.at("configured")),
+                           double_of(e.at("used")), e.at("retries").get<int>()});
+  r.gptq_fallback = j.at("gptq_fallback").get<bool>();
+  return r;
+}
+
+}  // namespace
+
+nlohmann::json run_fingerprint(const std::string& model, const std::string& tokenizer,
+                               const CalibrationSet& calib, const QuantizeOptions& opt) {
+  nlohmann::json o = opt.to_json();
+  o["batch_sequences"] = opt.batch_sequences;
+  o["baseline_objective"] = opt.baseline_objective;
+  o["compare_gptq"] = opt.compare_gptq;
+  o["device"] = opt.device;
+  return {{"lrc_version", LRC_VERSION},
+          {"model", files_of(model)},
+          {"tokenizer", files_of(tokenizer)},
+          {"calibration",
+           {{"sha256", calib.sha256}, {"n_seq", calib.n_seq}, {"seq_len", calib.seq_len}}},
+          {"options", o},
+          {"threads", omp_get_max_threads()},
+          {"blas_core", blas_core_name()}};
+}
+
+std::string fingerprint_difference(const nlohmann::json& recorded, const nlohmann::json& now) {
+  std::map<std::string, std::string> a, b;
+  flatten(recorded, "", a);
+  flatten(now, "", b);
+  for (const auto& [k, v] : b) {
+    const auto it = a.find(k);
+    if (it == a.end()) return describe(k) + " is new (now " + v + ")";
+    if (it->second != v)
+      return describe(k) + " differs (recorded " + it->second + ", now " + v + ")";
+  }
+  for (const auto& [k, v] : a)
+    if (!b.count(k)) return describe(k) + " is gone (recorded " + v + ")";
+  return "";
+}
+
+bool work_area_has_layers(const std::string& partial) {
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(fs::path(partial) / kResumeDirName, ec))
+    if (e.path().filename().string().rfind("layer-", 0) == 0 &&
+        e.path().extension() == ".rec")
+      return true;
+  return false;
+}
+
+QuantizeJournal::QuantizeJournal(const std::string& out, nlohmann::json fingerprint, bool resume) {
+  const fs::path partial = out + ".partial";
+  dir_ = (partial / kResumeDirName).string();
+  const fs::path fp_path = fs::path(dir_) / kFingerprint;
+  std::error_code ec;
+  bool fresh = !resume;
+  if (resume && !fs::exists(fp_path, ec)) {
+    std::fprintf(stderr, "resume: no earlier run in %s; starting from layer 0\n",
+                 partial.c_str());
+    fresh = true;
+  }
+  if (fresh) {
+    if (fs::exists(partial, ec) && !fs::is_directory(partial, ec))
+      fail(partial.string(), "exists and is not a directory");
+    fs::remove_all(partial, ec);
+    fs::create_directories(dir_, ec);
+    if (ec) fail(out, "cannot create output directory: " + ec.message());
+    write_json_atomically(fp_path, fingerprint);
+    return;
+  }
+  const std::string diff = fingerprint_difference(read_json(fp_path), fingerprint);
+  if (!diff.empty())
+    fail(partial.string(), "cannot resume: " + diff + "; run without --resume to start over");
+  // Leftovers of a write that a kill interrupted, and the checkpoint's own partial files (the
+  // checkpoint is rewritten from its first byte).
+  for (const auto& e : fs::directory_iterator(dir_, ec))
+    if (e.path().extension() == ".tmp") fs::remove(e.path(), ec);
+  // Finished: layers 0..n with the hidden states after n (the newest hidden record).
+  int newest = -1;
+  for (const auto& e : fs::directory_iterator(dir_, ec)) {
+    const std::string name = e.path().filename().string();
+    int n = -1;
+    if (std::sscanf(name.c_str(), "hidden-%d.rec", &n) == 1 && name == numbered("hidden", n))
+      newest = std::max(newest, n);
+  }
+  int done = 0;
+  while (done <= newest && fs::exists(fs::path(dir_) / numbered("layer", done), ec)) ++done;
+  done_ = done == newest + 1 ? done : 0;  // a gap (never written so): start over
+  std::fprintf(stderr, "resume: %d layer%s finished by an earlier run (%s)\n", done_,
+               done_ == 1 ? "" : "s", partial.c_str());
+}
+
+void QuantizeJournal::record_layer(int i, const LlamaConfig& cfg, const LlamaLayer& L,
+                                   const std::vector<LinearReport>& reports,
+                                   const QuantizeReport::LayerTimes& times, const float* h,
+                                   size_t nh, const float* hf, size_t nhf) {
+  nlohmann::json meta = {{"layer", i}, {"reports", nlohmann::json::array()}};
+  std::vector<Blob> blobs = {blob(L.attn_norm), blob(L.ffn_norm), blob(L.q_norm),
+                             blob(L.k_norm)};
+  static const std::vector<uint8_t> no_codes;
+  static const std::vector<float> none;
+  for (const auto& t : layer_linears(cfg)) {
+    const Linear& l = L.*t.member;
+    meta["linears"].push_back(linear_meta(l));
+    blobs.push_back(blob(l.w));
+    blobs.push_back(blob(l.bias));
+    blobs.push_back(l.packed ? blob(l.packed->codes) : blob(no_codes));
+    blobs.push_back(l.packed ? blob(l.packed->scales) : blob(none));
+    blobs.push_back(l.packed ? blob(l.packed->zeros) : blob(none));
+    blobs.push_back(blob(l.lr.u));
+    blobs.push_back(blob(l.lr.v));
+  }
+  for (const auto& r : reports) meta["reports"].push_back(report_meta(r));
+  meta["times"] = {bits_of(times.seconds), bits_of(times.forward), bits_of(times.stats),
+                   bits_of(times.solve), bits_of(times.gptq)};
+  write_record(fs::path(dir_) / numbered("layer", i), meta, blobs);
+  write_record(fs::path(dir_) / numbered("hidden", i), {{"layer", i}},
+               {Blob{h, nh * sizeof(float)}, Blob{hf, nhf * sizeof(float)}});
+  if (i > 0) {  // only the newest hidden states are kept (GBs for a 7B model)
+    std::error_code ec;
+    fs::remove(fs::path(dir_) / numbered("hidden", i - 1), ec);
+  }
+  done_ = i + 1;
+}
+
+void QuantizeJournal::restore_layer(int i, const LlamaConfig& cfg, LlamaLayer& L,
+                                    std::vector<LinearReport>& reports,
+                                    QuantizeReport::LayerTimes& times) const {
+  RecordReader r(fs::path(dir_) / numbered("layer", i));
+  try {
+    if (r.meta.at("layer").get<int>() != i) r.bad("layer number");
+    r.next(L.attn_norm);
+    r.next(L.ffn_norm);
+    r.next(L.q_norm);
+    r.next(L.k_norm);
+    const auto& lins = r.meta.at("linears");
+    const auto table = layer_linears(cfg);
+    if (lins.size() != table.size()) r.bad("linear count");
+    size_t k = 0;
+    for (const auto& t : table) {
+      const auto& m = lins.at(k++);
+      Linear& l = L.*t.member;
+      l = Linear{};
+      l.d_out = m.at("d_out").get<int>();
+      l.d_in = m.at("d_in").get<int>();
+      r.next(l.w);
+      r.next(l.bias);
+      PackedWeight p;
+      r.next(p.codes);
+      r.next(p.scales);
+      r.next(p.zeros);
+      if (m.at("quantized").get<bool>()) {
+        p.d_out = l.d_out;
+        p.d_in = l.d_in;
+        p.bits = m.at("bits").get<int>();
+        p.groupsize = m.at("groupsize").get<int>();
+        p.symmetric = m.at("symmetric").get<bool>();
+        p.validate("resume record");
+        l.packed = std::move(p);
+      }
+      l.lr.rank = m.at("rank").get<int>();
+      r.next(l.lr.u);
+      r.next(l.lr.v);
+      l.act.bits = m.at("act_bits").get<int>();
+      l.act.clip = static_cast<float>(double_of(m.at("act_clip")));
+      l.act.groupsize = m.at("act_groupsize").get<int>();
+    }
+    for (const auto& j : r.meta.at("reports")) reports.push_back(report_from(j));
+    const auto& t = r.meta.at("times");
+    times = {double_of(t.at(0)), double_of(t.at(1)), double_of(t.at(2)), double_of(t.at(3)),
+             double_of(t.at(4))};
+  } catch (const nlohmann::json::exception& e) {
+    r.bad(e.what());
+  }
+}
+
+void QuantizeJournal::restore_hidden(float* h, size_t nh, float* hf, size_t nhf) const {
+  if (done_ == 0) return;
+  RecordReader r(fs::path(dir_) / numbered("hidden", done_ - 1));
+  r.next_into(h, nh * sizeof(float));
+  r.next_into(hf, nhf * sizeof(float));
+}
+
+std::optional<nlohmann::json> QuantizeJournal::allocation() const {
+  const fs::path p = fs::path(dir_) / kAllocation;
+  std::error_code ec;
+  if (!fs::exists(p, ec)) return std::nullopt;
+  return read_json(p);
+}
+
+void QuantizeJournal::record_allocation(const nlohmann::json& a) {
+  write_json_atomically(fs::path(dir_) / kAllocation, a);
+}
+
+}  // namespace lrc
