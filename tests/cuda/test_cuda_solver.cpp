@@ -273,13 +273,22 @@ TEST(CudaSolver, BadInputIsOneClearError) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("[5, 7]"), std::string::npos) << e.what();
   }
-  // An H that is not positive definite.
+  // An H that is not positive definite: the damping retries (issue 27) treat it as the CPU
+  // does, both factor it with a raised damping or both refuse it.
   LayerStats s;
   s.d = d;
   s.xx.assign(static_cast<size_t>(d) * d, 0.0);
   for (int i = 0; i < d; ++i) s.xx[static_cast<size_t>(i) * d + i] = i == 3 ? -5.0 : 1.0;
   const std::vector<float> W = random_w(8, d, 19);
-  EXPECT_THROW(b.gpu->gptq(W.data(), 8, d, s, WeightQuantSpec{}, GptqOptions{}), Error);
+  auto refuses = [&](const SolverBackend& be) {
+    try {
+      (void)be.gptq(W.data(), 8, d, s, WeightQuantSpec{}, GptqOptions{});
+      return false;
+    } catch (const Error&) {
+      return true;
+    }
+  };
+  EXPECT_EQ(refuses(*b.gpu), refuses(*cpu_solver_backend()));
   EXPECT_THROW(make_solver_backend("cuda:99"), Error);
 }
 
@@ -300,9 +309,12 @@ TEST(CudaSolver, PipelineOnTheGpuMatchesTheCpuPerMatrix) {
     EXPECT_GT(rg.peak_device_bytes, 0);
     ASSERT_EQ(rg.linears.size(), rc.linears.size());
     for (size_t i = 0; i < rc.linears.size(); ++i) {
-      // Later layers see inputs that went through earlier (slightly different) layers.
+      // Layer 0 sees the same inputs up to fp32 summation order (the calibration forward runs
+      // on the GPU too); later layers see inputs that went through an earlier quantized
+      // layer, where a code at a rounding boundary may flip (H100: 2.6% on one matrix).
+      const double tol = rc.linears[i].name.rfind("layers.0.", 0) == 0 ? 0.02 : 0.05;
       EXPECT_NEAR(rg.linears[i].objective, rc.linears[i].objective,
-                  0.02 * rc.linears[i].objective)
+                  tol * rc.linears[i].objective)
           << method_name(m) << " " << rc.linears[i].name;
     }
     ASSERT_EQ(rg.layers.size(), static_cast<size_t>(cfg.n_layers));
