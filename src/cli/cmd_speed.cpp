@@ -63,8 +63,16 @@ int run_speed(const SpeedOptions& o) {
   };
 
   std::vector<double> pp, tg;
+  // Real kernels: one backend for both runs, holding the only copy of the linears, as eval and
+  // generate run them (Backend::take_over); the simulation keeps each Ŵ dequantized for the
+  // decode run only.
+  const bool one_backend = o.kernels == "real";
+  if (one_backend) {
+    m.backend = make_backend(o.device, o.kernels);
+    (void)hand_over_and_measure(m);
+  }
   for (const bool decode_run : {false, true}) {
-    m.backend = make_backend(o.device, o.kernels, /*decoding=*/decode_run);
+    if (!one_backend) m.backend = make_backend(o.device, o.kernels, /*decoding=*/decode_run);
     for (int r = 0; r <= o.reps; ++r) {  // r = 0: warm-up (repacking, page faults)
       Decoder dec(m, decode_run ? o.decode : o.prefill);
       const auto t0 = Clock::now();
