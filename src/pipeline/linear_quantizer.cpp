@@ -225,6 +225,12 @@ constexpr const char* kWhyNonFinite =
 
 }  // namespace
 
+void fail_non_finite_activations(const std::vector<std::string>& names,
+                                 const std::string& detail) {
+  fail(input_of(names), "the calibration activations are not finite (" + detail + ")" +
+                            kWhyNonFinite);
+}
+
 void require_finite_activations(const float* x, const float* x_fp, int64_t n, int d,
                                 const std::vector<std::string>& names) {
   for (const float* a : {x, x_fp}) {

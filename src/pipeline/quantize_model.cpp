@@ -476,10 +476,16 @@ LayerStats collect_statistics(LayerPipeline& p, int i, LinearGroup g, int d_in,
   auto take = [&](const float* x, const float* xf, int64_t n, int d) {
     if (!p.on_device) require_finite_activations(x, xf, n, d, names);
     const auto ts = Clock::now();
-    if (p.on_device)
-      acc->add_device(x, n, xf);
-    else
+    if (p.on_device) {
+      try {
+        acc->add_device(x, n, xf);
+      } catch (const Error& e) {
+        if (std::string(e.what()).find("non-finite") == std::string::npos) throw;
+        fail_non_finite_activations(names, e.what());
+      }
+    } else {
       acc->add(x, n, xf);
+    }
     p.report.seconds_stats += since(ts);
     const size_t len = static_cast<size_t>(n) * d;
     if (kept.keep) be.copy(kept.x.data() + kept.filled, x, len * sizeof(float));

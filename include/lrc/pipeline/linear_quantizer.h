@@ -58,6 +58,9 @@ nlohmann::json numerical_guards_json(const LinearReport& r);
 void require_finite_activations(const float* x, const float* x_fp, int64_t n, int d,
                                 const std::vector<std::string>& names);
 void require_finite_activations(const LayerStats& stats, const std::vector<std::string>& names);
+// The same error for a non-finite value a device statistics sink found (detail: its message).
+[[noreturn]] void fail_non_finite_activations(const std::vector<std::string>& names,
+                                              const std::string& detail);
 
 // Bits per weight of the linear layers, the paper's accounting (C.2: 4 + overhead): integer
 // codes + fp16 scales (and zeros when asymmetric) + fp16 U and V.
