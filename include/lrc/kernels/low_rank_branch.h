@@ -5,7 +5,11 @@
 #pragma once
 
 #include <cstdint>
+#include <mutex>
+#include <unordered_map>
 #include <vector>
+
+#include "lrc/format/low_rank.h"
 
 namespace lrc {
 
@@ -28,6 +32,24 @@ struct LowRankDecode {
 // From u [d_out x rank] and v [d_in x rank] (row-major, as in LowRankPair).
 LowRankDecode make_low_rank_decode(const float* u, const float* v, int rank, int d_in,
                                    int d_out);
+
+// The decode layouts a backend keeps, one per LowRankPair (by address: for models that neither
+// change nor move while the backend runs them), made on first use; thread-safe.
+class LowRankDecodeCache {
+ public:
+  const LowRankDecode& get(const LowRankPair& lr, int d_in, int d_out) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = kept_.find(&lr);
+    if (it == kept_.end())
+      it = kept_.emplace(&lr, make_low_rank_decode(lr.u.data(), lr.v.data(), lr.rank, d_in, d_out))
+               .first;
+    return it->second;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  mutable std::unordered_map<const LowRankPair*, LowRankDecode> kept_;
+};
 
 // y[d_out] += U (Vᵀ x) for one token x[d_in]: t[k] = Σ_j x_j·V[j][k] (j ascending, one fma
 // each), then y[r] += Σ_k t_k·U[r][k] (k ascending from 0, then added to y). AVX-512 when

@@ -133,14 +133,7 @@ class CpuIntBackend final : public Backend {
 
   // The one-token layout of L's U, V (low_rank_branch.h), kept per pair like the weights.
   const LowRankDecode* low_rank_decode(const Linear& L) const {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = low_rank_.find(&L.lr);
-    if (it == low_rank_.end())
-      it = low_rank_
-               .emplace(&L.lr, make_low_rank_decode(L.lr.u.data(), L.lr.v.data(), L.lr.rank,
-                                                    L.d_in, L.d_out))
-               .first;
-    return &it->second;
+    return &low_rank_.get(L.lr, L.d_in, L.d_out);
   }
 
   bool taken_over(const LowRankPair& lr) const {
@@ -161,7 +154,7 @@ class CpuIntBackend final : public Backend {
 
   mutable std::mutex mu_;
   mutable std::map<const PackedWeight*, std::unique_ptr<W4A4Cpu>> packed_;
-  mutable std::map<const LowRankPair*, LowRankDecode> low_rank_;
+  LowRankDecodeCache low_rank_;
   mutable std::set<const LowRankPair*> taken_;  // pairs whose U, V only the decode layout holds
 };
 

@@ -323,19 +323,12 @@ class CpuReferenceBackend final : public Backend {
   const LowRankDecode* low_rank_decode(const Linear& L, int64_t n) const {
     if (!keep_ || n != 1 || L.lr.rank <= 0) return nullptr;
     check_low_rank(L);
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = kept_lr_.find(&L.lr);
-    if (it == kept_lr_.end())
-      it = kept_lr_
-               .emplace(&L.lr, make_low_rank_decode(L.lr.u.data(), L.lr.v.data(), L.lr.rank,
-                                                    L.d_in, L.d_out))
-               .first;
-    return &it->second;
+    return &kept_lr_.get(L.lr, L.d_in, L.d_out);
   }
 
   bool keep_;
   mutable std::mutex mu_;
-  mutable std::unordered_map<const LowRankPair*, LowRankDecode> kept_lr_;
+  LowRankDecodeCache kept_lr_;
   mutable std::unordered_map<const PackedWeight*, std::vector<float>> kept_[2];
 };
 
