@@ -221,7 +221,7 @@ TEST(CudaW4A4, ActivationCodesEqualCpuQuantizer) {
         CUDA_OK(cudaMemcpy(hsum.data(), csum.p, m * 4, cudaMemcpyDeviceToHost));
         for (int i = 0; i < m; ++i) {
           std::vector<float> xf(k);
-          for (int j = 0; j < k; ++j) xf[j] = lrc::f16_to_f32(x[static_cast<size_t>(i) * k + j]);
+          for (int j = 0; j < k; ++j) xf[j] = x[static_cast<size_t>(i) * k + j];
           std::vector<int8_t> ref(k);
           float sref = 0;
           lrc::quantize_activation_row(xf.data(), k, spec, ref.data(), &sref);
@@ -250,8 +250,19 @@ struct Reference {
   std::vector<float> sx;
 };
 
+Reference reference_f32(const RandomLayer& R, const std::vector<float>& x, int m, float clip,
+                        int rank, const std::vector<float>& u, const std::vector<float>& v);
+
 Reference reference(const RandomLayer& R, const std::vector<uint16_t>& x, int m, float clip,
                     int rank, const std::vector<float>& u, const std::vector<float>& v) {
+  std::vector<float> xf(x.size());
+  for (size_t i = 0; i < x.size(); ++i) xf[i] = lrc::f16_to_f32(x[i]);
+  return reference_f32(R, xf, m, clip, rank, u, v);
+}
+
+// x [m x k] fp32 as the CPU simulation sees it.
+Reference reference_f32(const RandomLayer& R, const std::vector<float>& x, int m, float clip,
+                        int rank, const std::vector<float>& u, const std::vector<float>& v) {
   const int n = R.n, k = R.k;
   Reference ref;
   ref.acc.assign(static_cast<size_t>(m) * n, 0);
@@ -263,7 +274,7 @@ Reference reference(const RandomLayer& R, const std::vector<uint16_t>& x, int m,
   spec.clip = clip;
   for (int i = 0; i < m; ++i) {
     std::vector<float> xf(k);
-    for (int j = 0; j < k; ++j) xf[j] = lrc::f16_to_f32(x[static_cast<size_t>(i) * k + j]);
+    for (int j = 0; j < k; ++j) xf[j] = x[static_cast<size_t>(i) * k + j];
     std::vector<int8_t> c(k);
     lrc::quantize_activation_row(xf.data(), k, spec, c.data(), &ref.sx[i]);
     std::vector<double> t(rank, 0.0);
@@ -379,6 +390,64 @@ TEST(CudaW4A4, OutputsMatchFloat64Reference) {
           }
         EXPECT_LT(std::sqrt(err / norm), 1e-3)
             << var.name << " n " << c.n << " k " << c.k << " rank " << c.rank << " m " << m;
+      }
+    }
+  }
+}
+
+// forward_f32 (what the model's GPU forward uses): Q_a reads the fp32 x itself, so the integer
+// accumulators equal the CPU simulation's on x that fp16 cannot hold (both paths, bit for
+// bit), and y leaves the fp32 epilogue unrounded: within 1e-5 of float64 without a low-rank
+// branch, 1e-3 with one (its x·V reads an fp16 copy of x, U and V are fp16).
+TEST(CudaW4A4, Fp32ForwardQuantizesTheFp32Input) {
+  SKIP_WITHOUT_GPU();
+  std::mt19937 rng(7);
+  for (const Case c : {Case{72, 100, 5, -1}, Case{200, 333, 0, -1}, Case{512, 4096, 64, -1}}) {
+    const RandomLayer R = random_layer(c.n, c.k, rng);
+    W4A4Layout L = layout_of(R, 0.9f);
+    std::normal_distribution<float> nd(0.f, 1.f);
+    std::vector<float> u(static_cast<size_t>(c.n) * c.rank), v(static_cast<size_t>(c.k) * c.rank);
+    for (auto& e : u) e = 0.05f * nd(rng);
+    for (auto& e : v) e = nd(rng) / std::sqrt(static_cast<float>(c.k));
+    lrc::cuda::set_low_rank(L, c.rank, u.data(), v.data());
+    lrc::cuda::W4A4Linear lin(L);
+    for (int m : {1, 7, 16, 33, 300}) {
+      std::vector<float> x(static_cast<size_t>(m) * c.k);
+      std::uniform_int_distribution<int> pick(0, 63);
+      for (auto& e : x) e = pick(rng) == 0 ? 8.f * nd(rng) : nd(rng);
+      const Reference ref = reference_f32(R, x, m, 0.9f, c.rank, u, v);
+      const int ldy = (c.n + 3) / 4 * 4;
+      DevBuf<float> dx(x.size()), dy(static_cast<size_t>(m) * ldy), draw(static_cast<size_t>(m) * c.n);
+      CUDA_OK(cudaMemcpy(dx.p, x.data(), x.size() * 4, cudaMemcpyHostToDevice));
+      std::vector<lrc::cuda::ForwardOptions::Path> paths = {lrc::cuda::ForwardOptions::Path::kGemm};
+      if (m <= 16) paths.push_back(lrc::cuda::ForwardOptions::Path::kGemv);
+      for (const auto path : paths) {
+        const char* name = path == lrc::cuda::ForwardOptions::Path::kGemm ? "gemm" : "gemv";
+        lrc::cuda::ForwardOptions raw{path, false, draw.p};
+        CUDA_OK(cudaMemset(draw.p, 0xFF, static_cast<size_t>(m) * c.n * 4));
+        lin.forward_f32(dx.p, m, nullptr, ldy, nullptr, raw);
+        CUDA_OK(cudaDeviceSynchronize());
+        std::vector<float> acc(static_cast<size_t>(m) * c.n);
+        CUDA_OK(cudaMemcpy(acc.data(), draw.p, acc.size() * 4, cudaMemcpyDeviceToHost));
+        for (size_t i = 0; i < acc.size(); ++i)
+          ASSERT_EQ(static_cast<int64_t>(acc[i]), ref.acc[i]) << name << " m " << m << " at " << i;
+        CUDA_OK(cudaMemset(dy.p, 0xFF, static_cast<size_t>(m) * ldy * 4));
+        lin.forward_f32(dx.p, m, dy.p, ldy, nullptr, {path, false, nullptr});
+        CUDA_OK(cudaDeviceSynchronize());
+        std::vector<float> y(static_cast<size_t>(m) * ldy);
+        CUDA_OK(cudaMemcpy(y.data(), dy.p, y.size() * 4, cudaMemcpyDeviceToHost));
+        double err = 0, norm = 0;
+        for (int i = 0; i < m; ++i)
+          for (int r = 0; r < c.n; ++r) {
+            const size_t o = static_cast<size_t>(i) * c.n + r;
+            const double want = ref.main[o] + ref.lr[o];
+            const double got = y[static_cast<size_t>(i) * ldy + r];
+            ASSERT_TRUE(std::isfinite(got)) << name << " unwritten/NaN at " << i << "," << r;
+            err += (got - want) * (got - want);
+            norm += want * want;
+          }
+        EXPECT_LT(std::sqrt(err / norm), c.rank > 0 ? 1e-3 : 1e-5)
+            << name << " n " << c.n << " k " << c.k << " rank " << c.rank << " m " << m;
       }
     }
   }

@@ -197,13 +197,18 @@ class CudaBackend final : public Backend {
     const DevLinear& d = dev_linear(L);
     const int rows = to_int(n, "linear");
     if (d.w4a4) {
-      // fp16 in, fp16 out (row stride a multiple of 8, as W4A4Linear wants), fp32 around it.
-      const int ldy = (d.d_out + 7) / 8 * 8;
-      x16_.reserve(static_cast<size_t>(n) * d.d_in * 2);
-      y16_.reserve(static_cast<size_t>(n) * ldy * 2);
-      cuda::ops::f32_to_f16(x, n, d.d_in, d.d_in, x16_.as<uint16_t>(), d.d_in, stream_);
-      d.w4a4->forward(x16_.as<uint16_t>(), rows, y16_.as<uint16_t>(), ldy, stream_);
-      cuda::ops::f16_to_f32(y16_.as<uint16_t>(), n, d.d_out, ldy, y, d.d_out, stream_);
+      // fp32 in and out, as the simulation: Q_a sees the same x. cuBLASLt wants y's rows
+      // 16-byte aligned: else through a padded scratch.
+      if (d.d_out % 4 == 0 && reinterpret_cast<uintptr_t>(y) % 16 == 0) {
+        d.w4a4->forward_f32(x, rows, y, d.d_out, stream_);
+      } else {
+        const int ldy = (d.d_out + 3) / 4 * 4;
+        y32_.reserve(static_cast<size_t>(n) * ldy * 4);
+        d.w4a4->forward_f32(x, rows, y32_.as<float>(), ldy, stream_);
+        LRC_CK(cudaMemcpy2DAsync(y, static_cast<size_t>(d.d_out) * 4, y32_.as<void>(),
+                                 static_cast<size_t>(ldy) * 4, static_cast<size_t>(d.d_out) * 4,
+                                 static_cast<size_t>(n), cudaMemcpyDeviceToDevice, stream_));
+      }
       return;
     }
     const float one = 1.f, zero = 0.f;
@@ -518,7 +523,7 @@ class CudaBackend final : public Backend {
   mutable std::unordered_map<const void*, Param> params_;
   mutable std::unordered_map<const OnlineTransform*, DevTransform> transforms_;
   // Scratch, grown on demand (stream order makes reuse across calls safe).
-  mutable DevMem x16_, y16_, qa_, t_, scores_, tmp_, xr_;
+  mutable DevMem x16_, y16_, y32_, qa_, t_, scores_, tmp_, xr_;
   const bool round_fp16_ = [] {
     const char* e = std::getenv("LRC_CUDA_SIM_ROUND");
     return e != nullptr && std::string(e) == "fp16";

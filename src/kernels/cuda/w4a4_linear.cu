@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <type_traits>
 #include <tuple>
 #include <vector>
 #include <string>
@@ -42,12 +43,33 @@ __device__ __forceinline__ uint8_t code_byte(int q, bool e4m3) {
   return static_cast<uint8_t>(__nv_cvt_float_to_fp8(static_cast<float>(q), __NV_SATFINITE, __NV_E4M3));
 }
 
-// x [m x k] fp16 -> codes [m x k_pad], s_x [m], code_sum [m]. One block a token; the row is read
-// twice (absmax, then codes), the second time from L1/L2. vec8: k % 8 == 0 (16-byte loads).
+// Input element loads for the activation kernel: fp16 or fp32 x.
+__device__ __forceinline__ float to_f32(__half v) { return __half2float(v); }
+__device__ __forceinline__ float to_f32(float v) { return v; }
+// Elements 8g .. 8g+7 of a 16-byte aligned row, as floats.
+__device__ __forceinline__ void load8(const __half* row, int g, float (&f)[8]) {
+  const uint4 raw = __ldg(reinterpret_cast<const uint4*>(row) + g);
+  const __half2* h = reinterpret_cast<const __half2*>(&raw);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const float2 v = __half22float2(h[i]);
+    f[2 * i] = v.x;
+    f[2 * i + 1] = v.y;
+  }
+}
+__device__ __forceinline__ void load8(const float* row, int g, float (&f)[8]) {
+  const float4 a = __ldg(reinterpret_cast<const float4*>(row) + 2 * g);
+  const float4 b = __ldg(reinterpret_cast<const float4*>(row) + 2 * g + 1);
+  f[0] = a.x, f[1] = a.y, f[2] = a.z, f[3] = a.w, f[4] = b.x, f[5] = b.y, f[6] = b.z, f[7] = b.w;
+}
+
+// x [m x k] (fp16 or fp32) -> codes [m x k_pad], s_x [m], code_sum [m]. One block a token; the
+// row is read twice (absmax, then codes), the second time from L1/L2. vec8: k % 8 == 0 and the
+// rows 16-byte aligned (16- or 32-byte loads).
 // s_x_rep (optional) [rep_blocks x m]: s_x repeated per 128-column block (cuBLASLt VEC128 scales,
 // token index contiguous).
-template <bool kVec8>
-__global__ void __launch_bounds__(1024) act_quant_kernel(const __half* __restrict__ x, int k,
+template <typename T, bool kVec8>
+__global__ void __launch_bounds__(1024) act_quant_kernel(const T* __restrict__ x, int k,
                                                          int k_pad, float clip, bool e4m3,
                                                          uint8_t* __restrict__ codes,
                                                          float* __restrict__ s_x,
@@ -60,21 +82,18 @@ __global__ void __launch_bounds__(1024) act_quant_kernel(const __half* __restric
   // this kernel runs; it waits (griddepcontrol.wait) before reading what this kernel writes.
   asm volatile("griddepcontrol.launch_dependents;");
   const size_t row = blockIdx.x;
-  const __half* xr = x + row * k;
+  const T* xr = x + row * k;
   uint8_t* cr = codes + row * k_pad;
   float amax = 0.f;
   if constexpr (kVec8) {
     for (int g = threadIdx.x; g < k / 8; g += blockDim.x) {
-      const uint4 raw = __ldg(reinterpret_cast<const uint4*>(xr) + g);
-      const __half2* h = reinterpret_cast<const __half2*>(&raw);
+      float f[8];
+      load8(xr, g, f);
 #pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        const float2 f = __half22float2(h[i]);
-        amax = fmaxf(amax, fmaxf(fabsf(f.x), fabsf(f.y)));
-      }
+      for (int i = 0; i < 8; ++i) amax = fmaxf(amax, fabsf(f[i]));
     }
   } else {
-    for (int j = threadIdx.x; j < k; j += blockDim.x) amax = fmaxf(amax, fabsf(__half2float(xr[j])));
+    for (int j = threadIdx.x; j < k; j += blockDim.x) amax = fmaxf(amax, fabsf(to_f32(xr[j])));
   }
   amax = block_reduce(amax, [](float a, float b) { return fmaxf(a, b); }, fsm);
   float scale = __fdiv_rn(__fmul_rn(clip, amax), 7.f);
@@ -84,12 +103,12 @@ __global__ void __launch_bounds__(1024) act_quant_kernel(const __half* __restric
     for (int g = threadIdx.x; g < k_pad / 8; g += blockDim.x) {
       uint2 out = make_uint2(0, 0);
       if (g < k / 8) {
-        const uint4 raw = __ldg(reinterpret_cast<const uint4*>(xr) + g);
-        const __half* h = reinterpret_cast<const __half*>(&raw);
+        float f[8];
+        load8(xr, g, f);
         uint8_t* ob = reinterpret_cast<uint8_t*>(&out);
 #pragma unroll
         for (int i = 0; i < 8; ++i) {
-          const int q = quant_code(__half2float(h[i]), scale);
+          const int q = quant_code(f[i], scale);
           sum += q;
           ob[i] = code_byte(q, e4m3);
         }
@@ -99,7 +118,7 @@ __global__ void __launch_bounds__(1024) act_quant_kernel(const __half* __restric
   } else {
     for (int j = threadIdx.x; j < k_pad; j += blockDim.x) {
       int q = 0;
-      if (j < k) q = quant_code(__half2float(xr[j]), scale);
+      if (j < k) q = quant_code(to_f32(xr[j]), scale);
       sum += q;
       cr[j] = code_byte(q, e4m3);
     }
@@ -111,6 +130,19 @@ __global__ void __launch_bounds__(1024) act_quant_kernel(const __half* __restric
   }
   if (s_x_rep != nullptr)
     for (int b = threadIdx.x; b < rep_blocks; b += blockDim.x) s_x_rep[static_cast<size_t>(b) * m + row] = scale;
+}
+
+// Output stores: fp16 (forward) or fp32 (forward_f32).
+__device__ __forceinline__ void store_out(__half* p, float v) { *p = __float2half_rn(v); }
+__device__ __forceinline__ void store_out(float* p, float v) { *p = v; }
+__device__ __forceinline__ float load_out(const __half* p) { return __half2float(*p); }
+__device__ __forceinline__ float load_out(const float* p) { return *p; }
+
+// x16[i] = fp16(x[i]) (round to nearest): the low-rank branch's input for the fp16 x·V GEMM.
+__global__ void to_half_kernel(const float* __restrict__ x, __half* __restrict__ y, size_t n) {
+  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<size_t>(gridDim.x) * blockDim.x)
+    y[i] = __float2half_rn(x[i]);
 }
 
 // Decode GEMV on tensor cores (mma.sync m16n8k32, u8 weights x s8 activations -> s32: exact).
@@ -137,12 +169,12 @@ __device__ __forceinline__ void mma_f16(float (&c)[4], uint32_t a0, uint32_t a1,
       : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
-template <int kNT>
+template <int kNT, typename OutT>
 __global__ void __launch_bounds__(kGemvWarps * 32) gemv_w4a4_kernel(
     const uint4* __restrict__ w, int kg, const int8_t* __restrict__ a, int k_pad,
     const float* __restrict__ s_x, const int* __restrict__ code_sum,
     const float* __restrict__ s_w, const __half* __restrict__ u, const __half* __restrict__ t,
-    int r_pad, __half* __restrict__ y, int ldy, float* __restrict__ raw, int mt, int n) {
+    int r_pad, OutT* __restrict__ y, int ldy, float* __restrict__ raw, int mt, int n) {
   __shared__ int ism[kGemvWarps][16][8 * kNT];
   __shared__ float fsm[kGemvWarps][16][8 * kNT];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -257,7 +289,7 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_w4a4_kernel(
       raw[static_cast<size_t>(tok) * n + row] = static_cast<float>(signed_acc);
     } else {
       const float out = fmaf(s_w[row] * s_x[tok], static_cast<float>(signed_acc), l);
-      y[static_cast<size_t>(tok) * ldy + row] = __float2half_rn(out);
+      store_out(y + static_cast<size_t>(tok) * ldy + row, out);
     }
   }
 }
@@ -272,17 +304,18 @@ __global__ void add_kernel(__half2* __restrict__ y, const __half2* __restrict__ 
 }
 
 // Fallback epilogue: y[i, r] = s_w[r]·s_x[i]·acc[i, r] + beta·y[i, r]; acc [m x ld] fp32.
+template <typename OutT>
 __global__ void epilogue_kernel(const float* __restrict__ acc, int ld, const float* __restrict__ s_w,
-                                const float* __restrict__ s_x, float beta, __half* __restrict__ y,
+                                const float* __restrict__ s_x, float beta, OutT* __restrict__ y,
                                 int ldy, int m, int n) {
   const size_t total = static_cast<size_t>(m) * n;
   for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < total;
        i += static_cast<size_t>(gridDim.x) * blockDim.x) {
     const int tok = static_cast<int>(i / n), r = static_cast<int>(i % n);
-    __half* o = y + static_cast<size_t>(tok) * ldy + r;
+    OutT* o = y + static_cast<size_t>(tok) * ldy + r;
     float v = s_w[r] * s_x[tok] * acc[static_cast<size_t>(tok) * ld + r];
-    if (beta != 0.f) v += beta * __half2float(*o);
-    *o = __float2half_rn(v);
+    if (beta != 0.f) v += beta * load_out(o);
+    store_out(o, v);
   }
 }
 
@@ -323,21 +356,22 @@ bool device_available(std::string* why) {
 }
 
 namespace {
-void launch_act_quant(const uint16_t* x, int m, int k, int k_pad, float clip, bool e4m3,
+template <typename T>
+void launch_act_quant(const T* x, int m, int k, int k_pad, float clip, bool e4m3,
                       uint8_t* codes, float* s_x, int* code_sum, float* s_x_rep, int rep_blocks,
                       cudaStream_t stream) {
   if (m <= 0) return;
-  const __half* xh = reinterpret_cast<const __half*>(x);
-  const bool vec8 = k % 8 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0;
+  const bool vec8 = k % 8 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
+                    (static_cast<size_t>(k) * sizeof(T)) % 16 == 0;
   // Few tokens (decode): one wide block a token, so the row's latency is spread over more
   // threads; many tokens: 256 threads, many blocks an SM.
   const int threads = m < 128 ? 1024 : kThreads;
   if (vec8)
-    act_quant_kernel<true><<<m, threads, 0, stream>>>(xh, k, k_pad, clip, e4m3, codes, s_x,
-                                                      code_sum, s_x_rep, rep_blocks, m);
+    act_quant_kernel<T, true><<<m, threads, 0, stream>>>(x, k, k_pad, clip, e4m3, codes, s_x,
+                                                         code_sum, s_x_rep, rep_blocks, m);
   else
-    act_quant_kernel<false><<<m, threads, 0, stream>>>(xh, k, k_pad, clip, e4m3, codes, s_x,
-                                                       code_sum, s_x_rep, rep_blocks, m);
+    act_quant_kernel<T, false><<<m, threads, 0, stream>>>(x, k, k_pad, clip, e4m3, codes, s_x,
+                                                          code_sum, s_x_rep, rep_blocks, m);
   LRC_CK(cudaGetLastError());
 }
 }  // namespace
@@ -345,7 +379,8 @@ void launch_act_quant(const uint16_t* x, int m, int k, int k_pad, float clip, bo
 void quantize_activations_device(const uint16_t* x, int m, int k, int k_pad, float clip,
                                  bool e4m3, uint8_t* codes, float* s_x, int* code_sum,
                                  CUstream_st* stream) {
-  launch_act_quant(x, m, k, k_pad, clip, e4m3, codes, s_x, code_sum, nullptr, 0, stream);
+  launch_act_quant(reinterpret_cast<const __half*>(x), m, k, k_pad, clip, e4m3, codes, s_x,
+                   code_sum, nullptr, 0, stream);
 }
 
 struct W4A4Linear::Impl {
@@ -358,7 +393,7 @@ struct W4A4Linear::Impl {
   float clip = 1.f;
   Buf w_e4m3, w_int4, s_w, u, v;
   // scratch
-  Buf codes, s_x, code_sum, t, lr, raw32, lt_ws;
+  Buf codes, s_x, code_sum, t, lr, raw32, lt_ws, xh;
   cublasHandle_t blas = nullptr;
   cublasLtHandle_t lt = nullptr;
   static constexpr size_t kLtWorkspace = 32u << 20;
@@ -441,12 +476,14 @@ struct W4A4Linear::Impl {
                           acc, p.lc, &p.algo, lt_ws.p, kLtWorkspace, s));
   }
 
-  // y[m x ldy] fp16 = s_w[n]·s_x[m]·(Wᵀ·codes) + beta·y: outer-vector scales in cuBLASLt's
-  // epilogue, or (fallback) the raw GEMM and epilogue_kernel.
-  void fp8_gemm(int m, float beta, __half* y, int ldy, cudaStream_t s) {
+  // y[m x ldy] (fp16 or fp32) = s_w[n]·s_x[m]·(Wᵀ·codes) + beta·y: outer-vector scales in
+  // cuBLASLt's epilogue, or (fallback) the raw GEMM and epilogue_kernel.
+  template <typename OutT>
+  void fp8_gemm(int m, float beta, OutT* y, int ldy, cudaStream_t s) {
+    constexpr bool out32 = std::is_same_v<OutT, float>;
     Fp8Plan* p = nullptr;
     while (n_pad == n && scales != Scales::kEpilogue) {
-      p = plan(m, ldy, false, scales);
+      p = plan(m, ldy, out32, scales);
       if (p != nullptr) break;
       scales = scales == Scales::kOuter ? Scales::kVec128 : Scales::kEpilogue;
       std::fprintf(stderr, "lrc cuda: cuBLASLt offers no FP8 algorithm with %s scales\n",
@@ -456,7 +493,9 @@ struct W4A4Linear::Impl {
       const int ld = n_pad;
       raw32.reserve(static_cast<size_t>(m) * ld * 4);
       fp8_raw(m, raw32.as<float>(), ld, s);
-      launch_epilogue(raw32.as<const float>(), ld, m, beta, y, ldy, s);
+      epilogue_kernel<<<2048, 256, 0, s>>>(raw32.as<const float>(), ld, s_w.as<const float>(),
+                                           s_x.as<const float>(), beta, y, ldy, m, n);
+      LRC_CK(cudaGetLastError());
       return;
     }
     const bool vec = scales == Scales::kVec128;
@@ -468,8 +507,6 @@ struct W4A4Linear::Impl {
     LRC_CK(cublasLtMatmul(lt, p->desc, &alpha, w_e4m3.p, p->la, codes.p, p->lb, &beta, y, p->lc,
                           y, p->lc, &p->algo, lt_ws.p, kLtWorkspace, s));
   }
-  void launch_epilogue(const float* acc, int ld, int m, float beta, __half* y, int ldy,
-                       cudaStream_t s);
 
   // t[m x rank_pad] = x[m x k] · V[k x rank_pad]; fp16 (prefill) or fp32 (decode) output.
   void xv_gemm(const __half* x, int m, bool out32, cudaStream_t s) {
@@ -479,22 +516,20 @@ struct W4A4Linear::Impl {
                         rank_pad, x, CUDA_R_16F, k, &zero, t.p, out32 ? CUDA_R_32F : CUDA_R_16F,
                         rank_pad, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
   }
-  // out[m x ldo] (fp16) = beta·out + t[m x rank_pad]·Uᵀ.
-  void ut_gemm(int m, void* out, int ldo, float beta, cudaStream_t s) {
+  // out[m x ldo] (fp16, or fp32 with out32) = beta·out + t[m x rank_pad]·Uᵀ.
+  void ut_gemm(int m, void* out, int ldo, float beta, cudaStream_t s, bool out32 = false) {
     const float one = 1.f;
     LRC_CK(cublasSetStream(blas, s));
     LRC_CK(cublasGemmEx(blas, CUBLAS_OP_T, CUBLAS_OP_N, n, m, rank_pad, &one, u.p, CUDA_R_16F,
-                        rank_pad, t.p, CUDA_R_16F, rank_pad, &beta, out, CUDA_R_16F, ldo,
-                        CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+                        rank_pad, t.p, CUDA_R_16F, rank_pad, &beta, out,
+                        out32 ? CUDA_R_32F : CUDA_R_16F, ldo, CUBLAS_COMPUTE_32F,
+                        CUBLAS_GEMM_DEFAULT));
   }
-};
 
-void W4A4Linear::Impl::launch_epilogue(const float* acc, int ld, int m, float beta, __half* y,
-                                       int ldy, cudaStream_t s) {
-  epilogue_kernel<<<2048, 256, 0, s>>>(acc, ld, s_w.as<const float>(), s_x.as<const float>(), beta,
-                                       y, ldy, m, n);
-  LRC_CK(cudaGetLastError());
-}
+  template <typename T, typename OutT>
+  void forward(const T* x, const __half* x16, int m, OutT* y, int ldy, cudaStream_t s,
+               const ForwardOptions& opt);
+};
 
 W4A4Linear::W4A4Linear(const W4A4Layout& L) : impl_(std::make_unique<Impl>()) {
   Impl& I = *impl_;
@@ -568,37 +603,34 @@ size_t W4A4Linear::weight_bytes_int4() const {
   return static_cast<size_t>(impl_->n) * impl_->k_pad / 2;
 }
 
-void W4A4Linear::forward(const uint16_t* x16, int m, uint16_t* y16, int ldy, CUstream_st* s,
-                         const ForwardOptions& opt) {
-  Impl& I = *impl_;
-  if (m <= 0) return;
-  if (ldy < I.n || ldy % 8 != 0)
-    fail("W4A4Linear::forward", "ldy " + std::to_string(ldy) + " must be >= n (" +
-                                    std::to_string(I.n) + ") and a multiple of 8");
-  const __half* x = reinterpret_cast<const __half*>(x16);
-  __half* y = reinterpret_cast<__half*>(y16);
+// x [m x k] (fp16 or fp32) -> y [m x ldy] (fp16 or fp32); x16: x in fp16 for the low-rank
+// branch's x·V (x itself when T is fp16).
+template <typename T, typename OutT>
+void W4A4Linear::Impl::forward(const T* x, const __half* x16, int m, OutT* y, int ldy,
+                               cudaStream_t s, const ForwardOptions& opt) {
+  constexpr bool out32 = std::is_same_v<OutT, float>;
   const bool gemv = opt.path == ForwardOptions::Path::kGemv ||
                     (opt.path == ForwardOptions::Path::kAuto && m <= 16);
   const bool raw = opt.raw_accumulators != nullptr;
-  const bool lowrank = I.rank_pad > 0 && !raw;
-  I.codes.reserve(static_cast<size_t>(m) * I.k_pad);
-  I.s_x.reserve(static_cast<size_t>(m) * 4);
-  I.code_sum.reserve(static_cast<size_t>(m) * 4);
-  if (lowrank) I.t.reserve(static_cast<size_t>(m) * I.rank_pad * 4);
-  if (gemv && lowrank) I.xv_gemm(x, m, /*out32=*/false, s);  // before the act kernel: see PDL
-  const int kb = I.k_pad / 128;
-  const bool want_rep = !gemv && !raw && I.scales != Impl::Scales::kEpilogue;
-  if (want_rep) I.s_x_rep.reserve(static_cast<size_t>(m) * kb * 4);
-  launch_act_quant(x16, m, I.k, I.k_pad, I.clip, !gemv, I.codes.as<uint8_t>(), I.s_x.as<float>(),
-                   I.code_sum.as<int>(), want_rep ? I.s_x_rep.as<float>() : nullptr, kb, s);
+  const bool lowrank = rank_pad > 0 && !raw;
+  codes.reserve(static_cast<size_t>(m) * k_pad);
+  s_x.reserve(static_cast<size_t>(m) * 4);
+  code_sum.reserve(static_cast<size_t>(m) * 4);
+  if (lowrank) t.reserve(static_cast<size_t>(m) * rank_pad * 4);
+  if (gemv && lowrank) xv_gemm(x16, m, /*out32=*/false, s);  // before the act kernel: see PDL
+  const int kb = k_pad / 128;
+  const bool want_rep = !gemv && !raw && scales != Scales::kEpilogue;
+  if (want_rep) s_x_rep.reserve(static_cast<size_t>(m) * kb * 4);
+  launch_act_quant(x, m, k, k_pad, clip, !gemv, codes.as<uint8_t>(), s_x.as<float>(),
+                   code_sum.as<int>(), want_rep ? s_x_rep.as<float>() : nullptr, kb, s);
   if (gemv) {
     if (m > 16) fail("W4A4Linear::forward", "the GEMV path takes m <= 16");
-    const dim3 grid(I.n_pad / 16);
-    const uint4* w = I.w_int4.as<const uint4>();
-    const int8_t* a = I.codes.as<const int8_t>();
-    const __half* u = lowrank ? I.u.as<const __half>() : nullptr;
-    const __half* t = I.t.as<const __half>();
-    const int kg = I.k_pad / 128;
+    const dim3 grid(n_pad / 16);
+    const uint4* w = w_int4.as<const uint4>();
+    const int8_t* a = codes.as<const int8_t>();
+    const __half* u_ = lowrank ? u.as<const __half>() : nullptr;
+    const __half* t_ = t.as<const __half>();
+    const int kg = k_pad / 128;
     // Launched as a programmatic dependent of the activation kernel (overlaps its weight loads
     // with it; see griddepcontrol in both kernels).
     cudaLaunchConfig_t cfg{};
@@ -612,47 +644,82 @@ void W4A4Linear::forward(const uint16_t* x16, int m, uint16_t* y16, int ldy, CUs
     // LRC_CUDA_NO_PDL=1: plain stream order (griddepcontrol.wait is then a no-op).
     static const bool pdl = std::getenv("LRC_CUDA_NO_PDL") == nullptr;
     cfg.numAttrs = pdl ? 1 : 0;
-    const float* sx = I.s_x.as<const float>();
-    const int* cs = I.code_sum.as<const int>();
-    const float* sw = I.s_w.as<const float>();
+    const float* sx = s_x.as<const float>();
+    const int* cs = code_sum.as<const int>();
+    const float* sw = s_w.as<const float>();
     if (m <= 8)
-      LRC_CK(cudaLaunchKernelEx(&cfg, gemv_w4a4_kernel<1>, w, kg, a, I.k_pad, sx, cs, sw, u, t,
-                                I.rank_pad, y, ldy, opt.raw_accumulators, m, I.n));
+      LRC_CK(cudaLaunchKernelEx(&cfg, gemv_w4a4_kernel<1, OutT>, w, kg, a, k_pad, sx, cs, sw,
+                                u_, t_, rank_pad, y, ldy, opt.raw_accumulators, m, n));
     else
-      LRC_CK(cudaLaunchKernelEx(&cfg, gemv_w4a4_kernel<2>, w, kg, a, I.k_pad, sx, cs, sw, u, t,
-                                I.rank_pad, y, ldy, opt.raw_accumulators, m, I.n));
+      LRC_CK(cudaLaunchKernelEx(&cfg, gemv_w4a4_kernel<2, OutT>, w, kg, a, k_pad, sx, cs, sw,
+                                u_, t_, rank_pad, y, ldy, opt.raw_accumulators, m, n));
     LRC_CK(cudaGetLastError());
     return;
   }
   if (raw) {
     // Unit scales, fp32 output: D holds Σ (code_w - 8)·code_x exactly.
-    const int ld = I.n_pad;
-    I.raw32.reserve(static_cast<size_t>(m) * ld * 4);
-    I.fp8_raw(m, I.raw32.as<float>(), ld, s);
-    LRC_CK(cudaMemcpy2DAsync(opt.raw_accumulators, static_cast<size_t>(I.n) * 4, I.raw32.p,
-                             static_cast<size_t>(ld) * 4, static_cast<size_t>(I.n) * 4, m,
+    const int ld = n_pad;
+    raw32.reserve(static_cast<size_t>(m) * ld * 4);
+    fp8_raw(m, raw32.as<float>(), ld, s);
+    LRC_CK(cudaMemcpy2DAsync(opt.raw_accumulators, static_cast<size_t>(n) * 4, raw32.p,
+                             static_cast<size_t>(ld) * 4, static_cast<size_t>(n) * 4, m,
                              cudaMemcpyDeviceToDevice, s));
     return;
   }
   if (!lowrank) {
-    I.fp8_gemm(m, 0.f, y, ldy, s);
+    fp8_gemm(m, 0.f, y, ldy, s);
     return;
   }
   if (!opt.unfused_low_rank) {
     // t = x·V; y = t·Uᵀ; y = s_w s_x (W·Q(x)) + 1·y in the FP8 GEMM's epilogue.
-    I.xv_gemm(x, m, false, s);
-    I.ut_gemm(m, y, ldy, 0.f, s);
-    I.fp8_gemm(m, 1.f, y, ldy, s);
+    xv_gemm(x16, m, false, s);
+    ut_gemm(m, y, ldy, 0.f, s, out32);
+    fp8_gemm(m, 1.f, y, ldy, s);
     return;
   }
-  // Unfused: main GEMM into y, low-rank into a scratch, one more pass to add them.
-  I.fp8_gemm(m, 0.f, y, ldy, s);
-  I.lr.reserve(static_cast<size_t>(m) * ldy * 2);
-  I.xv_gemm(x, m, false, s);
-  I.ut_gemm(m, I.lr.p, ldy, 0.f, s);
-  const size_t n2 = static_cast<size_t>(m) * ldy / 2;
-  add_kernel<<<1024, 256, 0, s>>>(reinterpret_cast<__half2*>(y), I.lr.as<const __half2>(), n2);
-  LRC_CK(cudaGetLastError());
+  if constexpr (out32) {
+    fail("W4A4Linear::forward_f32", "the unfused low-rank baseline is fp16 only");
+  } else {
+    // Unfused: main GEMM into y, low-rank into a scratch, one more pass to add them.
+    fp8_gemm(m, 0.f, y, ldy, s);
+    lr.reserve(static_cast<size_t>(m) * ldy * 2);
+    xv_gemm(x16, m, false, s);
+    ut_gemm(m, lr.p, ldy, 0.f, s);
+    const size_t n2 = static_cast<size_t>(m) * ldy / 2;
+    add_kernel<<<1024, 256, 0, s>>>(reinterpret_cast<__half2*>(y), lr.as<const __half2>(), n2);
+    LRC_CK(cudaGetLastError());
+  }
+}
+
+void W4A4Linear::forward(const uint16_t* x16, int m, uint16_t* y16, int ldy, CUstream_st* s,
+                         const ForwardOptions& opt) {
+  Impl& I = *impl_;
+  if (m <= 0) return;
+  if (ldy < I.n || ldy % 8 != 0)
+    fail("W4A4Linear::forward", "ldy " + std::to_string(ldy) + " must be >= n (" +
+                                    std::to_string(I.n) + ") and a multiple of 8");
+  const __half* x = reinterpret_cast<const __half*>(x16);
+  I.forward(x, x, m, reinterpret_cast<__half*>(y16), ldy, s, opt);
+}
+
+void W4A4Linear::forward_f32(const float* x, int m, float* y, int ldy, CUstream_st* s,
+                             const ForwardOptions& opt) {
+  Impl& I = *impl_;
+  if (m <= 0) return;
+  if (ldy < I.n || ldy % 4 != 0 || reinterpret_cast<uintptr_t>(y) % 16 != 0)
+    fail("W4A4Linear::forward_f32", "ldy " + std::to_string(ldy) + " must be >= n (" +
+                                        std::to_string(I.n) +
+                                        ") and a multiple of 4, y 16-byte aligned");
+  const __half* x16 = nullptr;
+  if (I.rank_pad > 0 && opt.raw_accumulators == nullptr) {
+    const size_t len = static_cast<size_t>(m) * I.k;
+    I.xh.reserve(len * 2);
+    const unsigned blocks = static_cast<unsigned>(std::min<size_t>((len + 255) / 256, 4096));
+    to_half_kernel<<<blocks, 256, 0, s>>>(x, I.xh.as<__half>(), len);
+    LRC_CK(cudaGetLastError());
+    x16 = I.xh.as<const __half>();
+  }
+  I.forward(x, x16, m, y, ldy, s, opt);
 }
 
 }  // namespace lrc::cuda

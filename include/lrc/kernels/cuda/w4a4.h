@@ -9,7 +9,7 @@
 // them against int8 activation codes (exact integers), and adds U·t in its epilogue.
 //
 // Host-side types only (no CUDA headers): x and y are fp16 bit patterns (uint16_t) in device
-// memory; `stream` is a cudaStream_t (CUstream_st*), nullptr = the default stream.
+// memory (forward) or fp32 (forward_f32); `stream` is a cudaStream_t (CUstream_st*), nullptr = the default stream.
 #pragma once
 
 #include <cstdint>
@@ -110,6 +110,12 @@ class W4A4Linear {
   // y [m x ldy] fp16 (ldy >= n, ldy % 8 == 0) from x [m x k] fp16, both device pointers.
   void forward(const uint16_t* x, int m, uint16_t* y, int ldy, CUstream_st* stream,
                const ForwardOptions& opt = {});
+  // The same with fp32 x and y (ldy >= n, ldy % 4 == 0, y 16-byte aligned): Q_a reads the
+  // fp32 x (the simulation's input, not an fp16 rounding of it) and y leaves the FP8 GEMM's
+  // fp32 epilogue unrounded; only the low-rank branch's x·V reads an fp16 copy of x (its
+  // tensor-core GEMM). What the model's forward uses (kernels/cuda/backend.h).
+  void forward_f32(const float* x, int m, float* y, int ldy, CUstream_st* stream,
+                   const ForwardOptions& opt = {});
 
   // How the last GEMM applied s_w, s_x (cuBLASLt outer-vector or VEC128 block scales, or a
   // separate epilogue kernel over fp32 accumulators when neither is offered).
