@@ -225,6 +225,35 @@ TEST_F(Resume, FpTargetsClipSearch) {
   kill_and_resume("fp", {"--method", "gptq", "--target", "fp", "--a-clip", "search"}, 1);
 }
 
+// Hidden states recorded after every second layer only (--resume-every 2: after layers 1 and 3
+// of the six, never after the last): no record for the other layers is ever written, a kill
+// resumes from the newest one (the layer records after it are redone), and the checkpoint is
+// the uninterrupted run's; a bad value is a clear error. (Every layer: the tests above, the default for small states.)
+TEST_F(Resume, HiddenStatesEverySecondLayer) {
+  const std::vector<std::string> every2 = {"--method", "gptq", "--resume-every", "2"};
+  const std::string out = dir + "/sparse";
+  const int died = kill_at(args(out, calib, every2), out, 4, 0, out + ".log");
+  ASSERT_EQ(died, 4);  // waited for the record after layer 3, killed at once
+  std::vector<std::string> hidden;
+  for (const auto& e : fs::directory_iterator(fs::path(out + ".partial") / "resume"))
+    if (e.path().filename().string().rfind("hidden-", 0) == 0)
+      hidden.push_back(e.path().filename().string());
+  // (hidden-00001 may still be there: the older record goes after the new one is complete.)
+  std::sort(hidden.begin(), hidden.end());
+  if (hidden.size() == 2) {
+    EXPECT_EQ(hidden[0], "hidden-00001.rec");
+  }
+  ASSERT_FALSE(hidden.empty());
+  EXPECT_EQ(hidden.back(), "hidden-00003.rec");
+  EXPECT_LE(hidden.size(), 2u);
+  kill_and_resume("sparse", every2, 1);
+  const auto r = run_quantize(args(dir + "/bad", calib, {"--method", "rtn", "--resume-every", "0"}));
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_NE(r.out.find("error: --resume-every: '0' is not a positive number of layers or 'auto'"),
+            std::string::npos)
+      << r.out;
+}
+
 // (GPTQ with the activation clip searched: the clips chosen live in the layer records.)
 TEST_F(Resume, ChangedOptionOrCalibrationIsAClearError) {
   const std::string cal = dir + "/calib.txt";

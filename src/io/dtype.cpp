@@ -45,13 +45,17 @@ bool is_float_dtype(DType t) {
   return t == DType::F64 || t == DType::F32 || t == DType::F16 || t == DType::BF16;
 }
 
+// (Parallel above a few hundred thousand values: a streamed 7B layer is 200M, and a mapped file
+// pages in faster from several threads.)
 void convert_to_f32(DType t, const uint8_t* src, size_t n, float* dst) {
   const auto count = static_cast<int64_t>(n);
+  const bool par = count >= (int64_t{1} << 18);
   switch (t) {
     case DType::F32:
       std::memcpy(dst, src, n * sizeof(float));
       return;
     case DType::F16:
+#pragma omp parallel for schedule(static) if (par)
       for (int64_t i = 0; i < count; ++i) {
         uint16_t h;
         std::memcpy(&h, src + 2 * i, 2);
@@ -59,6 +63,7 @@ void convert_to_f32(DType t, const uint8_t* src, size_t n, float* dst) {
       }
       return;
     case DType::BF16:
+#pragma omp parallel for schedule(static) if (par)
       for (int64_t i = 0; i < count; ++i) {
         uint16_t h;
         std::memcpy(&h, src + 2 * i, 2);
@@ -66,6 +71,7 @@ void convert_to_f32(DType t, const uint8_t* src, size_t n, float* dst) {
       }
       return;
     case DType::F64:
+#pragma omp parallel for schedule(static) if (par)
       for (int64_t i = 0; i < count; ++i) {
         double d;
         std::memcpy(&d, src + 8 * i, 8);

@@ -217,7 +217,9 @@ void add_linear_output(const Backend& be, const Linear& lin, const States& x, St
 
 void round_fp_parts_to_half(LlamaModel& m) {
   auto half = [](std::vector<float>& v) {
-    for (auto& x : v) x = f16_to_f32(f32_to_f16(x));
+    const int64_t n = static_cast<int64_t>(v.size());
+#pragma omp parallel for schedule(static) if (n >= (int64_t{1} << 18))
+    for (int64_t i = 0; i < n; ++i) v[static_cast<size_t>(i)] = f16_to_f32(f32_to_f16(v[static_cast<size_t>(i)]));
   };
   half(m.tok_embeddings);
   half(m.final_norm);
@@ -266,7 +268,9 @@ nlohmann::json QuantizeReport::to_json() const {
                           {"forward", l.forward - l.stats},
                           {"stats", l.stats},
                           {"solve", l.solve - l.gptq},
-                          {"gptq", l.gptq}});
+                          {"gptq", l.gptq},
+                          {"load", l.load},
+                          {"journal", l.journal}});
   return {{"linears", lin},
           {"rotation", rotation},
           {"seconds", seconds},
@@ -276,6 +280,13 @@ nlohmann::json QuantizeReport::to_json() const {
           {"allocation", allocation},
           {"seconds_solve", seconds_solve},
           {"seconds_gptq", seconds_gptq},
+          {"solver_seconds",
+           {{"stats", solver_times.stats},
+            {"gptq", solver_times.gptq},
+            {"lrc", solver_times.lrc},
+            {"svd", solver_times.svd},
+            {"objective", solver_times.objective},
+            {"fp_target", solver_times.fp_target}}},
           {"layer_seconds", layer_json},
           {"solver", solver},
           {"peak_device_bytes", peak_device_bytes},
@@ -374,12 +385,19 @@ void finish_layer(LayerPipeline& p, int i, bool restored = false) {
   p.deferred_act.clear();
   const LlamaLayer& L = p.m.layers[static_cast<size_t>(i)];
   if (p.journal && !restored) {
+    const auto t = Clock::now();
     const size_t n = layer_linears(p.m.cfg).size();
     const std::vector<LinearReport> reps(p.report.linears.end() - n, p.report.linears.end());
-    // The journal writes host memory: device states are downloaded for it.
-    const HostView h(p.m.run_backend(), p.h), hf(p.m.run_backend(), p.hf);
-    p.journal->record_layer(i, p.m.cfg, L, reps, p.report.layers.back(), h.data(), p.h.size(),
-                            hf.data(), p.hf.size());
+    if (p.journal->hidden_due(i, p.m.cfg.n_layers, (p.h.size() + p.hf.size()) * sizeof(float))) {
+      // The journal writes host memory: device states are downloaded for it.
+      const HostView h(p.m.run_backend(), p.h), hf(p.m.run_backend(), p.hf);
+      p.journal->record_layer(i, p.m.cfg, L, reps, p.report.layers.back(), true, h.data(),
+                              p.h.size(), hf.data(), p.hf.size());
+    } else {
+      p.journal->record_layer(i, p.m.cfg, L, reps, p.report.layers.back(), false, nullptr, 0,
+                              nullptr, 0);
+    }
+    p.report.layers.back().journal = since(t);
   }
   add_layer_bits(p.m.cfg, L, p.bits, p.weights);
   if (p.sink) p.sink->layer(i, L);
@@ -464,6 +482,7 @@ LayerStats collect_statistics(LayerPipeline& p, int i, LinearGroup g, int d_in,
       p.solver->stats(d_in, act, p.cross_stats, p.opt.stats_precision);
   if (p.on_device && !acc->takes_device_memory())
     fail("quantize", "the statistics backend cannot read the GPU forward's activations");
+  acc->skip_host_copy();  // every use below goes through p.solver
   const Backend& be = p.m.run_backend();
   const size_t all = static_cast<size_t>(calib.n_seq) * calib.seq_len * d_in;
   if (kept.keep) kept.x = States(be, all);
@@ -634,16 +653,18 @@ QuantizeReport quantize_layers(LlamaModel& m, const CalibrationSet& calib,
                                             p.report.seconds_solve, p.solver->times().gptq};
     materialize_layer(p, m, i);
     if (p.fp) materialize_layer(p, *p.fp, i);
+    const double load = since(tl);
     for (LinearGroup g : kGroups) quantize_group(p, i, g);
     p.report.layers.push_back({since(tl), p.report.seconds_forward - before.forward,
                                p.report.seconds_stats - before.stats,
                                p.report.seconds_solve - before.solve,
-                               p.solver->times().gptq - before.gptq});
+                               p.solver->times().gptq - before.gptq, load});
     finish_layer(p, i);
     report_progress(p, i);
   }
   std::fprintf(stderr, "\n");
   p.report.seconds_gptq = p.solver->times().gptq;
+  p.report.solver_times = p.solver->times();
   p.report.peak_device_bytes = p.solver->peak_device_bytes();
   p.report.seconds = since(p.t_start);
   p.report.bits_per_weight = p.weights > 0 ? p.bits / p.weights : 0;

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <bit>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -28,6 +29,10 @@ constexpr const char* kAllocation = "allocation.json";
 // Doubles travel as their bit patterns: exact, NaN and Inf included (JSON has neither).
 uint64_t bits_of(double d) { return std::bit_cast<uint64_t>(d); }
 double double_of(const nlohmann::json& j) { return std::bit_cast<double>(j.get<uint64_t>()); }
+
+double steady_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
 
 std::string numbered(const char* stem, int i) {
   char buf[32];
@@ -299,7 +304,8 @@ bool work_area_has_layers(const std::string& partial) {
   return false;
 }
 
-QuantizeJournal::QuantizeJournal(const std::string& out, nlohmann::json fingerprint, bool resume) {
+QuantizeJournal::QuantizeJournal(const std::string& out, nlohmann::json fingerprint, bool resume)
+    : last_hidden_s_(steady_seconds()) {
   const fs::path partial = out + ".partial";
   dir_ = (partial / kResumeDirName).string();
   const fs::path fp_path = fs::path(dir_) / kFingerprint;
@@ -337,14 +343,15 @@ QuantizeJournal::QuantizeJournal(const std::string& out, nlohmann::json fingerpr
   int done = 0;
   while (done <= newest && fs::exists(fs::path(dir_) / numbered("layer", done), ec)) ++done;
   done_ = done == newest + 1 ? done : 0;  // a gap (never written so): start over
+  newest_hidden_ = done_ - 1;
   std::fprintf(stderr, "resume: %d layer%s finished by an earlier run (%s)\n", done_,
                done_ == 1 ? "" : "s", partial.c_str());
 }
 
 void QuantizeJournal::record_layer(int i, const LlamaConfig& cfg, const LlamaLayer& L,
                                    const std::vector<LinearReport>& reports,
-                                   const QuantizeReport::LayerTimes& times, const float* h,
-                                   size_t nh, const float* hf, size_t nhf) {
+                                   const QuantizeReport::LayerTimes& times, bool hidden,
+                                   const float* h, size_t nh, const float* hf, size_t nhf) {
   nlohmann::json meta = {{"layer", i}, {"reports", nlohmann::json::array()}};
   std::vector<Blob> blobs = {blob(L.attn_norm), blob(L.ffn_norm), blob(L.q_norm),
                              blob(L.k_norm)};
@@ -363,15 +370,23 @@ void QuantizeJournal::record_layer(int i, const LlamaConfig& cfg, const LlamaLay
   }
   for (const auto& r : reports) meta["reports"].push_back(report_meta(r));
   meta["times"] = {bits_of(times.seconds), bits_of(times.forward), bits_of(times.stats),
-                   bits_of(times.solve), bits_of(times.gptq)};
+                   bits_of(times.solve),   bits_of(times.gptq),    bits_of(times.load)};
   write_record(fs::path(dir_) / numbered("layer", i), meta, blobs);
+  if (!hidden) return;
   write_record(fs::path(dir_) / numbered("hidden", i), {{"layer", i}},
                {Blob{h, nh * sizeof(float)}, Blob{hf, nhf * sizeof(float)}});
-  if (i > 0) {  // only the newest hidden states are kept (GBs for a 7B model)
-    std::error_code ec;
-    fs::remove(fs::path(dir_) / numbered("hidden", i - 1), ec);
-  }
+  last_hidden_s_ = steady_seconds();
+  std::error_code ec;  // only the newest hidden states are kept (GBs for a 7B model)
+  for (int j = std::max(0, newest_hidden_); j < i; ++j)
+    fs::remove(fs::path(dir_) / numbered("hidden", j), ec);
+  newest_hidden_ = i;
   done_ = i + 1;
+}
+
+bool QuantizeJournal::hidden_due(int i, int n_layers, size_t bytes) const {
+  if (i >= n_layers - 1) return false;
+  if (policy_.every > 0) return (i + 1) % policy_.every == 0;
+  return bytes <= policy_.small_bytes || steady_seconds() - last_hidden_s_ >= policy_.interval_s;
 }
 
 void QuantizeJournal::restore_layer(int i, const LlamaConfig& cfg, LlamaLayer& L,
@@ -419,7 +434,7 @@ void QuantizeJournal::restore_layer(int i, const LlamaConfig& cfg, LlamaLayer& L
     for (const auto& j : r.meta.at("reports")) reports.push_back(report_from(j));
     const auto& t = r.meta.at("times");
     times = {double_of(t.at(0)), double_of(t.at(1)), double_of(t.at(2)), double_of(t.at(3)),
-             double_of(t.at(4))};
+             double_of(t.at(4)), double_of(t.at(5))};
   } catch (const nlohmann::json::exception& e) {
     r.bad(e.what());
   }

@@ -78,6 +78,13 @@ double ridge_epsilon(const std::vector<double>& gram, int d, double eps_rel) {
   return eps_rel * (tr > 0 ? tr : d) / d;
 }
 
+double ridge_epsilon_from_diagonal(const std::vector<double>& diag, double eps_rel) {
+  const int d = static_cast<int>(diag.size());
+  double tr = 0;
+  for (int i = 0; i < d; ++i) tr += diag[static_cast<size_t>(i)];
+  return eps_rel * (tr > 0 ? tr : d) / d;
+}
+
 LrcCovariances regularized_covariances(const LayerStats& stats, LrcRegularization reg,
                                        double eps_rel) {
   const char* where = "regularized_covariances";

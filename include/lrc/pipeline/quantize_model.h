@@ -17,6 +17,7 @@
 #include "lrc/model/llama.h"
 #include "lrc/pipeline/linear_quantizer.h"
 #include "lrc/pipeline/quantize_options.h"
+#include "lrc/quant/solver_backend.h"
 
 namespace lrc {
 
@@ -44,9 +45,14 @@ struct QuantizeReport {
   double seconds_clip_search = 0;  // --a-clip search (its capture passes and objectives)
   double seconds_solve = 0;        // the per-linear solvers (rtn / gptq / svd / lrc)
   double seconds_gptq = 0;         // of which: GPTQ (alone, and in LRC's Update-Quant)
+  SolverTimes solver_times;        // the solver backend's own split (solver_backend.h)
   // Per layer, the same sums (forward includes stats; solve includes gptq).
+  // One layer's seconds: all of it, the calibration forward (capture passes and residual
+  // updates, statistics included), the statistics, the solves (GPTQ included), GPTQ, reading
+  // and rotating the layer (a streamed model), and recording it in the resume journal (after
+  // `seconds`, not in it).
   struct LayerTimes {
-    double seconds = 0, forward = 0, stats = 0, solve = 0, gptq = 0;
+    double seconds = 0, forward = 0, stats = 0, solve = 0, gptq = 0, load = 0, journal = 0;
   };
   std::vector<LayerTimes> layers;
   std::string solver = "cpu";      // where statistics and solves ran (SolverBackend::name)

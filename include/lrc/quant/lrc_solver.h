@@ -82,6 +82,8 @@ LrcCovariances regularized_covariances(const LayerStats& stats, LrcRegularizatio
 // The ridge ε = eps_rel · tr(G)/d of a d x d Gram matrix G (row-major; paper §3.2); an
 // all-zero G uses tr = d, so that ε = eps_rel.
 double ridge_epsilon(const std::vector<double>& gram, int d, double eps_rel);
+// The same from the diagonal of the Gram matrix alone ([d]), bit for bit.
+double ridge_epsilon_from_diagonal(const std::vector<double>& diag, double eps_rel);
 
 // A rank-k correction in float64 while the solver iterates (the LowRank base: rank,
 // u [d_out x k], v [d_in x k], row-major) and Σ's top-k eigenvalues.

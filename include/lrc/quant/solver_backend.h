@@ -40,6 +40,9 @@ class StatsSink {
   virtual bool takes_device_memory() const { return false; }
   virtual void add_device(const float* x, int64_t n_tokens, const float* x_fp = nullptr);
   virtual LayerStats finish() = 0;
+  // The caller needs the statistics only through this backend's solvers: finish() may leave
+  // the host matrices out (LayerStats::device_only). A no-op where they are the only copy.
+  virtual void skip_host_copy() {}
 };
 
 // Seconds spent in each kind of work since the backend was made (device work synchronised

@@ -36,11 +36,16 @@ struct LayerStats {
   std::vector<double> fx;
   // false: only xx was accumulated (yy, xy empty): enough for GPTQ on H = XXᵀ, a quarter of
   // the work; the LRC solver and the eq. 2 objective need all three.
-  bool has_cross() const { return !yy.empty(); }
+  bool has_cross() const { return !yy.empty() || (device_only && device_cross); }
   // Set by a device SolverBackend's StatsSink (solver_backend.h): its copy of the matrices
   // above in device memory, which its solvers use instead of uploading them again. Valid while
   // xx, yy, xy, fx are unchanged; copies of the LayerStats share it. Null on the CPU.
   std::shared_ptr<const DeviceStats> device;
+  // A sink told StatsSink::skip_host_copy leaves xx, yy, xy, fx empty (at Llama-2-7B's
+  // down_proj they are 2.9 GB to download): the matrices exist in `device` only, with their
+  // diagonals here (the ridge ε of eq. 9 needs the traces), and device_cross for has_cross().
+  bool device_only = false, device_cross = false;
+  std::vector<double> xx_diag, yy_diag;  // [d]
 };
 
 enum class StatsPrecision { Float64, Mixed };

@@ -204,22 +204,32 @@ class CudaStatsSink final : public StatsSink {
     LayerStats s;
     s.d = d_;
     s.n = n_;
-    s.xx = g.download(*xx_);
+    s.device_only = !host_copy_;
+    s.device_cross = cross_;
+    // (skip_host_copy: only the diagonals come back; every input chunk was checked finite on
+    // the device, and float products summed in float64 cannot overflow.)
+    auto host = [&](const DeviceMatrix& m) {
+      return host_copy_ ? g.download(m) : std::vector<double>();
+    };
+    s.xx = host(*xx_);
+    if (!host_copy_) s.xx_diag = diagonal(*xx_);
     dev->xx = xx_;
     if (fx_) {
-      s.fx = g.download(*fx_);
+      s.fx = host(*fx_);
       dev->fx = fx_;
     }
     if (cross_) {
       if (act_.enabled()) {
         g.symmetrize_lower(*yy_);
-        s.yy = g.download(*yy_);
-        s.xy = g.download(*xy_);
+        s.yy = host(*yy_);
+        s.xy = host(*xy_);
+        if (!host_copy_) s.yy_diag = diagonal(*yy_);
         dev->yy = yy_;
         dev->xy = xy_;
       } else {
         s.yy = s.xx;
         s.xy = s.xx;
+        s.yy_diag = s.xx_diag;
         dev->yy = dev->xy = xx_;
         dev->y_is_x = true;
       }
@@ -243,6 +253,18 @@ class CudaStatsSink final : public StatsSink {
       yy_ = zero_matrix();
       xy_ = zero_matrix();
     }
+  }
+
+  void skip_host_copy() override { host_copy_ = false; }
+
+  // The diagonal of a d x d device matrix, [d] on the host.
+  std::vector<double> diagonal(const DeviceMatrix& m) const {
+    std::vector<double> out(static_cast<size_t>(d_));
+    LRC_CU(cudaMemcpy2DAsync(out.data(), sizeof(double), m.data(),
+                             (static_cast<size_t>(d_) + 1) * sizeof(double), sizeof(double),
+                             static_cast<size_t>(d_), cudaMemcpyDeviceToHost, gpu_->stream()));
+    LRC_CU(cudaStreamSynchronize(gpu_->stream()));
+    return out;
   }
 
   std::shared_ptr<DeviceMatrix> zero_matrix() const {
@@ -278,7 +300,7 @@ class CudaStatsSink final : public StatsSink {
   std::shared_ptr<Gpu> gpu_;
   int d_;
   ActQuantSpec act_;
-  bool cross_, quantized_ = false;
+  bool cross_, quantized_ = false, host_copy_ = true;
   StatsPrecision precision_;
   double& seconds_;
   int64_t n_ = 0;
@@ -448,19 +470,20 @@ class CudaSolverBackend final : public SolverBackend {
                                DampingLog* log) const override {
     const int d = d_in;
     const size_t dd = static_cast<size_t>(d) * d;
-    if (stats.d != d || stats.xx.size() != dd)
+    if (stats.d != d || (!stats.device_only && stats.xx.size() != dd))
       fail(where, "FP targets need XXᵀ of size " + std::to_string(d) + "²");
-    if (stats.fx.size() != dd)
+    if (!stats.device_only && stats.fx.size() != dd)
       fail(where, "FP targets need X̄Xᵀ (LayerStats.fx) of size " + std::to_string(d) + "²");
     for (double v : stats.fx)
       if (!std::isfinite(v)) fail(where, "LayerStats.fx has a non-finite value");
     const auto held = resident_ptr(stats);
     const DeviceStats& ds = *held;
+    if (!ds.fx) fail(where, "FP targets need X̄Xᵀ (LayerStats.fx)");
     const Gpu& g = *gpu_;
     GpuTimer t(g, times_.fp_target);
     double eps = 0;
     DeviceMatrix L = with_damping(eps_rel, "fp_target: eps_rel", log, [&](double e) {
-      eps = ridge_epsilon(stats.xx, d, e);
+      eps = ridge_eps(stats, false, e);
       DeviceMatrix f = g.copy(*ds.xx);
       g.add_diagonal(f, eps);
       g.potrf(f, CUBLAS_FILL_MODE_LOWER, where, "XXᵀ + εx I");  // FactorizationFailed: retried
@@ -554,10 +577,19 @@ class CudaSolverBackend final : public SolverBackend {
 
   void drop_group() const { cov_.reset(); }
 
+  // ridge_epsilon of XXᵀ (y = false) or YYᵀ, from the host matrix or the diagonal a sink
+  // without host copies kept (the same sum, bit for bit).
+  static double ridge_eps(const LayerStats& s, bool y, double eps_rel) {
+    if (s.device_only) return ridge_epsilon_from_diagonal(y ? s.yy_diag : s.xx_diag, eps_rel);
+    return ridge_epsilon(y ? s.yy : s.xx, s.d, eps_rel);
+  }
+
   // The statistics in device memory: the sink's copy, or else the host matrices uploaded
   // (again at every call: tests and LayerStats made on the CPU).
   std::shared_ptr<const DeviceStats> resident_ptr(const LayerStats& s) const {
     if (s.device && s.device->device == gpu_->device() && s.device->d == s.d) return s.device;
+    if (s.device_only)
+      fail("statistics", "they are on another GPU and were not copied to the host");
     const Gpu& g = *gpu_;
     auto dev = std::make_shared<DeviceStats>();
     dev->gpu = gpu_;
@@ -597,8 +629,8 @@ class CudaSolverBackend final : public SolverBackend {
     c->reg = reg;
     c->eps_rel = eps_rel;
     c->d = ds.d;
-    c->eps_x = ridge_epsilon(stats.xx, ds.d, eps_rel);
-    c->eps_y = ridge_epsilon(stats.yy, ds.d, eps_rel);
+    c->eps_x = ridge_eps(stats, false, eps_rel);
+    c->eps_y = ridge_eps(stats, true, eps_rel);
     const double exy = reg == LrcRegularization::Consistent ? std::sqrt(c->eps_x * c->eps_y) : 0.0;
     c->sx = g.copy(*ds.xx);
     g.add_diagonal(c->sx, c->eps_x);
