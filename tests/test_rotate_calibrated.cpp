@@ -113,7 +113,7 @@ TEST_P(CalibratedFusion, RIsOrthogonalAndTheFpModelIsUnchanged) {
 
   // The record: JSON round trip; the residual spec still names R₀, where the search began.
   const nlohmann::json j = info;
-  EXPECT_EQ(j.at("calibrated").at("objective").get<std::string>(), "quant");
+  EXPECT_EQ(j.at("calibrated").at("objective").get<std::string>(), "kurtosis");
   EXPECT_EQ(j.at("residual").at("kind").get<std::string>(), "hadamard");
   EXPECT_EQ(j.get<lrc::RotationInfo>(), info);
 }

@@ -52,8 +52,8 @@ struct QuantizeOptions {
   // calibrated) with rotation_steps Cayley steps on the rotation_objective, over rotation_rows
   // samples x̂ of the first rotation_nsamples calibration sequences. Opt-in: docs/results-rotation.md.
   bool rotation_calibrated = false;
-  int rotation_steps = 100;
-  std::string rotation_objective = "quant";  // quant | kurtosis
+  int rotation_steps = 50;
+  std::string rotation_objective = "kurtosis";  // kurtosis | quant
   int rotation_rows = 8192;
   int rotation_nsamples = 8;
   // --smooth α: SmoothQuant scales on every norm after the rotation (0 = none).

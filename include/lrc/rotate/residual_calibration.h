@@ -57,8 +57,8 @@ ResidualSamples collect_residual_samples(const LlamaModel& m, const int32_t* tok
                                          int seq_len, int rows_per_point, uint64_t seed);
 
 struct RotationSearchOptions {
-  RotationObjective objective = RotationObjective::Quant;
-  int steps = 100;   // gradient evaluations
+  RotationObjective objective = RotationObjective::Kurtosis;
+  int steps = 50;    // gradient evaluations
   int bits = 4;      // Q_a of the quant objective
   double clip = 0.9;
 };
