@@ -180,6 +180,7 @@ TEST(RotationSearch, QuantObjectiveIsLrcsOwnActivationQuantizerError) {
   const auto x = outlier_rows(rows, n, 6);
   const auto r = lrc::make_rotation(lrc::RotationKind::Hadamard, n, 4).dense();
   lrc::RotationSearchOptions o;
+  o.objective = lrc::RotationObjective::Quant;
   o.clip = 0.8;
   o.bits = 4;
   lrc::ActQuantSpec spec;
