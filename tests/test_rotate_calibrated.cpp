@@ -102,7 +102,7 @@ TEST_P(CalibratedFusion, RIsOrthogonalAndTheFpModelIsUnchanged) {
   ASSERT_TRUE(plan.info.calibrated);
   EXPECT_LT(plan.info.calibrated->after, plan.info.calibrated->before);
 
-  const lrc::RotationInfo info = lrc::rotate_model(m, plan);
+  const lrc::RotationInfo info = lrc::rotate_model_with_plan(m, plan);
   const Fp out = fp_outputs(m);
   EXPECT_LT(max_abs_diff(out.logits, ref.logits), 1e-3);
   EXPECT_LT(std::abs(out.nll - ref.nll) / ref.nll, 1e-5);
@@ -129,7 +129,7 @@ TEST(CalibratedFusion, SmoothingAloneKeepsTheHadamardAndTheFpModel) {
   const auto t = tokens_for(m);
   lrc::calibrate_plan(plan, m, t.data(), kSeqs, kSeqLen, o);
   EXPECT_EQ(plan.r_res->kind, lrc::RotationKind::Hadamard);
-  lrc::rotate_model(m, plan);
+  lrc::rotate_model_with_plan(m, plan);
   EXPECT_LT(std::abs(fp_outputs(m).nll - ref.nll) / ref.nll, 1e-5);
 }
 

@@ -64,7 +64,7 @@ TEST(RotateRealModel, PerplexityUnchangedByCalibratedRotationAndSmoothing) {
   lrc::calibrate_plan(plan, loaded.model, calib, 2, kSeq, o);
   ASSERT_TRUE(plan.info.calibrated);
   EXPECT_LT(plan.info.calibrated->after, plan.info.calibrated->before);
-  lrc::rotate_model(loaded.model, plan);
+  lrc::rotate_model_with_plan(loaded.model, plan);
 
   const lrc::PplResult rot = lrc::perplexity(loaded.model, tokens, kSeq, kChunks, 0, false);
   std::printf("ppl original %.7f calibrated + smoothed %.7f (relative %.2e)\n", ref.ppl, rot.ppl,

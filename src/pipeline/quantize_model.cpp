@@ -364,7 +364,7 @@ void prepare_model(LayerPipeline& p) {
       rotate_ends(p.m, *p.plan);
       p.report.rotation = p.plan->info;
     } else {
-      p.report.rotation = rotate_model(p.m, plan);
+      p.report.rotation = rotate_model_with_plan(p.m, plan);
     }
   }
   round_fp_parts_to_half(p.m);

@@ -278,7 +278,7 @@ void rotate_layer(LlamaLayer& L, const QuarotPlan& p, int layer) {
   L.ffn_norm = std::move(ffn_norm);
 }
 
-RotationInfo rotate_model(LlamaModel& m, const QuarotPlan& p) {
+RotationInfo rotate_model_with_plan(LlamaModel& m, const QuarotPlan& p) {
   check_float_model(m, "rotate_model");
   if (m.online_o || m.online_down || m.online_qk)
     fail("rotate_model", "the model already has online rotations");
@@ -290,7 +290,7 @@ RotationInfo rotate_model(LlamaModel& m, const QuarotPlan& p) {
 }
 
 RotationInfo rotate_model(LlamaModel& m, const RotationOptions& opt) {
-  return rotate_model(m, plan_rotation(m.cfg, opt));
+  return rotate_model_with_plan(m, plan_rotation(m.cfg, opt));
 }
 
 }  // namespace lrc

@@ -97,7 +97,7 @@ void rotate_ends(LlamaModel& m, const QuarotPlan& p);
 // its two norms smoothed.
 void rotate_layer(LlamaLayer& L, const QuarotPlan& p, int layer = -1);
 // rotate_model with a plan made (and perhaps calibrated) beforehand.
-RotationInfo rotate_model(LlamaModel& m, const QuarotPlan& p);
+RotationInfo rotate_model_with_plan(LlamaModel& m, const QuarotPlan& p);
 
 // Sets m.online_o / online_down / online_qk from `info` (checks their sizes against m.cfg).
 void attach_online_transforms(LlamaModel& m, const RotationInfo& info);
