@@ -64,13 +64,21 @@ TEST(Streaming, SameCheckpointAsInMemoryAndOneLayerResident) {
   const LlamaModel fp = test::random_model(test::tiny_config(48, 96, 3, 4, 2, 61, 32), 3);
   save_hf_model(fp, root + "/hf");
   const CalibrationSet calib = test::random_calibration(61, 4, 32, 1);
-  for (const bool fancy : {false, true}) {  // fancy: FP targets (the twin streams too)
+  // fancy: FP targets (the twin streams too); calibrated: --rotation calibrated --smooth (the
+  // residual samples come from the streamed layers, each smoothed as it is loaded).
+  for (const std::string tag : {"plain", "fancy", "calibrated"}) {
+    const bool fancy = tag == "fancy";
     QuantizeOptions opt;
     opt.method = QuantMethod::LRC;
     opt.rank = 0.25;
     opt.fp_targets = fancy;
     opt.a_clip_search = fancy;
-    const std::string tag = fancy ? "fancy" : "plain";
+    if (tag == "calibrated") {
+      opt.rotation_calibrated = true;
+      opt.rotation_steps = 10;
+      opt.rotation_rows = 64;
+      opt.smooth_alpha = 0.5;
+    }
 
     LlamaModel mem = load_hf_model(root + "/hf");
     const QuantizeReport rm = quantize_model(mem, calib, opt);
@@ -97,6 +105,9 @@ TEST(Streaming, SameCheckpointAsInMemoryAndOneLayerResident) {
     lazy.load_layer(1);  // a released layer comes back from its source
     EXPECT_TRUE(lazy.layer_resident(1));
   }
+  // The calibrated rotation and smoothing did change the weights.
+  EXPECT_NE(test::read_file(root + "/mem-plain/model.safetensors"),
+            test::read_file(root + "/mem-calibrated/model.safetensors"));
 }
 
 // A GGUF file streams too: each lazily read layer equals the eager loader's (q/k rows

@@ -2,12 +2,15 @@
 // dim 384 = 12·32 and hidden 1024 are Hadamard): perplexity is unchanged by the rotation.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <cstdio>
 #include <filesystem>
 
 #include "lrc/io/corpus.h"
 #include "lrc/eval/perplexity.h"
 #include "lrc/io/model_loader.h"
 #include "lrc/rotate/quarot.h"
+#include "lrc/rotate/residual_calibration.h"
 #include "support/paths.h"
 
 namespace {
@@ -36,6 +39,37 @@ TEST(RotateRealModel, PerplexityUnchangedByRotation) {
   std::printf("ppl original %.5f rotated %.5f (%.1f s + %.1f s)\n", ref.ppl, rot.ppl, ref.seconds,
               rot.seconds);
   EXPECT_NEAR(rot.ppl, ref.ppl, 0.01);
+}
+
+// --rotation calibrated --smooth 0.5 (issue 31): the searched R and the smoothing scales fused
+// into the real model leave its FP perplexity unchanged (float32 rounding of the weights only).
+TEST(RotateRealModel, PerplexityUnchangedByCalibratedRotationAndSmoothing) {
+  const std::string dir = lrc::test::default_model_dir();
+  const std::string text = lrc::test::shared("data/debtext-valid.txt");
+  if (!std::filesystem::exists(dir) || !std::filesystem::exists(text))
+    GTEST_SKIP() << "needs " << dir << " and " << text;
+  lrc::LoadedModel loaded = lrc::load_model(dir);
+  const std::vector<int32_t> tokens = lrc::tokenize_corpus(text, *loaded.tokenizer);
+  constexpr int kSeq = 512, kChunks = 4;
+  const lrc::PplResult ref = lrc::perplexity(loaded.model, tokens, kSeq, kChunks, 0, false);
+
+  lrc::QuarotPlan plan = lrc::plan_rotation(loaded.model.cfg, lrc::RotationOptions{});
+  lrc::ResidualCalibrationOptions o;
+  o.search.steps = 10;
+  o.rows = 1024;
+  o.n_seq = 2;
+  o.smooth_alpha = 0.5;
+  // Samples from the last tokens of the file, not the chunks evaluated.
+  const int32_t* calib = tokens.data() + tokens.size() - 2 * kSeq;
+  lrc::calibrate_plan(plan, loaded.model, calib, 2, kSeq, o);
+  ASSERT_TRUE(plan.info.calibrated);
+  EXPECT_LT(plan.info.calibrated->after, plan.info.calibrated->before);
+  lrc::rotate_model_with_plan(loaded.model, plan);
+
+  const lrc::PplResult rot = lrc::perplexity(loaded.model, tokens, kSeq, kChunks, 0, false);
+  std::printf("ppl original %.7f calibrated + smoothed %.7f (relative %.2e)\n", ref.ppl, rot.ppl,
+              std::abs(rot.ppl - ref.ppl) / ref.ppl);
+  EXPECT_LT(std::abs(rot.ppl - ref.ppl) / ref.ppl, 1e-6);  // measured 3.5e-8
 }
 
 }  // namespace

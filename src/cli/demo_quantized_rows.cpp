@@ -114,9 +114,9 @@ void add_options(CLI::App& sub) {
   sub.add_option("--seeds", o.seeds,
                  "rotation seeds S[,S...]: every row is run once per seed, ppl is their mean");
   sub.add_flag("--ablation", o.ablation,
-               "rows: GPTQ (clip as given / searched); per --ranks: LRC paper, + consistent "
-               "ridge, + clip search, + rank allocation, + FP targets (--target-mix), the "
-               "first three, all four");
+               "rows: GPTQ (clip as given / searched / calibrated rotation); per --ranks: LRC "
+               "paper, + consistent ridge, + clip search, + rank allocation, + FP targets "
+               "(--target-mix), consistent + calibrated rotation, the first three, all four");
   for (const char* f : {"--methods", "--ranks", "--svd-ranks", "--ablation"})
     o.row_flags.push_back(sub.get_option(f));
   std::string help = "the rows of one of the paper's experiments:";
@@ -138,6 +138,9 @@ std::string row_settings(const QuantizeOptions& q) {
   s += " clip " + (q.a_clip_search ? std::string("search") : std::to_string(q.a_clip).substr(0, 4));
   if (!q.calib_act_quant) s += " calib-act=fp";
   if (q.fp_targets) s += " target=fp:" + std::to_string(q.target_mix).substr(0, 4);
+  if (q.rotation_calibrated)
+    s += " rot=calibrated:" + q.rotation_objective + ":" + std::to_string(q.rotation_steps);
+  if (q.smooth_alpha > 0) s += " smooth=" + std::to_string(q.smooth_alpha).substr(0, 4);
   if (q.stats_precision != StatsPrecision::Float64 && q.method != QuantMethod::RTN)
     s += std::string(" stats=") + stats_precision_name(q.stats_precision);
   if (q.method == QuantMethod::LRC) {
@@ -196,6 +199,7 @@ double row_cost(const QuantizeOptions& q, size_t n_seeds) {
   if (q.a_clip_search) c *= 1.4;
   if (q.rank_alloc == RankAllocation::Error) c *= 1.3;
   if (q.fp_targets) c *= 1.6;  // the FP model's forward pass and X̄Xᵀ beside the calibration
+  if (q.rotation_calibrated) c += 1.0;  // the rotation search, about an FP evaluation or two
   return c * static_cast<double>(n_seeds);
 }
 
@@ -256,6 +260,12 @@ std::vector<DemoJob> plan_rows(const DemoPlanContext&) {
       q.a_clip_search = true;
       q.fp_targets = false;
     });
+    // Issue 31: the calibrated residual rotation alone (no low-rank branch), clip as given.
+    add(QuantMethod::GPTQ, 0, [](QuantizeOptions& q) {
+      q.a_clip_search = false;
+      q.fp_targets = false;
+      q.rotation_calibrated = true;
+    });
     for (double r : parse_numbers(o.lrc_ranks, "--ranks")) {
       auto paper = [](QuantizeOptions& q) {
         q.reg = LrcRegularization::Paper;
@@ -279,6 +289,11 @@ std::vector<DemoJob> plan_rows(const DemoPlanContext&) {
       add(QuantMethod::LRC, r, [&](QuantizeOptions& q) {
         paper(q);
         q.fp_targets = true;
+      });
+      add(QuantMethod::LRC, r, [&](QuantizeOptions& q) {  // issue 31, with the default ridge
+        paper(q);
+        q.reg = LrcRegularization::Consistent;
+        q.rotation_calibrated = true;
       });
       auto all_three = [](QuantizeOptions& q) {
         q.reg = LrcRegularization::Consistent;

@@ -73,6 +73,29 @@ void add_quantize_options(CLI::App& sub, QuantizeOptions& opt, QuantizeFlagStrin
       ->capture_default_str();
   sub.add_flag("--act-order", opt.act_order, "GPTQ act-order");
   sub.add_flag("!--no-rotate", opt.rotate, "skip the QuaRot rotation");
+  sub.add_option("--rotation", s.rotation,
+                 "residual rotation: hadamard (QuaRot's random one, from --seed) | calibrated "
+                 "(searched from it on the FP model's normalized residual, then fused the same "
+                 "way)")
+      ->default_str(opt.rotation_calibrated ? "calibrated" : "hadamard");
+  sub.add_option("--rotation-steps", opt.rotation_steps,
+                 "--rotation calibrated: Cayley steps on the orthogonal group")
+      ->capture_default_str();
+  sub.add_option("--rotation-objective", opt.rotation_objective,
+                 "--rotation calibrated: what the steps lower: quant (per-token Q_a error at "
+                 "--abits/--a-clip) | kurtosis")
+      ->capture_default_str();
+  sub.add_option("--rotation-rows", opt.rotation_rows,
+                 "--rotation calibrated / --smooth: residual samples searched on (as many "
+                 "again are held out)")
+      ->capture_default_str();
+  sub.add_option("--rotation-nsamples", opt.rotation_nsamples,
+                 "--rotation calibrated / --smooth: calibration sequences the samples come from")
+      ->capture_default_str();
+  sub.add_option("--smooth", opt.smooth_alpha,
+                 "SmoothQuant scales with exponent alpha on every norm after the rotation "
+                 "(0 = off)")
+      ->capture_default_str();
   sub.add_option("--seed", opt.seed, "rotation seed")->capture_default_str();
   if (!calibration_flags) return;
   sub.add_option("--nsamples", opt.nsamples, "calibration sequences")->capture_default_str();
@@ -85,6 +108,11 @@ void finish_quantize_options(QuantizeOptions& opt, const QuantizeFlagStrings& s)
   const std::string& reg = s.reg;
   const std::string& update_quant = s.update_quant;
   if (!s.rank_alloc.empty()) opt.rank_alloc = parse_rank_allocation(s.rank_alloc);
+  if (!s.rotation.empty()) {
+    if (s.rotation != "hadamard" && s.rotation != "calibrated")
+      fail("--rotation", "expected hadamard or calibrated, got '" + s.rotation + "'");
+    opt.rotation_calibrated = s.rotation == "calibrated";
+  }
   if (!s.stats_precision.empty()) opt.stats_precision = parse_stats_precision(s.stats_precision);
   if (!s.calib_act.empty()) {
     if (s.calib_act != "quantized" && s.calib_act != "fp")

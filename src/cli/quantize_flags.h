@@ -12,12 +12,13 @@ namespace lrc::cli {
 // keeps its QuantizeOptions default (the one place defaults are written; --help shows them).
 struct QuantizeFlagStrings {
   std::string a_clip, reg, update_quant, rank_alloc;
-  std::string calib_act, target, stats_precision;
+  std::string calib_act, target, stats_precision, rotation;
 };
 
 // Adds --rank --rank-alloc --alloc-nsamples --iters --wbits --abits --a-clip --w-groupsize
 // --a-groupsize --w-asym --kv-bits --reg --update-quant --calib-act --target --target-mix
-// --lrc-eps --stats-precision --damp --act-order --no-rotate --seed, and with calibration_flags
+// --lrc-eps --stats-precision --damp --act-order --no-rotate --rotation --rotation-steps
+// --rotation-objective --rotation-rows --rotation-nsamples --smooth --seed, and with calibration_flags
 // --nsamples --seq.
 void add_quantize_options(CLI::App& sub, QuantizeOptions& opt, QuantizeFlagStrings& s,
                           bool calibration_flags = true);

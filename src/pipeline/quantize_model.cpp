@@ -20,6 +20,7 @@
 #include "lrc/quant/solver_backend.h"
 #include "lrc/quant/stats.h"
 #include "lrc/rotate/quarot.h"
+#include "lrc/rotate/residual_calibration.h"
 
 namespace lrc {
 
@@ -341,6 +342,21 @@ struct LayerPipeline {
   Clock::time_point t_start = Clock::now();
 };
 
+// --rotation calibrated / --smooth (lrc/rotate/residual_calibration.h) from the options.
+ResidualCalibrationOptions residual_calibration_options(const QuantizeOptions& opt) {
+  ResidualCalibrationOptions o;
+  o.rotate = opt.rotation_calibrated;
+  o.search.objective = parse_rotation_objective(opt.rotation_objective);
+  o.search.steps = opt.rotation_steps;
+  o.search.bits = opt.abits < 16 ? opt.abits : 4;  // the Q_a the rotation is chosen for
+  o.search.clip = opt.a_clip;
+  o.smooth_alpha = opt.smooth_alpha;
+  o.n_seq = opt.rotation_nsamples;
+  o.rows = opt.rotation_rows;
+  o.seed = opt.seed;
+  return o;
+}
+
 // Stage 0: QuaRot rotation (exact in floating point), fp16 for the parts that stay 16-bit.
 // A streamed model rotates its ends here and each layer when it is loaded (materialize_layer).
 void prepare_model(LayerPipeline& p) {
@@ -348,14 +364,18 @@ void prepare_model(LayerPipeline& p) {
     RotationOptions ro;
     ro.seed = p.opt.seed;
     ro.online_qk = p.opt.kv_bits < 16;
+    QuarotPlan plan = plan_rotation(p.m.cfg, ro);
+    if (p.opt.rotation_calibrated || p.opt.smooth_alpha > 0)
+      calibrate_plan(plan, p.m, p.calib.tokens.data(), p.calib.n_seq, p.calib.seq_len,
+                     residual_calibration_options(p.opt));
     if (p.m.layer_source) {
       if (p.m.online_o || p.m.online_down || p.m.online_qk)
         fail("rotate_model", "the model already has online rotations");
-      p.plan = plan_rotation(p.m.cfg, ro);
+      p.plan = std::move(plan);
       rotate_ends(p.m, *p.plan);
       p.report.rotation = p.plan->info;
     } else {
-      p.report.rotation = rotate_model(p.m, ro);
+      p.report.rotation = rotate_model_with_plan(p.m, plan);
     }
   }
   round_fp_parts_to_half(p.m);
@@ -372,7 +392,7 @@ void materialize_layer(LayerPipeline& p, LlamaModel& m, int i) {
   for (const auto& t : layer_linears(m.cfg))
     if ((L.*t.member).packed || (L.*t.member).lr.rank > 0)
       fail("quantize", "layer " + std::to_string(i) + " is already quantized");
-  if (p.plan) rotate_layer(L, *p.plan);
+  if (p.plan) rotate_layer(L, *p.plan, i);
   for (std::vector<float>* v : {&L.attn_norm, &L.ffn_norm})
     for (float& x : *v) x = f16_to_f32(f32_to_f16(x));
 }

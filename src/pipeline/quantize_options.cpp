@@ -74,6 +74,19 @@ nlohmann::json QuantizeOptions::to_json() const {
                       {"stats_precision", stats_precision_name(stats_precision)}};
   if (!ranks.empty()) j["ranks"] = ranks;
   if (device != "cpu") j["device"] = device;
+  // Written only when used, so that the checkpoints of the default keep their bytes.
+  if (rotation_calibrated) {
+    j["rotation"] = "calibrated";
+    j["rotation_steps"] = rotation_steps;
+    j["rotation_objective"] = rotation_objective;
+    j["rotation_rows"] = rotation_rows;
+    j["rotation_nsamples"] = rotation_nsamples;
+  }
+  if (smooth_alpha > 0) {
+    j["smooth"] = smooth_alpha;
+    j["rotation_rows"] = rotation_rows;
+    j["rotation_nsamples"] = rotation_nsamples;
+  }
   return j;
 }
 
@@ -117,6 +130,12 @@ QuantizeOptions QuantizeOptions::from_json(const nlohmann::json& j) {
   o.stats_precision = parse_stats_precision(
       j.value("stats_precision", std::string(stats_precision_name(d.stats_precision))));
   o.device = j.value("device", d.device);
+  o.rotation_calibrated = j.value("rotation", std::string("hadamard")) == "calibrated";
+  o.rotation_steps = j.value("rotation_steps", d.rotation_steps);
+  o.rotation_objective = j.value("rotation_objective", d.rotation_objective);
+  o.rotation_rows = j.value("rotation_rows", d.rotation_rows);
+  o.rotation_nsamples = j.value("rotation_nsamples", d.rotation_nsamples);
+  o.smooth_alpha = j.value("smooth", d.smooth_alpha);
   return o;
 }
 
@@ -147,6 +166,18 @@ void QuantizeOptions::validate() const {
   if (fp_targets && method == QuantMethod::RTN)
     fail("--target", "FP-model targets need calibration statistics (not --method rtn)");
   if (w_groupsize < 0 || a_groupsize < 0) fail("--w-groupsize/--a-groupsize", "must be >= 0");
+  if (rotation_objective != "quant" && rotation_objective != "kurtosis")
+    fail("--rotation-objective", "expected quant or kurtosis, got '" + rotation_objective + "'");
+  if (rotation_steps < 0 || rotation_steps > 100000)
+    fail("--rotation-steps", "must be in 0..100000, got " + std::to_string(rotation_steps));
+  if (rotation_rows < 2) fail("--rotation-rows", "must be >= 2, got " + std::to_string(rotation_rows));
+  if (rotation_nsamples < 1)
+    fail("--rotation-nsamples", "must be >= 1, got " + std::to_string(rotation_nsamples));
+  if (!(smooth_alpha >= 0 && smooth_alpha <= 1))
+    fail("--smooth", "alpha must be in [0, 1] (0 = off), got " + std::to_string(smooth_alpha));
+  if (!rotate && (rotation_calibrated || smooth_alpha > 0))
+    fail(rotation_calibrated ? "--rotation" : "--smooth",
+         "calibrates the QuaRot rotation; it cannot be combined with --no-rotate");
   if (device != "cpu") {
     const bool cuda = device == "cuda" ||
                       (device.rfind("cuda:", 0) == 0 && device.size() > 5 && device.size() <= 8 &&

@@ -3,11 +3,13 @@
 #include "lrc/rotate/quarot.h"
 
 #include <algorithm>
+#include <cmath>
 #include <memory>
 #include <new>
 #include <utility>
 
 #include "lrc/core/error.h"
+#include "lrc/core/half.h"
 #include "lrc/model/layer_linears.h"
 #include "lrc/rotate/hadamard.h"
 #include "rotate/hadamard_kernels.h"
@@ -230,17 +232,53 @@ void rotate_value_heads(Matrix64& w, int row0, int kv_dim, std::vector<float>& b
 }
 }  // namespace
 
-void rotate_layer(LlamaLayer& L, const QuarotPlan& p) {
+namespace {
+// --smooth on the linears reading one norm (already folded and rotated, in float64): the norm
+// weight becomes ν = fp16(1/s), s_j = amax_j^α / wmax_j^(1−α), and every reader W ← W·diag(1/ν)
+// with that rounded ν, so W·(ν ⊙ R·x̂) is what it was. Returns ν.
+std::vector<float> smooth_readers(const std::vector<Matrix64*>& ws, const std::vector<double>& amax,
+                                  double alpha) {
+  const int d = ws[0]->cols;
+  if (static_cast<int>(amax.size()) != d) fail("smooth", "activation maxima do not match the norm");
+  std::vector<double> wmax(d, 0.0);
+  for (const Matrix64* w : ws)
+    for (int i = 0; i < w->rows; ++i)
+      for (int j = 0; j < d; ++j)
+        wmax[j] = std::max(wmax[j], std::abs(w->a[static_cast<size_t>(i) * d + j]));
+  std::vector<float> nu(d, 1.f);
+  std::vector<double> inv(d, 1.0);
+  for (int j = 0; j < d; ++j) {
+    if (!(amax[j] > 0) || !(wmax[j] > 0)) continue;  // a dead channel keeps weight 1
+    // Bounded so that ν stays a normal fp16 number.
+    const double s = std::clamp(std::pow(amax[j], alpha) / std::pow(wmax[j], 1 - alpha), 1e-3, 1e3);
+    nu[j] = f16_to_f32(f32_to_f16(static_cast<float>(1.0 / s)));
+    inv[j] = 1.0 / static_cast<double>(nu[j]);
+  }
+  for (Matrix64* w : ws)
+    for (int i = 0; i < w->rows; ++i)
+      for (int j = 0; j < d; ++j) w->a[static_cast<size_t>(i) * d + j] *= inv[j];
+  return nu;
+}
+}  // namespace
+
+void rotate_layer(LlamaLayer& L, const QuarotPlan& p, int layer) {
+  const bool smooth = layer >= 0 && p.smooth_alpha > 0 &&
+                      layer < static_cast<int>(p.smooth_attn_max.size());
+  std::vector<float> attn_norm(L.attn_norm.size(), 1.f), ffn_norm(L.ffn_norm.size(), 1.f);
   // A bias is unchanged by (a) and (b): they rotate the input side only.
   if (!L.wqkv.w.empty()) {  // phi3's fused q/k/v: v is the last kv_dim rows
     Matrix64 w = reads_residual(L.wqkv, L.attn_norm, p);
+    if (smooth) attn_norm = smooth_readers({&w}, p.smooth_attn_max[layer], p.smooth_alpha);
     if (p.r_vh) rotate_value_heads(w, p.q_dim + p.kv_dim, p.kv_dim, L.wqkv.bias, *p.r_vh);
     w.store(L.wqkv.w);
   } else {
-    reads_residual(L.wq, L.attn_norm, p).store(L.wq.w);
-    reads_residual(L.wk, L.attn_norm, p).store(L.wk.w);
+    Matrix64 wq = reads_residual(L.wq, L.attn_norm, p);
+    Matrix64 wk = reads_residual(L.wk, L.attn_norm, p);
     Matrix64 wv = reads_residual(L.wv, L.attn_norm, p);
+    if (smooth) attn_norm = smooth_readers({&wq, &wk, &wv}, p.smooth_attn_max[layer], p.smooth_alpha);
     if (p.r_vh) rotate_value_heads(wv, 0, L.wv.d_out, L.wv.bias, *p.r_vh);
+    wq.store(L.wq.w);
+    wk.store(L.wk.w);
     wv.store(L.wv.w);
   }
 
@@ -253,29 +291,38 @@ void rotate_layer(LlamaLayer& L, const QuarotPlan& p) {
   wo.store(L.wo.w);
 
   if (!L.w_gate_up.w.empty()) {
-    reads_residual(L.w_gate_up, L.ffn_norm, p).store(L.w_gate_up.w);
+    Matrix64 w = reads_residual(L.w_gate_up, L.ffn_norm, p);
+    if (smooth) ffn_norm = smooth_readers({&w}, p.smooth_ffn_max[layer], p.smooth_alpha);
+    w.store(L.w_gate_up.w);
   } else {
-    reads_residual(L.w_gate, L.ffn_norm, p).store(L.w_gate.w);
-    reads_residual(L.w_up, L.ffn_norm, p).store(L.w_up.w);
+    Matrix64 wg = reads_residual(L.w_gate, L.ffn_norm, p);
+    Matrix64 wu = reads_residual(L.w_up, L.ffn_norm, p);
+    if (smooth) ffn_norm = smooth_readers({&wg, &wu}, p.smooth_ffn_max[layer], p.smooth_alpha);
+    wg.store(L.w_gate.w);
+    wu.store(L.w_up.w);
   }
   Matrix64 wd(L.w_down.w, L.w_down.d_out, L.w_down.d_in);
   if (p.r_down) rotate_inputs(wd, *p.r_down);  // (c)
   if (p.r_res) rotate_outputs(wd, *p.r_res);
   wd.store(L.w_down.w);
 
-  fill_ones(L.attn_norm);
-  fill_ones(L.ffn_norm);
+  L.attn_norm = std::move(attn_norm);
+  L.ffn_norm = std::move(ffn_norm);
 }
 
-RotationInfo rotate_model(LlamaModel& m, const RotationOptions& opt) {
+RotationInfo rotate_model_with_plan(LlamaModel& m, const QuarotPlan& p) {
   check_float_model(m, "rotate_model");
   if (m.online_o || m.online_down || m.online_qk)
     fail("rotate_model", "the model already has online rotations");
-  const QuarotPlan p = plan_rotation(m.cfg, opt);
   for (size_t i = 0; i < m.layers.size(); ++i)
-    if (!m.layer_source || m.layer_resident(static_cast<int>(i))) rotate_layer(m.layers[i], p);
+    if (!m.layer_source || m.layer_resident(static_cast<int>(i)))
+      rotate_layer(m.layers[i], p, static_cast<int>(i));
   rotate_ends(m, p);
   return p.info;
+}
+
+RotationInfo rotate_model(LlamaModel& m, const RotationOptions& opt) {
+  return rotate_model_with_plan(m, plan_rotation(m.cfg, opt));
 }
 
 }  // namespace lrc

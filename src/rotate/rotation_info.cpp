@@ -53,6 +53,20 @@ void to_json(nlohmann::json& j, const RotationInfo& info) {
   j = nlohmann::json{{"seed", info.seed}, {"norms_folded", info.norms_folded}};
   for (size_t i = 0; i < std::size(kSteps); ++i)
     if (const auto& s = info.*kFields[i]) j[kSteps[i]] = *s;
+  if (const auto& c = info.calibrated) {
+    nlohmann::json cj = {{"rows", c->rows},
+                         {"before", c->before},
+                         {"after", c->after},
+                         {"held_out_before", c->held_out_before},
+                         {"held_out_after", c->held_out_after},
+                         {"seconds", c->seconds}};
+    if (!c->objective.empty()) {
+      cj["objective"] = c->objective;
+      cj["steps"] = c->steps;
+    }
+    if (c->smooth_alpha > 0) cj["smooth_alpha"] = c->smooth_alpha;
+    j["calibrated"] = cj;
+  }
 }
 
 void from_json(const nlohmann::json& j, RotationInfo& info) {
@@ -66,6 +80,24 @@ void from_json(const nlohmann::json& j, RotationInfo& info) {
   }
   for (size_t i = 0; i < std::size(kSteps); ++i)
     if (j.contains(kSteps[i])) info.*kFields[i] = j.at(kSteps[i]).get<OnlineSpec>();
+  if (j.contains("calibrated")) {
+    const nlohmann::json& cj = j.at("calibrated");
+    ResidualCalibrationInfo c;
+    try {
+      c.objective = cj.value("objective", std::string());
+      c.steps = cj.value("steps", 0);
+      c.rows = cj.value("rows", int64_t{0});
+      c.before = cj.value("before", 0.0);
+      c.after = cj.value("after", 0.0);
+      c.held_out_before = cj.value("held_out_before", 0.0);
+      c.held_out_after = cj.value("held_out_after", 0.0);
+      c.smooth_alpha = cj.value("smooth_alpha", 0.0);
+      c.seconds = cj.value("seconds", 0.0);
+    } catch (const nlohmann::json::exception& e) {
+      fail("rotation", std::string("bad calibrated rotation entry: ") + e.what());
+    }
+    info.calibrated = c;
+  }
 }
 
 }  // namespace lrc

@@ -47,6 +47,17 @@ struct QuantizeOptions {
   double damp = 0.01;
   bool act_order = false;
   bool rotate = true;  // QuaRot rotation first
+  // The residual rotation (lrc/rotate/residual_calibration.h): the seed's random Hadamard
+  // (false, QuaRot) or one searched on calibration activations from it (true, --rotation
+  // calibrated) with rotation_steps Cayley steps on the rotation_objective, over rotation_rows
+  // samples x̂ of the first rotation_nsamples calibration sequences. Opt-in: docs/results-rotation.md.
+  bool rotation_calibrated = false;
+  int rotation_steps = 50;
+  std::string rotation_objective = "kurtosis";  // kurtosis | quant
+  int rotation_rows = 8192;
+  int rotation_nsamples = 8;
+  // --smooth α: SmoothQuant scales on every norm after the rotation (0 = none).
+  double smooth_alpha = 0;
   // Calibration passes with Q_a on (true: the inputs of layer l come from the W4A4 model
   // before it) or off (the quantized weights on FP activations, as QuaRot's code runs GPTQ).
   bool calib_act_quant = true;

@@ -21,6 +21,8 @@
 #include <cstdint>
 #include <nlohmann/json_fwd.hpp>
 #include <optional>
+#include <string>
+#include <vector>
 
 #include "lrc/model/llama.h"
 #include "lrc/rotate/online_transforms.h"
@@ -37,6 +39,19 @@ struct RotationOptions {
   bool hadamard = true;         // false: random orthogonal rotations everywhere
 };
 
+// A calibrated residual rotation and/or smoothing (lrc/rotate/residual_calibration.h): what was
+// searched, for the record (the result is fused into the weights, nothing online depends on it).
+struct ResidualCalibrationInfo {
+  std::string objective;  // "quant" | "kurtosis"; empty when R stayed the random one
+  int steps = 0;          // gradient evaluations done
+  int64_t rows = 0;       // samples x̂ searched on
+  double before = 0, after = 0;                    // F(R₀), F(R) on those samples
+  double held_out_before = 0, held_out_after = 0;  // on as many other samples
+  double smooth_alpha = 0;                         // 0 = no smoothing
+  double seconds = 0;                              // sampling + search
+  bool operator==(const ResidualCalibrationInfo&) const = default;
+};
+
 // What rotate_model did, enough to recreate its online transforms after a checkpoint is loaded
 // (the fused ones are recorded too, for the record). Unset = step not done.
 struct RotationInfo {
@@ -47,6 +62,9 @@ struct RotationInfo {
   std::optional<OnlineSpec> online_o;     // n = n_heads, block = head_dim
   std::optional<OnlineSpec> online_down;  // n = hidden_dim
   std::optional<OnlineSpec> online_qk;    // n = head_dim
+  // Set when R is calibrated (residual then names R₀, where the search started) or the norms
+  // smoothed.
+  std::optional<ResidualCalibrationInfo> calibrated;
   bool operator==(const RotationInfo&) const = default;
 };
 
@@ -68,10 +86,18 @@ struct QuarotPlan {
   std::optional<Rotation> r_res, r_down, r_vh, r_heads;
   int head_dim = 0;
   int q_dim = 0, kv_dim = 0;  // where v's rows start in a fused qkv_proj (phi3): q_dim + kv_dim
+  // --smooth (residual_calibration.h): α and, per layer, max |(R·x̂)_j| over the samples at its
+  // attention and feed-forward norm; empty = no smoothing.
+  double smooth_alpha = 0;
+  std::vector<std::vector<double>> smooth_attn_max, smooth_ffn_max;  // [n_layers][dim]
 };
 QuarotPlan plan_rotation(const LlamaConfig& c, const RotationOptions& opt);
 void rotate_ends(LlamaModel& m, const QuarotPlan& p);
-void rotate_layer(LlamaLayer& L, const QuarotPlan& p);  // a float layer: norms folded, rotated
+// A float layer: norms folded, rotated, and (with the plan's smoothing maxima and layer >= 0)
+// its two norms smoothed.
+void rotate_layer(LlamaLayer& L, const QuarotPlan& p, int layer = -1);
+// rotate_model with a plan made (and perhaps calibrated) beforehand.
+RotationInfo rotate_model_with_plan(LlamaModel& m, const QuarotPlan& p);
 
 // Sets m.online_o / online_down / online_qk from `info` (checks their sizes against m.cfg).
 void attach_online_transforms(LlamaModel& m, const RotationInfo& info);
