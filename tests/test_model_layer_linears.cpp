@@ -15,14 +15,17 @@ namespace {
 
 TEST(LayerLinears, CoverEveryLinearOfALayerOnce) {
   // A Linear added to LlamaLayer without a row here changes the layer's size.
-  static_assert(sizeof(LlamaLayer) == 4 * sizeof(std::vector<float>) + 9 * sizeof(Linear),
+  // (The tenth Linear is MoE's router, a LayerVector: never quantized; the experts' linears
+  // are in moe_layer_linears, tested below.)
+  static_assert(sizeof(LlamaLayer) == 4 * sizeof(std::vector<float>) + 10 * sizeof(Linear) +
+                                          sizeof(std::vector<MoeExpert>),
                 "LlamaLayer gained or lost a member: update kLayerLinears");
   std::set<std::string> names;
   LlamaLayer L;
   std::set<const Linear*> members;
   for (const auto& t : kLayerLinears) {
     names.insert(t.name);
-    members.insert(&(L.*t.member));
+    members.insert(&t.of(L));
   }
   EXPECT_EQ(names.size(), 7u);
   EXPECT_EQ(members.size(), 7u);
@@ -31,7 +34,7 @@ TEST(LayerLinears, CoverEveryLinearOfALayerOnce) {
   for (const auto& t : kLayerLinears) groups.push_back(t.group);
   EXPECT_EQ(groups, (std::vector<int>{0, 0, 0, 1, 2, 2, 3}));
   // The fused table adds the two remaining Linears of LlamaLayer, one per shared input.
-  for (const auto& t : kFusedLayerLinears) members.insert(&(L.*t.member));
+  for (const auto& t : kFusedLayerLinears) members.insert(&t.of(L));
   EXPECT_EQ(members.size(), 9u);
   groups.clear();
   for (const auto& t : kFusedLayerLinears) groups.push_back(t.group);
@@ -47,8 +50,8 @@ TEST(LayerLinears, ShapesAreTheModelsAndTheHfListFollowsTheTable) {
   LlamaModel m = test::random_model(c, 1);
   for (const auto& L : m.layers)
     for (const auto& t : kLayerLinears) {
-      EXPECT_EQ((L.*t.member).d_out, linear_dim(c, t.out)) << t.name;
-      EXPECT_EQ((L.*t.member).d_in, linear_dim(c, t.in)) << t.name;
+      EXPECT_EQ(t.of(L).d_out, linear_dim(c, t.out)) << t.name;
+      EXPECT_EQ(t.of(L).d_in, linear_dim(c, t.in)) << t.name;
     }
   EXPECT_EQ(linear_dim(c, LinearDim::KvHeads), 32);
   std::vector<std::string> layer1;

@@ -120,7 +120,7 @@ class GgufLayerSource final : public LayerSource {
                                      std::pair{p + "post_attention_layernorm.weight", &L.ffn_norm}})
       read_slot(*f_, checked_tensor(*f_, name, norm), norm, data, nullptr);
     for (const LayerLinearInfo& t : layer_linears(cfg_)) {
-      Linear& l = L.*t.member;
+      Linear& l = t.of(L);
       const std::vector<int64_t> shape = {linear_dim(cfg_, t.out), linear_dim(cfg_, t.in)};
       read_slot(*f_, checked_tensor(*f_, p + t.name + ".weight", shape), shape, &l.w, &l);
     }

@@ -238,6 +238,13 @@ const std::vector<SynthPreset>& synth_presets() {
                                   c.fused_proj = true;
                                   c.sliding_window = 2047;
                                 })},
+      // Mixtral-8x7B-v0.1: 8 experts of Mistral-7B's FFN shape, top-2, no sliding window.
+      {"mixtral-8x7b", with_family(preset_config(4096, 14336, 32, 32, 8, 32000, 32768, 1e6f,
+                                                 false, 1, 2),
+                                   "mixtral", [](LlamaConfig& c) {
+                                     c.n_experts = 8;
+                                     c.n_experts_used = 2;
+                                   })},
   };
   return p;
 }
@@ -303,7 +310,7 @@ SynthReport write_synth_model(const LlamaConfig& cfg, const std::string& dir,
       drawer.draw(e.name, e.shape, [&](std::span<const uint8_t> b) { w.append(b); });
       weight_map[e.name] = file;
       done += e.n_bytes();
-      if (opt.progress && e.name.ends_with("down_proj.weight"))
+      if (opt.progress && (e.name.ends_with("down_proj.weight") || e.name.ends_with(".w2.weight")))
         std::fprintf(opt.progress, "synth: %s (%s of %s, %.0f s)\n", e.name.c_str(),
                      gb(done).c_str(), gb(rep.weight_bytes).c_str(),
                      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());

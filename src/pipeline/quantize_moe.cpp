@@ -1,0 +1,104 @@
+// The MoE feed-forward stage of the quantization pipeline (lrc/pipeline/quantize_moe.h).
+#include "lrc/pipeline/quantize_moe.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <vector>
+
+#include "lrc/core/error.h"
+#include "lrc/model/forward.h"
+#include "lrc/model/layer_linears.h"
+
+namespace lrc {
+
+namespace {
+
+// The statistics of x [n x d] (host memory) for the linears `names` (errors name them).
+LayerStats statistics_of(const MoeStage& st, const float* x, int64_t n, int d,
+                         const ActQuantSpec& act, const std::vector<std::string>& names) {
+  require_finite_activations(x, nullptr, n, d, names);
+  const std::unique_ptr<StatsSink> acc =
+      st.solver->stats(d, act, st.cross_stats, st.opt.stats_precision);
+  acc->add(x, n, nullptr);
+  LayerStats s = acc->finish();
+  require_finite_activations(s, names);
+  return s;
+}
+
+}  // namespace
+
+void quantize_moe_experts(const MoeStage& st,
+                          const std::function<void(Linear&, LinearReport)>& done) {
+  LlamaModel& m = st.m;
+  const LlamaConfig& c = m.cfg;
+  const int i = st.layer;
+  LlamaLayer& L = m.layers[static_cast<size_t>(i)];
+  if (!c.moe()) fail("quantize", "layer " + std::to_string(i) + " has no experts");
+  ActQuantSpec act;
+  act.bits = st.opt.abits;
+  act.clip = st.opt.a_clip;
+  act.groupsize = st.opt.a_groupsize;
+  const bool with_stats = st.x != nullptr;
+  MoeRouting route;
+  if (with_stats) route = moe_route(m, i, st.x, st.n_tokens);
+  const int64_t min_tokens = std::max<int64_t>(1, st.opt.moe_min_tokens);
+
+  // The table's entries of expert e: w1, w3, w2.
+  const auto table = layer_linears(c);
+  std::vector<float> xe, g;
+  for (int e = 0; e < c.n_experts; ++e) {
+    std::vector<const LayerLinearInfo*> parts;
+    for (const auto& t : table)
+      if (t.expert == e) parts.push_back(&t);
+    std::vector<std::string> names;
+    for (const auto* t : parts) names.push_back(layer_linear_name(i, *t));
+    const auto quantize = [&](const LayerLinearInfo& t, const LayerStats* stats, int64_t tokens,
+                              const char* rule) {
+      const std::string name = layer_linear_name(i, t);
+      const int spectrum = st.spectrum_ranks ? st.spectrum_ranks->at(name) : 0;
+      Linear& lin = t.of(L);
+      LinearReport rep =
+          quantize_linear(lin, name, stats, act, st.ranks.at(name), st.opt, spectrum, st.solver);
+      if (with_stats) {
+        rep.expert_tokens = tokens;
+        rep.rule = rule;
+      }
+      done(lin, std::move(rep));
+    };
+    if (!with_stats) {  // rtn: no statistics, no routing
+      for (const auto* t : parts) quantize(*t, nullptr, -1, "");
+      continue;
+    }
+    const auto& rows = route.rows[static_cast<size_t>(e)];
+    const int64_t routed = static_cast<int64_t>(rows.size());
+    const bool all = routed < min_tokens;
+    const char* rule = all ? "all-tokens" : "routed";
+    const float* x = st.x;
+    int64_t n = st.n_tokens;
+    if (all) {
+      std::fprintf(stderr,
+                   "\n[quantize] layers.%d expert %d: %lld routed calibration tokens < %lld "
+                   "(--moe-min-tokens): its w1/w3/w2 are calibrated on all %lld tokens of the "
+                   "layer (rule all-tokens)\n",
+                   i, e, static_cast<long long>(routed), static_cast<long long>(min_tokens),
+                   static_cast<long long>(n));
+    } else {
+      xe.resize(static_cast<size_t>(routed) * c.dim);
+      m.run_backend().gather_rows(xe.data(), st.x, rows.data(), routed, c.dim);
+      x = xe.data();
+      n = routed;
+    }
+    // w1, w3 (gate, up): one input, X_e.
+    const LayerStats s_in = statistics_of(st, x, n, c.dim, act, {names[0], names[1]});
+    for (const auto* t : parts)
+      if (t->group == 2) quantize(*t, &s_in, routed, rule);
+    // w2 (down): its input from the quantized w1, w3.
+    g.resize(static_cast<size_t>(n) * c.hidden_dim);
+    expert_down_input(m, i, e, x, n, g.data());
+    const LayerStats s_down = statistics_of(st, g.data(), n, c.hidden_dim, act, {names[2]});
+    for (const auto* t : parts)
+      if (t->group == 3) quantize(*t, &s_down, routed, rule);
+  }
+}
+
+}  // namespace lrc
