@@ -394,6 +394,43 @@ TEST(ArchMoe, ExpertWithoutCalibrationTokensUsesAllTokensAndIsReported) {
   }
 }
 
+// The MoE block in incremental decoding (one token at a time through the KV cache) gives the
+// prefill's logits, and the integer CPU kernels run a quantized MoE checkpoint (each expert's
+// linears are ordinary Backend::linear calls) to the simulation's logits.
+TEST(ArchMoe, DecodeEqualsPrefillAndIntegerKernelsRunTheExperts) {
+  const Case c = load_case("mixtral");
+  const LlamaModel m = load_model(c.dir).model;
+  const std::vector<float> full = logits_of(m, c.tokens);
+  Decoder dec(m, 32);
+  const int vocab = m.cfg.vocab_size;
+  double d = 0;
+  for (size_t t = 0; t < c.tokens.size(); ++t) {
+    const std::vector<float>& row = dec.step(c.tokens[t]);
+    for (int j = 0; j < vocab; ++j)
+      d = std::max(d, std::fabs(static_cast<double>(row[j] - full[t * vocab + j])));
+  }
+  EXPECT_LT(d, 1e-4);
+
+  const std::string work = test::temp_dir("arch-moe-int");
+  const std::string text = (fs::path(work) / "text.txt").string();
+  {
+    std::ofstream f(text);
+    for (int i = 0; i < 20; ++i) f << "Calibration line " << i << " of the MoE test.\n";
+  }
+  const auto q = test::run_command(test::lrc_binary() + " quantize --model " + c.dir +
+                                   " --calib " + text + " --nsamples 2 --seq 64 --method gptq" +
+                                   " --out " + work + "/q 2>&1");
+  ASSERT_EQ(q.exit_code, 0) << q.out;
+  LlamaModel sim = load_model(work + "/q").model;
+  LlamaModel real = load_model(work + "/q").model;
+  real.backend = make_cpu_int_backend();
+  const std::vector<float> a = logits_of(sim, c.tokens), b = logits_of(real, c.tokens);
+  double spread = 0;
+  for (float x : a) spread = std::max(spread, std::fabs(static_cast<double>(x)));
+  EXPECT_LT(max_abs_diff(a, b), 1e-3 * spread);
+  EXPECT_GT(max_abs_diff(a, full), 1e-3);  // the checkpoint is quantized: not the FP logits
+}
+
 // The router (block_sparse_moe.gate) is not quantized: the checkpoint holds it as fp16 values.
 TEST(ArchMoe, RouterStaysSixteenBitAndUnquantized) {
   const Case c = load_case("mixtral");
