@@ -168,8 +168,10 @@ TEST_P(ArchRef, QuantizeThenEvalEndToEnd) {
 // GGUF, as llama.cpp stores these families (llama with rope_freqs for Llama-3.1's scaling,
 // qwen2 with attn_{q,k,v}.bias, qwen3 with attn_{q,k}_norm and key_length): written by lrc's
 // GGUF writer, read back eagerly and streamed, the reference logits.
-TEST(ArchGguf, Llama3Qwen2Qwen3RoundTrip) {
-  for (const std::string family : {"llama3", "qwen2", "qwen3"}) {
+// Mixtral as llama with expert_count, its experts stacked in ffn_{gate,up,down}_exps (each
+// expert read back as its slice) and its router in ffn_gate_inp.
+TEST(ArchGguf, Llama3Qwen2Qwen3MixtralRoundTrip) {
+  for (const std::string family : {"llama3", "qwen2", "qwen3", "mixtral"}) {
     SCOPED_TRACE(family);
     const Case c = load_case(family);
     const LlamaModel hf = load_model(c.dir).model;
@@ -180,6 +182,8 @@ TEST(ArchGguf, Llama3Qwen2Qwen3RoundTrip) {
     EXPECT_EQ(g.cfg.qkv_bias, hf.cfg.qkv_bias);
     EXPECT_EQ(g.cfg.qk_norm, hf.cfg.qk_norm);
     EXPECT_EQ(g.cfg.head_dim(), hf.cfg.head_dim());
+    EXPECT_EQ(g.cfg.n_experts, hf.cfg.n_experts);
+    EXPECT_EQ(g.cfg.n_experts_used, hf.cfg.n_experts_used);
     EXPECT_EQ(g.cfg.rope_scaling.enabled(), family == "llama3");
     EXPECT_LT(max_abs_diff(logits_of(g, c.tokens), c.logits), 1e-3);
     LlamaModel lazy = load_gguf_model(path, /*lazy_layers=*/true);
