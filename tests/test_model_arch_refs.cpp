@@ -29,6 +29,8 @@
 #include "lrc/io/synth_model.h"
 #include "lrc/model/forward.h"
 #include "lrc/model/layer_linears.h"
+#include "lrc/pipeline/quantize_model.h"
+#include "lrc/pipeline/resume.h"
 #include "lrc/quant/rank.h"
 #include "lrc/rotate/quarot.h"
 #include "support/arch_refs.h"
@@ -433,6 +435,57 @@ TEST(ArchMoe, DecodeEqualsPrefillAndIntegerKernelsRunTheExperts) {
   for (float x : a) spread = std::max(spread, std::fabs(static_cast<double>(x)));
   EXPECT_LT(max_abs_diff(a, b), 1e-3 * spread);
   EXPECT_GT(max_abs_diff(a, full), 1e-3);  // the checkpoint is quantized: not the FP logits
+}
+
+// The resume journal (lrc quantize --resume) records a MoE layer whole: restoring it gives the
+// same experts (codes, scales, U, V), the same router and the experts' reports with their rule.
+TEST(ArchMoe, ResumeJournalRestoresExpertsAndRouter) {
+  const Case c = load_case("mixtral");
+  LlamaModel m = load_model(c.dir).model;
+  CalibrationSet calib;
+  calib.n_seq = 2;
+  calib.seq_len = 32;
+  for (int i = 0; i < calib.n_seq * calib.seq_len; ++i) calib.tokens.push_back((i * 53 + 7) % 258);
+  QuantizeOptions opt;
+  opt.method = QuantMethod::LRC;
+  opt.rank = 0.1;
+  opt.moe_min_tokens = 20;  // 64 tokens x 2 over 4 experts: some may fall under it
+  const std::string out = test::temp_dir("arch-moe-journal") + "/q";
+  const nlohmann::json fp = {{"test", "moe"}};
+  QuantizeReport rep;
+  {
+    QuantizeJournal j(out, fp, /*resume=*/false);
+    rep = quantize_model(m, calib, opt, nullptr, &j);
+  }
+  QuantizeJournal j(out, fp, /*resume=*/true);
+  ASSERT_EQ(j.layers_done(), 2);
+  std::vector<LinearReport> reports;
+  for (int i = 0; i < 2; ++i) {
+    LlamaLayer R;
+    QuantizeReport::LayerTimes times;
+    j.restore_layer(i, m.cfg, R, reports, times);
+    const LlamaLayer& L = m.layers[static_cast<size_t>(i)];
+    EXPECT_EQ(R.router.w, L.router.w);
+    EXPECT_EQ(R.router.d_out, 4);
+    EXPECT_EQ(R.router.d_in, m.cfg.dim);
+    for (const auto& t : layer_linears(m.cfg)) {
+      const Linear &a = t.of(R), &b = t.of(L);
+      ASSERT_TRUE(a.packed && b.packed) << layer_linear_name(i, t);
+      EXPECT_EQ(a.packed->codes, b.packed->codes) << layer_linear_name(i, t);
+      EXPECT_EQ(a.packed->scales, b.packed->scales);
+      EXPECT_EQ(a.lr.u, b.lr.u);
+      EXPECT_EQ(a.lr.v, b.lr.v);
+    }
+  }
+  ASSERT_EQ(reports.size(), rep.linears.size());
+  int experts = 0;
+  for (size_t k = 0; k < reports.size(); ++k) {
+    EXPECT_EQ(reports[k].name, rep.linears[k].name);
+    EXPECT_EQ(reports[k].expert_tokens, rep.linears[k].expert_tokens);
+    EXPECT_EQ(reports[k].rule, rep.linears[k].rule);
+    experts += reports[k].expert_tokens >= 0;
+  }
+  EXPECT_EQ(experts, 2 * 4 * 3);
 }
 
 // The router (block_sparse_moe.gate) is not quantized: the checkpoint holds it as fp16 values.
