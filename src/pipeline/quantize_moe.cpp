@@ -2,6 +2,7 @@
 #include "lrc/pipeline/quantize_moe.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <vector>
 
@@ -46,6 +47,14 @@ void quantize_moe_experts(const MoeStage& st,
   // The table's entries of expert e: w1, w3, w2.
   const auto table = layer_linears(c);
   std::vector<float> xe, g;
+  const auto t0 = std::chrono::steady_clock::now();
+  // A progress line per expert (an 8x7B expert's three solves take minutes on a CPU).
+  const auto progress = [&](int e, int64_t tokens) {
+    std::fprintf(stderr, "\r[quantize] layer %d: expert %d/%d done (%lld routed tokens), %.1fs   ",
+                 i + 1, e + 1, c.n_experts, static_cast<long long>(tokens),
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    std::fflush(stderr);
+  };
   for (int e = 0; e < c.n_experts; ++e) {
     std::vector<const LayerLinearInfo*> parts;
     for (const auto& t : table)
@@ -98,6 +107,7 @@ void quantize_moe_experts(const MoeStage& st,
     const LayerStats s_down = statistics_of(st, g.data(), n, c.hidden_dim, act, {names[2]});
     for (const auto* t : parts)
       if (t->group == 3) quantize(*t, &s_down, routed, rule);
+    progress(e, routed);
   }
 }
 
