@@ -42,9 +42,10 @@ struct MoeStage {
   bool cross_stats = false;                           // Σy, Σxy too (LRC, baseline objective)
 };
 
-// Quantizes every expert of layer st.layer, expert by expert (w1, w3, then w2, whose inputs
-// depend on the quantized w1, w3). done(lin, report) is called right after each linear is
-// quantized (before its expert's next input is computed), in layer_linears order.
+// Quantizes every expert of layer st.layer: the w1, w3 of every expert, then every w2 (whose
+// input depends on its expert's quantized w1, w3; this order keeps the fp32 w1/w3 out of memory
+// while the large w2 solves run). done(lin, report) is called right after each linear is
+// quantized (before any input that depends on it is computed), in that order.
 void quantize_moe_experts(const MoeStage& st,
                           const std::function<void(Linear&, LinearReport)>& done);
 
