@@ -1,9 +1,9 @@
 // The model families of issue 28 against HF transformers (mixtral: against the script's numpy
-// transcription of HF's MixtralSparseMoeBlock, see scripts/make-arch-refs.py). tests/data/arch/<family>.json (made
-// once by scripts/make-arch-refs.py on a machine with torch) holds a tiny random-weight model's
-// config.json as transformers saved it, its tensor list, fixed token ids and transformers'
-// logits; the weights are not stored: this test regenerates them from the script's counter
-// rule, writes the HF directory a user would have and checks that lrc
+// transcription of HF's MixtralSparseMoeBlock, see scripts/make-arch-refs.py).
+// tests/data/arch/<family>.json (made once by scripts/make-arch-refs.py on a machine with torch)
+// holds a tiny random-weight model's config.json as transformers saved it, its tensor list, fixed
+// token ids and transformers' logits; the weights are not stored: this test regenerates them from
+// the script's counter rule, writes the HF directory a user would have and checks that lrc
 //   * loads it and computes the same logits (max abs diff < 1e-3, fp32),
 //   * keeps them through the QuaRot rotation, online q/k Hadamard included (< 1e-3),
 //   * streams it layer by layer to the same logits,
@@ -271,8 +271,8 @@ namespace {
 // `lrc synth` presets of the families: each preset's features survive the HF writer and the
 // loader (at small dims: a 7B layer would not fit a unit test), and the model runs.
 TEST(ArchSynth, PresetFamiliesRoundTripThroughHfDirectories) {
-  for (const std::string name : {"mistral-7b", "qwen2.5-7b", "qwen3-8b", "phi3-mini",
-                                  "mixtral-8x7b"}) {
+  for (const std::string name :
+       {"mistral-7b", "qwen2.5-7b", "qwen3-8b", "phi3-mini", "mixtral-8x7b"}) {
     SCOPED_TRACE(name);
     LlamaConfig c = synth_preset(name).cfg;
     const LlamaConfig full = c;
@@ -310,9 +310,9 @@ TEST(ArchMoe, RoutingIsSoftmaxTopKRenormalised) {
   c.n_experts = 4;
   c.n_experts_used = 2;
   const std::vector<float> logits = {
-      0.f, 1.f, 2.f, 3.f,     // token 0: experts 3 and 2
-      5.f, -1.f, 5.f, 0.f,    // token 1: a tie, 0 and 2 (equal weights)
-      -2.f, 4.f, 1.f, 4.5f};  // token 2: experts 3 and 1
+      0.f,  1.f,  2.f, 3.f,    // token 0: experts 3 and 2
+      5.f,  -1.f, 5.f, 0.f,    // token 1: a tie, 0 and 2 (equal weights)
+      -2.f, 4.f,  1.f, 4.5f};  // token 2: experts 3 and 1
   const MoeRouting r = route_tokens(c, logits.data(), 3);
   ASSERT_EQ(r.rows.size(), 4u);
   EXPECT_EQ(r.rows[0], (std::vector<int32_t>{1}));
@@ -361,8 +361,7 @@ TEST(ArchMoe, ExpertWithoutCalibrationTokensUsesAllTokensAndIsReported) {
     std::ifstream ef(err);
     const std::string stderr_text((std::istreambuf_iterator<char>(ef)), {});
     ASSERT_EQ(q.exit_code, 0) << q.out << stderr_text;
-    EXPECT_NE(stderr_text.find("layers.0 expert 3: 0 routed calibration tokens"),
-              std::string::npos)
+    EXPECT_NE(stderr_text.find("layers.0 expert 3: 0 routed calibration tokens"), std::string::npos)
         << stderr_text;
     const json rep = json::parse(q.out.substr(q.out.find('{')));
     const json cfg = json::parse(std::ifstream(fs::path(out) / "lrc_config.json"));
@@ -388,8 +387,8 @@ TEST(ArchMoe, ExpertWithoutCalibrationTokensUsesAllTokensAndIsReported) {
         routed += l.at("rule") == "routed";
       }
     }
-    EXPECT_EQ(experts_seen, 2 * 4 * 3);  // 2 layers x 4 experts x w1, w3, w2
-    EXPECT_GT(routed, 0);                // the usual rule is exercised too
+    EXPECT_EQ(experts_seen, 2 * 4 * 3);           // 2 layers x 4 experts x w1, w3, w2
+    EXPECT_GT(routed, 0);                         // the usual rule is exercised too
     const LlamaModel qm = load_model(out).model;  // loading refuses NaN/Inf weights
     const Linear& w2 = qm.layers[0].experts[3].w_down;
     EXPECT_TRUE(w2.quantized());
@@ -423,9 +422,9 @@ TEST(ArchMoe, DecodeEqualsPrefillAndIntegerKernelsRunTheExperts) {
     std::ofstream f(text);
     for (int i = 0; i < 20; ++i) f << "Calibration line " << i << " of the MoE test.\n";
   }
-  const auto q = test::run_command(test::lrc_binary() + " quantize --model " + c.dir +
-                                   " --calib " + text + " --nsamples 2 --seq 64 --method gptq" +
-                                   " --out " + work + "/q 2>&1");
+  const auto q =
+      test::run_command(test::lrc_binary() + " quantize --model " + c.dir + " --calib " + text +
+                        " --nsamples 2 --seq 64 --method gptq" + " --out " + work + "/q 2>&1");
   ASSERT_EQ(q.exit_code, 0) << q.out;
   LlamaModel sim = load_model(work + "/q").model;
   LlamaModel real = load_model(work + "/q").model;
@@ -497,9 +496,9 @@ TEST(ArchMoe, RouterStaysSixteenBitAndUnquantized) {
     std::ofstream f(text);
     for (int i = 0; i < 20; ++i) f << "Some calibration text number " << i << ".\n";
   }
-  const auto q = test::run_command(test::lrc_binary() + " quantize --model " + c.dir +
-                                   " --calib " + text + " --nsamples 2 --seq 32 --method rtn" +
-                                   " --out " + out + "/q 2>&1");
+  const auto q =
+      test::run_command(test::lrc_binary() + " quantize --model " + c.dir + " --calib " + text +
+                        " --nsamples 2 --seq 32 --method rtn" + " --out " + out + "/q 2>&1");
   ASSERT_EQ(q.exit_code, 0) << q.out;
   const LlamaModel m = load_model(out + "/q").model;
   for (const LlamaLayer& L : m.layers) {

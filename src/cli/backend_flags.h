@@ -76,7 +76,8 @@ inline LinearMemory hand_over_and_measure(LlamaModel& m) {
   double bytes = static_cast<double>(hand_over_linears(m));
   out.rss_after_mb = current_rss_mb();
   for (const LlamaLayer& L : m.layers)
-    for (const auto& t : layer_linears(m.cfg)) bytes += static_cast<double>(t.of(L).resident_bytes());
+    for (const auto& t : layer_linears(m.cfg))
+      bytes += static_cast<double>(t.of(L).resident_bytes());
   out.resident_mb = bytes / 1e6;
   return out;
 }

@@ -252,9 +252,9 @@ LlamaModel load_gguf(const gguf::GgufFile& f, std::shared_ptr<const gguf::GgufFi
     c.n_experts = hparam(f, key("expert_count").c_str());
     c.n_experts_used = hparam(f, key("expert_used_count").c_str());
     if (c.n_experts_used > c.n_experts)
-      fail(where, "metadata '" + key("expert_used_count") + "': " +
-                      std::to_string(c.n_experts_used) + " exceeds " + key("expert_count") + " " +
-                      std::to_string(c.n_experts));
+      fail(where, "metadata '" + key("expert_used_count") +
+                      "': " + std::to_string(c.n_experts_used) + " exceeds " + key("expert_count") +
+                      " " + std::to_string(c.n_experts));
   }
   if (const gguf::TensorInfo* rf = f.find_tensor("rope_freqs.weight")) {
     // Llama-3.1 as llama.cpp stores it: f_i divided by factor i (RopeScaling::FreqFactors).

@@ -212,8 +212,8 @@ void moe_ffn(const LlamaModel& m, int layer, const float* x, int64_t N, float* y
   be.zero(y, static_cast<size_t>(N) * c.dim * sizeof(float));
   int64_t most = 0;
   for (const auto& rows : r.rows) most = std::max<int64_t>(most, static_cast<int64_t>(rows.size()));
-  Buffer<float> xe(be, static_cast<size_t>(most) * c.dim), ge(be, static_cast<size_t>(most) * c.hidden_dim),
-      ye(be, static_cast<size_t>(most) * c.dim);
+  Buffer<float> xe(be, static_cast<size_t>(most) * c.dim),
+      ge(be, static_cast<size_t>(most) * c.hidden_dim), ye(be, static_cast<size_t>(most) * c.dim);
   for (int e = 0; e < c.n_experts; ++e) {
     const auto& rows = r.rows[static_cast<size_t>(e)];
     const int64_t n = static_cast<int64_t>(rows.size());
@@ -377,7 +377,8 @@ MoeRouting route_tokens(const LlamaConfig& c, const float* logits, int64_t n) {
     const float* l = logits + t * E;
     double mx = -std::numeric_limits<double>::infinity();
     for (int e = 0; e < E; ++e) mx = std::max(mx, static_cast<double>(l[e]));
-    if (!std::isfinite(mx)) fail("moe", "non-finite router logit at token row " + std::to_string(t));
+    if (!std::isfinite(mx))
+      fail("moe", "non-finite router logit at token row " + std::to_string(t));
     double sum = 0;
     for (int e = 0; e < E; ++e) sum += p[static_cast<size_t>(e)] = std::exp(l[e] - mx);
     for (int e = 0; e < E; ++e) order[static_cast<size_t>(e)] = e;

@@ -1,13 +1,13 @@
 // The layer-linear table of a MoE layer (lrc/model/layer_linears.h): its entries name each
 // expert's linears, so the table depends on the expert count. Made once per count and kept
 // (names included) for the whole process, so the spans handed out never dangle.
+#include "lrc/model/layer_linears.h"
+
 #include <deque>
 #include <map>
 #include <mutex>
 #include <string>
 #include <vector>
-
-#include "lrc/model/layer_linears.h"
 
 namespace lrc {
 

@@ -174,7 +174,8 @@ void CheckpointWriter::write_layer(int i, const LlamaLayer& L) {
     put_linear(t.of(L), checkpoint_linear_name(i, t));
   for (const LayerVector& v : layer_vectors(cfg_, L)) {
     if (v.linear)
-      put_f16(*v.data, static_cast<size_t>(v.size), "model.layers." + std::to_string(i) + "." + v.name);
+      put_f16(*v.data, static_cast<size_t>(v.size),
+              "model.layers." + std::to_string(i) + "." + v.name);
     else
       put_f32(*v.data, static_cast<size_t>(v.size), v.name);
   }

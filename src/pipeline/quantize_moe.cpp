@@ -53,7 +53,8 @@ void quantize_moe_experts(const MoeStage& st,
   const auto t0 = std::chrono::steady_clock::now();
   // A progress line per solve group (an 8x7B expert's solves take minutes on a CPU).
   const auto progress = [&](const char* what, int e, int64_t tokens) {
-    std::fprintf(stderr, "\r[quantize] layer %d: expert %d/%d %s done (%lld routed tokens), %.1fs   ",
+    std::fprintf(stderr,
+                 "\r[quantize] layer %d: expert %d/%d %s done (%lld routed tokens), %.1fs   ",
                  i + 1, e + 1, c.n_experts, what, static_cast<long long>(tokens),
                  std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     std::fflush(stderr);

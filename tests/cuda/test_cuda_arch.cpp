@@ -11,9 +11,9 @@
 #include <string>
 #include <vector>
 
+#include "cuda/skip_without_gpu.h"
 #include "lrc/core/error.h"
 #include "lrc/io/model_loader.h"
-#include "cuda/skip_without_gpu.h"
 #include "lrc/kernels/cuda/backend.h"
 #include "lrc/model/forward.h"
 #include "lrc/rotate/quarot.h"

@@ -74,8 +74,8 @@ inline constexpr std::array<LayerLinearInfo, 7> kLayerLinears = {{
 inline constexpr std::array<LayerLinearInfo, 4> kFusedLayerLinears = {{
     {"self_attn.qkv_proj", &LlamaLayer::wqkv, LinearDim::Qkv, LinearDim::Dim, 0, -1, nullptr, 0},
     {"self_attn.o_proj", &LlamaLayer::wo, LinearDim::Dim, LinearDim::QHeads, 1, -1, nullptr, 0},
-    {"mlp.gate_up_proj", &LlamaLayer::w_gate_up, LinearDim::Hidden2, LinearDim::Dim, 2, -1,
-     nullptr, 0},
+    {"mlp.gate_up_proj", &LlamaLayer::w_gate_up, LinearDim::Hidden2, LinearDim::Dim, 2, -1, nullptr,
+     0},
     {"mlp.down_proj", &LlamaLayer::w_down, LinearDim::Dim, LinearDim::Hidden, 3, -1, nullptr, 0},
 }};
 
@@ -158,8 +158,11 @@ inline std::vector<LayerVector> layer_vectors(const LlamaConfig& c, const LlamaL
     v.push_back({"self_attn.k_norm.weight", &M.k_norm, c.head_dim()});
   }
   if (c.moe())
-    v.push_back({"block_sparse_moe.gate.weight", &M.router.w,
-                 static_cast<int64_t>(c.n_experts) * c.dim, {c.n_experts, c.dim}, &M.router});
+    v.push_back({"block_sparse_moe.gate.weight",
+                 &M.router.w,
+                 static_cast<int64_t>(c.n_experts) * c.dim,
+                 {c.n_experts, c.dim},
+                 &M.router});
   return v;
 }
 

@@ -36,10 +36,10 @@ struct MoeStage {
   const float* x = nullptr;
   int64_t n_tokens = 0;
   const QuantizeOptions& opt;
-  const std::map<std::string, int>& ranks;            // every linear's rank, by name
-  const std::map<std::string, int>* spectrum_ranks;   // LRC eigenvalues to record, or null
+  const std::map<std::string, int>& ranks;           // every linear's rank, by name
+  const std::map<std::string, int>* spectrum_ranks;  // LRC eigenvalues to record, or null
   const SolverBackend* solver = nullptr;
-  bool cross_stats = false;                           // Σy, Σxy too (LRC, baseline objective)
+  bool cross_stats = false;  // Σy, Σxy too (LRC, baseline objective)
 };
 
 // Quantizes every expert of layer st.layer: the w1, w3 of every expert, then every w2 (whose
