@@ -42,7 +42,7 @@ LlamaModel quantized_model(QuantMethod method, double rank) {
 void expect_all_on_integer_kernels(const LlamaModel& m) {
   for (const LlamaLayer& layer : m.layers)
     for (const auto& t : kLayerLinears) {
-      const Linear& L = layer.*t.member;
+      const Linear& L = t.of(layer);
       ASSERT_TRUE(L.packed) << t.name;
       EXPECT_EQ(kernels::cpu_int::unsupported_reason(*L.packed, L.act, L.d_out, L.d_in), "")
           << t.name;
@@ -169,7 +169,7 @@ TEST(Backends, TakeOverFreesTheModelsCopiesAndKeepsTheLogits) {
   EXPECT_GT(hand_over_linears(m), 0);
   for (const LlamaLayer& layer : m.layers)
     for (const auto& t : kLayerLinears) {
-      const Linear& L = layer.*t.member;
+      const Linear& L = t.of(layer);
       EXPECT_TRUE(L.packed->codes.empty()) << t.name;
       EXPECT_GT(L.lr.rank, 0) << t.name;
       EXPECT_TRUE(L.lr.u.empty() && L.lr.v.empty()) << t.name << ": U, V are fp16 values";
@@ -196,10 +196,10 @@ TEST(Backends, TakenOverLinearsMatchTheBitsAccounting) {
   opt.seq = 32;
   (void)quantize_model(m, test::random_calibration(61, 2, 32, 3), opt);
   double accounted = 0;
-  for (const auto& t : kLayerLinears) accounted += linear_bits(m.layers[0].*t.member) / 8;
+  for (const auto& t : kLayerLinears) accounted += linear_bits(t.of(m.layers[0])) / 8;
   m.backend = make_backend("cpu", "real");
   double resident = static_cast<double>(hand_over_linears(m));
   for (const auto& t : kLayerLinears)
-    resident += static_cast<double>((m.layers[0].*t.member).resident_bytes());
+    resident += static_cast<double>(t.of(m.layers[0]).resident_bytes());
   EXPECT_NEAR(resident / accounted, 1.0, 0.05) << resident << " vs " << accounted;
 }

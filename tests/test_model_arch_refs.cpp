@@ -1,29 +1,36 @@
-// The model families of issue 28 against HF transformers. tests/data/arch/<family>.json (made
-// once by scripts/make-arch-refs.py on a machine with torch) holds a tiny random-weight model's
-// config.json as transformers saved it, its tensor list, fixed token ids and transformers'
-// logits; the weights are not stored: this test regenerates them from the script's counter
-// rule, writes the HF directory a user would have and checks that lrc
+// The model families of issue 28 against HF transformers (mixtral: against the script's numpy
+// transcription of HF's MixtralSparseMoeBlock, see scripts/make-arch-refs.py).
+// tests/data/arch/<family>.json (made once by scripts/make-arch-refs.py on a machine with torch)
+// holds a tiny random-weight model's config.json as transformers saved it, its tensor list, fixed
+// token ids and transformers' logits; the weights are not stored: this test regenerates them from
+// the script's counter rule, writes the HF directory a user would have and checks that lrc
 //   * loads it and computes the same logits (max abs diff < 1e-3, fp32),
 //   * keeps them through the QuaRot rotation, online q/k Hadamard included (< 1e-3),
 //   * streams it layer by layer to the same logits,
 //   * quantizes it with rtn, gptq and lrc through the CLI, and evaluates the checkpoint.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "lrc/core/error.h"
+#include "lrc/core/half.h"
 #include "lrc/io/gguf_loader.h"
 #include "lrc/io/gguf_writer.h"
+#include "lrc/io/hf_writer.h"
 #include "lrc/io/model_loader.h"
 #include "lrc/io/synth_model.h"
 #include "lrc/model/forward.h"
 #include "lrc/model/layer_linears.h"
+#include "lrc/pipeline/quantize_model.h"
+#include "lrc/pipeline/resume.h"
 #include "lrc/quant/rank.h"
 #include "lrc/rotate/quarot.h"
 #include "support/arch_refs.h"
@@ -77,6 +84,8 @@ void expect_feature(const std::string& family, const LlamaConfig& c) {
   EXPECT_EQ(c.qk_norm, family == "qwen3");
   EXPECT_EQ(c.head_dim(), family == "qwen3" ? 32 : 16);  // qwen3: != dim / n_heads
   EXPECT_EQ(c.fused_proj, family == "phi3");
+  EXPECT_EQ(c.n_experts, family == "mixtral" ? 4 : 0);  // mixtral: 4 experts, top-2
+  EXPECT_EQ(c.n_experts_used, family == "mixtral" ? 2 : 0);
   EXPECT_LT(c.n_kv_heads, c.n_heads);  // GQA everywhere
 }
 
@@ -146,7 +155,7 @@ TEST_P(ArchRef, QuantizeThenEvalEndToEnd) {
     const LlamaModel m = load_model(out).model;
     for (int i = 0; i < m.cfg.n_layers; ++i)
       for (const auto& t : layer_linears(m.cfg)) {
-        const Linear& l = m.layers[static_cast<size_t>(i)].*t.member;
+        const Linear& l = t.of(m.layers[static_cast<size_t>(i)]);
         EXPECT_TRUE(l.quantized()) << layer_linear_name(i, t);
         const int k = l.lr.rank;
         if (std::string(method) == "lrc")
@@ -161,8 +170,10 @@ TEST_P(ArchRef, QuantizeThenEvalEndToEnd) {
 // GGUF, as llama.cpp stores these families (llama with rope_freqs for Llama-3.1's scaling,
 // qwen2 with attn_{q,k,v}.bias, qwen3 with attn_{q,k}_norm and key_length): written by lrc's
 // GGUF writer, read back eagerly and streamed, the reference logits.
-TEST(ArchGguf, Llama3Qwen2Qwen3RoundTrip) {
-  for (const std::string family : {"llama3", "qwen2", "qwen3"}) {
+// Mixtral as llama with expert_count, its experts stacked in ffn_{gate,up,down}_exps (each
+// expert read back as its slice) and its router in ffn_gate_inp.
+TEST(ArchGguf, Llama3Qwen2Qwen3MixtralRoundTrip) {
+  for (const std::string family : {"llama3", "qwen2", "qwen3", "mixtral"}) {
     SCOPED_TRACE(family);
     const Case c = load_case(family);
     const LlamaModel hf = load_model(c.dir).model;
@@ -173,6 +184,8 @@ TEST(ArchGguf, Llama3Qwen2Qwen3RoundTrip) {
     EXPECT_EQ(g.cfg.qkv_bias, hf.cfg.qkv_bias);
     EXPECT_EQ(g.cfg.qk_norm, hf.cfg.qk_norm);
     EXPECT_EQ(g.cfg.head_dim(), hf.cfg.head_dim());
+    EXPECT_EQ(g.cfg.n_experts, hf.cfg.n_experts);
+    EXPECT_EQ(g.cfg.n_experts_used, hf.cfg.n_experts_used);
     EXPECT_EQ(g.cfg.rope_scaling.enabled(), family == "llama3");
     EXPECT_LT(max_abs_diff(logits_of(g, c.tokens), c.logits), 1e-3);
     LlamaModel lazy = load_gguf_model(path, /*lazy_layers=*/true);
@@ -182,7 +195,8 @@ TEST(ArchGguf, Llama3Qwen2Qwen3RoundTrip) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, ArchRef,
-                         ::testing::Values("llama3", "mistral", "qwen2", "qwen3", "phi3"));
+                         ::testing::Values("llama3", "mistral", "qwen2", "qwen3", "phi3",
+                                           "mixtral"));
 
 // Transformers 5 writes rope_parameters; configs on the Hub (4.x) say rope_theta +
 // rope_scaling {"type"/"rope_type": ...} and, for Phi-3, original_max_position_embeddings
@@ -226,9 +240,10 @@ TEST(ArchConfig, UnsupportedFeaturesNameTheFileAndField) {
   t["model_type"] = "gpt_neox";
   t["architectures"] = {"GPTNeoXForCausalLM"};
   expect_error(t, "model_type");
-  // Mixtral (MoE) is not implemented: its config is refused by name, never run as dense.
-  const json mix = read_ref("mixtral").at("config");
-  expect_error(mix, "model_type \"mixtral\"");
+  // A MoE config whose experts-per-token exceeds its experts is refused, naming the field.
+  json mix = read_ref("mixtral").at("config");
+  mix["num_experts_per_tok"] = 5;
+  expect_error(mix, "num_experts_per_tok");
   t = cfg;
   t["use_sliding_window"] = true;
   expect_error(t, "use_sliding_window");
@@ -256,7 +271,8 @@ namespace {
 // `lrc synth` presets of the families: each preset's features survive the HF writer and the
 // loader (at small dims: a 7B layer would not fit a unit test), and the model runs.
 TEST(ArchSynth, PresetFamiliesRoundTripThroughHfDirectories) {
-  for (const std::string name : {"mistral-7b", "qwen2.5-7b", "qwen3-8b", "phi3-mini"}) {
+  for (const std::string name :
+       {"mistral-7b", "qwen2.5-7b", "qwen3-8b", "phi3-mini", "mixtral-8x7b"}) {
     SCOPED_TRACE(name);
     LlamaConfig c = synth_preset(name).cfg;
     const LlamaConfig full = c;
@@ -275,9 +291,220 @@ TEST(ArchSynth, PresetFamiliesRoundTripThroughHfDirectories) {
     EXPECT_EQ(m.cfg.qk_norm, full.qk_norm);
     EXPECT_EQ(m.cfg.fused_proj, full.fused_proj);
     EXPECT_EQ(m.cfg.sliding_window, c.sliding_window);
+    EXPECT_EQ(m.cfg.n_experts, full.n_experts);
+    EXPECT_EQ(m.cfg.n_experts_used, full.n_experts_used);
     EXPECT_NE(full.arch, "llama");
     const std::vector<int32_t> toks = {5, 17, 200, 3, 99, 42};
     for (float x : logits_of(m, toks)) ASSERT_TRUE(std::isfinite(x));
+  }
+}
+
+}  // namespace
+
+namespace {
+
+// HF's routing (MixtralSparseMoeBlock): softmax over every expert, the top k, renormalised;
+// each expert gets its tokens in row order. Checked on hand-made logits.
+TEST(ArchMoe, RoutingIsSoftmaxTopKRenormalised) {
+  LlamaConfig c;
+  c.n_experts = 4;
+  c.n_experts_used = 2;
+  const std::vector<float> logits = {
+      0.f,  1.f,  2.f, 3.f,    // token 0: experts 3 and 2
+      5.f,  -1.f, 5.f, 0.f,    // token 1: a tie, 0 and 2 (equal weights)
+      -2.f, 4.f,  1.f, 4.5f};  // token 2: experts 3 and 1
+  const MoeRouting r = route_tokens(c, logits.data(), 3);
+  ASSERT_EQ(r.rows.size(), 4u);
+  EXPECT_EQ(r.rows[0], (std::vector<int32_t>{1}));
+  EXPECT_EQ(r.rows[1], (std::vector<int32_t>{2}));
+  EXPECT_EQ(r.rows[2], (std::vector<int32_t>{0, 1}));
+  EXPECT_EQ(r.rows[3], (std::vector<int32_t>{0, 2}));
+  // Renormalised over the chosen two: w = 1 / (1 + e^-(l_a - l_b)).
+  const auto sig = [](double d) { return static_cast<float>(1.0 / (1.0 + std::exp(-d))); };
+  EXPECT_FLOAT_EQ(r.weights[3][0], sig(1.0));
+  EXPECT_FLOAT_EQ(r.weights[2][0], sig(-1.0));
+  EXPECT_FLOAT_EQ(r.weights[0][0], 0.5f);
+  EXPECT_FLOAT_EQ(r.weights[2][1], 0.5f);
+  EXPECT_FLOAT_EQ(r.weights[3][1], sig(0.5));
+  EXPECT_FLOAT_EQ(r.weights[1][0], sig(-0.5));
+}
+
+// Acceptance 3 of issue 28: an expert that receives no calibration token is quantized (gptq and
+// lrc) from the statistics of every token of its layer, without NaN, and the rule is reported
+// (stderr, the --json report, the checkpoint's lrc_config.json); the checkpoint evaluates.
+TEST(ArchMoe, ExpertWithoutCalibrationTokensUsesAllTokensAndIsReported) {
+  const Case c = load_case("mixtral");
+  LlamaModel m = load_model(c.dir).model;
+  // Layer 0's router rows 1, 2, 3 made equal: among equal probabilities the lower index wins
+  // (route_tokens), so expert 3 is never in the top 2 of 4, whatever the input.
+  const int dim = m.cfg.dim;
+  std::vector<float>& r = m.layers[0].router.w;
+  for (int e : {2, 3}) std::copy_n(r.begin() + dim, dim, r.begin() + e * dim);
+  const std::string dir = test::temp_dir("arch-moe-empty");
+  save_hf_model(m, dir, DType::F32);
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
+    fs::copy_file(fs::path(c.dir) / f, fs::path(dir) / f, fs::copy_options::overwrite_existing);
+  const std::string text = (fs::path(dir) / "text.txt").string();
+  {
+    std::ofstream f(text);
+    for (int i = 0; i < 40; ++i)
+      f << "Line " << i << ": the quick brown fox jumps over the lazy dog, " << i * 7 << "\n";
+  }
+  const std::string bin = test::lrc_binary();
+  for (const char* method : {"gptq", "lrc"}) {
+    SCOPED_TRACE(method);
+    const std::string out = (fs::path(dir) / method).string();
+    const std::string err = out + ".stderr";
+    const auto q = test::run_command(bin + " quantize --model " + dir + " --calib " + text +
+                                     " --nsamples 4 --seq 64 --method " + method +
+                                     " --rank 0.1 --json --out " + out + " 2>" + err);
+    std::ifstream ef(err);
+    const std::string stderr_text((std::istreambuf_iterator<char>(ef)), {});
+    ASSERT_EQ(q.exit_code, 0) << q.out << stderr_text;
+    EXPECT_NE(stderr_text.find("layers.0 expert 3: 0 routed calibration tokens"), std::string::npos)
+        << stderr_text;
+    const json rep = json::parse(q.out.substr(q.out.find('{')));
+    const json cfg = json::parse(std::ifstream(fs::path(out) / "lrc_config.json"));
+    int experts_seen = 0, routed = 0;
+    for (const json& l : rep.at("linears")) {
+      const std::string name = l.at("name").get<std::string>();
+      if (name.find("block_sparse_moe.experts.") == std::string::npos) {
+        EXPECT_FALSE(l.contains("rule")) << name;
+        continue;
+      }
+      ++experts_seen;
+      ASSERT_TRUE(l.contains("rule") && l.contains("expert_tokens")) << l.dump();
+      EXPECT_TRUE(std::isfinite(l.at("objective_rel").get<double>())) << l.dump();
+      const json& rec = cfg.at("linears").at("model." + name);
+      EXPECT_EQ(rec.at("rule"), l.at("rule")) << name;
+      EXPECT_EQ(rec.at("expert_tokens"), l.at("expert_tokens")) << name;
+      const int64_t n = l.at("expert_tokens").get<int64_t>();
+      if (name.starts_with("layers.0.block_sparse_moe.experts.3.")) {
+        EXPECT_EQ(n, 0) << name;
+        EXPECT_EQ(l.at("rule"), "all-tokens") << name;
+      } else {
+        EXPECT_EQ(l.at("rule"), n < 32 ? "all-tokens" : "routed") << name;
+        routed += l.at("rule") == "routed";
+      }
+    }
+    EXPECT_EQ(experts_seen, 2 * 4 * 3);           // 2 layers x 4 experts x w1, w3, w2
+    EXPECT_GT(routed, 0);                         // the usual rule is exercised too
+    const LlamaModel qm = load_model(out).model;  // loading refuses NaN/Inf weights
+    const Linear& w2 = qm.layers[0].experts[3].w_down;
+    EXPECT_TRUE(w2.quantized());
+    const auto e = test::run_command(bin + " eval --model " + out + " --data " + text +
+                                     " --seq 64 --json 2>&1");
+    ASSERT_EQ(e.exit_code, 0) << e.out;
+    EXPECT_TRUE(std::isfinite(json::parse(e.out.substr(e.out.find('{'))).at("ppl").get<double>()));
+  }
+}
+
+// The MoE block in incremental decoding (one token at a time through the KV cache) gives the
+// prefill's logits, and the integer CPU kernels run a quantized MoE checkpoint (each expert's
+// linears are ordinary Backend::linear calls) to the simulation's logits.
+TEST(ArchMoe, DecodeEqualsPrefillAndIntegerKernelsRunTheExperts) {
+  const Case c = load_case("mixtral");
+  const LlamaModel m = load_model(c.dir).model;
+  const std::vector<float> full = logits_of(m, c.tokens);
+  Decoder dec(m, 32);
+  const int vocab = m.cfg.vocab_size;
+  double d = 0;
+  for (size_t t = 0; t < c.tokens.size(); ++t) {
+    const std::vector<float>& row = dec.step(c.tokens[t]);
+    for (int j = 0; j < vocab; ++j)
+      d = std::max(d, std::fabs(static_cast<double>(row[j] - full[t * vocab + j])));
+  }
+  EXPECT_LT(d, 1e-4);
+
+  const std::string work = test::temp_dir("arch-moe-int");
+  const std::string text = (fs::path(work) / "text.txt").string();
+  {
+    std::ofstream f(text);
+    for (int i = 0; i < 20; ++i) f << "Calibration line " << i << " of the MoE test.\n";
+  }
+  const auto q =
+      test::run_command(test::lrc_binary() + " quantize --model " + c.dir + " --calib " + text +
+                        " --nsamples 2 --seq 64 --method gptq" + " --out " + work + "/q 2>&1");
+  ASSERT_EQ(q.exit_code, 0) << q.out;
+  LlamaModel sim = load_model(work + "/q").model;
+  LlamaModel real = load_model(work + "/q").model;
+  real.backend = make_cpu_int_backend();
+  const std::vector<float> a = logits_of(sim, c.tokens), b = logits_of(real, c.tokens);
+  double spread = 0;
+  for (float x : a) spread = std::max(spread, std::fabs(static_cast<double>(x)));
+  EXPECT_LT(max_abs_diff(a, b), 1e-3 * spread);
+  EXPECT_GT(max_abs_diff(a, full), 1e-3);  // the checkpoint is quantized: not the FP logits
+}
+
+// The resume journal (lrc quantize --resume) records a MoE layer whole: restoring it gives the
+// same experts (codes, scales, U, V), the same router and the experts' reports with their rule.
+TEST(ArchMoe, ResumeJournalRestoresExpertsAndRouter) {
+  const Case c = load_case("mixtral");
+  LlamaModel m = load_model(c.dir).model;
+  CalibrationSet calib;
+  calib.n_seq = 2;
+  calib.seq_len = 32;
+  for (int i = 0; i < calib.n_seq * calib.seq_len; ++i) calib.tokens.push_back((i * 53 + 7) % 258);
+  QuantizeOptions opt;
+  opt.method = QuantMethod::LRC;
+  opt.rank = 0.1;
+  opt.moe_min_tokens = 20;  // 64 tokens x 2 over 4 experts: some may fall under it
+  const std::string out = test::temp_dir("arch-moe-journal") + "/q";
+  const nlohmann::json fp = {{"test", "moe"}};
+  QuantizeReport rep;
+  {
+    QuantizeJournal j(out, fp, /*resume=*/false);
+    rep = quantize_model(m, calib, opt, nullptr, &j);
+  }
+  QuantizeJournal j(out, fp, /*resume=*/true);
+  ASSERT_EQ(j.layers_done(), 2);
+  std::vector<LinearReport> reports;
+  for (int i = 0; i < 2; ++i) {
+    LlamaLayer R;
+    QuantizeReport::LayerTimes times;
+    j.restore_layer(i, m.cfg, R, reports, times);
+    const LlamaLayer& L = m.layers[static_cast<size_t>(i)];
+    EXPECT_EQ(R.router.w, L.router.w);
+    EXPECT_EQ(R.router.d_out, 4);
+    EXPECT_EQ(R.router.d_in, m.cfg.dim);
+    for (const auto& t : layer_linears(m.cfg)) {
+      const Linear &a = t.of(R), &b = t.of(L);
+      ASSERT_TRUE(a.packed && b.packed) << layer_linear_name(i, t);
+      EXPECT_EQ(a.packed->codes, b.packed->codes) << layer_linear_name(i, t);
+      EXPECT_EQ(a.packed->scales, b.packed->scales);
+      EXPECT_EQ(a.lr.u, b.lr.u);
+      EXPECT_EQ(a.lr.v, b.lr.v);
+    }
+  }
+  ASSERT_EQ(reports.size(), rep.linears.size());
+  int experts = 0;
+  for (size_t k = 0; k < reports.size(); ++k) {
+    EXPECT_EQ(reports[k].name, rep.linears[k].name);
+    EXPECT_EQ(reports[k].expert_tokens, rep.linears[k].expert_tokens);
+    EXPECT_EQ(reports[k].rule, rep.linears[k].rule);
+    experts += reports[k].expert_tokens >= 0;
+  }
+  EXPECT_EQ(experts, 2 * 4 * 3);
+}
+
+// The router (block_sparse_moe.gate) is not quantized: the checkpoint holds it as fp16 values.
+TEST(ArchMoe, RouterStaysSixteenBitAndUnquantized) {
+  const Case c = load_case("mixtral");
+  const std::string out = test::temp_dir("arch-moe-router");
+  const std::string text = (fs::path(out) / "text.txt").string();
+  {
+    std::ofstream f(text);
+    for (int i = 0; i < 20; ++i) f << "Some calibration text number " << i << ".\n";
+  }
+  const auto q =
+      test::run_command(test::lrc_binary() + " quantize --model " + c.dir + " --calib " + text +
+                        " --nsamples 2 --seq 32 --method rtn" + " --out " + out + "/q 2>&1");
+  ASSERT_EQ(q.exit_code, 0) << q.out;
+  const LlamaModel m = load_model(out + "/q").model;
+  for (const LlamaLayer& L : m.layers) {
+    EXPECT_FALSE(L.router.quantized());
+    EXPECT_EQ(L.router.d_out, 4);
+    for (float x : L.router.w) ASSERT_EQ(x, f16_to_f32(f32_to_f16(x)));  // fp16 values
   }
 }
 

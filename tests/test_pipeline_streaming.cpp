@@ -128,8 +128,8 @@ TEST(Streaming, GgufLayersOnDemandEqualEagerLoad) {
     EXPECT_EQ(a.attn_norm, b.attn_norm);
     EXPECT_EQ(a.ffn_norm, b.ffn_norm);
     for (const LayerLinearInfo& t : kLayerLinears) {
-      EXPECT_EQ((a.*t.member).w, (b.*t.member).w) << i << " " << t.name;
-      EXPECT_EQ((a.*t.member).d_out, (b.*t.member).d_out);
+      EXPECT_EQ(t.of(a).w, t.of(b).w) << i << " " << t.name;
+      EXPECT_EQ(t.of(a).d_out, t.of(b).d_out);
     }
     lazy.release_layer(i);
   }

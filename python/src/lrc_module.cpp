@@ -285,7 +285,7 @@ nb::dict load_checkpoint(const std::string& path) {
   nb::dict linears;
   for (size_t li = 0; li < m->layers.size(); ++li)
     for (const auto& t : lrc::layer_linears(m->cfg)) {
-      const lrc::Linear& l = m->layers[li].*(t.member);
+      const lrc::Linear& l = t.of(m->layers[li]);
       const size_t o = static_cast<size_t>(l.d_out), i = static_cast<size_t>(l.d_in);
       nb::dict d;
       d["shape"] = nb::make_tuple(l.d_out, l.d_in);

@@ -71,12 +71,13 @@ inline double current_rss_mb() {
 inline LinearMemory hand_over_and_measure(LlamaModel& m) {
   LinearMemory out;
   for (const LlamaLayer& L : m.layers)  // before: take_over frees the scales it counts
-    for (const auto& t : layer_linears(m.cfg)) out.accounted_mb += linear_bits(L.*t.member) / 8 / 1e6;
+    for (const auto& t : layer_linears(m.cfg)) out.accounted_mb += linear_bits(t.of(L)) / 8 / 1e6;
   out.rss_before_mb = current_rss_mb();
   double bytes = static_cast<double>(hand_over_linears(m));
   out.rss_after_mb = current_rss_mb();
   for (const LlamaLayer& L : m.layers)
-    for (const auto& t : layer_linears(m.cfg)) bytes += static_cast<double>((L.*t.member).resident_bytes());
+    for (const auto& t : layer_linears(m.cfg))
+      bytes += static_cast<double>(t.of(L).resident_bytes());
   out.resident_mb = bytes / 1e6;
   return out;
 }

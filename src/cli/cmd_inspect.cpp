@@ -52,6 +52,10 @@ ordered_json describe_config(const LlamaConfig& c) {
   if (c.qk_norm) j["qk_norm"] = true;
   if (c.sliding_window > 0) j["sliding_window"] = c.sliding_window;
   if (c.fused_proj) j["fused_proj"] = true;
+  if (c.moe()) {
+    j["n_experts"] = c.n_experts;
+    j["n_experts_used"] = c.n_experts_used;
+  }
   return j;
 }
 
@@ -59,7 +63,7 @@ ordered_json describe_config(const LlamaConfig& c) {
 std::map<const std::vector<float>*, const Linear*> linears_by_weights(const LlamaModel& m) {
   std::map<const std::vector<float>*, const Linear*> by;
   for (const auto& L : m.layers)
-    for (const auto& t : layer_linears(m.cfg)) by[&(L.*t.member).w] = &(L.*t.member);
+    for (const auto& t : layer_linears(m.cfg)) by[&t.of(L).w] = &t.of(L);
   by[&m.lm_head.w] = &m.lm_head;
   return by;
 }
@@ -106,12 +110,12 @@ ordered_json describe(const LoadedModel& lm) {
   j["n_params"] = m.n_params();
   bool quantized = false;
   for (const auto& L : m.layers)
-    quantized = quantized || (L.*layer_linears(m.cfg)[0].member).packed.has_value();
+    quantized = quantized || layer_linears(m.cfg)[0].of(L).packed.has_value();
   if (quantized) {
     int64_t lowrank = 0;
     for (const auto& L : m.layers)
       for (const auto& t : layer_linears(m.cfg)) {
-        const Linear& l = L.*t.member;
+        const Linear& l = t.of(L);
         lowrank += static_cast<int64_t>(l.lr.rank) * (l.d_out + l.d_in);
       }
     j["bits_per_weight"] = model_bits_per_weight(m);  // over the quantized linears

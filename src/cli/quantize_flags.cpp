@@ -36,6 +36,9 @@ void add_quantize_options(CLI::App& sub, QuantizeOptions& opt, QuantizeFlagStrin
   sub.add_option("--clip-search-tokens", opt.clip_search_tokens,
                  "calibration tokens --a-clip search looks at (whole sequences; 0 = all)")
       ->capture_default_str();
+  sub.add_option("--moe-min-tokens", opt.moe_min_tokens,
+                 "MoE: an expert routed fewer calibration tokens is calibrated on all tokens")
+      ->capture_default_str();
   sub.add_option("--w-groupsize", opt.w_groupsize, "weight group size (0 = per channel)")
       ->capture_default_str();
   sub.add_option("--a-groupsize", opt.a_groupsize, "activation group size (0 = per token)")

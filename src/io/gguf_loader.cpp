@@ -68,20 +68,62 @@ std::string gguf_tensor_name(const std::string& hf) {
       {"self_attn.v_proj.bias", "attn_v.bias"},
       {"self_attn.q_norm.weight", "attn_q_norm.weight"},  // qwen3
       {"self_attn.k_norm.weight", "attn_k_norm.weight"},
+      {"block_sparse_moe.gate.weight", "ffn_gate_inp.weight"},  // mixtral's router
   };
   for (const auto& [h, g] : kMap)
     if (rest == h) return "blk." + layer + "." + g;
+  // mixtral's experts: llama.cpp stacks each kind over the experts, [n_expert, rows, cols]
+  // (ffn_{gate,up,down}_exps); every expert's name maps to its stack (gguf_expert_of).
+  const std::string ex = "block_sparse_moe.experts.";
+  if (rest.rfind(ex, 0) == 0) {
+    const size_t d = rest.find('.', ex.size());
+    if (d == std::string::npos) return "";
+    const std::string w = rest.substr(d + 1);
+    if (w == "w1.weight") return "blk." + layer + ".ffn_gate_exps.weight";
+    if (w == "w3.weight") return "blk." + layer + ".ffn_up_exps.weight";
+    if (w == "w2.weight") return "blk." + layer + ".ffn_down_exps.weight";
+  }
   return "";
+}
+
+int gguf_expert_of(const std::string& hf) {
+  const std::string ex = ".block_sparse_moe.experts.";
+  const size_t p = hf.find(ex);
+  if (p == std::string::npos) return -1;
+  const size_t b = p + ex.size(), d = hf.find('.', b);
+  if (d == std::string::npos || d == b) return -1;
+  int e = 0;
+  for (size_t i = b; i < d; ++i) {
+    if (hf[i] < '0' || hf[i] > '9' || e > (1 << 20)) return -1;
+    e = e * 10 + (hf[i] - '0');
+  }
+  return e;
 }
 
 namespace {
 
-// The tensor an HF name maps to, its shape checked against the config's.
-const gguf::TensorInfo& checked_tensor(const gguf::GgufFile& f, const std::string& hf_name,
-                                       const std::vector<int64_t>& shape) {
+// The tensor an HF name maps to, its shape checked against the config's. An expert's linear
+// (mixtral) is its slice of the stacked tensor: expert e's rows are one contiguous run of whole
+// rows (ggml blocks never cross a row), so the slice is the stack's info with e's offset.
+gguf::TensorInfo checked_tensor(const gguf::GgufFile& f, const std::string& hf_name,
+                                const std::vector<int64_t>& shape) {
   const std::string name = gguf_tensor_name(hf_name);
   const gguf::TensorInfo* t = f.find_tensor(name);
   if (!t) fail(f.path(), "tensor '" + name + "': missing");
+  const int e = gguf_expert_of(hf_name);
+  if (e >= 0) {
+    const int64_t n_expert = t->ne.size() == 3 ? t->ne[2] : 0;
+    if (t->ne.size() != 3 || t->ne[0] != shape.at(1) || t->ne[1] != shape.at(0) || e >= n_expert)
+      fail(f.path(), "tensor '" + name + "': shape " + shape_str(t->shape()) +
+                         " contradicts the config (expected [n_expert > " + std::to_string(e) +
+                         ", " + std::to_string(shape[0]) + ", " + std::to_string(shape[1]) + "])");
+    gguf::TensorInfo s = *t;
+    s.ne = {shape[1], shape[0]};
+    s.n_elements = t->n_elements / n_expert;
+    s.n_bytes = t->n_bytes / static_cast<uint64_t>(n_expert);
+    s.offset = t->offset + static_cast<uint64_t>(e) * s.n_bytes;
+    return s;
+  }
   if (t->shape() != shape)
     fail(f.path(), "tensor '" + name + "': shape " + shape_str(t->shape()) +
                        " contradicts the config (expected " + shape_str(shape) + ")");
@@ -101,7 +143,7 @@ void read_slot(const gguf::GgufFile& f, const gguf::TensorInfo& t,
 // llama.cpp's converter permutes q and k rows for its interleaved RoPE; back to HF's order.
 // (Only for llama: qwen2/qwen3 use NEOX RoPE, HF's half-split, and are stored as HF has them.)
 void unpermute_qk(const LlamaConfig& c, LlamaLayer& L) {
-  if (c.arch != "llama") return;
+  if (c.arch != "llama" && c.arch != "mixtral") return;  // mixtral is converted as llama
   L.wq.w = interleaved_to_halfsplit_rows(L.wq.w, c.n_heads, c.head_dim(), c.dim);
   L.wk.w = interleaved_to_halfsplit_rows(L.wk.w, c.n_kv_heads, c.head_dim(), c.dim);
 }
@@ -120,13 +162,13 @@ class GgufLayerSource final : public LayerSource {
                                      std::pair{p + "post_attention_layernorm.weight", &L.ffn_norm}})
       read_slot(*f_, checked_tensor(*f_, name, norm), norm, data, nullptr);
     for (const LayerLinearInfo& t : layer_linears(cfg_)) {
-      Linear& l = L.*t.member;
+      Linear& l = t.of(L);
       const std::vector<int64_t> shape = {linear_dim(cfg_, t.out), linear_dim(cfg_, t.in)};
       read_slot(*f_, checked_tensor(*f_, p + t.name + ".weight", shape), shape, &l.w, &l);
     }
     for (const LayerVector& v : layer_vectors(cfg_, L)) {
-      const std::vector<int64_t> shape = {v.size};
-      read_slot(*f_, checked_tensor(*f_, p + v.name, shape), shape, v.data, nullptr);
+      const std::vector<int64_t> shape = v.dims();
+      read_slot(*f_, checked_tensor(*f_, p + v.name, shape), shape, v.data, v.linear);
     }
     unpermute_qk(cfg_, L);
     validate_layer(cfg_, L, i, f_->path());
@@ -201,9 +243,19 @@ LlamaModel load_gguf(const gguf::GgufFile& f, std::shared_ptr<const gguf::GgufFi
   if (f.has(key("rope.scaling.type")) && f.get_string(key("rope.scaling.type")) != "none")
     fail(where, "metadata '" + key("rope.scaling.type") + "': RoPE scaling '" +
                     f.get_string(key("rope.scaling.type")) + "' is not supported");
-  if (f.has(key("expert_count")) && f.get_uint(key("expert_count")) > 0)
-    fail(where, "metadata '" + key("expert_count") +
-                    "': mixture-of-experts models are not supported");
+  if (f.has(key("expert_count")) && f.get_uint(key("expert_count")) > 0) {
+    // Mixtral as llama.cpp converts it: llama with experts (ffn_*_exps, router ffn_gate_inp).
+    if (arch != "llama")
+      fail(where, "metadata '" + key("expert_count") + "': experts of '" + arch +
+                      "' are not supported (lrc reads llama's, i.e. Mixtral)");
+    c.arch = "mixtral";
+    c.n_experts = hparam(f, key("expert_count").c_str());
+    c.n_experts_used = hparam(f, key("expert_used_count").c_str());
+    if (c.n_experts_used > c.n_experts)
+      fail(where, "metadata '" + key("expert_used_count") +
+                      "': " + std::to_string(c.n_experts_used) + " exceeds " + key("expert_count") +
+                      " " + std::to_string(c.n_experts));
+  }
   if (const gguf::TensorInfo* rf = f.find_tensor("rope_freqs.weight")) {
     // Llama-3.1 as llama.cpp stores it: f_i divided by factor i (RopeScaling::FreqFactors).
     const std::vector<int64_t> want = {c.head_dim() / 2};
@@ -248,7 +300,7 @@ LlamaModel load_gguf(const gguf::GgufFile& f, std::shared_ptr<const gguf::GgufFi
   c.rope = RopeStyle::HalfSplit;  // after the q/k un-permutation (unpermute_qk)
   const std::string layer_prefix = "model.layers.";
   for (HfTensorSlot& s : hf_tensor_slots(m)) {
-    const gguf::TensorInfo& t = checked_tensor(f, s.name, s.shape);
+    const gguf::TensorInfo t = checked_tensor(f, s.name, s.shape);
     if (!lazy_layers || s.name.rfind(layer_prefix, 0) != 0) read_slot(f, t, s.shape, s.data, s.linear);
     m.source_dtypes[s.name] = gguf::ggml_type_name(t.type);
   }

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <vector>
 
 #include "lrc/core/error.h"
@@ -211,13 +212,20 @@ GgufWriter gguf_model_writer(const LlamaModel& m, const BpeVocab* vocab, gguf::G
   validate_model(m, "save_gguf_model");
   // llama.cpp's architectures: llama, qwen2, qwen3 (what the GGUF loader reads back); a
   // feature GGUF would drop is refused rather than lost.
-  if (c.arch != "llama" && c.arch != "qwen2" && c.arch != "qwen3")
+  if (c.arch != "llama" && c.arch != "qwen2" && c.arch != "qwen3" && c.arch != "mixtral")
     fail("save_gguf_model", "architecture '" + c.arch + "' is not written as GGUF");
   if (c.sliding_window > 0 || c.rope_scaling.kind == RopeScaling::Kind::LongRope)
     fail("save_gguf_model", "a sliding window or longrope scaling has no GGUF form here");
-  const auto key = [&](const char* k) { return c.arch + "." + k; };
+  // Mixtral is llama with experts in llama.cpp (expert_count, stacked ffn_*_exps).
+  const std::string arch = c.arch == "mixtral" ? "llama" : c.arch;
+  const bool llama_rope = arch == "llama";
+  const auto key = [&](const char* k) { return arch + "." + k; };
   GgufWriter w;
-  w.set("general.architecture", Value::str(c.arch));
+  w.set("general.architecture", Value::str(arch));
+  if (c.moe()) {
+    w.set(key("expert_count"), Value::u32(static_cast<uint32_t>(c.n_experts)));
+    w.set(key("expert_used_count"), Value::u32(static_cast<uint32_t>(c.n_experts_used)));
+  }
   w.set("general.name", Value::str("lrc"));
   w.set(key("context_length"), Value::u32(static_cast<uint32_t>(c.max_seq_len)));
   w.set(key("embedding_length"), Value::u32(static_cast<uint32_t>(c.dim)));
@@ -254,16 +262,25 @@ GgufWriter gguf_model_writer(const LlamaModel& m, const BpeVocab* vocab, gguf::G
     w.set("tokenizer.ggml.add_bos_token", Value::boolean(vocab->add_bos));
   }
   const int hd = c.head_dim();
+  std::map<std::string, std::vector<float>> stacks;  // mixtral: experts 0..e of each kind so far
   for (const HfTensorView& t : hf_tensor_views(m)) {
     std::vector<float> data = *t.data;
     // q/k rows in llama.cpp's order (interleaved RoPE pairs), as its converter permutes them.
     const bool is_q = t.name.find("self_attn.q_proj") != std::string::npos;
     const bool is_k = t.name.find("self_attn.k_proj") != std::string::npos;
-    if ((is_q || is_k) && t.shape.size() == 2 && c.arch == "llama" &&
-        c.rope == RopeStyle::HalfSplit)
+    if ((is_q || is_k) && t.shape.size() == 2 && llama_rope && c.rope == RopeStyle::HalfSplit)
       data = halfsplit_to_interleaved_rows(data, is_q ? c.n_heads : c.n_kv_heads, hd, c.dim);
-    w.add_tensor(gguf_tensor_name(t.name), t.shape, data,
-                 t.shape.size() == 1 ? gguf::GgmlType::F32 : type);
+    const std::string name = gguf_tensor_name(t.name);
+    if (const int e = gguf_expert_of(t.name); e >= 0) {  // stacked once the last expert is in
+      std::vector<float>& st = stacks[name];
+      st.insert(st.end(), data.begin(), data.end());
+      if (e == c.n_experts - 1) {
+        w.add_tensor(name, {c.n_experts, t.shape[0], t.shape[1]}, st, type);
+        stacks.erase(name);
+      }
+      continue;
+    }
+    w.add_tensor(name, t.shape, data, t.shape.size() == 1 ? gguf::GgmlType::F32 : type);
   }
   if (c.rope_scaling.enabled()) {  // llama3 / frequency factors: llama.cpp's rope_freqs
     const std::vector<double> plain = rope_frequencies(hd, c.rope_theta, RopeScaling{}, 1);

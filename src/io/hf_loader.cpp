@@ -76,6 +76,7 @@ constexpr HfFamily kHfFamilies[] = {
     {"qwen2", "Qwen2ForCausalLM", true, false, false},
     {"qwen3", "Qwen3ForCausalLM", false, true, false},
     {"phi3", "Phi3ForCausalLM", false, false, true},
+    {"mixtral", "MixtralForCausalLM", false, false, false},
 };
 
 const HfFamily& find_family(const ConfigReader& r, const std::string& path) {
@@ -233,7 +234,15 @@ LlamaConfig parse_config(const std::string& path) {
   parse_rope(r, path, c);
   // Mistral and Phi-3 attend within a window (Phi-3-mini-4k: 2047); the Qwens only with
   // use_sliding_window (refused above).
-  if (mt == "mistral" || mt == "phi3") c.sliding_window = r.get_int("sliding_window", 0);
+  if (mt == "mistral" || mt == "phi3" || mt == "mixtral")
+    c.sliding_window = r.get_int("sliding_window", 0);
+  if (mt == "mixtral") {  // HF MixtralSparseMoeBlock (router_jitter_noise acts in training only)
+    c.n_experts = r.get_int("num_local_experts");
+    c.n_experts_used = r.get_int("num_experts_per_tok", 2);
+    if (c.n_experts < 1 || c.n_experts_used < 1 || c.n_experts_used > c.n_experts)
+      fail(path, "field 'num_experts_per_tok': " + std::to_string(c.n_experts_used) +
+                     " is not in 1..num_local_experts (" + std::to_string(c.n_experts) + ")");
+  }
   return c;
 }
 
@@ -318,12 +327,12 @@ class HfLayerSource final : public LayerSource {
     read_slot(*src_, p + "input_layernorm.weight", {cfg_.dim}, &L.attn_norm, nullptr);
     read_slot(*src_, p + "post_attention_layernorm.weight", {cfg_.dim}, &L.ffn_norm, nullptr);
     for (const LayerLinearInfo& t : layer_linears(cfg_)) {
-      Linear& l = L.*t.member;
+      Linear& l = t.of(L);
       read_slot(*src_, p + t.name + ".weight", {linear_dim(cfg_, t.out), linear_dim(cfg_, t.in)},
                 &l.w, &l);
     }
     for (const LayerVector& v : layer_vectors(cfg_, L))
-      read_slot(*src_, p + v.name, {v.size}, v.data, nullptr);
+      read_slot(*src_, p + v.name, v.dims(), v.data, v.linear);
     validate_layer(cfg_, L, i, dir_);
     src_->drop_pages();
   }

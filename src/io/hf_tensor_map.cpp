@@ -14,18 +14,21 @@ std::vector<HfTensorSlot> hf_tensor_slots(LlamaModel& m) {
   for (int i = 0; i < c.n_layers; ++i) {
     LlamaLayer& L = m.layers[static_cast<size_t>(i)];
     const std::string p = "model.layers." + std::to_string(i) + ".";
+    bool attn_norm = false, ffn_norm = false;
     for (const auto& t : layer_linears(c)) {
       // The norm feeding each half of the layer comes before its first linear (HF order).
-      if (t.group == 0 && t.member != &LlamaLayer::wk && t.member != &LlamaLayer::wv)
+      if (t.group == 0 && !attn_norm)
         s.push_back({p + "input_layernorm.weight", {dim}, &L.attn_norm, nullptr});
-      if (t.group == 2 && t.member != &LlamaLayer::w_up)
+      if (t.group >= 2 && !ffn_norm)
         s.push_back({p + "post_attention_layernorm.weight", {dim}, &L.ffn_norm, nullptr});
-      Linear& l = L.*t.member;
+      attn_norm = attn_norm || t.group == 0;
+      ffn_norm = ffn_norm || t.group >= 2;
+      Linear& l = t.of(L);
       s.push_back(
           {p + t.name + ".weight", {linear_dim(c, t.out), linear_dim(c, t.in)}, &l.w, &l});
     }
     for (const LayerVector& v : layer_vectors(c, L))
-      s.push_back({p + v.name, {v.size}, v.data, nullptr});
+      s.push_back({p + v.name, v.dims(), v.data, v.linear});
   }
   s.push_back({"model.norm.weight", {dim}, &m.final_norm, nullptr});
   if (!c.tied_embeddings) s.push_back({"lm_head.weight", {vocab, dim}, &m.lm_head.w, &m.lm_head});

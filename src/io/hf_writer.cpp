@@ -23,7 +23,7 @@ std::string hf_config_json(const LlamaConfig& c) {
   static const std::pair<const char*, const char*> kArch[] = {
       {"llama", "LlamaForCausalLM"}, {"mistral", "MistralForCausalLM"},
       {"qwen2", "Qwen2ForCausalLM"}, {"qwen3", "Qwen3ForCausalLM"},
-      {"phi3", "Phi3ForCausalLM"}};
+      {"phi3", "Phi3ForCausalLM"},   {"mixtral", "MixtralForCausalLM"}};
   const char* arch = nullptr;
   for (const auto& [type, cls] : kArch)
     if (c.arch == type) arch = cls;
@@ -45,6 +45,10 @@ std::string hf_config_json(const LlamaConfig& c) {
   j["eos_token_id"] = c.eos_id;
   if (c.head_dim_explicit > 0) j["head_dim"] = c.head_dim_explicit;
   if (c.sliding_window > 0) j["sliding_window"] = c.sliding_window;
+  if (c.moe()) {
+    j["num_local_experts"] = c.n_experts;
+    j["num_experts_per_tok"] = c.n_experts_used;
+  }
   const RopeScaling& r = c.rope_scaling;  // in the 4.x spelling, as on the Hub
   if (r.kind == RopeScaling::Kind::Llama3)
     j["rope_scaling"] = {{"rope_type", "llama3"},

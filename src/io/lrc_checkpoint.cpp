@@ -86,6 +86,10 @@ nlohmann::json config_to_json(const LlamaConfig& c) {
   if (c.qk_norm) j["qk_norm"] = true;
   if (c.sliding_window > 0) j["sliding_window"] = c.sliding_window;
   if (c.fused_proj) j["fused_proj"] = true;
+  if (c.moe()) {
+    j["n_experts"] = c.n_experts;
+    j["n_experts_used"] = c.n_experts_used;
+  }
   const RopeScaling& s = c.rope_scaling;
   if (s.enabled())
     j["rope_scaling"] = {{"type", rope_scaling_name(s.kind)},
@@ -122,6 +126,8 @@ LlamaConfig config_from_json(const nlohmann::json& j, const std::string& where) 
     c.qk_norm = j.value("qk_norm", false);
     c.sliding_window = j.value("sliding_window", 0);
     c.fused_proj = j.value("fused_proj", false);
+    c.n_experts = j.value("n_experts", 0);
+    c.n_experts_used = j.value("n_experts_used", 0);
     if (j.contains("rope_scaling")) {
       const auto& r = j.at("rope_scaling");
       RopeScaling& s = c.rope_scaling;
@@ -204,10 +210,10 @@ LlamaModel load_checkpoint(const std::string& dir, nlohmann::json* config_out) {
       L.ffn_norm = st.read_f32(checkpoint_norm_name(i, false));
       for (const LayerLinearInfo& t : layer_linears(c)) {
         const std::string name = checkpoint_linear_name(i, t);
-        L.*t.member = read_linear(st, name, rec(name), cfg_path);
+        t.of(L) = read_linear(st, name, rec(name), cfg_path);
       }
       for (const LayerVector& v : layer_vectors(c, L))
-        *v.data = st.read_f32("model.layers." + std::to_string(i) + "." + v.name);
+        set_layer_vector(v, st.read_f32("model.layers." + std::to_string(i) + "." + v.name));
     }
     m.lm_head = read_linear(st, "lm_head", rec("lm_head"), cfg_path);
     if (cfg.contains("kv_cache")) {

@@ -223,21 +223,30 @@ const std::vector<SynthPreset>& synth_presets() {
        preset_config(4096, 14336, 32, 32, 8, 128256, 8192, 500000.f, false, 128000, 128001)},
       {"smollm2-135m", preset_config(576, 1536, 30, 9, 3, 49152, 8192, 100000.f, true, 1, 2)},
       // Mistral-7B-v0.1 (sliding window 4096), Qwen2.5-7B, Qwen3-8B, Phi-3-mini-4k.
-      {"mistral-7b", with_family(preset_config(4096, 14336, 32, 32, 8, 32000, 32768, 10000.f,
-                                               false, 1, 2),
-                                 "mistral", [](LlamaConfig& c) { c.sliding_window = 4096; })},
+      {"mistral-7b",
+       with_family(preset_config(4096, 14336, 32, 32, 8, 32000, 32768, 10000.f, false, 1, 2),
+                   "mistral", [](LlamaConfig& c) { c.sliding_window = 4096; })},
       {"qwen2.5-7b", with_family(preset_config(3584, 18944, 28, 28, 4, 152064, 32768, 1e6f, false,
                                                151643, 151643),
                                  "qwen2", [](LlamaConfig& c) { c.qkv_bias = true; })},
       {"qwen3-8b", with_family(preset_config(4096, 12288, 36, 32, 8, 151936, 40960, 1e6f, false,
                                              151643, 151645),
                                "qwen3", [](LlamaConfig& c) { c.qk_norm = true; })},
-      {"phi3-mini", with_family(preset_config(3072, 8192, 32, 32, 32, 32064, 4096, 10000.f, false,
-                                              1, 32000),
-                                "phi3", [](LlamaConfig& c) {
-                                  c.fused_proj = true;
-                                  c.sliding_window = 2047;
-                                })},
+      {"phi3-mini",
+       with_family(
+           preset_config(3072, 8192, 32, 32, 32, 32064, 4096, 10000.f, false, 1, 32000), "phi3",
+           [](LlamaConfig& c) {
+             c.fused_proj = true;
+             c.sliding_window = 2047;
+           })},
+      // Mixtral-8x7B-v0.1: 8 experts of Mistral-7B's FFN shape, top-2, no sliding window.
+      {"mixtral-8x7b",
+       with_family(
+           preset_config(4096, 14336, 32, 32, 8, 32000, 32768, 1e6f, false, 1, 2), "mixtral",
+           [](LlamaConfig& c) {
+             c.n_experts = 8;
+             c.n_experts_used = 2;
+           })},
   };
   return p;
 }
@@ -303,7 +312,7 @@ SynthReport write_synth_model(const LlamaConfig& cfg, const std::string& dir,
       drawer.draw(e.name, e.shape, [&](std::span<const uint8_t> b) { w.append(b); });
       weight_map[e.name] = file;
       done += e.n_bytes();
-      if (opt.progress && e.name.ends_with("down_proj.weight"))
+      if (opt.progress && (e.name.ends_with("down_proj.weight") || e.name.ends_with(".w2.weight")))
         std::fprintf(opt.progress, "synth: %s (%s of %s, %.0f s)\n", e.name.c_str(),
                      gb(done).c_str(), gb(rep.weight_bytes).c_str(),
                      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());

@@ -29,4 +29,21 @@ void Backend::copy_2d(void* dst, size_t dst_pitch, const void* src, size_t src_p
 }
 void Backend::zero(void* p, size_t bytes) const { std::memset(p, 0, bytes); }
 
+void Backend::gather_rows(float* dst, const float* src, const int32_t* rows, int64_t n,
+                          int d) const {
+  for (int64_t i = 0; i < n; ++i)
+    std::memcpy(dst + i * d, src + static_cast<int64_t>(rows[i]) * d,
+                static_cast<size_t>(d) * sizeof(float));
+}
+
+void Backend::scatter_add_rows(float* out, const float* y, const int32_t* rows, const float* w,
+                               int64_t n, int d) const {
+#pragma omp parallel for schedule(static) if (n * d > 65536)
+  for (int64_t i = 0; i < n; ++i) {
+    float* o = out + static_cast<int64_t>(rows[i]) * d;
+    const float* yi = y + i * d;
+    for (int j = 0; j < d; ++j) o[j] += w[i] * yi[j];
+  }
+}
+
 }  // namespace lrc

@@ -203,6 +203,29 @@ void split_columns(const Backend& be, const float* y, int64_t n,
   }
 }
 
+// y [N x dim] = the MoE block's output for its input x [N x dim] (backend memory; forward.h).
+void moe_ffn(const LlamaModel& m, int layer, const float* x, int64_t N, float* y) {
+  const LlamaConfig& c = m.cfg;
+  const LlamaLayer& L = m.layers[static_cast<size_t>(layer)];
+  const Backend& be = m.run_backend();
+  const MoeRouting r = moe_route(m, layer, x, N);
+  be.zero(y, static_cast<size_t>(N) * c.dim * sizeof(float));
+  int64_t most = 0;
+  for (const auto& rows : r.rows) most = std::max<int64_t>(most, static_cast<int64_t>(rows.size()));
+  Buffer<float> xe(be, static_cast<size_t>(most) * c.dim),
+      ge(be, static_cast<size_t>(most) * c.hidden_dim), ye(be, static_cast<size_t>(most) * c.dim);
+  for (int e = 0; e < c.n_experts; ++e) {
+    const auto& rows = r.rows[static_cast<size_t>(e)];
+    const int64_t n = static_cast<int64_t>(rows.size());
+    if (n == 0) continue;
+    be.gather_rows(xe.data(), x, rows.data(), n, c.dim);
+    expert_down_input(m, layer, e, xe.data(), n, ge.data());
+    run_linear(be, L.experts[static_cast<size_t>(e)].w_down, ge.data(), n, ye.data());
+    be.scatter_add_rows(y, ye.data(), rows.data(), r.weights[static_cast<size_t>(e)].data(), n,
+                        c.dim);
+  }
+}
+
 // The feed-forward half of a layer on h [N x dim], in place (scratch from ws).
 void ffn_core(const LlamaModel& m, int layer, float* h, int64_t N, LinearInputHook* hook,
               Scratch& ws) {
@@ -218,6 +241,12 @@ void ffn_core(const LlamaModel& m, int layer, float* h, int64_t N, LinearInputHo
   // ---- feed-forward block (SwiGLU)
   be.rmsnorm(h, L.ffn_norm.data(), N, dim, c.norm_eps, x);
   show_input(be, hook, layer, LinearGroup::GateUp, x, N, dim);
+  if (c.moe()) {  // mixtral: the experts' outputs, weighted, summed (then h += as HF does)
+    float* y = ws.get(kQ, N * dim);
+    moe_ffn(m, layer, x, N, y);
+    be.add(h, y, N * dim);
+    return;
+  }
   if (c.fused_proj) {  // phi3: gate_up [N x 2 hidden], gate columns first
     float* gu = ws.get(kQ, N * 2 * hidden);
     run_linear(be, L.w_gate_up, x, N, gu);
@@ -334,6 +363,67 @@ void layer_core(const LlamaModel& m, int layer, float* h, int n_seq, int n_new, 
 }
 
 }  // namespace
+
+MoeRouting route_tokens(const LlamaConfig& c, const float* logits, int64_t n) {
+  const int E = c.n_experts, k = c.n_experts_used;
+  if (E <= 0 || k < 1 || k > E)
+    fail("moe", "config: " + std::to_string(k) + " experts per token of " + std::to_string(E));
+  MoeRouting r;
+  r.rows.resize(static_cast<size_t>(E));
+  r.weights.resize(static_cast<size_t>(E));
+  std::vector<double> p(static_cast<size_t>(E));
+  std::vector<int> order(static_cast<size_t>(E));
+  for (int64_t t = 0; t < n; ++t) {
+    const float* l = logits + t * E;
+    double mx = -std::numeric_limits<double>::infinity();
+    for (int e = 0; e < E; ++e) mx = std::max(mx, static_cast<double>(l[e]));
+    if (!std::isfinite(mx))
+      fail("moe", "non-finite router logit at token row " + std::to_string(t));
+    double sum = 0;
+    for (int e = 0; e < E; ++e) sum += p[static_cast<size_t>(e)] = std::exp(l[e] - mx);
+    for (int e = 0; e < E; ++e) order[static_cast<size_t>(e)] = e;
+    // The k largest probabilities, the lower index first among equals (torch.topk's order on
+    // ties is unspecified; ties have probability zero for real-valued logits).
+    std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int a, int b) {
+      const double pa = p[static_cast<size_t>(a)], pb = p[static_cast<size_t>(b)];
+      return pa > pb || (pa == pb && a < b);
+    });
+    double top = 0;
+    for (int j = 0; j < k; ++j) top += p[static_cast<size_t>(order[static_cast<size_t>(j)])] / sum;
+    for (int j = 0; j < k; ++j) {
+      const int e = order[static_cast<size_t>(j)];
+      r.rows[static_cast<size_t>(e)].push_back(static_cast<int32_t>(t));
+      // HF: softmax in float32, top-k, divided by their sum, cast to the hidden dtype.
+      r.weights[static_cast<size_t>(e)].push_back(
+          static_cast<float>(p[static_cast<size_t>(e)] / sum / top));
+    }
+  }
+  return r;
+}
+
+MoeRouting moe_route(const LlamaModel& m, int layer, const float* x, int64_t n) {
+  check_resident(m, layer);
+  const Backend& be = m.run_backend();
+  if (!be.host_memory())
+    fail("forward", "mixtral (MoE) runs on the CPU backends only (backend '" + be.name() +
+                        "' keeps activations on a device); use --device cpu");
+  const LlamaLayer& L = m.layers[static_cast<size_t>(layer)];
+  std::vector<float> logits(static_cast<size_t>(n) * m.cfg.n_experts);
+  be.linear(L.router, x, n, logits.data());
+  return route_tokens(m.cfg, logits.data(), n);
+}
+
+void expert_down_input(const LlamaModel& m, int layer, int e, const float* x, int64_t n, float* g) {
+  const LlamaConfig& c = m.cfg;
+  const Backend& be = m.run_backend();
+  const MoeExpert& X = m.layers[static_cast<size_t>(layer)].experts.at(static_cast<size_t>(e));
+  check_transform(m.online_down, c.hidden_dim, "online_down");
+  Buffer<float> u(be, static_cast<size_t>(n) * c.hidden_dim);
+  run_linear(be, X.w_gate, x, n, g);
+  run_linear(be, X.w_up, x, n, u.data());
+  be.swiglu(g, u.data(), n * c.hidden_dim);
+  if (m.online_down) be.online_transform(*m.online_down, g, n);
+}
 
 namespace {
 

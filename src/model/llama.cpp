@@ -13,8 +13,9 @@ int64_t LlamaModel::n_params() const {
   int64_t n = static_cast<int64_t>(tok_embeddings.size()) + final_norm.size();
   auto lin = [](const Linear& l) { return static_cast<int64_t>(l.d_out) * l.d_in; };
   for (const auto& L : layers) {
-    n += L.attn_norm.size() + L.ffn_norm.size() + L.q_norm.size() + L.k_norm.size();
-    for (const auto& t : layer_linears(cfg)) n += lin(L.*t.member) + (L.*t.member).bias.size();
+    n += L.attn_norm.size() + L.ffn_norm.size() + L.q_norm.size() + L.k_norm.size() +
+         L.router.w.size();
+    for (const auto& t : layer_linears(cfg)) n += lin(t.of(L)) + t.of(L).bias.size();
   }
   if (!cfg.tied_embeddings) n += lin(lm_head);
   return n;
@@ -78,7 +79,7 @@ int64_t hand_over_linears(LlamaModel& m) {
   int64_t bytes = 0;
   const Backend& be = m.run_backend();
   for (LlamaLayer& L : m.layers)
-    for (const auto& t : layer_linears(m.cfg)) bytes += be.take_over(L.*t.member);
+    for (const auto& t : layer_linears(m.cfg)) bytes += be.take_over(t.of(L));
   return bytes;
 }
 
@@ -91,6 +92,10 @@ void validate_model(const LlamaModel& m, const std::string& where) {
     fail(where, "config: hidden size not divisible by the head count");
   if (c.fused_proj && c.qkv_bias) fail(where, "config: fused projections with biases");
   if (c.sliding_window < 0) fail(where, "config: sliding window must be >= 0");
+  if (c.n_experts < 0 || (c.moe() && (c.n_experts_used < 1 || c.n_experts_used > c.n_experts)))
+    fail(where, "config: " + std::to_string(c.n_experts_used) + " experts per token of " +
+                    std::to_string(c.n_experts) + " (need 1 <= experts per token <= experts)");
+  if (c.moe() && c.fused_proj) fail(where, "config: MoE with fused projections");
   if (c.n_heads % c.n_kv_heads != 0)
     fail(where, "config: num_attention_heads not divisible by num_key_value_heads");
   if (c.head_dim() % 2 != 0) fail(where, "config: head dimension must be even for RoPE");
@@ -108,8 +113,18 @@ void validate_layer(const LlamaConfig& c, const LlamaLayer& L, int i, const std:
   const std::string p = "layers." + std::to_string(i) + ".";
   check_vec(L.attn_norm, c.dim, where, p + "input_layernorm");
   check_vec(L.ffn_norm, c.dim, where, p + "post_attention_layernorm");
+  if (c.moe()) {
+    if (L.experts.size() != static_cast<size_t>(c.n_experts))
+      fail(where, "layer " + std::to_string(i) + ": " + std::to_string(L.experts.size()) +
+                      " experts, the config has " + std::to_string(c.n_experts));
+    check_linear(L.router, c.n_experts, c.dim, where, p + "block_sparse_moe.gate");
+    if (L.router.packed || L.router.lr.rank > 0)
+      fail(where, "tensor '" + p + "block_sparse_moe.gate': the router is never quantized");
+  } else if (!L.experts.empty() || !L.router.w.empty()) {
+    fail(where, "layer " + std::to_string(i) + ": experts in a model without MoE");
+  }
   for (const auto& t : layer_linears(c)) {
-    const Linear& l = L.*t.member;
+    const Linear& l = t.of(L);
     check_linear(l, static_cast<int>(linear_dim(c, t.out)), static_cast<int>(linear_dim(c, t.in)),
                  where, p + t.name);
     // Biases where the family has them (q/k/v of qkv_bias), nowhere else.

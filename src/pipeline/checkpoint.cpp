@@ -79,8 +79,10 @@ CheckpointWriter::CheckpointWriter(const std::string& dir, const LlamaConfig& c,
         declare_linear(e, name, d_out, d_in, layouts_[name]);
       }
       // Biases and q/k norms stay fp32: they are added/multiplied after the (rounded) products.
+      // A MoE router is fp16 (the pipeline rounded it: round_fp_parts_to_half).
       for (const LayerVector& v : layer_vectors(c, LlamaLayer{}))
-        e.push_back({"model.layers." + std::to_string(i) + "." + v.name, DType::F32, {v.size}});
+        e.push_back({"model.layers." + std::to_string(i) + "." + v.name,
+                     v.linear ? DType::F16 : DType::F32, v.dims()});
     }
     e.push_back({"model.norm.weight", DType::F16, {c.dim}});
     layouts_["lm_head"] = CheckpointLinearLayout{};
@@ -169,8 +171,14 @@ void CheckpointWriter::write_layer(int i, const LlamaLayer& L) {
   put_f16(L.attn_norm, static_cast<size_t>(cfg_.dim), checkpoint_norm_name(i, true));
   put_f16(L.ffn_norm, static_cast<size_t>(cfg_.dim), checkpoint_norm_name(i, false));
   for (const LayerLinearInfo& t : layer_linears(cfg_))
-    put_linear(L.*t.member, checkpoint_linear_name(i, t));
-  for (const LayerVector& v : layer_vectors(cfg_, L)) put_f32(*v.data, static_cast<size_t>(v.size), v.name);
+    put_linear(t.of(L), checkpoint_linear_name(i, t));
+  for (const LayerVector& v : layer_vectors(cfg_, L)) {
+    if (v.linear)
+      put_f16(*v.data, static_cast<size_t>(v.size),
+              "model.layers." + std::to_string(i) + "." + v.name);
+    else
+      put_f32(*v.data, static_cast<size_t>(v.size), v.name);
+  }
   ++next_layer_;
 }
 
@@ -249,7 +257,7 @@ void save_checkpoint(const LlamaModel& m, const std::string& dir, const Checkpoi
   for (int i = 0; i < m.cfg.n_layers; ++i)
     for (const LayerLinearInfo& t : layer_linears(m.cfg))
       layout[checkpoint_linear_name(i, t)] =
-          CheckpointLinearLayout::of(m.layers[static_cast<size_t>(i)].*t.member);
+          CheckpointLinearLayout::of(t.of(m.layers[static_cast<size_t>(i)]));
   CheckpointWriter w(dir, m.cfg, [&](const std::string& name, int, int) {
     return layout.at(name);
   });

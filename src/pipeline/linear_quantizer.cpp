@@ -206,6 +206,10 @@ nlohmann::json numerical_guards_json(const LinearReport& r) {
     j["damping"].push_back(
         {{"step", e.step}, {"configured", e.configured}, {"used", e.used}, {"retries", e.retries}});
   if (r.gptq_fallback) j["gptq_fallback"] = true;
+  if (r.expert_tokens >= 0) {  // a MoE expert: how many tokens it saw, which statistics it used
+    j["expert_tokens"] = r.expert_tokens;
+    j["rule"] = r.rule;
+  }
   return j;
 }
 

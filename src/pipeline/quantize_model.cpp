@@ -11,8 +11,9 @@
 #include "lrc/core/error.h"
 #include "lrc/core/half.h"
 #include "lrc/kernels/registry.h"
-#include "lrc/model/layer_linears.h"
 #include "lrc/model/forward.h"
+#include "lrc/model/layer_linears.h"
+#include "lrc/pipeline/quantize_moe.h"
 #include "lrc/pipeline/resume.h"
 #include "lrc/quant/act_clip_search.h"
 #include "lrc/quant/lrc_clip_search.h"
@@ -98,7 +99,7 @@ static_assert(static_cast<int>(LinearGroup::QKV) == 0 && static_cast<int>(Linear
 std::vector<NamedLinear> group_linears(const LlamaConfig& c, LlamaLayer& L, int i, LinearGroup g) {
   std::vector<NamedLinear> out;
   for (const auto& t : layer_linears(c))
-    if (t.group == static_cast<int>(g)) out.push_back({&(L.*t.member), layer_linear_name(i, t)});
+    if (t.group == static_cast<int>(g)) out.push_back({&t.of(L), layer_linear_name(i, t)});
   return out;
 }
 
@@ -228,6 +229,7 @@ void round_fp_parts_to_half(LlamaModel& m) {
   for (auto& L : m.layers) {
     half(L.attn_norm);
     half(L.ffn_norm);
+    half(L.router.w);  // MoE: the router stays 16-bit
   }
 }
 
@@ -235,7 +237,7 @@ namespace {
 // Adds one layer's quantized-linear bits and weight count (the paper's accounting, C.2).
 void add_layer_bits(const LlamaConfig& c, const LlamaLayer& L, double& bits, double& weights) {
   for (const auto& t : layer_linears(c)) {
-    const Linear& l = L.*t.member;
+    const Linear& l = t.of(L);
     bits += linear_bits(l);
     weights += static_cast<double>(l.d_out) * l.d_in;
   }
@@ -390,10 +392,10 @@ void materialize_layer(LayerPipeline& p, LlamaModel& m, int i) {
   m.load_layer(i);
   LlamaLayer& L = m.layers[static_cast<size_t>(i)];
   for (const auto& t : layer_linears(m.cfg))
-    if ((L.*t.member).packed || (L.*t.member).lr.rank > 0)
+    if (t.of(L).packed || t.of(L).lr.rank > 0)
       fail("quantize", "layer " + std::to_string(i) + " is already quantized");
   if (p.plan) rotate_layer(L, *p.plan, i);
-  for (std::vector<float>* v : {&L.attn_norm, &L.ffn_norm})
+  for (std::vector<float>* v : {&L.attn_norm, &L.ffn_norm, &L.router.w})
     for (float& x : *v) x = f16_to_f32(f32_to_f16(x));
 }
 
@@ -618,6 +620,42 @@ void quantize_group(LayerPipeline& p, int i, LinearGroup g) {
   if (residual && p.need_pass) update_residual(p, i, g, lins, kept);
 }
 
+// The MoE (mixtral) feed-forward half of layer i in place of the GateUp and Down groups: every
+// token's feed-forward input captured once, each expert through quantize_moe_experts (its own
+// routed tokens' statistics and solves), then h through the finished half.
+void quantize_moe_ffn(LayerPipeline& p, int i) {
+  std::vector<float> x;  // [tokens x dim], host memory (MoE runs on the CPU backends)
+  const auto t = Clock::now();
+  if (p.need_stats) {
+    GroupCapture cap(i, LinearGroup::GateUp,
+                     [&](const float* xs, int64_t n, int d) { x.insert(x.end(), xs, xs + n * d); });
+    capture_pass(p.m, i, LinearGroup::GateUp, p.h, p.calib, p.batch, cap);
+  }
+  p.report.seconds_forward += since(t);
+  const MoeStage st{p.m,
+                    i,
+                    x.empty() ? nullptr : x.data(),
+                    static_cast<int64_t>(x.size()) / p.m.cfg.dim,
+                    p.opt,
+                    p.ranks,
+                    p.spectrum_ranks,
+                    p.solver.get(),
+                    p.cross_stats};
+  quantize_moe_experts(st, [&](Linear& lin, LinearReport rep) {
+    p.report.seconds_solve += rep.seconds;
+    p.report.linears.push_back(std::move(rep));
+    if (!p.opt.calib_act_quant) {  // as dispatch_linears
+      p.deferred_act.push_back({&lin, lin.act});
+      lin.act = ActQuantSpec{};
+    }
+  });
+  if (p.need_pass) {
+    const auto ta = Clock::now();
+    advance_pass(p.m, i, /*ffn=*/true, p.h, p.calib, p.batch);
+    p.report.seconds_forward += since(ta);
+  }
+}
+
 // Layers an earlier run finished (p.journal, resume.h): each restored as it was handed to the
 // sink, then the hidden states after the last of them. Returns the first layer left to do.
 int resume_layers(LayerPipeline& p) {
@@ -674,7 +712,11 @@ QuantizeReport quantize_layers(LlamaModel& m, const CalibrationSet& calib,
     materialize_layer(p, m, i);
     if (p.fp) materialize_layer(p, *p.fp, i);
     const double load = since(tl);
-    for (LinearGroup g : kGroups) quantize_group(p, i, g);
+    for (LinearGroup g : kGroups) {
+      if (m.cfg.moe() && g == LinearGroup::GateUp) quantize_moe_ffn(p, i);
+      if (!(m.cfg.moe() && (g == LinearGroup::GateUp || g == LinearGroup::Down)))
+        quantize_group(p, i, g);
+    }
     p.report.layers.push_back({since(tl), p.report.seconds_forward - before.forward,
                                p.report.seconds_stats - before.stats,
                                p.report.seconds_solve - before.solve,

@@ -140,6 +140,8 @@ QuantizeOptions QuantizeOptions::from_json(const nlohmann::json& j) {
 }
 
 void QuantizeOptions::validate() const {
+  if (moe_min_tokens < 0)
+    fail("--moe-min-tokens", "must be >= 0, got " + std::to_string(moe_min_tokens));
   auto bits_ok = [](int b) { return (b >= 2 && b <= 8) || b == 16; };
   if (!bits_ok(wbits) || wbits == 16)
     fail("--wbits", "weight bits must be in 2..8, got " + std::to_string(wbits));
@@ -191,6 +193,16 @@ void QuantizeOptions::validate() const {
 }
 
 void QuantizeOptions::validate_for(const LlamaConfig& c) const {
+  // MoE (mixtral): the features whose capture follows one input per group, not yet the
+  // experts' routed rows, are refused by name rather than run wrongly.
+  if (c.moe()) {
+    if (fp_targets) fail("--target", "fp is not supported for MoE (mixtral) models yet");
+    if (a_clip_search) fail("--a-clip", "search is not supported for MoE (mixtral) models yet");
+    if (rank_alloc != RankAllocation::Uniform)
+      fail("--rank-alloc", "only uniform is supported for MoE (mixtral) models yet");
+    if (device != "cpu")
+      fail("--device", "MoE (mixtral) models are quantized on the CPU only (got '" + device + "')");
+  }
   // Every linear's input is the hidden size (q, k, v, o, gate, up) or the FFN size (down).
   for (const auto& [flag, g] : {std::pair{"--w-groupsize", w_groupsize},
                                 std::pair{"--a-groupsize", a_groupsize}})

@@ -232,6 +232,10 @@ nlohmann::json report_meta(const LinearReport& r) {
   nlohmann::json spec = nlohmann::json::array();
   for (double s : r.spectrum) spec.push_back(bits_of(s));
   j["spectrum"] = spec;
+  if (r.expert_tokens >= 0) {  // MoE expert (linear_quantizer.h)
+    j["expert_tokens"] = r.expert_tokens;
+    j["rule"] = r.rule;
+  }
   for (const DampingEvent& e : r.damping)
     j["damping"].push_back({{"step", e.step},
                             {"configured", bits_of(e.configured)},
@@ -253,6 +257,8 @@ LinearReport report_from(const nlohmann::json& j) {
   r.objective_gptq = double_of(j.at("objective_gptq"));
   r.seconds = double_of(j.at("seconds"));
   for (const auto& s : j.at("spectrum")) r.spectrum.push_back(double_of(s));
+  r.expert_tokens = j.value("expert_tokens", int64_t{-1});
+  r.rule = j.value("rule", std::string());
   if (j.contains("damping"))
     for (const auto& e : j.at("damping"))
       r.damping.push_back({e.at("step").get<std::string>(), double_of(e.at("configured")),
@@ -358,7 +364,7 @@ void QuantizeJournal::record_layer(int i, const LlamaConfig& cfg, const LlamaLay
   static const std::vector<uint8_t> no_codes;
   static const std::vector<float> none;
   for (const auto& t : layer_linears(cfg)) {
-    const Linear& l = L.*t.member;
+    const Linear& l = t.of(L);
     meta["linears"].push_back(linear_meta(l));
     blobs.push_back(blob(l.w));
     blobs.push_back(blob(l.bias));
@@ -368,6 +374,7 @@ void QuantizeJournal::record_layer(int i, const LlamaConfig& cfg, const LlamaLay
     blobs.push_back(blob(l.lr.u));
     blobs.push_back(blob(l.lr.v));
   }
+  if (cfg.moe()) blobs.push_back(blob(L.router.w));  // MoE: the (16-bit, FP) router last
   for (const auto& r : reports) meta["reports"].push_back(report_meta(r));
   meta["times"] = {bits_of(times.seconds), bits_of(times.forward), bits_of(times.stats),
                    bits_of(times.solve),   bits_of(times.gptq),    bits_of(times.load)};
@@ -405,7 +412,7 @@ void QuantizeJournal::restore_layer(int i, const LlamaConfig& cfg, LlamaLayer& L
     size_t k = 0;
     for (const auto& t : table) {
       const auto& m = lins.at(k++);
-      Linear& l = L.*t.member;
+      Linear& l = t.of(L);
       l = Linear{};
       l.d_out = m.at("d_out").get<int>();
       l.d_in = m.at("d_in").get<int>();
@@ -430,6 +437,12 @@ void QuantizeJournal::restore_layer(int i, const LlamaConfig& cfg, LlamaLayer& L
       l.act.bits = m.at("act_bits").get<int>();
       l.act.clip = static_cast<float>(double_of(m.at("act_clip")));
       l.act.groupsize = m.at("act_groupsize").get<int>();
+    }
+    if (cfg.moe()) {
+      L.router = Linear{};
+      L.router.d_out = cfg.n_experts;
+      L.router.d_in = cfg.dim;
+      r.next(L.router.w);
     }
     for (const auto& j : r.meta.at("reports")) reports.push_back(report_from(j));
     const auto& t = r.meta.at("times");

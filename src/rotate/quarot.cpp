@@ -116,7 +116,7 @@ void check_float_model(const LlamaModel& m, const char* where) {
   for (size_t i = 0; i < m.layers.size(); ++i) {
     const auto& L = m.layers[i];
     const std::string p = "layers." + std::to_string(i) + ".";
-    for (const auto& t : layer_linears(m.cfg)) check(L.*t.member, p + t.name);
+    for (const auto& t : layer_linears(m.cfg)) check(t.of(L), p + t.name);
   }
   check(m.lm_head, "lm_head");
 }
@@ -145,9 +145,10 @@ void fold_norms(LlamaModel& m) {
   };
   for (auto& L : m.layers) {
     for (const auto& t : layer_linears(m.cfg)) {  // q/k/v (or qkv) and gate/up (or gate_up)
-      if (t.group == 0) fold(L.*t.member, L.attn_norm);
-      if (t.group == 2) fold(L.*t.member, L.ffn_norm);
+      if (t.group == 0) fold(t.of(L), L.attn_norm);
+      if (t.group == 2) fold(t.of(L), L.ffn_norm);
     }
+    if (m.cfg.moe()) fold(L.router, L.ffn_norm);  // the router reads the same normed input
     fill_ones(L.attn_norm);
     fill_ones(L.ffn_norm);
   }
@@ -290,21 +291,36 @@ void rotate_layer(LlamaLayer& L, const QuarotPlan& p, int layer) {
   if (p.r_res) rotate_outputs(wo, *p.r_res);  // writes the residual stream
   wo.store(L.wo.w);
 
-  if (!L.w_gate_up.w.empty()) {
-    Matrix64 w = reads_residual(L.w_gate_up, L.ffn_norm, p);
-    if (smooth) ffn_norm = smooth_readers({&w}, p.smooth_ffn_max[layer], p.smooth_alpha);
-    w.store(L.w_gate_up.w);
+  // (c) on a down_proj: its input is H_down·g, and it writes the residual stream.
+  const auto rotate_down = [&](Linear& d) {
+    Matrix64 wd(d.w, d.d_out, d.d_in);
+    if (p.r_down) rotate_inputs(wd, *p.r_down);
+    if (p.r_res) rotate_outputs(wd, *p.r_res);
+    wd.store(d.w);
+  };
+  if (!L.experts.empty()) {  // MoE: the router and every expert read the same rotated input
+    // (--smooth leaves the feed-forward norm of an MoE layer at 1: its readers are 1 + 2·E
+    // matrices, too many to hold in float64 at once for the shared scales.)
+    reads_residual(L.router, L.ffn_norm, p).store(L.router.w);
+    for (MoeExpert& e : L.experts) {
+      reads_residual(e.w_gate, L.ffn_norm, p).store(e.w_gate.w);
+      reads_residual(e.w_up, L.ffn_norm, p).store(e.w_up.w);
+      rotate_down(e.w_down);
+    }
   } else {
-    Matrix64 wg = reads_residual(L.w_gate, L.ffn_norm, p);
-    Matrix64 wu = reads_residual(L.w_up, L.ffn_norm, p);
-    if (smooth) ffn_norm = smooth_readers({&wg, &wu}, p.smooth_ffn_max[layer], p.smooth_alpha);
-    wg.store(L.w_gate.w);
-    wu.store(L.w_up.w);
+    if (!L.w_gate_up.w.empty()) {
+      Matrix64 w = reads_residual(L.w_gate_up, L.ffn_norm, p);
+      if (smooth) ffn_norm = smooth_readers({&w}, p.smooth_ffn_max[layer], p.smooth_alpha);
+      w.store(L.w_gate_up.w);
+    } else {
+      Matrix64 wg = reads_residual(L.w_gate, L.ffn_norm, p);
+      Matrix64 wu = reads_residual(L.w_up, L.ffn_norm, p);
+      if (smooth) ffn_norm = smooth_readers({&wg, &wu}, p.smooth_ffn_max[layer], p.smooth_alpha);
+      wg.store(L.w_gate.w);
+      wu.store(L.w_up.w);
+    }
+    rotate_down(L.w_down);
   }
-  Matrix64 wd(L.w_down.w, L.w_down.d_out, L.w_down.d_in);
-  if (p.r_down) rotate_inputs(wd, *p.r_down);  // (c)
-  if (p.r_res) rotate_outputs(wd, *p.r_res);
-  wd.store(L.w_down.w);
 
   L.attn_norm = std::move(attn_norm);
   L.ffn_norm = std::move(ffn_norm);

@@ -11,8 +11,9 @@
 #include <string>
 #include <vector>
 
-#include "lrc/io/model_loader.h"
 #include "cuda/skip_without_gpu.h"
+#include "lrc/core/error.h"
+#include "lrc/io/model_loader.h"
 #include "lrc/kernels/cuda/backend.h"
 #include "lrc/model/forward.h"
 #include "lrc/rotate/quarot.h"
@@ -54,5 +55,21 @@ TEST_P(CudaArch, LogitsEqualTheCpuReference) {
 
 INSTANTIATE_TEST_SUITE_P(Families, CudaArch,
                          ::testing::Values("llama3", "mistral", "qwen2", "qwen3", "phi3"));
+
+// Mixtral's expert dispatch runs on the CPU backends only: the CUDA backend refuses it with an
+// error naming MoE, never a wrong or crashing forward.
+TEST(CudaArchMoe, MixtralIsRefusedByName) {
+  SKIP_WITHOUT_GPU();
+  const nlohmann::json ref = test::read_arch_ref("mixtral");
+  const std::vector<int32_t> toks = ref.at("tokens").get<std::vector<int32_t>>();
+  LlamaModel m = load_model(test::write_arch_hf_dir(ref, "cuda-mixtral")).model;
+  m.backend = make_cuda_backend(0, /*real_kernels=*/false);
+  try {
+    forward_logits(m, toks.data(), 1, static_cast<int>(toks.size()));
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("MoE"), std::string::npos) << e.what();
+  }
+}
 
 }  // namespace

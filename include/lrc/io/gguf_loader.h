@@ -40,6 +40,11 @@ std::unique_ptr<BpeTokenizer> load_gguf_tokenizer(const std::string& file);
 
 // GGUF name of an HF Llama tensor name ("model.layers.3.mlp.up_proj.weight" ->
 // "blk.3.ffn_up.weight"); "" if it has none.
+// Mixtral's experts (HF "...block_sparse_moe.experts.<e>.w1|w3|w2.weight") map to llama.cpp's
+// stacked tensors "blk.<i>.ffn_gate_exps|ffn_up_exps|ffn_down_exps.weight" [n_expert, rows,
+// cols], the router to "blk.<i>.ffn_gate_inp.weight".
 std::string gguf_tensor_name(const std::string& hf_name);
+// e for an expert's HF tensor name (its slice of the stacked tensor), else -1.
+int gguf_expert_of(const std::string& hf_name);
 
 }  // namespace lrc

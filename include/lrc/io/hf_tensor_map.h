@@ -6,6 +6,8 @@
 //   model.layers.N.post_attention_layernorm.weight     [dim]
 //   model.layers.N.mlp.{gate,up}_proj.weight           [hidden, dim]
 //   model.layers.N.mlp.down_proj.weight                [dim, hidden]
+//   (mixtral instead of mlp.*: block_sparse_moe.experts.E.w{1,3,2}.weight per expert E, and the
+//    router block_sparse_moe.gate.weight [n_experts, dim])
 //   model.norm.weight                                  [dim]
 //   lm_head.weight                                     [vocab, dim]   (absent when tied)
 //

@@ -106,6 +106,16 @@ class Backend {
   // and out in backend memory.
   virtual void nll_rows(const float* logits, int64_t n, int vocab, const int32_t* targets,
                         double* out) const = 0;
+
+  // ---- MoE expert dispatch (mixtral). rows and w are host arrays (the routing is decided on
+  // the host); the defaults are host loops, so only host-memory backends run a MoE model
+  // (the forward refuses others).
+  // dst[i] = src[rows[i]] for i < n: rows of d floats.
+  virtual void gather_rows(float* dst, const float* src, const int32_t* rows, int64_t n,
+                           int d) const;
+  // out[rows[i]] += w[i] · y[i] for i < n: rows of d floats (rows distinct).
+  virtual void scatter_add_rows(float* out, const float* y, const int32_t* rows, const float* w,
+                                int64_t n, int d) const;
 };
 
 using BackendPtr = std::shared_ptr<const Backend>;

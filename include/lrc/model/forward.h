@@ -31,6 +31,30 @@ class LinearInputHook {
   virtual bool takes_backend_memory() const { return false; }
 };
 
+// ---- MoE feed-forward (mixtral; LlamaConfig::moe()). The block, as HF's MixtralSparseMoeBlock:
+//   x = rmsnorm(h) ⊙ ffn_norm                                   -> hook(GateUp), every token
+//   p = softmax(x Wrᵀ) over the n experts (router Wr, FP);  the top n_experts_used of p,
+//       renormalised to sum 1, are the token's experts and their weights
+//   for each expert e (in order), on the rows X_e of its tokens:
+//       g = H_down · silu(X_e W1ᵀ) ⊙ (X_e W3ᵀ);   y[rows] += w · g W2ᵀ
+//   h += y
+// The hook sees every token's x (GateUp) and no Down group: an expert's inputs are its own
+// tokens' rows, which the quantization pipeline gathers itself (moe_route, expert_down_input).
+
+// Which tokens each expert gets: rows[e] (ascending token rows) with their routing weights.
+struct MoeRouting {
+  std::vector<std::vector<int32_t>> rows;
+  std::vector<std::vector<float>> weights;
+};
+// The routing of n tokens from their router logits [n x n_experts] (host): softmax over all
+// experts (float64), the top n_experts_used (ties: the lower index), renormalised.
+MoeRouting route_tokens(const LlamaConfig& c, const float* logits, int64_t n);
+// The routing of layer `layer` for the feed-forward inputs x [n x dim] (backend memory).
+MoeRouting moe_route(const LlamaModel& m, int layer, const float* x, int64_t n);
+// g [n x hidden] = the input of expert e's down_proj for rows x [n x dim] (backend memory):
+// H_down · silu(x W1ᵀ) ⊙ (x W3ᵀ), the expert's linears as they are now (quantized or not).
+void expert_down_input(const LlamaModel& m, int layer, int e, const float* x, int64_t n, float* g);
+
 // h[n x dim] = embedding rows of tokens[n].
 void embed_tokens(const LlamaModel& m, const int32_t* tokens, int64_t n, float* h);
 

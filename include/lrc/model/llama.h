@@ -20,7 +20,7 @@ namespace lrc {
 // forward is unchanged by them). The loaders set them from config.json `model_type` / GGUF
 // `general.architecture` (lrc/model/family.h lists which family sets which).
 struct LlamaConfig {
-  std::string arch = "llama";  // the family: llama | mistral | qwen2 | qwen3 | phi3
+  std::string arch = "llama";  // the family: llama | mistral | qwen2 | qwen3 | phi3 | mixtral
   int dim = 0;         // hidden size
   int hidden_dim = 0;  // SwiGLU intermediate size
   int n_layers = 0;
@@ -41,9 +41,19 @@ struct LlamaConfig {
   bool qk_norm = false;         // qwen3: RMSNorm over each q and k head (weights [head_dim])
   int sliding_window = 0;       // mistral: a query sees its last `sliding_window` keys; 0 = all
   bool fused_proj = false;      // phi3: one qkv_proj and one gate_up_proj (gate rows first)
+  // mixtral (sparse MoE feed-forward): n_experts SwiGLU experts and a router choosing
+  // n_experts_used of them per token (HF MixtralSparseMoeBlock); 0 = the dense feed-forward.
+  int n_experts = 0;
+  int n_experts_used = 0;
+  bool moe() const { return n_experts > 0; }
   int head_dim() const { return head_dim_explicit > 0 ? head_dim_explicit : dim / n_heads; }
   int q_dim() const { return n_heads * head_dim(); }
   int kv_dim() const { return n_kv_heads * head_dim(); }
+};
+
+// One expert of a MoE feed-forward (mixtral): HF's w1 (gate), w3 (up), w2 (down).
+struct MoeExpert {
+  Linear w_gate, w_up, w_down;  // [hidden x dim] x2, [dim x hidden]
 };
 
 struct LlamaLayer {
@@ -55,6 +65,11 @@ struct LlamaLayer {
   Linear wqkv;                       // [(n_heads + 2 n_kv)*hd x dim]: q rows, k rows, v rows
   Linear w_gate_up;                  // [2 hidden x dim]: gate rows, then up rows
   std::vector<float> q_norm, k_norm;  // qk_norm (qwen3): [head_dim] each
+  // moe (mixtral) instead of w_gate/w_up/w_down: the router block_sparse_moe.gate
+  // [n_experts x dim] (an FP linear: it stays 16-bit, never quantized) and the experts
+  // (sized by the first access through layer_linears, see LayerLinearInfo::of).
+  Linear router;
+  std::vector<MoeExpert> experts;
 };
 
 // Where a lazily loaded model's layers come from (io: the mapped safetensors files of an HF

@@ -35,6 +35,10 @@ struct LinearReport {
   // fixed before the solve).
   DampingLog damping;
   bool gptq_fallback = false;
+  // A MoE expert's linear: the calibration tokens routed to its expert (-1: not an expert) and
+  // the statistics rule applied (quantize_moe.h): "routed" or "all-tokens".
+  int64_t expert_tokens = -1;
+  std::string rule;
 };
 
 // The rank of linear `name`: opt.ranks[name] if given, else from opt.rank (0 for rtn/gptq).

@@ -75,6 +75,11 @@ struct QuantizeOptions {
   int seq = 0;
   // Rows of the calibration hidden states processed at once (bounds the activation memory).
   int batch_sequences = 8;
+  // MoE (mixtral): an expert routed fewer calibration tokens than this is calibrated on the
+  // feed-forward inputs of every calibration token of its layer (rule "all-tokens",
+  // lrc/pipeline/quantize_moe.h). Not part of to_json: each expert's linears record the rule
+  // they got (lrc_config.json "linears", the report).
+  int64_t moe_min_tokens = 32;
   // GPTQ / SVD need only XXᵀ; true also accumulates YYᵀ and XYᵀ for them (4x the statistics
   // work) so that their reports carry the eq. 2 objective. LRC always has all three.
   bool baseline_objective = false;
