@@ -457,7 +457,9 @@ TEST(ArchMoe, ResumeJournalRestoresExpertsAndRouter) {
     rep = quantize_model(m, calib, opt, nullptr, &j);
   }
   QuantizeJournal j(out, fp, /*resume=*/true);
-  ASSERT_EQ(j.layers_done(), 2);
+  // Both layer records are there; the hidden states after the last layer are never recorded
+  // (a resume redoes that layer), so one layer counts as finished.
+  ASSERT_EQ(j.layers_done(), 1);
   std::vector<LinearReport> reports;
   for (int i = 0; i < 2; ++i) {
     LlamaLayer R;
