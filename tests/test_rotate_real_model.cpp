@@ -15,13 +15,30 @@
 
 namespace {
 
-TEST(RotateRealModel, PerplexityUnchangedByRotation) {
+// The default model and the tokens of debtext-valid, or a reason to skip.
+struct RealModel {
+  std::string missing;
+  lrc::LoadedModel loaded;
+  std::vector<int32_t> tokens;
+};
+RealModel real_model() {
+  RealModel r;
   const std::string dir = lrc::test::default_model_dir();
   const std::string text = lrc::test::shared("data/debtext-valid.txt");
-  if (!std::filesystem::exists(dir) || !std::filesystem::exists(text))
-    GTEST_SKIP() << "needs " << dir << " and " << text;
-  lrc::LoadedModel loaded = lrc::load_model(dir);
-  const std::vector<int32_t> tokens = lrc::tokenize_corpus(text, *loaded.tokenizer);
+  if (!std::filesystem::exists(dir) || !std::filesystem::exists(text)) {
+    r.missing = "needs " + dir + " and " + text;
+    return r;
+  }
+  r.loaded = lrc::load_model(dir);
+  r.tokens = lrc::tokenize_corpus(text, *r.loaded.tokenizer);
+  return r;
+}
+
+TEST(RotateRealModel, PerplexityUnchangedByRotation) {
+  RealModel r = real_model();
+  if (!r.missing.empty()) GTEST_SKIP() << r.missing;
+  lrc::LoadedModel& loaded = r.loaded;
+  const std::vector<int32_t>& tokens = r.tokens;
   constexpr int kSeq = 512, kChunks = 24;
   const lrc::PplResult ref = lrc::perplexity(loaded.model, tokens, kSeq, kChunks, 0, false);
   ASSERT_EQ(ref.chunks, kChunks);
@@ -44,12 +61,10 @@ TEST(RotateRealModel, PerplexityUnchangedByRotation) {
 // --rotation calibrated --smooth 0.5 (issue 31): the searched R and the smoothing scales fused
 // into the real model leave its FP perplexity unchanged (float32 rounding of the weights only).
 TEST(RotateRealModel, PerplexityUnchangedByCalibratedRotationAndSmoothing) {
-  const std::string dir = lrc::test::default_model_dir();
-  const std::string text = lrc::test::shared("data/debtext-valid.txt");
-  if (!std::filesystem::exists(dir) || !std::filesystem::exists(text))
-    GTEST_SKIP() << "needs " << dir << " and " << text;
-  lrc::LoadedModel loaded = lrc::load_model(dir);
-  const std::vector<int32_t> tokens = lrc::tokenize_corpus(text, *loaded.tokenizer);
+  RealModel r = real_model();
+  if (!r.missing.empty()) GTEST_SKIP() << r.missing;
+  lrc::LoadedModel& loaded = r.loaded;
+  const std::vector<int32_t>& tokens = r.tokens;
   constexpr int kSeq = 512, kChunks = 4;
   const lrc::PplResult ref = lrc::perplexity(loaded.model, tokens, kSeq, kChunks, 0, false);
 
