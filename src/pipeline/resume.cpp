@@ -447,7 +447,7 @@ void QuantizeJournal::restore_layer(int i, const LlamaConfig& cfg, LlamaLayer& L
     for (const auto& j : r.meta.at("reports")) reports.push_back(report_from(j));
     const auto& t = r.meta.at("times");
     times = {double_of(t.at(0)), double_of(t.at(1)), double_of(t.at(2)), double_of(t.at(3)),
-             double_of(t.at(4)), double_of(t.at(5))};
+             double_of(t.at(4)), t.size() > 5 ? double_of(t.at(5)) : 0.0};  // (load: newer)
   } catch (const nlohmann::json::exception& e) {
     r.bad(e.what());
   }
