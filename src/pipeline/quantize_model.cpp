@@ -221,7 +221,10 @@ void round_fp_parts_to_half(LlamaModel& m) {
   auto half = [](std::vector<float>& v) {
     const int64_t n = static_cast<int64_t>(v.size());
 #pragma omp parallel for schedule(static) if (n >= (int64_t{1} << 18))
-    for (int64_t i = 0; i < n; ++i) v[static_cast<size_t>(i)] = f16_to_f32(f32_to_f16(v[static_cast<size_t>(i)]));
+    for (int64_t i = 0; i < n; ++i) {
+      float& x = v[static_cast<size_t>(i)];
+      x = f16_to_f32(f32_to_f16(x));
+    }
   };
   half(m.tok_embeddings);
   half(m.final_norm);
