@@ -17,6 +17,7 @@
 #include "lrc/core/error.h"
 #include "lrc/kernels/cuda/w4a4.h"
 #include "block_reduce.cuh"
+#include "ops.h"
 
 namespace lrc::cuda {
 
@@ -137,13 +138,6 @@ __device__ __forceinline__ void store_out(__half* p, float v) { *p = __float2hal
 __device__ __forceinline__ void store_out(float* p, float v) { *p = v; }
 __device__ __forceinline__ float load_out(const __half* p) { return __half2float(*p); }
 __device__ __forceinline__ float load_out(const float* p) { return *p; }
-
-// x16[i] = fp16(x[i]) (round to nearest): the low-rank branch's input for the fp16 x·V GEMM.
-__global__ void to_half_kernel(const float* __restrict__ x, __half* __restrict__ y, size_t n) {
-  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<size_t>(gridDim.x) * blockDim.x)
-    y[i] = __float2half_rn(x[i]);
-}
 
 // Decode GEMV on tensor cores (mma.sync m16n8k32, u8 weights x s8 activations -> s32: exact).
 // Block = 8 warps on one tile of 16 output rows; warps split the k_pad/128 column groups; per
@@ -714,9 +708,8 @@ void W4A4Linear::forward_f32(const float* x, int m, float* y, int ldy, CUstream_
   if (I.rank_pad > 0 && opt.raw_accumulators == nullptr) {
     const size_t len = static_cast<size_t>(m) * I.k;
     I.xh.reserve(len * 2);
-    const unsigned blocks = static_cast<unsigned>(std::min<size_t>((len + 255) / 256, 4096));
-    to_half_kernel<<<blocks, 256, 0, s>>>(x, I.xh.as<__half>(), len);
-    LRC_CK(cudaGetLastError());
+    // (Saturated at ±65504, as the backend's fp16 linears: an outlier stays finite.)
+    ops::f32_to_f16(x, m, I.k, I.k, I.xh.as<uint16_t>(), I.k, s);
     x16 = I.xh.as<const __half>();
   }
   I.forward(x, x16, m, y, ldy, s, opt);
