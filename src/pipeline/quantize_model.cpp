@@ -553,20 +553,25 @@ LayerStats collect_statistics(LayerPipeline& p, int i, LinearGroup g, int d_in,
 }
 
 // Stage 4: each linear of the group through its method's solver (linear_quantizer.h).
+// A solved linear's report goes into the run's; with --calib-act fp the calibration passes run
+// the quantized weights on unquantized activations (QuaRot's code quantizes activations only
+// after GPTQ): its Q_a is set once every layer is done.
+void take_solved(LayerPipeline& p, Linear& lin, LinearReport rep) {
+  p.report.seconds_solve += rep.seconds;
+  p.report.linears.push_back(std::move(rep));
+  if (!p.opt.calib_act_quant) {
+    p.deferred_act.push_back({&lin, lin.act});
+    lin.act = ActQuantSpec{};
+  }
+}
+
 void dispatch_linears(LayerPipeline& p, const std::vector<NamedLinear>& lins,
                       const LayerStats* stats, const ActQuantSpec& act) {
   for (const auto& nl : lins) {
     const int spectrum_rank = p.spectrum_ranks ? p.spectrum_ranks->at(nl.name) : 0;
-    p.report.linears.push_back(quantize_linear(*nl.lin, nl.name, stats, act, p.ranks.at(nl.name),
-                                               p.opt, spectrum_rank, p.solver.get()));
-    p.report.seconds_solve += p.report.linears.back().seconds;
-    // --calib-act fp: the calibration passes run the quantized weights on unquantized
-    // activations (QuaRot's code quantizes activations only after GPTQ); Q_a is set once
-    // every layer is done.
-    if (!p.opt.calib_act_quant) {
-      p.deferred_act.push_back({nl.lin, nl.lin->act});
-      nl.lin->act = ActQuantSpec{};
-    }
+    take_solved(p, *nl.lin,
+                quantize_linear(*nl.lin, nl.name, stats, act, p.ranks.at(nl.name), p.opt,
+                                spectrum_rank, p.solver.get()));
   }
   // A device backend caches parameters by address and a sample of values; the group's weights
   // changed (FP targets rewrite W in place): drop the cache rather than trust the sample.
@@ -644,14 +649,8 @@ void quantize_moe_ffn(LayerPipeline& p, int i) {
                     p.spectrum_ranks,
                     p.solver.get(),
                     p.cross_stats};
-  quantize_moe_experts(st, [&](Linear& lin, LinearReport rep) {
-    p.report.seconds_solve += rep.seconds;
-    p.report.linears.push_back(std::move(rep));
-    if (!p.opt.calib_act_quant) {  // as dispatch_linears
-      p.deferred_act.push_back({&lin, lin.act});
-      lin.act = ActQuantSpec{};
-    }
-  });
+  quantize_moe_experts(st,
+                       [&](Linear& lin, LinearReport rep) { take_solved(p, lin, std::move(rep)); });
   if (p.need_pass) {
     const auto ta = Clock::now();
     advance_pass(p.m, i, /*ffn=*/true, p.h, p.calib, p.batch);
@@ -716,9 +715,10 @@ QuantizeReport quantize_layers(LlamaModel& m, const CalibrationSet& calib,
     if (p.fp) materialize_layer(p, *p.fp, i);
     const double load = since(tl);
     for (LinearGroup g : kGroups) {
-      if (m.cfg.moe() && g == LinearGroup::GateUp) quantize_moe_ffn(p, i);
-      if (!(m.cfg.moe() && (g == LinearGroup::GateUp || g == LinearGroup::Down)))
+      if (!m.cfg.moe() || g == LinearGroup::QKV || g == LinearGroup::O)
         quantize_group(p, i, g);
+      else if (g == LinearGroup::GateUp)
+        quantize_moe_ffn(p, i);  // every expert's w1/w3, then w2 (Down has nothing left)
     }
     p.report.layers.push_back({since(tl), p.report.seconds_forward - before.forward,
                                p.report.seconds_stats - before.stats,

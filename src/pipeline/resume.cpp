@@ -30,10 +30,6 @@ constexpr const char* kAllocation = "allocation.json";
 uint64_t bits_of(double d) { return std::bit_cast<uint64_t>(d); }
 double double_of(const nlohmann::json& j) { return std::bit_cast<double>(j.get<uint64_t>()); }
 
-double steady_seconds() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
 std::string numbered(const char* stem, int i) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%s-%05d.rec", stem, i);
@@ -310,8 +306,7 @@ bool work_area_has_layers(const std::string& partial) {
   return false;
 }
 
-QuantizeJournal::QuantizeJournal(const std::string& out, nlohmann::json fingerprint, bool resume)
-    : last_hidden_s_(steady_seconds()) {
+QuantizeJournal::QuantizeJournal(const std::string& out, nlohmann::json fingerprint, bool resume) {
   const fs::path partial = out + ".partial";
   dir_ = (partial / kResumeDirName).string();
   const fs::path fp_path = fs::path(dir_) / kFingerprint;
@@ -382,7 +377,7 @@ void QuantizeJournal::record_layer(int i, const LlamaConfig& cfg, const LlamaLay
   if (!hidden) return;
   write_record(fs::path(dir_) / numbered("hidden", i), {{"layer", i}},
                {Blob{h, nh * sizeof(float)}, Blob{hf, nhf * sizeof(float)}});
-  last_hidden_s_ = steady_seconds();
+  last_hidden_ = std::chrono::steady_clock::now();
   std::error_code ec;  // only the newest hidden states are kept (GBs for a 7B model)
   for (int j = std::max(0, newest_hidden_); j < i; ++j)
     fs::remove(fs::path(dir_) / numbered("hidden", j), ec);
@@ -393,7 +388,8 @@ void QuantizeJournal::record_layer(int i, const LlamaConfig& cfg, const LlamaLay
 bool QuantizeJournal::hidden_due(int i, int n_layers, size_t bytes) const {
   if (i >= n_layers - 1) return false;
   if (policy_.every > 0) return (i + 1) % policy_.every == 0;
-  return bytes <= policy_.small_bytes || steady_seconds() - last_hidden_s_ >= policy_.interval_s;
+  const std::chrono::duration<double> since_last = std::chrono::steady_clock::now() - last_hidden_;
+  return bytes <= policy_.small_bytes || since_last.count() >= policy_.interval_s;
 }
 
 void QuantizeJournal::restore_layer(int i, const LlamaConfig& cfg, LlamaLayer& L,

@@ -15,6 +15,7 @@
 // newest hidden states; CheckpointWriter::finish removes the work area before its rename.
 #pragma once
 
+#include <chrono>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -87,7 +88,7 @@ class QuantizeJournal {
   int done_ = 0;
   HiddenPolicy policy_;
   int newest_hidden_ = -1;  // the layer after which the kept hidden record was written
-  double last_hidden_s_ = 0;  // when (seconds since the epoch of steady_clock)
+  std::chrono::steady_clock::time_point last_hidden_ = std::chrono::steady_clock::now();  // when
 };
 
 // Whether the work area under `partial` (a <out>.partial directory) holds a finished layer.
