@@ -25,10 +25,7 @@ using lrc::LlamaModel;
 constexpr int kSeqs = 3, kSeqLen = 16;
 
 std::vector<int32_t> tokens_for(const LlamaModel& m) {
-  std::vector<int32_t> t(kSeqs * kSeqLen);
-  for (size_t i = 0; i < t.size(); ++i)
-    t[i] = static_cast<int32_t>((i * 37 + 5) % m.cfg.vocab_size);
-  return t;
+  return lrc::test::spread_tokens(m, kSeqs * kSeqLen);
 }
 
 // A random tiny model whose residual stream has outlier channels (as real ones do), so that

@@ -18,10 +18,7 @@ using lrc::RotationKind;
 constexpr int kSeqs = 2, kSeqLen = 12;
 
 std::vector<int32_t> tokens_for(const LlamaModel& m) {
-  std::vector<int32_t> t(kSeqs * kSeqLen);
-  for (size_t i = 0; i < t.size(); ++i)
-    t[i] = static_cast<int32_t>((i * 37 + 5) % m.cfg.vocab_size);
-  return t;
+  return lrc::test::spread_tokens(m, kSeqs * kSeqLen);
 }
 
 std::vector<float> logits(const LlamaModel& m) {

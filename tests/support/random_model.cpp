@@ -57,4 +57,11 @@ LlamaModel random_model(const LlamaConfig& cfg, uint64_t seed) {
   return m;
 }
 
+std::vector<int32_t> spread_tokens(const LlamaModel& m, int n) {
+  std::vector<int32_t> t(static_cast<size_t>(n));
+  for (size_t i = 0; i < t.size(); ++i)
+    t[i] = static_cast<int32_t>((i * 37 + 5) % static_cast<size_t>(m.cfg.vocab_size));
+  return t;
+}
+
 }  // namespace lrc::test
