@@ -89,6 +89,13 @@ void expect_feature(const std::string& family, const LlamaConfig& c) {
   EXPECT_LT(c.n_kv_heads, c.n_heads);  // GQA everywhere
 }
 
+// 40 lines of calibration text (enough for --nsamples 4 --seq 64 with the tiny tokenizers).
+void write_calibration_text(const std::string& path) {
+  std::ofstream f(path);
+  for (int i = 0; i < 40; ++i)
+    f << "Line " << i << ": the quick brown fox jumps over the lazy dog, " << i * 7 << "\n";
+}
+
 TEST_P(ArchRef, FpLogitsEqualTransformers) {
   const Case c = load_case(GetParam());
   const LlamaModel m = load_model(c.dir).model;
@@ -130,11 +137,7 @@ TEST_P(ArchRef, QuantizeThenEvalEndToEnd) {
   const Case c = load_case(GetParam());
   const std::string work = test::temp_dir("arch-q-" + GetParam());
   const std::string text = (fs::path(work) / "text.txt").string();
-  {
-    std::ofstream f(text);
-    for (int i = 0; i < 40; ++i)
-      f << "Line " << i << ": the quick brown fox jumps over the lazy dog, " << i * 7 << "\n";
-  }
+  write_calibration_text(text);
   const std::string bin = test::lrc_binary();
   for (const char* method : {"rtn", "gptq", "lrc"}) {
     SCOPED_TRACE(method);
@@ -345,11 +348,7 @@ TEST(ArchMoe, ExpertWithoutCalibrationTokensUsesAllTokensAndIsReported) {
   for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
     fs::copy_file(fs::path(c.dir) / f, fs::path(dir) / f, fs::copy_options::overwrite_existing);
   const std::string text = (fs::path(dir) / "text.txt").string();
-  {
-    std::ofstream f(text);
-    for (int i = 0; i < 40; ++i)
-      f << "Line " << i << ": the quick brown fox jumps over the lazy dog, " << i * 7 << "\n";
-  }
+  write_calibration_text(text);
   const std::string bin = test::lrc_binary();
   for (const char* method : {"gptq", "lrc"}) {
     SCOPED_TRACE(method);
@@ -418,10 +417,7 @@ TEST(ArchMoe, DecodeEqualsPrefillAndIntegerKernelsRunTheExperts) {
 
   const std::string work = test::temp_dir("arch-moe-int");
   const std::string text = (fs::path(work) / "text.txt").string();
-  {
-    std::ofstream f(text);
-    for (int i = 0; i < 20; ++i) f << "Calibration line " << i << " of the MoE test.\n";
-  }
+  write_calibration_text(text);
   const auto q =
       test::run_command(test::lrc_binary() + " quantize --model " + c.dir + " --calib " + text +
                         " --nsamples 2 --seq 64 --method gptq" + " --out " + work + "/q 2>&1");
@@ -494,10 +490,7 @@ TEST(ArchMoe, RouterStaysSixteenBitAndUnquantized) {
   const Case c = load_case("mixtral");
   const std::string out = test::temp_dir("arch-moe-router");
   const std::string text = (fs::path(out) / "text.txt").string();
-  {
-    std::ofstream f(text);
-    for (int i = 0; i < 20; ++i) f << "Some calibration text number " << i << ".\n";
-  }
+  write_calibration_text(text);
   const auto q =
       test::run_command(test::lrc_binary() + " quantize --model " + c.dir + " --calib " + text +
                         " --nsamples 2 --seq 32 --method rtn" + " --out " + out + "/q 2>&1");
