@@ -126,12 +126,18 @@ TEST(GptqGuard, LrcWorseThanGptqKeepsGptq) {
   const int d = 32, d_out = 16;
   const int64_t n = 2000;
   const std::vector<float> X = lrc::test::heavy_tailed_activations(n, d, 4);
+  // Correlated: every feature a random mix of all (GPTQ exploits that, a rank-1 fix cannot; on
+  // X itself, a few outlier channels, LRC's rank 1 catches their error and wins).
+  std::vector<float> mix = lrc::test::random_weight(d, d, 6), Xc(X.size(), 0.f);
+  for (int64_t t = 0; t < n; ++t)
+    for (int j = 0; j < d; ++j)
+      for (int i = 0; i < d; ++i) Xc[t * d + i] += X[t * d + j] * mix[static_cast<size_t>(j) * d + i];
   lrc::QuantizeOptions opt;
   opt.method = lrc::QuantMethod::LRC;
   opt.lrc_use_gptq = false;
   lrc::ActQuantSpec act;  // 16 bits: none
   lrc::StatsAccumulator acc(d, act);
-  acc.add(X.data(), n);
+  acc.add(Xc.data(), n);
   const lrc::LayerStats st16 = acc.finish();
   lrc::Linear lin;
   lin.d_out = d_out;

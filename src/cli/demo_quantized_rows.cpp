@@ -24,7 +24,7 @@ namespace {
 // separated by spaces, METHOD[:RANK][+update-rtn][+alt-calib] (+update-rtn: RTN inside LRC's
 // Update-Quant instead of GPTQ, the paper's Figure 3; +alt-calib: calibrated on --calib-alt, its
 // Table 5). setting: what every row shares besides the command's flags: "" (W4A4 per token),
-// "ag128" (activation groups of 128), "a16" (weight-only).
+// "ag128" (activation groups of 128, or of --a-groupsize), "a16" (weight-only).
 struct Experiment {
   const char* name;
   const char* title;  // the paper's table or figure
@@ -241,7 +241,8 @@ std::vector<DemoJob> plan_rows(const DemoPlanContext&) {
       const QuantMethod m = parse_method(parts[0].substr(0, colon));
       const double rank = colon == std::string::npos ? 0 : std::stod(parts[0].substr(colon + 1));
       add(m, rank, [&](QuantizeOptions& q) {
-        if (setting == "ag128") q.a_groupsize = 128;
+        // (--a-groupsize overrides the paper's 128: SmolLM2's 576 needs 64.)
+        if (setting == "ag128") q.a_groupsize = o.opt.a_groupsize > 0 ? o.opt.a_groupsize : 128;
         if (setting == "a16") q.abits = 16;
         for (size_t i = 1; i < parts.size(); ++i)
           if (parts[i] == "update-rtn") q.lrc_use_gptq = false;

@@ -131,11 +131,15 @@ struct SchurFactor {
     S = {};
     double max_diag = 0;
     for (int i = 0; i < d; ++i) max_diag = std::max(max_diag, cov.sx[sz(i, d) + i]);
+    const double tol = d * DBL_EPSILON * max_diag;
     lapack_int rank = 0;
-    const lapack_int info = LAPACKE_dpstrf(LAPACK_ROW_MAJOR, 'U', d, M.data(), d, piv.data(), &rank,
-                                           d * DBL_EPSILON * max_diag);
+    const lapack_int info =
+        LAPACKE_dpstrf(LAPACK_ROW_MAJOR, 'U', d, M.data(), d, piv.data(), &rank, tol);
     if (info < 0) fail(where, "dpstrf argument " + std::to_string(-info));
     r = static_cast<int>(rank);
+    // dpstrf tests the tolerance from its second pivot on: a first pivot below it (M = 0 up
+    // to rounding, as with Y = X) is noise, not a direction (the GPU's eigenvalue cut agrees).
+    if (r > 0 && M[0] * M[0] <= tol) r = 0;
     R.assign(sz(r, d), 0.0);
     for (int i = 0; i < r; ++i)
       for (int j = i; j < d; ++j) R[sz(i, d) + j] = M[sz(i, d) + j];

@@ -178,6 +178,9 @@ void check_layer_stats(const LayerStats& s, int d, const char* where, bool xx_on
   if (s.d != d)
     fail(where,
          "LayerStats.d = " + std::to_string(s.d) + " does not match d_in = " + std::to_string(d));
+  if (s.device_only)
+    fail(where, "the statistics are in GPU memory only (StatsSink::skip_host_copy); the CPU "
+                "solvers need the host matrices");
   const size_t dd = static_cast<size_t>(d) * d;
   if (xx_only && !s.has_cross()) {
     if (s.xx.size() != dd)

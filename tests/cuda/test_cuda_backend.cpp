@@ -256,12 +256,13 @@ TEST(CudaBackend, LinearsEqualTheReference) {
   }
 }
 
-// The whole forward of quantized models (RTN, LRC 10% with 4-bit KV cache; QuaRot online
-// transforms): logits, NLL, decode = prefill, token trees, the hook's inputs.
+// The whole forward of quantized models (RTN; LRC 10% with a 16- and a 4-bit KV cache; QuaRot
+// online transforms): logits, NLL, decode = prefill, token trees, the hook's inputs.
 TEST(CudaBackend, QuantizedModelForwardMatchesTheCpu) {
   SKIP_WITHOUT_GPU();
   for (auto [method, rank, kv] :
-       {std::tuple{QuantMethod::RTN, 0.0, 16}, std::tuple{QuantMethod::LRC, 0.1, 4}}) {
+       {std::tuple{QuantMethod::RTN, 0.0, 16}, std::tuple{QuantMethod::LRC, 0.1, 16},
+        std::tuple{QuantMethod::LRC, 0.1, 4}}) {
     LlamaModel m = quantized_model(method, rank, kv);
     const CalibrationSet probe = test::random_calibration(61, 3, 24, 9);
     m.backend = make_backend("cpu", "sim");
@@ -271,12 +272,16 @@ TEST(CudaBackend, QuantizedModelForwardMatchesTheCpu) {
     for (const char* kernels : {"sim", "real"}) {
       // W4A4 is chaotic: a last-bit change moves an activation code by one step, which moves
       // later layers by far more than the change (docs/results.md, "Backend seam"). sim: the
-      // CPU integer kernels' test bound (1e-3 of the largest logit); real: x and y in fp16.
+      // CPU integer kernels' test bound (1e-3 of the largest logit). real: Q_a reads the fp32 x
+      // and the integer sums are exact (H100: 2.4e-4 without a low-rank branch), but the
+      // branch's t = x·V is an fp16 tensor-core product: ~5e-4 of that term, enough to flip
+      // codes, and the flips reach the logits (H100: 0.10 at rank 10%, both KV widths, while
+      // the NLL moves 4e-4..7e-4).
       const bool sim = std::string(kernels) == "sim";
       m.backend = make_backend("cuda", kernels);
       const std::vector<float> got = forward_logits(m, probe.tokens.data(), 3, 24);
       const double e_logits = rel_err(ref, got);
-      EXPECT_LT(e_logits, sim ? 1e-3 : 3e-2) << kernels << " rank " << rank;
+      EXPECT_LT(e_logits, sim ? 1e-3 : rank > 0 ? 0.25 : 3e-2) << kernels << " rank " << rank;
       const double nll = sequences_nll(m, probe.tokens.data(), 3, 24, &count);
       const double e_nll = std::fabs(nll - nll_ref) / nll_ref;
       EXPECT_LT(e_nll, sim ? 1e-3 : 1e-2) << kernels;

@@ -221,7 +221,7 @@ TEST(CudaW4A4, ActivationCodesEqualCpuQuantizer) {
         CUDA_OK(cudaMemcpy(hsum.data(), csum.p, m * 4, cudaMemcpyDeviceToHost));
         for (int i = 0; i < m; ++i) {
           std::vector<float> xf(k);
-          for (int j = 0; j < k; ++j) xf[j] = x[static_cast<size_t>(i) * k + j];
+          for (int j = 0; j < k; ++j) xf[j] = lrc::f16_to_f32(x[static_cast<size_t>(i) * k + j]);
           std::vector<int8_t> ref(k);
           float sref = 0;
           lrc::quantize_activation_row(xf.data(), k, spec, ref.data(), &sref);

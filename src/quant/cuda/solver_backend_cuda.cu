@@ -351,7 +351,7 @@ class CudaSolverBackend final : public SolverBackend {
     check_weight_quant_spec(spec, d_in, where);
     check_gptq_options(opt);
     require_finite_host(W, d_out, d_in, where, "W");
-    check_layer_stats(stats, d_in, where, /*xx_only=*/true);
+    check_stats(stats, d_in, where, /*xx_only=*/true);
     const auto held = resident_ptr(stats);
     const DeviceStats& ds = *held;
     GpuTimer t(*gpu_, times_.gptq);
@@ -369,7 +369,7 @@ class CudaSolverBackend final : public SolverBackend {
     if (opt.iters < 1)
       fail(where, "LrcOptions.iters must be >= 1, got " + std::to_string(opt.iters));
     require_finite_host(W, d_out, d_in, where, "W");
-    check_layer_stats(stats, d_in, where);
+    check_stats(stats, d_in, where);
     if (opt.use_gptq) check_gptq_options(opt.gptq);
     // A failed factorisation reruns the whole algorithm with eps_rel ×10 (damping.h).
     return with_damping(opt.eps_rel, "lrc: eps_rel", opt.log, [&](double eps_rel) {
@@ -435,7 +435,7 @@ class CudaSolverBackend final : public SolverBackend {
     const char* where = "svd_quantize";
     check_shape(d_out, d_in, where);
     check_rank(rank, d_out, d_in, where);
-    check_layer_stats(stats, d_in, where, /*xx_only=*/true);
+    check_stats(stats, d_in, where, /*xx_only=*/true);
     LowRankQuantized out;
     out.packed = gptq(W, d_out, d_in, stats, spec, gopt);
     const Gpu& g = *gpu_;
@@ -512,7 +512,7 @@ class CudaSolverBackend final : public SolverBackend {
     const char* where = "lrc_objective";
     check_shape(d_out, d_in, where);
     check_rank(rank, d_out, d_in, where);
-    check_layer_stats(stats, d_in, where);
+    check_stats(stats, d_in, where);
     require_finite_host(W, d_out, d_in, where, "W");
     require_finite_host(w_hat, d_out, d_in, where, "w_hat");
     if (rank > 0) {
@@ -551,7 +551,7 @@ class CudaSolverBackend final : public SolverBackend {
 
   double output_energy(const float* W, int d_out, int d_in,
                        const LayerStats& stats) const override {
-    check_layer_stats(stats, d_in, "output_energy");
+    check_stats(stats, d_in, "output_energy");
     const auto held = resident_ptr(stats);
     const DeviceStats& ds = *held;
     const Gpu& g = *gpu_;
@@ -573,6 +573,19 @@ class CudaSolverBackend final : public SolverBackend {
       fail("gptq", "GptqOptions.block must be >= 1, got " + std::to_string(opt.block));
     if (!(opt.damp >= 0) || !std::isfinite(opt.damp))
       fail("gptq", "GptqOptions.damp must be finite and >= 0, got " + std::to_string(opt.damp));
+  }
+
+  // check_layer_stats, or for statistics kept on the device (skip_host_copy) their size and
+  // the diagonals the ridge ε reads (the sink checked every input chunk finite).
+  static void check_stats(const LayerStats& s, int d, const char* where, bool xx_only = false) {
+    if (!s.device_only) return check_layer_stats(s, d, where, xx_only);
+    if (s.d != d)
+      fail(where,
+           "LayerStats.d = " + std::to_string(s.d) + " does not match d_in = " + std::to_string(d));
+    const size_t n = static_cast<size_t>(d);
+    if (!s.device || s.xx_diag.size() != n || (s.has_cross() && s.yy_diag.size() != n))
+      fail(where, "device statistics without their matrices or diagonals");
+    if (!xx_only && !s.has_cross()) fail(where, "LRC needs YYᵀ and XYᵀ; these statistics have XXᵀ only");
   }
 
   void drop_group() const { cov_.reset(); }
