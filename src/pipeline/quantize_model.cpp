@@ -276,7 +276,8 @@ nlohmann::json QuantizeReport::to_json() const {
                           {"solve", l.solve - l.gptq},
                           {"gptq", l.gptq},
                           {"load", l.load},
-                          {"journal", l.journal}});
+                          {"journal", l.journal},
+                          {"write", l.write}});
   return {{"linears", lin},
           {"rotation", rotation},
           {"seconds", seconds},
@@ -425,7 +426,11 @@ void finish_layer(LayerPipeline& p, int i, bool restored = false) {
     p.report.layers.back().journal = since(t);
   }
   add_layer_bits(p.m.cfg, L, p.bits, p.weights);
-  if (p.sink) p.sink->layer(i, L);
+  if (p.sink) {
+    const auto t = Clock::now();
+    p.sink->layer(i, L);
+    if (!restored) p.report.layers.back().write = since(t);
+  }
   if (p.m.layer_source) p.m.release_layer(i);
   if (p.fp && p.fp->layer_source) p.fp->release_layer(i);
   // The device copies of this layer's weights (FP and quantized) are not needed again.
@@ -598,12 +603,24 @@ void update_residual(LayerPipeline& p, int i, LinearGroup g, const std::vector<N
   p.report.seconds_forward += since(t);
 }
 
-// Stage 7: one progress line on stderr per finished layer.
+// Stage 7: one progress line on stderr per finished layer, overwritten by the next; a layer of
+// 2 s or more keeps its line and says where its time went (a run killed by a time limit still
+// tells which stage to speed up).
 void report_progress(const LayerPipeline& p, int i) {
   const double el = since(p.t_start);
   const int n = p.m.cfg.n_layers;
-  std::fprintf(stderr, "\r[quantize %s] layer %d/%d  %.1fs elapsed, ETA %.1fs   ",
+  std::fprintf(stderr, "\r[quantize %s] layer %d/%d  %.1fs elapsed, ETA %.1fs",
                method_name(p.opt.method), i + 1, n, el, el / (i + 1) * (n - i - 1));
+  const QuantizeReport::LayerTimes& l = p.report.layers.back();
+  const double total = l.seconds + l.journal + l.write;
+  if (total >= 2.0)
+    std::fprintf(stderr,
+                 "  (layer %.1fs: load %.1f forward %.1f stats %.1f solve %.1f gptq %.1f "
+                 "journal %.1f write %.1f)\n",
+                 total, l.load, l.forward - l.stats, l.stats, l.solve - l.gptq, l.gptq, l.journal,
+                 l.write);
+  else
+    std::fprintf(stderr, "   ");
   std::fflush(stderr);
 }
 

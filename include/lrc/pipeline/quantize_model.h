@@ -49,10 +49,11 @@ struct QuantizeReport {
   // Per layer, the same sums (forward includes stats; solve includes gptq).
   // One layer's seconds: all of it, the calibration forward (capture passes and residual
   // updates, statistics included), the statistics, the solves (GPTQ included), GPTQ, reading
-  // and rotating the layer (a streamed model), and recording it in the resume journal (after
-  // `seconds`, not in it).
+  // and rotating the layer (a streamed model); after `seconds`, not in it: recording it in the
+  // resume journal and handing it to the sink (the checkpoint writer).
   struct LayerTimes {
-    double seconds = 0, forward = 0, stats = 0, solve = 0, gptq = 0, load = 0, journal = 0;
+    double seconds = 0, forward = 0, stats = 0, solve = 0, gptq = 0, load = 0, journal = 0,
+           write = 0;
   };
   std::vector<LayerTimes> layers;
   std::string solver = "cpu";      // where statistics and solves ran (SolverBackend::name)
