@@ -398,7 +398,8 @@ TEST(CudaW4A4, OutputsMatchFloat64Reference) {
 // forward_f32 (what the model's GPU forward uses): Q_a reads the fp32 x itself, so the integer
 // accumulators equal the CPU simulation's on x that fp16 cannot hold (both paths, bit for
 // bit), and y leaves the fp32 epilogue unrounded: within 1e-5 of float64 without a low-rank
-// branch, 1e-3 with one (its x·V reads an fp16 copy of x, U and V are fp16).
+// branch, 1e-3 with one (its x·V reads an fp16 copy of x and t = x·V is fp16), 1e-5 again with
+// the split branch (ForwardOptions::split_low_rank).
 TEST(CudaW4A4, Fp32ForwardQuantizesTheFp32Input) {
   SKIP_WITHOUT_GPU();
   std::mt19937 rng(7);
@@ -407,8 +408,10 @@ TEST(CudaW4A4, Fp32ForwardQuantizesTheFp32Input) {
     W4A4Layout L = layout_of(R, 0.9f);
     std::normal_distribution<float> nd(0.f, 1.f);
     std::vector<float> u(static_cast<size_t>(c.n) * c.rank), v(static_cast<size_t>(c.k) * c.rank);
-    for (auto& e : u) e = 0.05f * nd(rng);
-    for (auto& e : v) e = nd(rng) / std::sqrt(static_cast<float>(c.k));
+    // fp16 values, as a checkpoint's U and V (the layout stores them in fp16).
+    for (auto& e : u) e = lrc::f16_to_f32(lrc::f32_to_f16(0.05f * nd(rng)));
+    for (auto& e : v)
+      e = lrc::f16_to_f32(lrc::f32_to_f16(nd(rng) / std::sqrt(static_cast<float>(c.k))));
     lrc::cuda::set_low_rank(L, c.rank, u.data(), v.data());
     lrc::cuda::W4A4Linear lin(L);
     for (int m : {1, 7, 16, 33, 300}) {
@@ -431,23 +434,30 @@ TEST(CudaW4A4, Fp32ForwardQuantizesTheFp32Input) {
         CUDA_OK(cudaMemcpy(acc.data(), draw.p, acc.size() * 4, cudaMemcpyDeviceToHost));
         for (size_t i = 0; i < acc.size(); ++i)
           ASSERT_EQ(static_cast<int64_t>(acc[i]), ref.acc[i]) << name << " m " << m << " at " << i;
-        CUDA_OK(cudaMemset(dy.p, 0xFF, static_cast<size_t>(m) * ldy * 4));
-        lin.forward_f32(dx.p, m, dy.p, ldy, nullptr, {path, false, nullptr});
-        CUDA_OK(cudaDeviceSynchronize());
-        std::vector<float> y(static_cast<size_t>(m) * ldy);
-        CUDA_OK(cudaMemcpy(y.data(), dy.p, y.size() * 4, cudaMemcpyDeviceToHost));
-        double err = 0, norm = 0;
-        for (int i = 0; i < m; ++i)
-          for (int r = 0; r < c.n; ++r) {
-            const size_t o = static_cast<size_t>(i) * c.n + r;
-            const double want = ref.main[o] + ref.lr[o];
-            const double got = y[static_cast<size_t>(i) * ldy + r];
-            ASSERT_TRUE(std::isfinite(got)) << name << " unwritten/NaN at " << i << "," << r;
-            err += (got - want) * (got - want);
-            norm += want * want;
-          }
-        EXPECT_LT(std::sqrt(err / norm), c.rank > 0 ? 1e-3 : 1e-5)
-            << name << " n " << c.n << " k " << c.k << " rank " << c.rank << " m " << m;
+        // The split low-rank branch (GEMM path only): near-fp32, so within the rank-0 bound.
+        for (bool split : {false, true}) {
+          if (split && (path != lrc::cuda::ForwardOptions::Path::kGemm || c.rank == 0)) continue;
+          lrc::cuda::ForwardOptions fo{path, false, nullptr};
+          fo.split_low_rank = split;
+          CUDA_OK(cudaMemset(dy.p, 0xFF, static_cast<size_t>(m) * ldy * 4));
+          lin.forward_f32(dx.p, m, dy.p, ldy, nullptr, fo);
+          CUDA_OK(cudaDeviceSynchronize());
+          std::vector<float> y(static_cast<size_t>(m) * ldy);
+          CUDA_OK(cudaMemcpy(y.data(), dy.p, y.size() * 4, cudaMemcpyDeviceToHost));
+          double err = 0, norm = 0;
+          for (int i = 0; i < m; ++i)
+            for (int r = 0; r < c.n; ++r) {
+              const size_t o = static_cast<size_t>(i) * c.n + r;
+              const double want = ref.main[o] + ref.lr[o];
+              const double got = y[static_cast<size_t>(i) * ldy + r];
+              ASSERT_TRUE(std::isfinite(got)) << name << " unwritten/NaN at " << i << "," << r;
+              err += (got - want) * (got - want);
+              norm += want * want;
+            }
+          EXPECT_LT(std::sqrt(err / norm), c.rank > 0 && !split ? 1e-3 : 1e-5)
+              << name << (split ? " split" : "") << " n " << c.n << " k " << c.k << " rank "
+              << c.rank << " m " << m;
+        }
       }
     }
   }

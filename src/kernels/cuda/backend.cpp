@@ -199,12 +199,14 @@ class CudaBackend final : public Backend {
     if (d.w4a4) {
       // fp32 in and out, as the simulation: Q_a sees the same x. cuBLASLt wants y's rows
       // 16-byte aligned: else through a padded scratch.
+      cuda::ForwardOptions fo;
+      fo.split_low_rank = split_low_rank_;
       if (d.d_out % 4 == 0 && reinterpret_cast<uintptr_t>(y) % 16 == 0) {
-        d.w4a4->forward_f32(x, rows, y, d.d_out, stream_);
+        d.w4a4->forward_f32(x, rows, y, d.d_out, stream_, fo);
       } else {
         const int ldy = (d.d_out + 3) / 4 * 4;
         y32_.reserve(static_cast<size_t>(n) * ldy * 4);
-        d.w4a4->forward_f32(x, rows, y32_.as<float>(), ldy, stream_);
+        d.w4a4->forward_f32(x, rows, y32_.as<float>(), ldy, stream_, fo);
         LRC_CK(cudaMemcpy2DAsync(y, static_cast<size_t>(d.d_out) * 4, y32_.as<void>(),
                                  static_cast<size_t>(ldy) * 4, static_cast<size_t>(d.d_out) * 4,
                                  static_cast<size_t>(n), cudaMemcpyDeviceToDevice, stream_));
@@ -527,6 +529,14 @@ class CudaBackend final : public Backend {
   const bool round_fp16_ = [] {
     const char* e = std::getenv("LRC_CUDA_SIM_ROUND");
     return e != nullptr && std::string(e) == "fp16";
+  }();
+  // LRC_CUDA_LOWRANK=split (an experiment until measured): the W4A4 prefill's low-rank branch
+  // in near-fp32 (cuda::ForwardOptions::split_low_rank), at twice the branch's cost.
+  const bool split_low_rank_ = [] {
+    const char* e = std::getenv("LRC_CUDA_LOWRANK");
+    if (e == nullptr || std::string(e) == "fp16") return false;
+    if (std::string(e) == "split") return true;
+    fail("LRC_CUDA_LOWRANK", std::string("'") + e + "' is not fp16 or split");
   }();
   mutable DevMem rope_cos_, rope_sin_;
   mutable DevMem rope_tab_;  // a scaled table's cos and sin, per call

@@ -313,6 +313,41 @@ __global__ void epilogue_kernel(const float* __restrict__ acc, int ld, const flo
   }
 }
 
+// ForwardOptions::split_low_rank. x [n] fp32 -> hi, lo fp16 with hi + lo = x to ~2^-22
+// (saturated at ±65504 as the fp16 path).
+__global__ void split_f16_kernel(const float* x, int64_t n, __half* hi, __half* lo) {
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
+       i += int64_t{gridDim.x} * blockDim.x) {
+    const float v = fminf(fmaxf(x[i], -65504.f), 65504.f);
+    const __half h = __float2half_rn(v);
+    hi[i] = h;
+    lo[i] = __float2half_rn(v - __half2float(h));
+  }
+}
+// t32 [2m x rp] fp32 (rows m.. are the lo part's products) -> t2 [m x 2rp] fp16: each row's
+// t = hi-row + lo-row, split again into [hi(t) | lo(t)].
+__global__ void split_t_kernel(const float* t32, int m, int rp, __half* t2) {
+  const int64_t n = static_cast<int64_t>(m) * rp, off = n;
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
+       i += int64_t{gridDim.x} * blockDim.x) {
+    const int64_t r = i / rp, c = i % rp;
+    const float v = fminf(fmaxf(t32[i] + t32[off + i], -65504.f), 65504.f);
+    const __half h = __float2half_rn(v);
+    t2[r * 2 * rp + c] = h;
+    t2[r * 2 * rp + rp + c] = __float2half_rn(v - __half2float(h));
+  }
+}
+// u [n x rp] -> u2 [n x 2rp] = [u | u] (t2's hi and lo parts meet the same U).
+__global__ void dup_cols_kernel(const __half* u, int64_t n, int rp, __half* u2) {
+  const int64_t total = n * rp;
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < total;
+       i += int64_t{gridDim.x} * blockDim.x) {
+    const int64_t r = i / rp, c = i % rp;
+    u2[r * 2 * rp + c] = u[i];
+    u2[r * 2 * rp + rp + c] = u[i];
+  }
+}
+
 // Device buffer that grows on demand.
 struct Buf {
   void* p = nullptr;
@@ -388,6 +423,8 @@ struct W4A4Linear::Impl {
   Buf w_e4m3, w_int4, s_w, u, v;
   // scratch
   Buf codes, s_x, code_sum, t, lr, raw32, lt_ws, xh;
+  Buf u2, t2;            // split_low_rank: [U | U], [hi(t) | lo(t)]
+  bool have_u2 = false;  // u2 built from the current u
   cublasHandle_t blas = nullptr;
   cublasLtHandle_t lt = nullptr;
   static constexpr size_t kLtWorkspace = 32u << 20;
@@ -520,6 +557,28 @@ struct W4A4Linear::Impl {
                         CUBLAS_GEMM_DEFAULT));
   }
 
+  // split_low_rank: x2 [2m x k] = [hi(x); lo(x)] -> y[m x ldy] fp32 = t2·U2ᵀ (beta 0), where
+  // t2 = [hi(t) | lo(t)], t = x2·V summed over the two halves in fp32.
+  void split_low_rank_gemms(const __half* x2, int m, float* y, int ldy, cudaStream_t s) {
+    const float one = 1.f, zero = 0.f;
+    if (!have_u2) {
+      u2.reserve(static_cast<size_t>(n) * 2 * rank_pad * 2);
+      dup_cols_kernel<<<1024, 256, 0, s>>>(u.as<const __half>(), n, rank_pad, u2.as<__half>());
+      LRC_CK(cudaGetLastError());
+      have_u2 = true;
+    }
+    LRC_CK(cublasSetStream(blas, s));
+    LRC_CK(cublasGemmEx(blas, CUBLAS_OP_N, CUBLAS_OP_N, rank_pad, 2 * m, k, &one, v.p, CUDA_R_16F,
+                        rank_pad, x2, CUDA_R_16F, k, &zero, t.p, CUDA_R_32F, rank_pad,
+                        CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    t2.reserve(static_cast<size_t>(m) * 2 * rank_pad * 2);
+    split_t_kernel<<<1024, 256, 0, s>>>(t.as<const float>(), m, rank_pad, t2.as<__half>());
+    LRC_CK(cudaGetLastError());
+    LRC_CK(cublasGemmEx(blas, CUBLAS_OP_T, CUBLAS_OP_N, n, m, 2 * rank_pad, &one, u2.p, CUDA_R_16F,
+                        2 * rank_pad, t2.p, CUDA_R_16F, 2 * rank_pad, &zero, y, CUDA_R_32F, ldy,
+                        CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+  }
+
   template <typename T, typename OutT>
   void forward(const T* x, const __half* x16, int m, OutT* y, int ldy, cudaStream_t s,
                const ForwardOptions& opt);
@@ -575,6 +634,7 @@ void W4A4Linear::set_low_rank(const W4A4Layout& L) {
   if (L.n != I.n || L.k != I.k) fail("W4A4Linear::set_low_rank", "layout shape differs");
   I.rank = L.rank;
   I.rank_pad = L.rank_pad;
+  I.have_u2 = false;
   if (I.rank_pad > 0) {
     I.u.reserve(L.u.size() * 2);
     I.v.reserve(L.v.size() * 2);
@@ -610,7 +670,9 @@ void W4A4Linear::Impl::forward(const T* x, const __half* x16, int m, OutT* y, in
   codes.reserve(static_cast<size_t>(m) * k_pad);
   s_x.reserve(static_cast<size_t>(m) * 4);
   code_sum.reserve(static_cast<size_t>(m) * 4);
-  if (lowrank) t.reserve(static_cast<size_t>(m) * rank_pad * 4);
+  // (split: t holds the 2m fp32 rows of x2·V.)
+  const bool split = lowrank && !gemv && out32 && opt.split_low_rank && !opt.unfused_low_rank;
+  if (lowrank) t.reserve(static_cast<size_t>(m) * rank_pad * 4 * (split ? 2 : 1));
   if (gemv && lowrank) xv_gemm(x16, m, /*out32=*/false, s);  // before the act kernel: see PDL
   const int kb = k_pad / 128;
   const bool want_rep = !gemv && !raw && scales != Scales::kEpilogue;
@@ -664,6 +726,13 @@ void W4A4Linear::Impl::forward(const T* x, const __half* x16, int m, OutT* y, in
     fp8_gemm(m, 0.f, y, ldy, s);
     return;
   }
+  if constexpr (out32) {
+    if (split) {  // x16 is x2 = [hi(x); lo(x)] (forward_f32)
+      split_low_rank_gemms(x16, m, y, ldy, s);
+      fp8_gemm(m, 1.f, y, ldy, s);
+      return;
+    }
+  }
   if (!opt.unfused_low_rank) {
     // t = x·V; y = t·Uᵀ; y = s_w s_x (W·Q(x)) + 1·y in the FP8 GEMM's epilogue.
     xv_gemm(x16, m, false, s);
@@ -707,9 +776,18 @@ void W4A4Linear::forward_f32(const float* x, int m, float* y, int ldy, CUstream_
   const __half* x16 = nullptr;
   if (I.rank_pad > 0 && opt.raw_accumulators == nullptr) {
     const size_t len = static_cast<size_t>(m) * I.k;
-    I.xh.reserve(len * 2);
-    // (Saturated at ±65504, as the backend's fp16 linears: an outlier stays finite.)
-    ops::f32_to_f16(x, m, I.k, I.k, I.xh.as<uint16_t>(), I.k, s);
+    const bool gemv = opt.path == ForwardOptions::Path::kGemv ||
+                      (opt.path == ForwardOptions::Path::kAuto && m <= 16);
+    if (opt.split_low_rank && !gemv && !opt.unfused_low_rank) {
+      I.xh.reserve(len * 4);  // [hi(x); lo(x)], 2m rows
+      __half* hi = I.xh.as<__half>();
+      split_f16_kernel<<<1024, 256, 0, s>>>(x, static_cast<int64_t>(len), hi, hi + len);
+      LRC_CK(cudaGetLastError());
+    } else {
+      I.xh.reserve(len * 2);
+      // (Saturated at ±65504, as the backend's fp16 linears: an outlier stays finite.)
+      ops::f32_to_f16(x, m, I.k, I.k, I.xh.as<uint16_t>(), I.k, s);
+    }
     x16 = I.xh.as<const __half>();
   }
   I.forward(x, x16, m, y, ldy, s, opt);

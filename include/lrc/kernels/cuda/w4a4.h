@@ -87,6 +87,11 @@ struct ForwardOptions {
   // Test hook: when set, writes the integer accumulators Σ_k (code_w - 8)·code_x as fp32
   // [m x n] (exact: |Σ| < 2^24) instead of y, through the same tensor-core/GEMV path.
   float* raw_accumulators = nullptr;
+  // forward_f32's GEMM path (m > 16 under kAuto): the low-rank branch in near-fp32, x and
+  // t = x·V each split into fp16 hi + lo parts, so x·V and t·Uᵀ are two fp16 tensor-core
+  // products each (U, V are fp16 already): twice the branch's cost, its rounding ~2^-22 instead
+  // of fp16's 2^-11. The GEMV path and forward() keep the fp16 branch.
+  bool split_low_rank = false;
 };
 
 // Activation quantizer on the device: x [m x k] fp16 -> codes [m x k_pad] (int8, or e4m3 bytes
@@ -113,7 +118,8 @@ class W4A4Linear {
   // The same with fp32 x and y (ldy >= n, ldy % 4 == 0, y 16-byte aligned): Q_a reads the
   // fp32 x (the simulation's input, not an fp16 rounding of it) and y leaves the FP8 GEMM's
   // fp32 epilogue unrounded; only the low-rank branch's x·V reads an fp16 copy of x (its
-  // tensor-core GEMM). What the model's forward uses (kernels/cuda/backend.h).
+  // tensor-core GEMM; ForwardOptions::split_low_rank: hi + lo copies). What the model's
+  // forward uses (kernels/cuda/backend.h).
   void forward_f32(const float* x, int m, float* y, int ldy, CUstream_st* stream,
                    const ForwardOptions& opt = {});
 
