@@ -246,6 +246,33 @@ TEST(QuantLrcExact, InitLrSolvesTheRelaxedProblem) {
       }
 }
 
+// Without Q_a the consistent ridge makes M = 0: eq. 7's optimum is 0 for every U, and Init-LR
+// starts instead from the best rank-k approximation of W in the data's metric: U = eig_k(W Σx
+// Wᵀ) (Σx = X̄X̄ᵀ, the ridge included), V = WᵀU.
+TEST(QuantLrcExact, InitLrWithoutActivationQuantizationIsTheDataWeightedTopK) {
+  for (const Shape& s : kShapes) {
+    const Problem p = make_problem(s.d_out, s.d_in, 60, 21, /*quantize_act=*/false);
+    const lrc::LrcCovariances c =
+        lrc::regularized_covariances(p.stats, LrcRegularization::Consistent, 0.01);
+    const Augmented a = augment(p, c, LrcRegularization::Consistent);
+    const Mat O = matmul(to_mat(p.W), a.X, s.d_out, s.d_in, a.N);  // W X̄
+    EXPECT_LT(lrc::relaxed_objective(p.W.data(), s.d_out, s.d_in, c, s.k),
+              1e-9 * lrc::test::sumsq(O));  // M = 0 up to rounding
+    const lrc::LowRankFactors lr = lrc::init_lr(p.W.data(), s.d_out, s.d_in, c, s.k);
+    const lrc::test::Svd e = lrc::test::svd(O, s.d_out, a.N);
+    ASSERT_EQ(lr.eigenvalues.size(), static_cast<size_t>(s.k));
+    for (int j = 0; j < s.k; ++j)
+      EXPECT_NEAR(lr.eigenvalues[j], e.s[j] * e.s[j], 1e-9 * e.s[0] * e.s[0]) << j;
+    // U spans the top-k left singular subspace of W X̄: ‖(I − UUᵀ) W X̄‖² is its tail energy.
+    const Mat UtO = matmul(transpose(lr.u, s.d_out, s.k), O, s.k, s.d_out, a.N);
+    const Mat UUtO = matmul(lr.u, UtO, s.d_out, s.k, a.N);
+    EXPECT_NEAR(lrc::test::sumsq(lrc::test::sub(O, UUtO)),
+                lrc::test::tail_energy(O, s.d_out, a.N, s.k), 1e-9 * lrc::test::sumsq(O));
+    const Mat WtU = matmul(transpose(to_mat(p.W), s.d_out, s.d_in), lr.u, s.d_in, s.d_out, s.k);
+    EXPECT_LT(lrc::test::max_abs_diff(WtU, lr.v), 1e-12 * lrc::test::max_abs(WtU));
+  }
+}
+
 TEST(QuantLrcExact, ConsistentA16RankZeroIsGptqOnTheSameHessian) {
   const int d_out = 32, d_in = 64;
   const Problem p = make_problem(d_out, d_in, 512, 11, /*quantize_act=*/false);

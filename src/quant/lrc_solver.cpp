@@ -116,12 +116,19 @@ namespace {
 // M is PSD (a Schur complement of the joint Gram) but may be singular (Consistent with Y = X
 // gives M = 0), so the factorisation stops at its numerical rank r; the tolerance is relative
 // to Σx, the scale the cancellation in M happens at.
+//
+// sx_when_zero (Init-LR only): when M is zero to rounding, as it is without activation
+// quantization (Y = X and the consistent ridge), every U solves eq. 7 and Alg. 4 has no
+// direction to offer; factor Σx instead, so U = eig_k(W Σx Wᵀ), V = WᵀU: the best rank-k
+// approximation of W in the data's metric, leaving the quantizer the rest (measured on the
+// 22M model, W4A16 LRC 10%: eq. 2 17% below starting from U = 0 or from a noise direction).
 struct SchurFactor {
   int d = 0, r = 0;
   std::vector<lapack_int> piv;  // 1-based
   std::vector<double> R;        // r x d, upper triangular in its first r columns
 
-  SchurFactor(const LrcCovariances& cov, const char* where) : d(cov.d), piv(cov.d) {
+  SchurFactor(const LrcCovariances& cov, const char* where, bool sx_when_zero = false)
+      : d(cov.d), piv(cov.d) {
     const std::vector<double> Ly = cholesky_lower(cov.sy.data(), d, where, "Σy = YYᵀ + εy I");
     std::vector<double> S = transposed(cov.sxy, d);
     cblas_dtrsm(CblasRowMajor, CblasLeft, CblasLower, CblasNoTrans, CblasNonUnit, d, d, 1.0,
@@ -140,6 +147,13 @@ struct SchurFactor {
     // dpstrf tests the tolerance from its second pivot on: a first pivot below it (M = 0 up
     // to rounding, as with Y = X) is noise, not a direction (the GPU's eigenvalue cut agrees).
     if (r > 0 && M[0] * M[0] <= tol) r = 0;
+    if (r == 0 && sx_when_zero) {
+      M = cov.sx;
+      rank = 0;
+      if (LAPACKE_dpstrf(LAPACK_ROW_MAJOR, 'U', d, M.data(), d, piv.data(), &rank, tol) < 0)
+        fail(where, "dpstrf argument");
+      r = static_cast<int>(rank);
+    }
     R.assign(sz(r, d), 0.0);
     for (int i = 0; i < r; ++i)
       for (int j = i; j < d; ++j) R[sz(i, d) + j] = M[sz(i, d) + j];
@@ -181,13 +195,14 @@ void check_cov_dim(const LrcCovariances& cov, int d_in, const char* where) {
 
 }  // namespace
 
-// Alg. 4 (Init-LR, Prop. 3.4): U = eig_k(Σinit), Σinit = Σ1 - Σ2 = W M Wᵀ, V = WᵀU.
+// Alg. 4 (Init-LR, Prop. 3.4): U = eig_k(Σinit), Σinit = Σ1 - Σ2 = W M Wᵀ, V = WᵀU (M = 0, as
+// without Q_a: Σx in its place, see SchurFactor).
 LowRankFactors init_lr(const float* W, int d_out, int d_in, const LrcCovariances& cov, int k) {
   check_rank(k, d_out, d_in, "init_lr");
   check_cov_dim(cov, d_in, "init_lr");
   if (k == 0) return {};
   const std::vector<double> Wd = to_double(W, sz(d_out, d_in));
-  const SchurFactor sf(cov, "init_lr");
+  const SchurFactor sf(cov, "init_lr", /*sx_when_zero=*/true);
   const std::vector<double> F = sf.factor(Wd, d_out);
   LowRankFactors lr = top_factors(F.data(), d_out, sf.r, k);
   // V = WᵀU

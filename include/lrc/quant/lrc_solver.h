@@ -92,7 +92,9 @@ struct LowRankFactors : LowRank<double> {
 };
 
 // Alg. 4 (Prop. 3.4): U = eig_k(W M Wᵀ), V = WᵀU, M = Σx - Σxy Σy⁻¹ Σyx (the Schur complement
-// of the joint Gram, factored by pivoted Cholesky). Solves eq. 7 exactly.
+// of the joint Gram, factored by pivoted Cholesky). Solves eq. 7 exactly. When M is zero to
+// rounding (no activation quantization: Y = X, consistent ridge) every U solves eq. 7; then
+// U = eig_k(W Σx Wᵀ), the best rank-k approximation of W in the data's metric.
 LowRankFactors init_lr(const float* W, int d_out, int d_in, const LrcCovariances& cov, int k);
 
 // Eq. 7's optimal value (Prop. 3.4): the eq. 2 objective (of the augmented data, i.e. with

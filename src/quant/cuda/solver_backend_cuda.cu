@@ -673,7 +673,7 @@ class CudaSolverBackend final : public SolverBackend {
   }
 
   // Alg. 4 line 4 / Prop. 3.4: M = Σx − Σxy Σy⁻¹ Σyx = Σx − SᵀS with S = L_y⁻¹ Σyx, factored
-  // as M = (Q_r Λ_r^½)(Q_r Λ_r^½)ᵀ over its eigenvalues above d·eps·max diag Σx.
+  // as M = (Q_r Λ_r^½)(Q_r Λ_r^½)ᵀ over its eigenvalues above d·eps·max diag Σx (none: Σx's).
   const DeviceMatrix& schur_factor(GroupCov& c) const {
     if (c.have_mq) return c.mq;
     const Gpu& g = *gpu_;
@@ -687,12 +687,18 @@ class CudaSolverBackend final : public SolverBackend {
     LRC_CU(cublasDsyrk(g.blas(), CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_T, d, d, &minus, S.data(), d,
                        &one, M.data(), d));
     S = DeviceMatrix();
-    const std::vector<double> lam = g.eigen_all(M);  // ascending; M holds Q
+    std::vector<double> lam = g.eigen_all(M);  // ascending; M holds Q
     const std::vector<double> diag = g.diagonal(c.sx);
     const double max_diag = *std::max_element(diag.begin(), diag.end());
     const double tol = d * DBL_EPSILON * max_diag;
     int first = 0;  // eigenvalues [first, d) are kept
     while (first < d && !(lam[first] > tol)) ++first;
+    if (first == d) {  // M = 0 to rounding (no Q_a): Σx in its place (lrc_solver.cpp, SchurFactor)
+      M = g.copy(c.sx);
+      lam = g.eigen_all(M);
+      first = 0;
+      while (first < d && !(lam[first] > tol)) ++first;
+    }
     const int r = d - first;
     c.mq = g.matrix(d, r);
     if (r > 0) {
