@@ -20,6 +20,7 @@
 #include "lrc/quant/rank.h"
 #include "lrc/quant/solver_backend.h"
 #include "quant/cuda/device_linalg.cuh"
+#include "quant/finite_check.h"
 
 namespace lrc {
 
@@ -46,14 +47,10 @@ class GpuTimer {
   Clock::time_point t0_;
 };
 
+// (quant_detail::require_finite: one pass on every core, the first bad entry named.)
 void require_finite_host(const float* p, int64_t rows, int64_t cols, const char* where,
                          const char* what) {
-  const int64_t n = rows * cols;
-  for (int64_t i = 0; i < n; ++i)
-    if (!std::isfinite(p[i]))
-      fail(where, std::string(what) + " has a non-finite value (" +
-                      std::to_string(static_cast<double>(p[i])) + ") at [" +
-                      std::to_string(i / cols) + ", " + std::to_string(i % cols) + "]");
+  quant_detail::require_finite(p, rows, cols, where, what);
 }
 
 void gemm(const Gpu& g, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
