@@ -50,6 +50,7 @@ __all__ = [
     "CheckpointLinear",
     "quantize_activations",
     "tokenize",
+    "plot_demo",
     "default_options",
     "__version__",
 ]
@@ -356,3 +357,16 @@ def quantize_activations(x: Any, bits: int = 4, clip: float = 0.9, groupsize: in
     """
     return _lrc.quantize_activations(_matrix(x, np.float32, "quantize_activations"), int(bits),
                                      float(clip), int(groupsize))
+
+
+def plot_demo(rows: Any, path: str, *, caption: str = "") -> None:
+    """Draw ``lrc demo --plot``'s picture from demo rows: the paper's Fig. 2 (perplexity
+    against rank for the LRC and SVD rows, QuaRot-GPTQ and FP as levels) or, for ablations and
+    several seeds, gap-closed bars with a point per seed.
+
+    `rows` is what ``lrc demo --json`` prints (the whole document or its ``"rows"`` list), or
+    any list of dicts with ``method``, ``rank``, ``ppl``, ``gap_closed`` (None for FP) and
+    optionally ``settings`` and ``ppl_seeds``. Writes a self-contained SVG to `path`; with the
+    command line as `caption` it is the CLI's file byte for byte.
+    """
+    _lrc.plot_demo(json.dumps(rows), str(path), caption)

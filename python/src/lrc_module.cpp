@@ -28,6 +28,7 @@
 #include "lrc/pipeline/checkpoint_sink.h"
 #include "lrc/pipeline/linear_quantizer.h"
 #include "lrc/pipeline/quantize_model.h"
+#include "lrc/plot/demo_figure.h"
 #include "lrc/plot/report_figure.h"
 #include "lrc/quant/stats.h"
 
@@ -348,6 +349,19 @@ nb::object quantize_activations(Matrix32 x, int bits, float clip, int groupsize)
   return to_numpy(std::move(y), {n, d});
 }
 
+// lrc demo --plot's picture from the demo's --json rows (a JSON string), written to `path`.
+void plot_demo(const std::string& rows_json, const std::string& path, const std::string& caption) {
+  nlohmann::json rows;
+  try {
+    rows = nlohmann::json::parse(rows_json);
+  } catch (const nlohmann::json::exception& e) {
+    lrc::fail("plot_demo", std::string("rows are not JSON: ") + e.what());
+  }
+  lrc::plot::write_svg(
+      lrc::plot::demo_figure(lrc::plot::demo_plot_rows(rows, "plot_demo"), caption, "plot_demo"),
+      path);
+}
+
 }  // namespace
 
 NB_MODULE(_lrc, m) {
@@ -382,4 +396,5 @@ NB_MODULE(_lrc, m) {
   m.def("load_checkpoint", &load_checkpoint, "path"_a);
   m.def("tokenize", &tokenize, "model"_a, "text"_a, "tokenizer"_a);
   m.def("quantize_activations", &quantize_activations, "x"_a, "bits"_a, "clip"_a, "groupsize"_a);
+  m.def("plot_demo", &plot_demo, "rows_json"_a, "path"_a, "caption"_a);
 }

@@ -1,9 +1,11 @@
 """The pictures of the CLI, parsed as XML: `lrc demo --plot` (rank sweep; gap-closed bars with
 per-seed points) and `lrc quantize --report`. Small settings: the shapes are what is tested."""
+import json
 import subprocess
 
 import pytest
 
+import lrc
 import svg_util
 from conftest import lrc_binary, run_cli
 
@@ -34,6 +36,24 @@ def test_demo_seeds_give_bars_with_a_point_per_seed(tmp_path):
     assert b["gptq"] == (0.0, 2)
     assert b["lrc 10%"][1] == 2
     assert svg_util.levels(p[title]) == {"FP (100%)": 1.0}
+
+
+def test_plot_demo_from_python_is_the_cli_figure(tmp_path):
+    """lrc.plot_demo on `lrc demo --json`'s rows, with the command line as caption, writes the
+    file `lrc demo --plot` wrote, byte for byte; bad rows are one lrc.Error naming the row."""
+    cli_svg = tmp_path / "cli.svg"
+    args = ["demo", "--methods", "gptq,svd,lrc", "--ranks", "0,0.1", "--svd-ranks", "0,0.1",
+            "--plot", cli_svg, "--json", *FAST]
+    doc = json.loads(run_cli(*args).stdout)
+    py_svg = tmp_path / "py.svg"
+    lrc.plot_demo(doc, py_svg, caption="lrc " + " ".join(map(str, args)))
+    assert py_svg.read_bytes() == cli_svg.read_bytes()
+    lrc.plot_demo(doc["rows"], tmp_path / "rows.svg")  # the list alone, no caption
+    assert svg_util.series(svg_util.panels(svg_util.parse(tmp_path / "rows.svg"))[
+        "Perplexity against rank"]) == {"LRC": 2, "SVD": 2}
+    with pytest.raises(lrc.Error, match=r"plot_demo: row 1 has no \"ppl\""):
+        lrc.plot_demo([doc["rows"][0], {"method": "lrc", "rank": 0.1}], tmp_path / "bad.svg")
+    assert not (tmp_path / "bad.svg").exists()
 
 
 def test_demo_plot_with_nothing_to_draw_fails(tmp_path):

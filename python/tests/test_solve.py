@@ -131,3 +131,33 @@ def test_bad_input_is_one_clear_error():
     with pytest.raises(lrc.Error, match="rank"):
         lrc.solve(w, s, rank=1000)
     assert issubclass(lrc.Error, ValueError)
+
+
+class TorchLike:
+    """What lrc uses of a torch CPU tensor (torch is not installed here): detach(), cpu() and
+    the DLPack protocol, and nothing numpy could read otherwise (no __array__)."""
+
+    def __init__(self, a):
+        self._a = a
+
+    def detach(self):
+        return self
+
+    def cpu(self):
+        return self
+
+    def __dlpack__(self, **kw):
+        return self._a.__dlpack__(**kw)
+
+    def __dlpack_device__(self):
+        return self._a.__dlpack_device__()
+
+
+def test_dlpack_tensors_are_viewed_not_copied():
+    w, x = problem(n=300)
+    assert np.shares_memory(lrc._matrix(TorchLike(x), np.float32, "x"), x)
+    a, b = lrc.Stats(x.shape[1]).add(x), lrc.Stats(x.shape[1]).add(TorchLike(x))
+    for u, v in zip(a.arrays(), b.arrays()):
+        assert np.array_equal(u, v)
+    s1, s2 = lrc.solve(w, a, method="gptq"), lrc.solve(TorchLike(w), b, method="gptq")
+    assert np.array_equal(s1.codes, s2.codes) and s1.objective == s2.objective

@@ -17,7 +17,6 @@
 #include <string>
 
 #include "cli/command_registry.h"
-#include "cli/demo_plot.h"
 #include "cli/demo_rows.h"
 #include "lrc/core/blas_info.h"
 #include "lrc/core/error.h"
@@ -25,6 +24,7 @@
 #include "lrc/io/json_file.h"
 #include "lrc/kernels/registry.h"
 #include "lrc/model/layer_linears.h"
+#include "lrc/plot/demo_figure.h"
 
 namespace fs = std::filesystem;
 
@@ -252,7 +252,11 @@ int run_demo(const DemoOptions& o) {
   if (!opt.plot.empty()) {
     std::string cmd = "lrc";
     for (size_t i = 1; i < process_args().size(); ++i) cmd += " " + process_args()[i];
-    plot::write_svg(demo_figure(rows, cmd), opt.plot);
+    std::vector<plot::DemoPlotRow> shown;
+    for (const DemoRow& r : rows)
+      shown.push_back(
+          {r.method, r.settings, r.rank, r.ppl, r.ppl_seeds, r.clip_searched, r.gap_closed});
+    plot::write_svg(plot::demo_figure(shown, cmd), opt.plot);
     std::fprintf(stderr, "demo: figure %s\n", opt.plot.c_str());
   }
 

@@ -1,13 +1,14 @@
-#include "cli/demo_plot.h"
+#include "lrc/plot/demo_figure.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <map>
 #include <set>
 #include <sstream>
 
 #include "lrc/core/error.h"
 
-namespace lrc::cli {
+namespace lrc::plot {
 
 namespace {
 
@@ -32,16 +33,16 @@ std::string rank_text(double r) {
 
 // A row's name in the picture: method, rank, and the settings in which it differs from the
 // other rows of its method (an ablation's variants; a lone row of a method needs none).
-std::vector<std::string> row_labels(const std::vector<const DemoRow*>& rows) {
+std::vector<std::string> row_labels(const std::vector<const DemoPlotRow*>& rows) {
   std::map<std::string, std::map<std::string, size_t>> count;  // method -> word -> rows
   std::map<std::string, size_t> rows_of;
-  for (const DemoRow* r : rows) {
+  for (const DemoPlotRow* r : rows) {
     ++rows_of[r->method];
     const auto ws = words(r->settings);
     for (const auto& w : std::set<std::string>(ws.begin(), ws.end())) ++count[r->method][w];
   }
   std::vector<std::string> labels;
-  for (const DemoRow* r : rows) {
+  for (const DemoPlotRow* r : rows) {
     std::string l = r->method;
     if (r->method == "lrc" || r->method == "svd") l += " " + rank_text(r->rank);
     for (const auto& w : words(r->settings))
@@ -53,14 +54,15 @@ std::vector<std::string> row_labels(const std::vector<const DemoRow*>& rows) {
 
 }  // namespace
 
-plot::Figure demo_figure(const std::vector<DemoRow>& rows, const std::string& caption) {
-  const DemoRow* fp = nullptr;
-  const DemoRow* gptq = nullptr;
+Figure demo_figure(const std::vector<DemoPlotRow>& rows, const std::string& caption,
+                   const std::string& where) {
+  const DemoPlotRow* fp = nullptr;
+  const DemoPlotRow* gptq = nullptr;
   for (const auto& r : rows) {
     if (r.method == "fp" && !fp) fp = &r;
     if (r.method == "gptq" && !r.clip_searched && !gptq) gptq = &r;
   }
-  plot::Figure f;
+  Figure f;
   f.caption = caption;
   f.columns = 2;
   f.panel_width = 560;
@@ -68,7 +70,7 @@ plot::Figure demo_figure(const std::vector<DemoRow>& rows, const std::string& ca
 
   // Perplexity against rank: one series per (method, settings) of the LRC and SVD rows.
   std::set<double> ranks;
-  std::map<std::pair<std::string, std::string>, std::vector<const DemoRow*>> groups;
+  std::map<std::pair<std::string, std::string>, std::vector<const DemoPlotRow*>> groups;
   for (const auto& r : rows)
     if (r.method == "lrc" || r.method == "svd") {
       ranks.insert(r.rank);
@@ -84,7 +86,7 @@ plot::Figure demo_figure(const std::vector<DemoRow>& rows, const std::string& ca
       lrc_ranks.insert(r.rank);
     }
   if (!ablation && ranks.size() >= 2) {
-    plot::Panel p;
+    Panel p;
     p.title = "Perplexity against rank";
     p.x_label = percent ? "rank (% of each matrix)" : "rank k";
     p.y_label = "perplexity";
@@ -92,31 +94,31 @@ plot::Figure demo_figure(const std::vector<DemoRow>& rows, const std::string& ca
     for (const auto& [key, g] : groups) ++per_method[key.first];
     int color = 0;
     for (const auto& [key, g] : groups) {
-      plot::Series s;
+      Series s;
       s.name = key.first == "lrc" ? "LRC" : "SVD";
       if (per_method[key.first] > 1) s.name += " " + key.second;
-      std::vector<const DemoRow*> sorted = g;
+      std::vector<const DemoPlotRow*> sorted = g;
       std::sort(sorted.begin(), sorted.end(),
-                [](const DemoRow* a, const DemoRow* b) { return a->rank < b->rank; });
-      for (const DemoRow* r : sorted) {
+                [](const DemoPlotRow* a, const DemoPlotRow* b) { return a->rank < b->rank; });
+      for (const DemoPlotRow* r : sorted) {
         s.x.push_back(percent ? 100 * r->rank : r->rank);
         s.y.push_back(r->ppl);
       }
-      s.color = plot::palette(key.first == "lrc" ? 0 : 1);
-      if (per_method[key.first] > 1) s.color = plot::palette(2 + color++);
+      s.color = palette(key.first == "lrc" ? 0 : 1);
+      if (per_method[key.first] > 1) s.color = palette(2 + color++);
       p.series.push_back(std::move(s));
     }
     if (gptq) {
-      plot::Series s;
+      Series s;
       s.name = "QuaRot-GPTQ";
       s.level = true;
       s.dashed = true;
       s.y = {gptq->ppl};
-      s.color = plot::palette(4);
+      s.color = palette(4);
       p.series.push_back(std::move(s));
     }
     if (fp) {
-      plot::Series s;
+      Series s;
       s.name = "FP";
       s.level = true;
       s.y = {fp->ppl};
@@ -129,18 +131,18 @@ plot::Figure demo_figure(const std::vector<DemoRow>& rows, const std::string& ca
   bool seeds = false;
   for (const auto& r : rows) seeds = seeds || r.ppl_seeds.size() > 1;
   if (ablation || seeds || f.panels.empty()) {
-    std::vector<const DemoRow*> shown;
+    std::vector<const DemoPlotRow*> shown;
     for (const auto& r : rows)
       if (&r != fp && r.gap_closed) shown.push_back(&r);
     if (!shown.empty()) {
-      plot::Panel p;
+      Panel p;
       p.title = "Gap closed (share of the QuaRot-GPTQ gap to FP)";
       p.y_label = "gap closed";
       p.y_percent = true;
       const auto labels = row_labels(shown);
       for (size_t i = 0; i < shown.size(); ++i) {
-        const DemoRow& r = *shown[i];
-        plot::Bar b;
+        const DemoPlotRow& r = *shown[i];
+        Bar b;
         b.label = labels[i];
         b.value = *r.gap_closed;
         // Each seed against the GPTQ row's same seed (the FP model has no seed).
@@ -148,10 +150,10 @@ plot::Figure demo_figure(const std::vector<DemoRow>& rows, const std::string& ca
           for (size_t s = 0; s < r.ppl_seeds.size(); ++s)
             b.points.push_back((gptq->ppl_seeds[s] - r.ppl_seeds[s]) /
                                (gptq->ppl_seeds[s] - fp->ppl));
-        b.color = plot::palette(r.method == "lrc" ? 0 : r.method == "svd" ? 1 : 4);
+        b.color = palette(r.method == "lrc" ? 0 : r.method == "svd" ? 1 : 4);
         p.bars.push_back(std::move(b));
       }
-      plot::Series full;
+      Series full;
       full.name = "FP (100%)";
       full.level = true;
       full.dashed = true;
@@ -162,10 +164,43 @@ plot::Figure demo_figure(const std::vector<DemoRow>& rows, const std::string& ca
     }
   }
   if (f.panels.empty())
-    fail("--plot", "nothing to draw: give LRC/SVD rows at two or more ranks, or keep the FP and "
-                   "GPTQ rows for gap closed");
+    fail(where,
+         "nothing to draw: give LRC/SVD rows at two or more ranks, or keep the FP and "
+         "GPTQ rows for gap closed");
   f.columns = static_cast<int>(f.panels.size());
   return f;
 }
 
-}  // namespace lrc::cli
+std::vector<DemoPlotRow> demo_plot_rows(const nlohmann::json& doc, const std::string& where) {
+  const nlohmann::json& rows = doc.is_object() && doc.contains("rows") ? doc.at("rows") : doc;
+  if (!rows.is_array())
+    fail(where, "expected the demo's rows (a list, or an object with \"rows\")");
+  std::vector<DemoPlotRow> out;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const nlohmann::json& j = rows[i];
+    const std::string at = "row " + std::to_string(i);
+    auto need = [&](const char* key) -> const nlohmann::json& {
+      if (!j.is_object() || !j.contains(key)) fail(where, at + " has no \"" + key + "\"");
+      return j.at(key);
+    };
+    try {
+      DemoPlotRow r;
+      r.method = need("method").get<std::string>();
+      r.settings = j.value("settings", std::string());
+      r.rank = need("rank").get<double>();
+      r.ppl = need("ppl").get<double>();
+      if (j.contains("ppl_seeds")) r.ppl_seeds = j.at("ppl_seeds").get<std::vector<double>>();
+      r.clip_searched = j.contains("clip_searched")
+                            ? j.at("clip_searched").get<bool>()
+                            : r.settings.find("clip search") != std::string::npos;
+      if (j.contains("gap_closed") && !j.at("gap_closed").is_null())
+        r.gap_closed = j.at("gap_closed").get<double>();
+      out.push_back(std::move(r));
+    } catch (const nlohmann::json::exception& e) {
+      fail(where, at + ": " + e.what());
+    }
+  }
+  return out;
+}
+
+}  // namespace lrc::plot
