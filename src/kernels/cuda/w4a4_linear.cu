@@ -412,6 +412,18 @@ void quantize_activations_device(const uint16_t* x, int m, int k, int k_pad, flo
                    code_sum, nullptr, 0, stream);
 }
 
+// Which path a forward of m tokens takes, and whether its low-rank branch is split (the GEMM
+// path of forward_f32 only): forward_f32 prepares x's copies for it, Impl::forward runs it.
+namespace {
+bool takes_gemv(const ForwardOptions& opt, int m) {
+  return opt.path == ForwardOptions::Path::kGemv ||
+         (opt.path == ForwardOptions::Path::kAuto && m <= 16);
+}
+bool splits_low_rank(const ForwardOptions& opt, int m) {
+  return opt.split_low_rank && !opt.unfused_low_rank && !takes_gemv(opt, m);
+}
+}  // namespace
+
 struct W4A4Linear::Impl {
   int n = 0, n_pad = 0, k = 0, k_pad = 0, rank = 0, rank_pad = 0;
   // How s_w, s_x reach the FP8 GEMM, tried in this order (cuBLASLt versions differ):
@@ -663,15 +675,14 @@ template <typename T, typename OutT>
 void W4A4Linear::Impl::forward(const T* x, const __half* x16, int m, OutT* y, int ldy,
                                cudaStream_t s, const ForwardOptions& opt) {
   constexpr bool out32 = std::is_same_v<OutT, float>;
-  const bool gemv = opt.path == ForwardOptions::Path::kGemv ||
-                    (opt.path == ForwardOptions::Path::kAuto && m <= 16);
+  const bool gemv = takes_gemv(opt, m);
   const bool raw = opt.raw_accumulators != nullptr;
   const bool lowrank = rank_pad > 0 && !raw;
   codes.reserve(static_cast<size_t>(m) * k_pad);
   s_x.reserve(static_cast<size_t>(m) * 4);
   code_sum.reserve(static_cast<size_t>(m) * 4);
   // (split: t holds the 2m fp32 rows of x2·V.)
-  const bool split = lowrank && !gemv && out32 && opt.split_low_rank && !opt.unfused_low_rank;
+  const bool split = lowrank && out32 && splits_low_rank(opt, m);
   if (lowrank) t.reserve(static_cast<size_t>(m) * rank_pad * 4 * (split ? 2 : 1));
   if (gemv && lowrank) xv_gemm(x16, m, /*out32=*/false, s);  // before the act kernel: see PDL
   const int kb = k_pad / 128;
@@ -776,9 +787,7 @@ void W4A4Linear::forward_f32(const float* x, int m, float* y, int ldy, CUstream_
   const __half* x16 = nullptr;
   if (I.rank_pad > 0 && opt.raw_accumulators == nullptr) {
     const size_t len = static_cast<size_t>(m) * I.k;
-    const bool gemv = opt.path == ForwardOptions::Path::kGemv ||
-                      (opt.path == ForwardOptions::Path::kAuto && m <= 16);
-    if (opt.split_low_rank && !gemv && !opt.unfused_low_rank) {
+    if (splits_low_rank(opt, m)) {
       I.xh.reserve(len * 4);  // [hi(x); lo(x)], 2m rows
       __half* hi = I.xh.as<__half>();
       split_f16_kernel<<<1024, 256, 0, s>>>(x, static_cast<int64_t>(len), hi, hi + len);

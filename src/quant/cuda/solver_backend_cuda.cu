@@ -688,13 +688,16 @@ class CudaSolverBackend final : public SolverBackend {
     const std::vector<double> diag = g.diagonal(c.sx);
     const double max_diag = *std::max_element(diag.begin(), diag.end());
     const double tol = d * DBL_EPSILON * max_diag;
-    int first = 0;  // eigenvalues [first, d) are kept
-    while (first < d && !(lam[first] > tol)) ++first;
+    auto first_kept = [&] {  // eigenvalues [first, d) are kept
+      int first = 0;
+      while (first < d && !(lam[first] > tol)) ++first;
+      return first;
+    };
+    int first = first_kept();
     if (first == d) {  // M = 0 to rounding (no Q_a): Σx in its place (lrc_solver.cpp, SchurFactor)
       M = g.copy(c.sx);
       lam = g.eigen_all(M);
-      first = 0;
-      while (first < d && !(lam[first] > tol)) ++first;
+      first = first_kept();
     }
     const int r = d - first;
     c.mq = g.matrix(d, r);
