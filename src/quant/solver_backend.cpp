@@ -41,7 +41,7 @@ class CpuStatsSink final : public StatsSink {
     Timer t(seconds_);
     acc_.add(x, n, x_fp);
   }
-  LayerStats finish() override { return acc_.finish(); }
+  LayerStats finish() override { return acc_.take(); }
 
  private:
   StatsAccumulator acc_;

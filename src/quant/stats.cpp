@@ -7,6 +7,7 @@
 
 #include "lrc/core/error.h"
 #include "quant/finite_check.h"
+#include "quant/spd_solve.h"
 #include "core/parallel_threshold.h"
 
 namespace lrc {
@@ -150,27 +151,34 @@ void StatsAccumulator::add_mixed(const float* x, int64_t n_tokens, const float* 
 }
 
 LayerStats StatsAccumulator::finish() const {
+  StatsAccumulator copy(*this);
+  return copy.take();
+}
+
+LayerStats StatsAccumulator::take() {
   LayerStats s;
   s.d = d_;
   s.n = n_;
   const int d = d_;
-  auto full = [d](const std::vector<double>& upper) {
-    std::vector<double> m(upper);
-    for (int i = 0; i < d; ++i)
-      for (int j = 0; j < i; ++j)
-        m[static_cast<size_t>(i) * d + j] = m[static_cast<size_t>(j) * d + i];
-    return m;
-  };
-  if (!skip_xx_) s.xx = full(xx_);
-  s.fx = fx_;
-  if (!cross_) return s;
-  if (act_.enabled()) {
-    s.yy = full(yy_);
-    s.xy = xy_;
-  } else {
-    s.yy = s.xx;
-    s.xy = s.xx;
+  if (!skip_xx_) {
+    quant_detail::mirror_upper_to_lower(xx_.data(), d);
+    s.xx = std::move(xx_);
   }
+  s.fx = std::move(fx_);
+  if (cross_) {
+    if (act_.enabled()) {
+      quant_detail::mirror_upper_to_lower(yy_.data(), d);
+      s.yy = std::move(yy_);
+      s.xy = std::move(xy_);
+    } else {
+      s.yy = s.xx;
+      s.xy = s.xx;
+    }
+  }
+  xx_ = {};
+  yy_ = {};
+  xy_ = {};
+  fx_ = {};
   return s;
 }
 

@@ -40,5 +40,9 @@ struct GptqOptions {
 // most kDampingRetries times, damping.h), then FactorizationFailed (an lrc::Error) is thrown.
 PackedWeight gptq(const float* W, int d_out, int d_in, const double* H, const WeightQuantSpec& spec,
                   const GptqOptions& opt);
+// The same on H + ridge·I (ridge >= 0) without a copy of H: LRC's Update-Quant, H = Σy = YYᵀ +
+// ε_y I from the statistics themselves. Bit for bit gptq() on the ridged copy.
+PackedWeight gptq_ridged(const float* W, int d_out, int d_in, const double* H, double ridge,
+                         const WeightQuantSpec& spec, const GptqOptions& opt);
 
 }  // namespace lrc

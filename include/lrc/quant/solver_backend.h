@@ -39,7 +39,7 @@ class StatsSink {
   // once the sink has read them.
   virtual bool takes_device_memory() const { return false; }
   virtual void add_device(const float* x, int64_t n_tokens, const float* x_fp = nullptr);
-  virtual LayerStats finish() = 0;
+  virtual LayerStats finish() = 0;  // once, after the last add
   // The caller needs the statistics only through this backend's solvers: finish() may leave
   // the host matrices out (LayerStats::device_only). A no-op where they are the only copy.
   virtual void skip_host_copy() {}

@@ -71,6 +71,9 @@ class StatsAccumulator {
 
   // The statistics so far (copies; the accumulator can keep going).
   LayerStats finish() const;
+  // The same, moved out: the accumulator is spent (no add() or finish() after it). Three d²
+  // arrays fewer at the peak (4.9 GB at d = 14336).
+  LayerStats take();
 
   int64_t tokens() const { return n_; }
 
