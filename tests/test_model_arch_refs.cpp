@@ -208,6 +208,66 @@ TEST(ArchGguf, Llama3Qwen2Qwen3MixtralPhi3RoundTrip) {
   }
 }
 
+// The same Phi-3 as llama.cpp's converter writes it, made without lrc: scripts/make-gguf-refs.py
+// wrote tests/data/arch/phi3-llamacpp.gguf.dat with gguf-py (F16 matrices, F32 norms and
+// LongRoPE factors, phi3.* keys). Loaded, it is the HF model with its matrices rounded to F16
+// (bit for bit: fused q/k/v and gate/up rows in HF's order, nothing permuted), its logits are
+// transformers' (< 1e-3), streaming gives the same, and `lrc quantize` -> `lrc eval` run on it.
+TEST(ArchGguf, Phi3AsLlamaCppConvertsIt) {
+  const Case c = load_case("phi3");
+  const std::string path = std::string(LRC_SOURCE_DIR) + "/tests/data/arch/phi3-llamacpp.gguf.dat";
+  const LlamaModel g = load_gguf_model(path);
+  const LlamaModel hf = load_model(c.dir).model;
+  expect_feature("phi3", g.cfg);
+  EXPECT_EQ(g.cfg.dim, hf.cfg.dim);
+  EXPECT_EQ(g.cfg.hidden_dim, hf.cfg.hidden_dim);
+  EXPECT_EQ(g.cfg.n_heads, hf.cfg.n_heads);
+  EXPECT_EQ(g.cfg.n_kv_heads, hf.cfg.n_kv_heads);
+  EXPECT_EQ(g.cfg.max_seq_len, hf.cfg.max_seq_len);
+  EXPECT_EQ(g.cfg.norm_eps, hf.cfg.norm_eps);
+  EXPECT_EQ(g.cfg.rope_theta, hf.cfg.rope_theta);
+  EXPECT_EQ(g.cfg.tied_embeddings, hf.cfg.tied_embeddings);
+  EXPECT_EQ(g.cfg.sliding_window, hf.cfg.sliding_window);
+  EXPECT_EQ(g.cfg.rope_scaling.short_factor, hf.cfg.rope_scaling.short_factor);
+  EXPECT_EQ(g.cfg.rope_scaling.long_factor, hf.cfg.rope_scaling.long_factor);
+  EXPECT_EQ(g.cfg.rope_scaling.original, hf.cfg.rope_scaling.original);
+  EXPECT_FLOAT_EQ(g.cfg.rope_scaling.attention_factor, hf.cfg.rope_scaling.attention_factor);
+  EXPECT_EQ(g.source_dtypes.at("model.layers.0.self_attn.qkv_proj.weight"), "F16");
+  // Every tensor is the HF one, matrices rounded to F16 as the converter stores them.
+  const auto hv = hf_tensor_views(hf), gv = hf_tensor_views(g);
+  ASSERT_EQ(hv.size(), gv.size());
+  for (size_t i = 0; i < hv.size(); ++i) {
+    ASSERT_EQ(hv[i].name, gv[i].name);
+    std::vector<float> want = *hv[i].data;
+    if (hv[i].shape.size() == 2)
+      for (float& x : want) x = f16_to_f32(f32_to_f16(x));
+    EXPECT_EQ(*gv[i].data, want) << hv[i].name;
+  }
+  const double d = max_abs_diff(logits_of(g, c.tokens), c.logits);
+  std::printf("phi3 GGUF (llama.cpp layout, F16): max |logit - transformers| = %.3g\n", d);
+  EXPECT_LT(d, 1e-3);
+  LlamaModel lazy = load_gguf_model(path, /*lazy_layers=*/true);
+  for (int i = 0; i < lazy.cfg.n_layers; ++i) lazy.load_layer(i);
+  EXPECT_EQ(logits_of(lazy, c.tokens), logits_of(g, c.tokens));
+
+  const std::string work = test::temp_dir("arch-phi3-gguf");
+  const std::string text = (fs::path(work) / "text.txt").string();
+  write_calibration_text(text);
+  const std::string bin = test::lrc_binary(), out = (fs::path(work) / "rtn").string();
+  const auto q = test::run_command(bin + " quantize --model " + path + " --tokenizer " + c.dir +
+                                   "/tokenizer.json --calib " + text +
+                                   " --nsamples 4 --seq 64 --method rtn --out " + out + " 2>&1");
+  ASSERT_EQ(q.exit_code, 0) << q.out;
+  const auto e = test::run_command(bin + " eval --model " + out + " --data " + text +
+                                   " --seq 64 --json 2>&1");
+  ASSERT_EQ(e.exit_code, 0) << e.out;
+  EXPECT_TRUE(std::isfinite(json::parse(e.out.substr(e.out.find('{'))).at("ppl").get<double>()))
+      << e.out;
+  const LlamaModel qm = load_model(out).model;
+  EXPECT_TRUE(qm.cfg.fused_proj);
+  for (const auto& t : layer_linears(qm.cfg)) EXPECT_TRUE(t.of(qm.layers[0]).quantized()) << t.name;
+}
+
 // What a phi3 GGUF can say that lrc does not run is refused, naming the file and the key or
 // tensor: one LongRoPE factor set without the other, a scaling type other than longrope, an
 // attention factor without factors, a partial rotary dimension.
