@@ -258,8 +258,8 @@ TEST(ArchGguf, Phi3AsLlamaCppConvertsIt) {
                                    "/tokenizer.json --calib " + text +
                                    " --nsamples 4 --seq 64 --method rtn --out " + out + " 2>&1");
   ASSERT_EQ(q.exit_code, 0) << q.out;
-  const auto e = test::run_command(bin + " eval --model " + out + " --data " + text +
-                                   " --seq 64 --json 2>&1");
+  const auto e =
+      test::run_command(bin + " eval --model " + out + " --data " + text + " --seq 64 --json 2>&1");
   ASSERT_EQ(e.exit_code, 0) << e.out;
   EXPECT_TRUE(std::isfinite(json::parse(e.out.substr(e.out.find('{'))).at("ppl").get<double>()))
       << e.out;
@@ -301,6 +301,12 @@ TEST(ArchGguf, Phi3UnsupportedMetadataNamesFileAndKey) {
   w = gguf_model_writer(hf, nullptr);
   w.erase_tensor("blk.1.ffn_up.weight");
   expect_error(w, "blk.1.ffn_up.weight");
+  // lrc's writer refuses what llama.cpp's phi3 would not read: rope_freqs' factors.
+  LlamaModel ff = load_model(c.dir).model;
+  ff.cfg.rope_scaling = RopeScaling{};
+  ff.cfg.rope_scaling.kind = RopeScaling::Kind::FreqFactors;
+  ff.cfg.rope_scaling.short_factor.assign(8, 2.f);
+  EXPECT_THROW(gguf_model_writer(ff, nullptr), Error);
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, ArchRef,

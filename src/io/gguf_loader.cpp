@@ -166,7 +166,8 @@ void read_longrope(const gguf::GgufFile& f, const std::string& arch, LlamaConfig
     return;
   }
   if (!lo || !sh)
-    fail(where, std::string("tensor '") + (lo ? "rope_factors_short.weight" : "rope_factors_long.weight") +
+    fail(where, std::string("tensor '") +
+                    (lo ? "rope_factors_short.weight" : "rope_factors_long.weight") +
                     "': missing (LongRoPE needs both factor sets)");
   RopeScaling& s = c.rope_scaling;
   s.kind = RopeScaling::Kind::LongRope;

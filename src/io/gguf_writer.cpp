@@ -219,6 +219,9 @@ GgufWriter gguf_model_writer(const LlamaModel& m, const BpeVocab* vocab, gguf::G
   if (!phi3 && (c.sliding_window > 0 || c.rope_scaling.kind == RopeScaling::Kind::LongRope))
     fail("save_gguf_model", "a sliding window or longrope scaling of '" + c.arch +
                                 "' has no GGUF form here (phi3's has)");
+  if (phi3 && c.rope_scaling.enabled() && c.rope_scaling.kind != RopeScaling::Kind::LongRope)
+    fail("save_gguf_model", std::string("phi3 with ") + rope_scaling_name(c.rope_scaling.kind) +
+                                " RoPE scaling has no GGUF form (llama.cpp's phi3 reads LongRoPE)");
   // Mixtral is llama with experts in llama.cpp (expert_count, stacked ffn_*_exps).
   const std::string arch = c.arch == "mixtral" ? "llama" : c.arch;
   const bool llama_rope = arch == "llama";
@@ -249,7 +252,8 @@ GgufWriter gguf_model_writer(const LlamaModel& m, const BpeVocab* vocab, gguf::G
     w.set(key("rope.scaling.original_context_length"),
           Value::u32(static_cast<uint32_t>(longrope ? c.rope_scaling.original : c.max_seq_len)));
     w.set(key("attention.sliding_window"), Value::u32(static_cast<uint32_t>(c.sliding_window)));
-    if (longrope) w.set(key("rope.scaling.attn_factor"), Value::f32(c.rope_scaling.attention_factor));
+    if (longrope)
+      w.set(key("rope.scaling.attn_factor"), Value::f32(c.rope_scaling.attention_factor));
   }
   w.set("general.file_type", Value::u32(type == gguf::GgmlType::F32   ? 0
                                         : type == gguf::GgmlType::F16 ? 1
@@ -293,7 +297,8 @@ GgufWriter gguf_model_writer(const LlamaModel& m, const BpeVocab* vocab, gguf::G
     w.add_tensor(name, t.shape, data, t.shape.size() == 1 ? gguf::GgmlType::F32 : type);
   }
   if (longrope) {  // phi3: the two factor sets as they are (the loader's read_longrope)
-    w.add_tensor("rope_factors_long.weight", {static_cast<int64_t>(c.rope_scaling.long_factor.size())},
+    w.add_tensor("rope_factors_long.weight",
+                 {static_cast<int64_t>(c.rope_scaling.long_factor.size())},
                  c.rope_scaling.long_factor, gguf::GgmlType::F32);
     w.add_tensor("rope_factors_short.weight",
                  {static_cast<int64_t>(c.rope_scaling.short_factor.size())},
