@@ -24,6 +24,7 @@
 #include "lrc/core/half.h"
 #include "lrc/io/gguf_loader.h"
 #include "lrc/io/gguf_writer.h"
+#include "lrc/io/hf_tensor_map.h"
 #include "lrc/io/hf_writer.h"
 #include "lrc/io/model_loader.h"
 #include "lrc/io/synth_model.h"
@@ -174,9 +175,10 @@ TEST_P(ArchRef, QuantizeThenEvalEndToEnd) {
 // qwen2 with attn_{q,k,v}.bias, qwen3 with attn_{q,k}_norm and key_length): written by lrc's
 // GGUF writer, read back eagerly and streamed, the reference logits.
 // Mixtral as llama with expert_count, its experts stacked in ffn_{gate,up,down}_exps (each
-// expert read back as its slice) and its router in ffn_gate_inp.
-TEST(ArchGguf, Llama3Qwen2Qwen3MixtralRoundTrip) {
-  for (const std::string family : {"llama3", "qwen2", "qwen3", "mixtral"}) {
+// expert read back as its slice) and its router in ffn_gate_inp. Phi-3 as phi3 with fused
+// attn_qkv / ffn_up, rope_factors_{long,short} and the attention factor.
+TEST(ArchGguf, Llama3Qwen2Qwen3MixtralPhi3RoundTrip) {
+  for (const std::string family : {"llama3", "qwen2", "qwen3", "mixtral", "phi3"}) {
     SCOPED_TRACE(family);
     const Case c = load_case(family);
     const LlamaModel hf = load_model(c.dir).model;
@@ -189,12 +191,122 @@ TEST(ArchGguf, Llama3Qwen2Qwen3MixtralRoundTrip) {
     EXPECT_EQ(g.cfg.head_dim(), hf.cfg.head_dim());
     EXPECT_EQ(g.cfg.n_experts, hf.cfg.n_experts);
     EXPECT_EQ(g.cfg.n_experts_used, hf.cfg.n_experts_used);
-    EXPECT_EQ(g.cfg.rope_scaling.enabled(), family == "llama3");
+    EXPECT_EQ(g.cfg.fused_proj, hf.cfg.fused_proj);
+    EXPECT_EQ(g.cfg.sliding_window, hf.cfg.sliding_window);
+    EXPECT_EQ(g.cfg.rope_scaling.enabled(), family == "llama3" || family == "phi3");
+    if (family == "phi3") {  // LongRoPE as it is (llama3's becomes rope_freqs' factors)
+      EXPECT_EQ(g.cfg.rope_scaling.kind, RopeScaling::Kind::LongRope);
+      EXPECT_EQ(g.cfg.rope_scaling.short_factor, hf.cfg.rope_scaling.short_factor);
+      EXPECT_EQ(g.cfg.rope_scaling.long_factor, hf.cfg.rope_scaling.long_factor);
+      EXPECT_EQ(g.cfg.rope_scaling.original, hf.cfg.rope_scaling.original);
+      EXPECT_EQ(g.cfg.rope_scaling.attention_factor, hf.cfg.rope_scaling.attention_factor);
+    }
     EXPECT_LT(max_abs_diff(logits_of(g, c.tokens), c.logits), 1e-3);
     LlamaModel lazy = load_gguf_model(path, /*lazy_layers=*/true);
     for (int i = 0; i < lazy.cfg.n_layers; ++i) lazy.load_layer(i);
     EXPECT_EQ(logits_of(lazy, c.tokens), logits_of(g, c.tokens));
   }
+}
+
+// The same Phi-3 as llama.cpp's converter writes it, made without lrc: scripts/make-gguf-refs.py
+// wrote tests/data/arch/phi3-llamacpp.gguf.dat with gguf-py (F16 matrices, F32 norms and
+// LongRoPE factors, phi3.* keys). Loaded, it is the HF model with its matrices rounded to F16
+// (bit for bit: fused q/k/v and gate/up rows in HF's order, nothing permuted), its logits are
+// transformers' (< 1e-3), streaming gives the same, and `lrc quantize` -> `lrc eval` run on it.
+TEST(ArchGguf, Phi3AsLlamaCppConvertsIt) {
+  const Case c = load_case("phi3");
+  const std::string path = std::string(LRC_SOURCE_DIR) + "/tests/data/arch/phi3-llamacpp.gguf.dat";
+  const LlamaModel g = load_gguf_model(path);
+  const LlamaModel hf = load_model(c.dir).model;
+  expect_feature("phi3", g.cfg);
+  EXPECT_EQ(g.cfg.dim, hf.cfg.dim);
+  EXPECT_EQ(g.cfg.hidden_dim, hf.cfg.hidden_dim);
+  EXPECT_EQ(g.cfg.n_heads, hf.cfg.n_heads);
+  EXPECT_EQ(g.cfg.n_kv_heads, hf.cfg.n_kv_heads);
+  EXPECT_EQ(g.cfg.max_seq_len, hf.cfg.max_seq_len);
+  EXPECT_EQ(g.cfg.norm_eps, hf.cfg.norm_eps);
+  EXPECT_EQ(g.cfg.rope_theta, hf.cfg.rope_theta);
+  EXPECT_EQ(g.cfg.tied_embeddings, hf.cfg.tied_embeddings);
+  EXPECT_EQ(g.cfg.sliding_window, hf.cfg.sliding_window);
+  EXPECT_EQ(g.cfg.rope_scaling.short_factor, hf.cfg.rope_scaling.short_factor);
+  EXPECT_EQ(g.cfg.rope_scaling.long_factor, hf.cfg.rope_scaling.long_factor);
+  EXPECT_EQ(g.cfg.rope_scaling.original, hf.cfg.rope_scaling.original);
+  EXPECT_FLOAT_EQ(g.cfg.rope_scaling.attention_factor, hf.cfg.rope_scaling.attention_factor);
+  EXPECT_EQ(g.source_dtypes.at("model.layers.0.self_attn.qkv_proj.weight"), "F16");
+  // Every tensor is the HF one, matrices rounded to F16 as the converter stores them.
+  const auto hv = hf_tensor_views(hf), gv = hf_tensor_views(g);
+  ASSERT_EQ(hv.size(), gv.size());
+  for (size_t i = 0; i < hv.size(); ++i) {
+    ASSERT_EQ(hv[i].name, gv[i].name);
+    std::vector<float> want = *hv[i].data;
+    if (hv[i].shape.size() == 2)
+      for (float& x : want) x = f16_to_f32(f32_to_f16(x));
+    EXPECT_EQ(*gv[i].data, want) << hv[i].name;
+  }
+  const double d = max_abs_diff(logits_of(g, c.tokens), c.logits);
+  std::printf("phi3 GGUF (llama.cpp layout, F16): max |logit - transformers| = %.3g\n", d);
+  EXPECT_LT(d, 1e-3);
+  LlamaModel lazy = load_gguf_model(path, /*lazy_layers=*/true);
+  for (int i = 0; i < lazy.cfg.n_layers; ++i) lazy.load_layer(i);
+  EXPECT_EQ(logits_of(lazy, c.tokens), logits_of(g, c.tokens));
+
+  const std::string work = test::temp_dir("arch-phi3-gguf");
+  const std::string text = (fs::path(work) / "text.txt").string();
+  write_calibration_text(text);
+  const std::string bin = test::lrc_binary(), out = (fs::path(work) / "rtn").string();
+  const auto q = test::run_command(bin + " quantize --model " + path + " --tokenizer " + c.dir +
+                                   "/tokenizer.json --calib " + text +
+                                   " --nsamples 4 --seq 64 --method rtn --out " + out + " 2>&1");
+  ASSERT_EQ(q.exit_code, 0) << q.out;
+  const auto e =
+      test::run_command(bin + " eval --model " + out + " --data " + text + " --seq 64 --json 2>&1");
+  ASSERT_EQ(e.exit_code, 0) << e.out;
+  EXPECT_TRUE(std::isfinite(json::parse(e.out.substr(e.out.find('{'))).at("ppl").get<double>()))
+      << e.out;
+  const LlamaModel qm = load_model(out).model;
+  EXPECT_TRUE(qm.cfg.fused_proj);
+  for (const auto& t : layer_linears(qm.cfg)) EXPECT_TRUE(t.of(qm.layers[0]).quantized()) << t.name;
+}
+
+// What a phi3 GGUF can say that lrc does not run is refused, naming the file and the key or
+// tensor: one LongRoPE factor set without the other, a scaling type other than longrope, an
+// attention factor without factors, a partial rotary dimension.
+TEST(ArchGguf, Phi3UnsupportedMetadataNamesFileAndKey) {
+  const Case c = load_case("phi3");
+  const LlamaModel hf = load_model(c.dir).model;
+  const std::string path = (fs::path(c.dir) / "bad.gguf").string();
+  const auto expect_error = [&](const GgufWriter& w, const std::string& what) {
+    w.write(path);
+    try {
+      load_gguf_model(path);
+      ADD_FAILURE() << "no error for " << what;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
+    }
+  };
+  GgufWriter w = gguf_model_writer(hf, nullptr);
+  w.erase_tensor("rope_factors_short.weight");
+  expect_error(w, "rope_factors_short.weight");
+  w = gguf_model_writer(hf, nullptr);
+  w.set("phi3.rope.scaling.type", gguf::Value::str("yarn"));
+  expect_error(w, "phi3.rope.scaling.type");
+  w = gguf_model_writer(hf, nullptr);
+  w.erase_tensor("rope_factors_short.weight");
+  w.erase_tensor("rope_factors_long.weight");
+  expect_error(w, "phi3.rope.scaling.attn_factor");
+  w = gguf_model_writer(hf, nullptr);
+  w.set("phi3.rope.dimension_count", gguf::Value::u32(8));
+  expect_error(w, "phi3.rope.dimension_count");
+  w = gguf_model_writer(hf, nullptr);
+  w.erase_tensor("blk.1.ffn_up.weight");
+  expect_error(w, "blk.1.ffn_up.weight");
+  // lrc's writer refuses what llama.cpp's phi3 would not read: rope_freqs' factors.
+  LlamaModel ff = load_model(c.dir).model;
+  ff.cfg.rope_scaling = RopeScaling{};
+  ff.cfg.rope_scaling.kind = RopeScaling::Kind::FreqFactors;
+  ff.cfg.rope_scaling.short_factor.assign(8, 2.f);
+  EXPECT_THROW(gguf_model_writer(ff, nullptr), Error);
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, ArchRef,

@@ -1,10 +1,12 @@
 // LlamaModel + BpeTokenizer from a GGUF file (mapping of names in include/lrc/io/gguf_loader.h).
 #include "lrc/io/gguf_loader.h"
 
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <tuple>
 #include <utility>
 
 #include "lrc/core/error.h"
@@ -69,6 +71,8 @@ std::string gguf_tensor_name(const std::string& hf) {
       {"self_attn.q_norm.weight", "attn_q_norm.weight"},  // qwen3
       {"self_attn.k_norm.weight", "attn_k_norm.weight"},
       {"block_sparse_moe.gate.weight", "ffn_gate_inp.weight"},  // mixtral's router
+      {"self_attn.qkv_proj.weight", "attn_qkv.weight"},  // phi3: fused, q rows, k rows, v rows
+      {"mlp.gate_up_proj.weight", "ffn_up.weight"},      // phi3: fused, gate rows first
   };
   for (const auto& [h, g] : kMap)
     if (rest == h) return "blk." + layer + "." + g;
@@ -140,6 +144,49 @@ void read_slot(const gguf::GgufFile& f, const gguf::TensorInfo& t,
   }
 }
 
+// Phi-3's LongRoPE as llama.cpp's converter stores it, read into what hf_loader makes of
+// config.json's "longrope" (RopeScaling::LongRope): rope_factors_short.weight and
+// rope_factors_long.weight [head_dim / 2] (F32) divide the frequencies, the short ones up to
+// `original` positions (<arch>.rope.scaling.original_context_length; the context length where it
+// is absent, as HF), and cos/sin are scaled by <arch>.rope.scaling.attn_factor (1 where absent,
+// as llama.cpp reads it). Which set applies is HF's rule (the sequence reaches past `original`),
+// where llama.cpp picks by its context size. Neither tensor: no scaling; one alone is refused.
+void read_longrope(const gguf::GgufFile& f, const std::string& arch, LlamaConfig& c) {
+  const std::string& where = f.path();
+  const std::string attn_key = arch + ".rope.scaling.attn_factor";
+  const float attn = f.has(attn_key) ? static_cast<float>(f.get_float(attn_key)) : 1.f;
+  if (!(attn > 0.f) || !std::isfinite(attn))
+    fail(where, "metadata '" + attn_key + "': " + std::to_string(attn) + " is not positive");
+  const gguf::TensorInfo* lo = f.find_tensor("rope_factors_long.weight");
+  const gguf::TensorInfo* sh = f.find_tensor("rope_factors_short.weight");
+  if (!lo && !sh) {
+    if (attn != 1.f)
+      fail(where, "metadata '" + attn_key + "': " + std::to_string(attn) +
+                      " without rope_factors_long/short.weight is not supported");
+    return;
+  }
+  if (!lo || !sh)
+    fail(where, std::string("tensor '") +
+                    (lo ? "rope_factors_short.weight" : "rope_factors_long.weight") +
+                    "': missing (LongRoPE needs both factor sets)");
+  RopeScaling& s = c.rope_scaling;
+  s.kind = RopeScaling::Kind::LongRope;
+  const std::vector<int64_t> want = {c.head_dim() / 2};
+  for (const auto& [t, name, out] : {std::tuple{sh, "rope_factors_short.weight", &s.short_factor},
+                                     std::tuple{lo, "rope_factors_long.weight", &s.long_factor}}) {
+    if (t->shape() != want)
+      fail(where, std::string("tensor '") + name + "': shape " + shape_str(t->shape()) +
+                      ", expected " + shape_str(want));
+    *out = f.tensor_f32(*t);
+    for (float x : *out)
+      if (!(x > 0.f) || !std::isfinite(x))
+        fail(where, std::string("tensor '") + name + "': factors must be positive");
+  }
+  const std::string orig_key = arch + ".rope.scaling.original_context_length";
+  s.original = f.has(orig_key) ? hparam(f, orig_key.c_str()) : c.max_seq_len;
+  s.attention_factor = attn;
+}
+
 // llama.cpp's converter permutes q and k rows for its interleaved RoPE; back to HF's order.
 // (Only for llama: qwen2/qwen3 use NEOX RoPE, HF's half-split, and are stored as HF has them.)
 void unpermute_qk(const LlamaConfig& c, LlamaLayer& L) {
@@ -186,11 +233,12 @@ LlamaModel load_gguf(const gguf::GgufFile& f, std::shared_ptr<const gguf::GgufFi
                      bool lazy_layers) {
   const std::string& where = f.path();
   // Families: llama (Mistral too, as llama.cpp converts it), qwen2 (q/k/v biases), qwen3
-  // (q/k norms, key_length as head size). Keys are "<arch>.…".
+  // (q/k norms, key_length as head size), phi3 (fused attn_qkv and ffn_up, LongRoPE factor
+  // tensors, a sliding window). Keys are "<arch>.…".
   const std::string& arch = f.get_string("general.architecture");
-  if (arch != "llama" && arch != "qwen2" && arch != "qwen3")
+  if (arch != "llama" && arch != "qwen2" && arch != "qwen3" && arch != "phi3")
     fail(where, "metadata 'general.architecture': unknown architecture '" + arch +
-                    "' (lrc loads 'llama', 'qwen2', 'qwen3')");
+                    "' (lrc loads 'llama', 'qwen2', 'qwen3', 'phi3')");
   const auto key = [&](const char* k) { return arch + "." + k; };
 
   LlamaModel m;
@@ -198,6 +246,7 @@ LlamaModel load_gguf(const gguf::GgufFile& f, std::shared_ptr<const gguf::GgufFi
   c.arch = arch;
   c.qkv_bias = arch == "qwen2";
   c.qk_norm = arch == "qwen3";
+  c.fused_proj = arch == "phi3";  // stored fused by llama.cpp too: kept so, as hf_loader does
   c.dim = hparam(f, key("embedding_length").c_str());
   c.hidden_dim = hparam(f, key("feed_forward_length").c_str());
   c.n_layers = hparam(f, key("block_count").c_str());
@@ -224,9 +273,9 @@ LlamaModel load_gguf(const gguf::GgufFile& f, std::shared_ptr<const gguf::GgufFi
   if (c.n_heads % c.n_kv_heads != 0)
     fail(where, "metadata '" + key("attention.head_count_kv") + "': " + std::to_string(c.n_kv_heads) +
                     " does not divide the head count " + std::to_string(c.n_heads));
-  // Each layer has 9 tensors: a block count the file cannot hold is refused before anything
-  // is allocated for it.
-  if (static_cast<uint64_t>(c.n_layers) * 9 > f.tensors().size())
+  // Each layer has 9 tensors (a fused phi3 layer 6): a block count the file cannot hold is
+  // refused before anything is allocated for it.
+  if (static_cast<uint64_t>(c.n_layers) * (c.fused_proj ? 6 : 9) > f.tensors().size())
     fail(where, "metadata '" + key("block_count") + "': " + std::to_string(c.n_layers) +
                     " layers, but the file holds only " + std::to_string(f.tensors().size()) +
                     " tensors");
@@ -240,9 +289,21 @@ LlamaModel load_gguf(const gguf::GgufFile& f, std::shared_ptr<const gguf::GgufFi
     if (f.has(k) && f.get_uint(k) != static_cast<uint64_t>(c.head_dim()))
       fail(where, "metadata '" + k + "': differs from the head size " +
                       std::to_string(c.head_dim()));
-  if (f.has(key("rope.scaling.type")) && f.get_string(key("rope.scaling.type")) != "none")
-    fail(where, "metadata '" + key("rope.scaling.type") + "': RoPE scaling '" +
-                    f.get_string(key("rope.scaling.type")) + "' is not supported");
+  if (f.has(key("rope.scaling.type"))) {  // phi3's longrope is told by its factor tensors
+    const std::string& t = f.get_string(key("rope.scaling.type"));
+    if (t != "none" && !(arch == "phi3" && (t == "longrope" || t == "su")))
+      fail(where, "metadata '" + key("rope.scaling.type") + "': RoPE scaling '" + t +
+                      "' is not supported");
+  }
+  if (arch == "phi3" && f.has(key("attention.sliding_window"))) {
+    // As HF's sliding_window: a query sees its last n keys; 0 = all (Phi-4). llama.cpp itself
+    // runs Phi-3 without the window for now; lrc runs the model as HF defines it.
+    const uint64_t w = f.get_uint(key("attention.sliding_window"));
+    if (w > kMaxDimension)
+      fail(where, "metadata '" + key("attention.sliding_window") + "': " + std::to_string(w) +
+                      " out of range 0.." + std::to_string(kMaxDimension));
+    c.sliding_window = static_cast<int>(w);
+  }
   if (f.has(key("expert_count")) && f.get_uint(key("expert_count")) > 0) {
     // Mixtral as llama.cpp converts it: llama with experts (ffn_*_exps, router ffn_gate_inp).
     if (arch != "llama")
@@ -256,7 +317,17 @@ LlamaModel load_gguf(const gguf::GgufFile& f, std::shared_ptr<const gguf::GgufFi
                       "': " + std::to_string(c.n_experts_used) + " exceeds " + key("expert_count") +
                       " " + std::to_string(c.n_experts));
   }
+  if (arch == "phi3") {
+    read_longrope(f, arch, c);
+  } else {
+    for (const char* t : {"rope_factors_long.weight", "rope_factors_short.weight"})
+      if (f.find_tensor(t))
+        fail(where, std::string("tensor '") + t + "': LongRoPE factors of '" + arch +
+                        "' are not supported (lrc reads them for 'phi3')");
+  }
   if (const gguf::TensorInfo* rf = f.find_tensor("rope_freqs.weight")) {
+    if (c.rope_scaling.enabled())
+      fail(where, "tensor 'rope_freqs.weight': beside LongRoPE factors is not supported");
     // Llama-3.1 as llama.cpp stores it: f_i divided by factor i (RopeScaling::FreqFactors).
     const std::vector<int64_t> want = {c.head_dim() / 2};
     if (rf->shape() != want)

@@ -210,12 +210,18 @@ GgufWriter gguf_model_writer(const LlamaModel& m, const BpeVocab* vocab, gguf::G
   using gguf::Value;
   const LlamaConfig& c = m.cfg;
   validate_model(m, "save_gguf_model");
-  // llama.cpp's architectures: llama, qwen2, qwen3 (what the GGUF loader reads back); a
+  // llama.cpp's architectures: llama, qwen2, qwen3, phi3 (what the GGUF loader reads back); a
   // feature GGUF would drop is refused rather than lost.
-  if (c.arch != "llama" && c.arch != "qwen2" && c.arch != "qwen3" && c.arch != "mixtral")
+  if (c.arch != "llama" && c.arch != "qwen2" && c.arch != "qwen3" && c.arch != "mixtral" &&
+      c.arch != "phi3")
     fail("save_gguf_model", "architecture '" + c.arch + "' is not written as GGUF");
-  if (c.sliding_window > 0 || c.rope_scaling.kind == RopeScaling::Kind::LongRope)
-    fail("save_gguf_model", "a sliding window or longrope scaling has no GGUF form here");
+  const bool phi3 = c.arch == "phi3";  // fused tensors, LongRoPE factors, sliding_window key
+  if (!phi3 && (c.sliding_window > 0 || c.rope_scaling.kind == RopeScaling::Kind::LongRope))
+    fail("save_gguf_model", "a sliding window or longrope scaling of '" + c.arch +
+                                "' has no GGUF form here (phi3's has)");
+  if (phi3 && c.rope_scaling.enabled() && c.rope_scaling.kind != RopeScaling::Kind::LongRope)
+    fail("save_gguf_model", std::string("phi3 with ") + rope_scaling_name(c.rope_scaling.kind) +
+                                " RoPE scaling has no GGUF form (llama.cpp's phi3 reads LongRoPE)");
   // Mixtral is llama with experts in llama.cpp (expert_count, stacked ffn_*_exps).
   const std::string arch = c.arch == "mixtral" ? "llama" : c.arch;
   const bool llama_rope = arch == "llama";
@@ -235,11 +241,19 @@ GgufWriter gguf_model_writer(const LlamaModel& m, const BpeVocab* vocab, gguf::G
   w.set(key("attention.head_count_kv"), Value::u32(static_cast<uint32_t>(c.n_kv_heads)));
   w.set(key("rope.freq_base"), Value::f32(c.rope_theta));
   w.set(key("attention.layer_norm_rms_epsilon"), Value::f32(c.norm_eps));
-  w.set(key("vocab_size"), Value::u32(static_cast<uint32_t>(c.vocab_size)));
+  if (!phi3) w.set(key("vocab_size"), Value::u32(static_cast<uint32_t>(c.vocab_size)));
   w.set(key("rope.dimension_count"), Value::u32(static_cast<uint32_t>(c.head_dim())));
   if (c.head_dim_explicit > 0) {
     w.set(key("attention.key_length"), Value::u32(static_cast<uint32_t>(c.head_dim())));
     w.set(key("attention.value_length"), Value::u32(static_cast<uint32_t>(c.head_dim())));
+  }
+  const bool longrope = c.rope_scaling.kind == RopeScaling::Kind::LongRope;
+  if (phi3) {  // as convert_hf_to_gguf.py's Phi3MiniModel (attn_factor only with the factors)
+    w.set(key("rope.scaling.original_context_length"),
+          Value::u32(static_cast<uint32_t>(longrope ? c.rope_scaling.original : c.max_seq_len)));
+    w.set(key("attention.sliding_window"), Value::u32(static_cast<uint32_t>(c.sliding_window)));
+    if (longrope)
+      w.set(key("rope.scaling.attn_factor"), Value::f32(c.rope_scaling.attention_factor));
   }
   w.set("general.file_type", Value::u32(type == gguf::GgmlType::F32   ? 0
                                         : type == gguf::GgmlType::F16 ? 1
@@ -282,7 +296,14 @@ GgufWriter gguf_model_writer(const LlamaModel& m, const BpeVocab* vocab, gguf::G
     }
     w.add_tensor(name, t.shape, data, t.shape.size() == 1 ? gguf::GgmlType::F32 : type);
   }
-  if (c.rope_scaling.enabled()) {  // llama3 / frequency factors: llama.cpp's rope_freqs
+  if (longrope) {  // phi3: the two factor sets as they are (the loader's read_longrope)
+    w.add_tensor("rope_factors_long.weight",
+                 {static_cast<int64_t>(c.rope_scaling.long_factor.size())},
+                 c.rope_scaling.long_factor, gguf::GgmlType::F32);
+    w.add_tensor("rope_factors_short.weight",
+                 {static_cast<int64_t>(c.rope_scaling.short_factor.size())},
+                 c.rope_scaling.short_factor, gguf::GgmlType::F32);
+  } else if (c.rope_scaling.enabled()) {  // llama3 / frequency factors: llama.cpp's rope_freqs
     const std::vector<double> plain = rope_frequencies(hd, c.rope_theta, RopeScaling{}, 1);
     const std::vector<double> scaled = rope_frequencies(hd, c.rope_theta, c.rope_scaling, 1);
     std::vector<float> factors(plain.size());

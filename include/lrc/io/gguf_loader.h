@@ -10,9 +10,17 @@
 //   output_norm.weight                model.norm.weight
 //   output.weight                     lm_head.weight (absent: tied to the embedding)
 //
+// phi3 (Phi-3 / Phi-4, `phi3.*` keys) keeps HF's fused linears fused (LlamaConfig::fused_proj):
+//   blk.N.attn_qkv.weight             model.layers.N.self_attn.qkv_proj.weight (q, k, v rows)
+//   blk.N.ffn_up.weight               model.layers.N.mlp.gate_up_proj.weight (gate rows first)
+//   rope_factors_{short,long}.weight  LongRoPE factors (with phi3.rope.scaling.attn_factor and
+//                                     .original_context_length; RopeScaling::LongRope)
+//   phi3.attention.sliding_window     LlamaConfig::sliding_window (0: none)
+//
 // Every tensor is dequantized to float32. llama.cpp's converter permutes the rows of q and k
-// for its interleaved RoPE; the loader undoes that, so the model is the HF one exactly
-// (RopeStyle::HalfSplit) and its logits equal those of the HF checkpoint.
+// for its interleaved RoPE (llama, mixtral); the loader undoes that, so the model is the HF one
+// exactly (RopeStyle::HalfSplit) and its logits equal those of the HF checkpoint. qwen2, qwen3
+// and phi3 run NEOX RoPE in llama.cpp (HF's half split) and are stored unpermuted.
 // LlamaModel::source_dtypes maps each HF name to its GGUF type ("Q4_1", "Q8_0", "F32").
 #pragma once
 

@@ -2,9 +2,11 @@
 // BF16, and raw pre-encoded tensors (hand-built quant blocks in tests). Layout as gguf.h
 // describes; each tensor's data starts at a multiple of the alignment.
 //
-// save_gguf_model writes a LlamaModel as llama.cpp's convert_hf_to_gguf.py would: `llama.*`
-// keys, GGUF tensor names, q/k rows permuted for interleaved RoPE, norms in F32, and the
-// vocabulary in `tokenizer.ggml.*` when one is given.
+// save_gguf_model writes a LlamaModel as llama.cpp's convert_hf_to_gguf.py would: `<arch>.*`
+// keys, GGUF tensor names, q/k rows permuted for interleaved RoPE (llama), norms in F32, and the
+// vocabulary in `tokenizer.ggml.*` when one is given. phi3 as its Phi3MiniModel: fused attn_qkv /
+// ffn_up, rope_factors_{long,short}.weight and rope.scaling.{attn_factor,original_context_length}
+// for LongRoPE, attention.sliding_window.
 #pragma once
 
 #include <cstdint>
