@@ -33,20 +33,6 @@ void warn_damping(const std::string& name, const DampingLog& log) {
                  e.retries == 1 ? "y" : "ies");
 }
 
-// Plain GPTQ (H = XXᵀ) on the same statistics, scales in fp16 as a GPTQ checkpoint stores them,
-// and its eq. 2 objective; w_hat receives its dequantized Ŵ.
-PackedWeight gptq_on_same_stats(const SolverBackend& solver, const std::vector<float>& W,
-                                int d_out, int d_in, const LayerStats& stats,
-                                const WeightQuantSpec& ws, const GptqOptions& go,
-                                std::vector<float>& w_hat, double& objective) {
-  PackedWeight g = solver.gptq(W.data(), d_out, d_in, stats, ws, go);
-  round_to_half(g.scales);
-  round_to_half(g.zeros);
-  g.dequantize(w_hat.data());
-  objective = solver.objective(W.data(), w_hat.data(), nullptr, nullptr, 0, d_out, d_in, stats);
-  return g;
-}
-
 }  // namespace
 
 int rank_for(const QuantizeOptions& opt, const std::string& name, int d_out, int d_in) {
@@ -157,45 +143,59 @@ LinearReport quantize_linear(Linear& lin, const std::string& name, const LayerSt
   rep.rank = rank;
   rep.a_clip = act.clip;
   rep.spectrum = std::move(spectrum);
-  if (stats && stats->has_cross()) {
-    rep.objective = solver->objective(W.data(), w_hat.data(), rank ? lin.lr.u.data() : nullptr,
-                                      rank ? lin.lr.v.data() : nullptr, rank, d_out, d_in,
-                                      *stats);
-    // eq. 2 at Ŵ = 0, U = V = 0: tr(W Σx Wᵀ) = ‖WX‖² (the same sum lrc_objective forms first),
-    // of the FP weights.
-    rep.objective_fp = solver->output_energy(W_fp.data(), d_out, d_in, *stats);
-  }
   rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   warn_damping(name, damping);
   rep.damping = std::move(damping);
-  // The QuaRot-GPTQ baseline on the very same statistics (after the timing: it is a report and
-  // a guard, not part of this method's cost). The guard (issue 27): an LRC solve whose eq. 2
-  // objective is worse than GPTQ's keeps GPTQ's Ŵ, with U = V = 0 at the declared rank (the
-  // rank-allocation probe, which keeps nothing, is not guarded).
+  if (!stats || !stats->has_cross()) return rep;
+  // The report (after the timing: not part of this method's cost): eq. 2 of the result and
+  // ‖W_fp X‖², and the QuaRot-GPTQ baseline on the very same statistics with its eq. 2. The
+  // guard (issue 27): an LRC solve whose eq. 2 objective is worse than GPTQ's keeps GPTQ's Ŵ,
+  // with U = V = 0 at the declared rank (the rank-allocation probe, which keeps nothing, is not
+  // guarded). One objectives() call scores both (W's products with the statistics shared).
   const bool guard = opt.method == QuantMethod::LRC && spectrum_rank == 0;
-  if ((opt.compare_gptq || guard) && stats && stats->has_cross()) {
-    if (opt.method == QuantMethod::GPTQ) {
-      rep.objective_gptq = rep.objective;
-    } else {
-      DampingLog gptq_damping;  // the comparison's own; kept only if its Ŵ is
-      GptqOptions gcmp = go;
-      gcmp.log = &gptq_damping;
-      PackedWeight g = gptq_on_same_stats(*solver, W, d_out, d_in, *stats, ws, gcmp, w_hat,
-                                          rep.objective_gptq);
-      if (guard && rep.objective_gptq < rep.objective) {
-        std::fprintf(stderr,
-                     "\nwarning: %s: LRC's eq. 2 objective %.6g is worse than GPTQ's %.6g on the "
-                     "same statistics; GPTQ's result kept (U = V = 0)\n",
-                     name.c_str(), rep.objective, rep.objective_gptq);
-        lin.packed = std::move(g);
-        std::fill(lin.lr.u.begin(), lin.lr.u.end(), 0.f);
-        std::fill(lin.lr.v.begin(), lin.lr.v.end(), 0.f);
-        rep.objective = rep.objective_gptq;
-        rep.gptq_fallback = true;
-        warn_damping(name, gptq_damping);
-        rep.damping.insert(rep.damping.end(), gptq_damping.begin(), gptq_damping.end());
-      }
-    }
+  const bool with_gptq = (opt.compare_gptq || guard) && opt.method != QuantMethod::GPTQ;
+  DampingLog gptq_damping;  // the comparison's own; kept only if its Ŵ is
+  PackedWeight g;
+  std::vector<float> w_hat_g;
+  if (with_gptq) {
+    GptqOptions gcmp = go;
+    gcmp.log = &gptq_damping;
+    g = solver->gptq(W.data(), d_out, d_in, *stats, ws, gcmp);
+    round_to_half(g.scales);
+    round_to_half(g.zeros);
+    w_hat_g.resize(w_hat.size());
+    g.dequantize(w_hat_g.data());
+  }
+  std::vector<Eq2Candidate> cands(1);
+  cands[0].w_hat = w_hat.data();
+  cands[0].rank = rank;
+  cands[0].u = rank ? lin.lr.u.data() : nullptr;
+  cands[0].v = rank ? lin.lr.v.data() : nullptr;
+  if (with_gptq) cands.push_back({w_hat_g.data(), nullptr, nullptr, 0});
+  // eq. 2 at Ŵ = 0, U = V = 0: tr(W Σx Wᵀ) = ‖WX‖², of the FP weights (W itself unless the
+  // target is the FP model's).
+  const std::vector<double> obj = solver->objectives(W.data(), d_out, d_in, cands, *stats,
+                                                     fp_target ? nullptr : &rep.objective_fp);
+  if (fp_target) rep.objective_fp = solver->output_energy(W_fp.data(), d_out, d_in, *stats);
+  rep.objective = obj[0];
+  if (opt.method == QuantMethod::GPTQ) {
+    if (opt.compare_gptq) rep.objective_gptq = rep.objective;
+    return rep;
+  }
+  if (!with_gptq) return rep;
+  rep.objective_gptq = obj[1];
+  if (guard && rep.objective_gptq < rep.objective) {
+    std::fprintf(stderr,
+                 "\nwarning: %s: LRC's eq. 2 objective %.6g is worse than GPTQ's %.6g on the "
+                 "same statistics; GPTQ's result kept (U = V = 0)\n",
+                 name.c_str(), rep.objective, rep.objective_gptq);
+    lin.packed = std::move(g);
+    std::fill(lin.lr.u.begin(), lin.lr.u.end(), 0.f);
+    std::fill(lin.lr.v.begin(), lin.lr.v.end(), 0.f);
+    rep.objective = rep.objective_gptq;
+    rep.gptq_fallback = true;
+    warn_damping(name, gptq_damping);
+    rep.damping.insert(rep.damping.end(), gptq_damping.begin(), gptq_damping.end());
   }
   return rep;
 }

@@ -91,4 +91,105 @@ double output_energy(const float* W, int d_out, int d_in, const LayerStats& stat
   return total;
 }
 
+namespace {
+
+// <A, B> over n elements.
+double dot(const double* a, const double* b, int64_t n) {
+  double s = 0.0;
+#pragma omp parallel for reduction(+ : s) schedule(static) if (n >= quant_detail::kMinParallelWork)
+  for (int64_t i = 0; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+}  // namespace
+
+std::vector<double> eq2_objectives(const float* W, int d_out, int d_in,
+                                   const std::vector<Eq2Candidate>& candidates,
+                                   const LayerStats& stats, double* energy) {
+  const char* where = "eq2_objectives";
+  if (d_out <= 0 || d_in <= 0)
+    fail(where, "bad shape " + std::to_string(d_out) + " x " + std::to_string(d_in));
+  check_layer_stats(stats, d_in, where);
+  quant_detail::require_finite(W, d_out, d_in, where, "W");
+  for (const Eq2Candidate& c : candidates) {
+    check_rank(c.rank, d_out, d_in, where);
+    quant_detail::require_finite(c.w_hat, d_out, d_in, where, "w_hat");
+    if (c.rank > 0) {
+      quant_detail::require_finite(c.u, d_out, c.rank, where, "u");
+      quant_detail::require_finite(c.v, d_in, c.rank, where, "v");
+    }
+  }
+  std::vector<double> out;
+  // Y = X: ‖(A - Ŵ) X‖² directly (lrc_objective), no cancellation to share.
+  if (stats.yy == stats.xx && stats.xy == stats.xx) {
+    for (const Eq2Candidate& c : candidates)
+      out.push_back(lrc_objective(W, c.w_hat, c.u, c.v, c.rank, d_out, d_in, stats));
+    if (energy) *energy = output_energy(W, d_out, d_in, stats);
+    return out;
+  }
+  const int d = d_in;
+  const size_t nc = candidates.size();
+  out.assign(nc, 0.0);
+  // Per candidate with a low-rank part: V [d x k], Z = Vᵀ XYᵀ [k x d] and <UᵀU, Vᵀ XXᵀ V>.
+  std::vector<std::vector<double>> Vd(nc), Z(nc);
+  for (size_t c = 0; c < nc; ++c) {
+    const int k = candidates[c].rank;
+    if (k == 0) continue;
+    Vd[c].assign(candidates[c].v, candidates[c].v + static_cast<size_t>(d) * k);
+    Z[c].resize(static_cast<size_t>(k) * d);
+    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, k, d, d, 1.0, Vd[c].data(), k,
+                stats.xy.data(), d, 0.0, Z[c].data(), d);
+    std::vector<double> SV(static_cast<size_t>(d) * k), VSV(static_cast<size_t>(k) * k);
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, d, k, d, 1.0, stats.xx.data(), d,
+                Vd[c].data(), k, 0.0, SV.data(), k);
+    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, k, k, d, 1.0, Vd[c].data(), k, SV.data(),
+                k, 0.0, VSV.data(), k);
+    const std::vector<double> Ud(candidates[c].u, candidates[c].u + static_cast<size_t>(d_out) * k);
+    std::vector<double> UtU(static_cast<size_t>(k) * k);
+    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, k, k, d_out, 1.0, Ud.data(), k, Ud.data(),
+                k, 0.0, UtU.data(), k);
+    out[c] += dot(UtU.data(), VSV.data(), static_cast<int64_t>(k) * k);
+  }
+  double e = 0.0;
+  std::vector<double> Wc, P, Q, Hc, S, T, Uc;
+  for (int r0 = 0; r0 < d_out; r0 += kRowChunk) {
+    const int m = std::min(kRowChunk, d_out - r0);
+    const size_t off = static_cast<size_t>(r0) * d, len = static_cast<size_t>(m) * d;
+    Wc.assign(W + off, W + off + len);
+    P.resize(len);
+    Q.resize(len);
+    S.resize(len);
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, d, d, 1.0, Wc.data(), d,
+                stats.xx.data(), d, 0.0, P.data(), d);  // P = W XXᵀ
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, d, d, 1.0, Wc.data(), d,
+                stats.xy.data(), d, 0.0, Q.data(), d);  // Q = W XYᵀ
+    const double pw = dot(P.data(), Wc.data(), static_cast<int64_t>(len));
+    e += pw;
+    for (size_t c = 0; c < nc; ++c) {
+      const Eq2Candidate& cand = candidates[c];
+      Hc.assign(cand.w_hat + off, cand.w_hat + off + len);
+      cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, d, d, 1.0, Hc.data(), d,
+                  stats.yy.data(), d, 0.0, S.data(), d);  // S = Ŵ YYᵀ
+      double o = pw - 2.0 * dot(Q.data(), Hc.data(), static_cast<int64_t>(len)) +
+                 dot(S.data(), Hc.data(), static_cast<int64_t>(len));
+      const int k = cand.rank;
+      if (k > 0) {
+        Uc.assign(cand.u + static_cast<size_t>(r0) * k, cand.u + static_cast<size_t>(r0 + m) * k);
+        T.resize(static_cast<size_t>(m) * k);
+        // -2 <P V, U> + 2 <Ŵ Zᵀ, U>  =  -2 <(P V - Ŵ Zᵀ), U>
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, k, d, 1.0, P.data(), d,
+                    Vd[c].data(), k, 0.0, T.data(), k);
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, k, d, -1.0, Hc.data(), d,
+                    Z[c].data(), d, 1.0, T.data(), k);
+        o -= 2.0 * dot(T.data(), Uc.data(), static_cast<int64_t>(m) * k);
+      }
+      out[c] += o;
+    }
+  }
+  if (energy) *energy = e;
+  // Sums of squares: clamp the roundoff of the trace differences at 0.
+  for (double& o : out) o = std::max(o, 0.0);
+  return out;
+}
+
 }  // namespace lrc

@@ -89,6 +89,12 @@ class CpuSolverBackend final : public SolverBackend {
     Timer t(times_.objective);
     return lrc_objective(W, w_hat, u, v, rank, d_out, d_in, stats);
   }
+  std::vector<double> objectives(const float* W, int d_out, int d_in,
+                                 const std::vector<Eq2Candidate>& candidates,
+                                 const LayerStats& stats, double* energy) const override {
+    Timer t(times_.objective);
+    return eq2_objectives(W, d_out, d_in, candidates, stats, energy);
+  }
   double output_energy(const float* W, int d_out, int d_in,
                        const LayerStats& stats) const override {
     Timer t(times_.objective);
@@ -97,6 +103,16 @@ class CpuSolverBackend final : public SolverBackend {
 };
 
 }  // namespace
+
+std::vector<double> SolverBackend::objectives(const float* W, int d_out, int d_in,
+                                              const std::vector<Eq2Candidate>& candidates,
+                                              const LayerStats& stats, double* energy) const {
+  std::vector<double> out;
+  for (const Eq2Candidate& c : candidates)
+    out.push_back(objective(W, c.w_hat, c.u, c.v, c.rank, d_out, d_in, stats));
+  if (energy) *energy = output_energy(W, d_out, d_in, stats);
+  return out;
+}
 
 SolverBackendPtr cpu_solver_backend() { return std::make_shared<CpuSolverBackend>(); }
 

@@ -23,6 +23,7 @@
 #include "lrc/format/packed_weight.h"
 #include "lrc/quant/gptq.h"
 #include "lrc/quant/lrc_solver.h"
+#include "lrc/quant/objective.h"
 #include "lrc/quant/stats.h"
 #include "lrc/quant/weight_quant.h"
 
@@ -78,6 +79,12 @@ class SolverBackend {
                            int rank, int d_out, int d_in, const LayerStats& stats) const = 0;
   virtual double output_energy(const float* W, int d_out, int d_in,
                                const LayerStats& stats) const = 0;
+  // Eq. 2 of each candidate for W and (energy non-null) ‖WX‖², as the pipeline reports them
+  // (objective.h: eq2_objectives). This default calls objective() and output_energy(); a
+  // backend may share the products with the statistics between them.
+  virtual std::vector<double> objectives(const float* W, int d_out, int d_in,
+                                         const std::vector<Eq2Candidate>& candidates,
+                                         const LayerStats& stats, double* energy) const;
 
   const SolverTimes& times() const { return times_; }
   // Peak device memory this backend's process has had allocated (bytes), 0 on the CPU.
