@@ -36,7 +36,8 @@ struct Loaded {
 
 Loaded load_style(const std::string& style) {
   Loaded l;
-  std::ifstream f(fs::path(LRC_SOURCE_DIR) / "tests" / "data" / "arch" / ("tok-" + style + ".json"));
+  std::ifstream f(fs::path(LRC_SOURCE_DIR) / "tests" / "data" / "arch" /
+                  ("tok-" + style + ".json"));
   l.ref = json::parse(f);
   const std::string dir = test::temp_dir("tok-" + style);
   std::ofstream(fs::path(dir) / "tokenizer.json") << l.ref.at("tokenizer").dump();
@@ -131,7 +132,8 @@ TEST(ArchTokenizers, MistralStyleIdExact) {
   EXPECT_EQ(encode_like_hf(*tok, text), m.ref.at("ids").get<std::vector<int>>());
   // tokenizer_config.json's "legacy": false alone asks for the same rule.
   const MistralDir c = mistral_dir("config", {"tokenizer_config.json"});
-  EXPECT_EQ(encode_like_hf(*load_tokenizer(c.model), text), m.ref.at("ids").get<std::vector<int>>());
+  EXPECT_EQ(encode_like_hf(*load_tokenizer(c.model), text),
+            m.ref.at("ids").get<std::vector<int>>());
   // The model alone: sentencepiece's dummy prefix on every piece of text, as llama.cpp.
   const MistralDir a = mistral_dir("alone", {});
   const auto alone = load_tokenizer(a.model);
@@ -154,7 +156,11 @@ std::string write_spm_gguf(const std::string& model, const std::string& path) {
   for (int id = 0; id < sp.GetPieceSize(); ++id) {
     tokens.push_back(sp.IdToPiece(id));
     scores.push_back(gguf::Value::f32(sp.GetScore(id)));
-    types.push_back(sp.IsUnknown(id) ? 2 : sp.IsControl(id) ? 3 : sp.IsUnused(id) ? 5 : sp.IsByte(id) ? 6 : 1);
+    types.push_back(sp.IsUnknown(id)   ? 2
+                    : sp.IsControl(id) ? 3
+                    : sp.IsUnused(id)  ? 5
+                    : sp.IsByte(id)    ? 6
+                                       : 1);
   }
   GgufWriter w;
   w.set("general.architecture", gguf::Value::str("llama"));
@@ -214,8 +220,11 @@ TEST(ArchTokenizers, GgufSentencePieceBadMetadata) {
   std::string e = error_of([](GgufWriter& w) { w.erase("tokenizer.ggml.scores"); });
   EXPECT_NE(e.find("bad.gguf"), std::string::npos) << e;
   EXPECT_NE(e.find("'tokenizer.ggml.scores': missing"), std::string::npos) << e;
-  e = error_of([](GgufWriter& w) { w.set("tokenizer.ggml.token_type", gguf::Value::i32_array({1, 2})); });
-  EXPECT_NE(e.find("'tokenizer.ggml.token_type': 2 entries for 1000 tokens"), std::string::npos) << e;
+  e = error_of([](GgufWriter& w) {
+    w.set("tokenizer.ggml.token_type", gguf::Value::i32_array({1, 2}));
+  });
+  EXPECT_NE(e.find("'tokenizer.ggml.token_type': 2 entries for 1000 tokens"), std::string::npos)
+      << e;
   e = error_of([](GgufWriter& w) { w.set("tokenizer.ggml.eos_token_id", gguf::Value::u32(1000)); });
   EXPECT_NE(e.find("'tokenizer.ggml.eos_token_id': id 1000 is outside"), std::string::npos) << e;
 }

@@ -34,7 +34,14 @@ namespace lrc {
 namespace {
 
 // llama.cpp's token types (tokenizer.ggml.token_type).
-enum TokenType : int { kNormal = 1, kUnknown = 2, kControl = 3, kUserDefined = 4, kUnused = 5, kByte = 6 };
+enum TokenType : int {
+  kNormal = 1,
+  kUnknown = 2,
+  kControl = 3,
+  kUserDefined = 4,
+  kUnused = 5,
+  kByte = 6
+};
 
 constexpr std::string_view kSpace = "\xE2\x96\x81";  // U+2581 '▁'
 
@@ -46,8 +53,9 @@ class GgufSpmTokenizer final : public Tokenizer {
     const size_t n = tokens_.size();
     if (n == 0) fail(where, "metadata 'tokenizer.ggml.tokens': empty vocabulary");
     if (!f.has("tokenizer.ggml.scores"))
-      fail(where, "metadata 'tokenizer.ggml.scores': missing (a sentencepiece vocabulary needs "
-                  "its merge scores)");
+      fail(where,
+           "metadata 'tokenizer.ggml.scores': missing (a sentencepiece vocabulary needs "
+           "its merge scores)");
     const auto& scores = f.get_array("tokenizer.ggml.scores", gguf::ValueType::FLOAT32);
     if (scores.size() != n)
       fail(where, "metadata 'tokenizer.ggml.scores': " + std::to_string(scores.size()) +
@@ -143,7 +151,8 @@ class GgufSpmTokenizer final : public Tokenizer {
     const std::string& s = tokens_[static_cast<size_t>(token)];
     if (type == kControl) return "";
     if (type == kUnknown) return " \xE2\x81\x87 ";  // " ⁇ ", as sentencepiece decodes <unk>
-    if (type == kByte) return std::string(1, static_cast<char>(std::stoi(s.substr(3, 2), nullptr, 16)));
+    if (type == kByte)
+      return std::string(1, static_cast<char>(std::stoi(s.substr(3, 2), nullptr, 16)));
     std::string out;
     for (size_t i = 0; i < s.size();) {
       if (s.compare(i, kSpace.size(), kSpace) == 0) {
@@ -170,7 +179,7 @@ class GgufSpmTokenizer final : public Tokenizer {
   };
   struct Bigram {
     float score;
-    int left;  // symbol index
+    int left;    // symbol index
     size_t len;  // bytes of the pair when queued (stale once either side has changed)
     bool operator<(const Bigram& o) const {  // max-heap: highest score, then leftmost
       return score < o.score || (score == o.score && left > o.left);
@@ -252,7 +261,7 @@ class GgufSpmTokenizer final : public Tokenizer {
   std::vector<float> scores_;
   std::vector<int> types_;
   std::unordered_map<std::string, int, Hash, std::equal_to<>> merge_ids_;  // NORMAL, USER_DEFINED
-  std::vector<std::pair<std::string, int>> specials_;  // longest first
+  std::vector<std::pair<std::string, int>> specials_;                      // longest first
   std::array<bool, 256> first_byte_{};
   std::array<int, 256> byte_ids_ = [] {
     std::array<int, 256> a;

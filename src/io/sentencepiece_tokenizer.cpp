@@ -149,8 +149,8 @@ class SentencePieceTokenizer final : public Tokenizer {
   void encode_piece(std::string_view piece, bool at_start, std::vector<int>& ids) const {
     const bool prefix = !prefix_first_ || (at_start && piece.front() != ' ');
     std::vector<int> out;
-    const auto st = (prefix ? sp_ : sp_no_prefix_)
-                        .Encode(absl::string_view(piece.data(), piece.size()), &out);
+    const auto st =
+        (prefix ? sp_ : sp_no_prefix_).Encode(absl::string_view(piece.data(), piece.size()), &out);
     if (!st.ok()) fail(path_, "encode failed: " + st.ToString());
     ids.insert(ids.end(), out.begin(), out.end());
   }
@@ -158,7 +158,7 @@ class SentencePieceTokenizer final : public Tokenizer {
   std::string path_;
   sentencepiece::SentencePieceProcessor sp_, sp_no_prefix_;
   std::vector<std::pair<std::string, int>> specials_;  // control + unknown pieces, longest first
-  std::array<bool, 256> first_byte_{};  // bytes a special piece starts with
+  std::array<bool, 256> first_byte_{};                 // bytes a special piece starts with
   bool prefix_first_ = false;
 };
 
