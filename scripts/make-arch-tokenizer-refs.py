@@ -8,13 +8,25 @@ text, with that family's pre-tokenizer regex, added/special tokens and post-proc
   qwen2:  NFC normalizer; Split(Qwen2 regex: single digits) + ByteLevel(use_regex=False); no
           BOS; <|endoftext|>, <|im_start|>, <|im_end|> special (tokenizer_config: eos
           <|im_end|>, add_bos_token false).
+  mistral: a SentencePiece BPE (tokenizer.model) trained like Mistral's / Llama-2's
+          (byte_fallback, split_digits, identity normalization, extra whitespace kept, dummy
+          prefix; 1,000 pieces), converted to tokenizer.json by transformers' LlamaTokenizer
+          from a directory holding tokenizer.model and a tokenizer_config.json like Mistral's
+          ("legacy": false, add_bos_token true): Metaspace(prepend_scheme "first"), no
+          normalizer, <unk> <s> </s> special added tokens, BOS by post-processor. transformers
+          5 builds every LlamaTokenizer this way (the non-legacy conversion of 4.x).
 Writes tests/data/arch/tok-<style>.json: {"tokenizer": <tokenizer.json>, "tokenizer_config":
 {...}, "text": TEXT (>= 2,000 characters: scripts, digits, whitespace runs, special tokens),
-"ids": tokenizers' ids with special tokens added}.
-Needs: pip install tokenizers
+"ids": tokenizers' ids with special tokens added}. mistral also writes tok-mistral.model and,
+in its json, "spm_ids": llama.cpp's SPM semantics computed with the sentencepiece library (BOS,
+then the text split at <unk> <s> </s>, each piece of text encoded by sentencepiece with its
+dummy prefix, each special as its id) and "plain_text" / "plain_ids" (the text without the
+special tokens, sentencepiece's ids without BOS: for decoding round trips).
+Needs: pip install tokenizers (mistral: sentencepiece transformers protobuf)
 """
 import json
 import os
+import re
 import sys
 
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
@@ -72,13 +84,77 @@ def build(style):
             "text": text, "ids": ids}
 
 
+# Not in TRAIN: Arabic and a few symbols reach the model only through its <0xXX> byte pieces.
+MISTRAL_EXTRA = (
+    "\nArabic: مرحبا بالعالم، هذا اختبار للترميز. العدد ٣٤٥ والرقم 678.\n"
+    "Byte fallback: ☃ ♞ 𝔘𝔫𝔦𝔠𝔬𝔡𝔢 ﷺ and a lone é.\n"
+    "<s>[INST] What is 2+2? [/INST] It is 4.</s> <s> spaced after</s>\n"
+    "An <unk> inline, <unk><unk> twice, and </s>< s> near misses <s\n"
+    "  two leading spaces\t\ttabs\n\n\n   three newlines above\n"
+    "The end.</s>")
+
+
+def build_mistral(out):
+    import io
+    import tempfile
+
+    import sentencepiece as spm
+    from transformers import AutoTokenizer
+
+    buf = io.BytesIO()
+    lines = "\n".join(TRAIN * 4).split("\n")
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(lines), model_writer=buf, model_type="bpe", vocab_size=1000,
+        byte_fallback=True, split_digits=True, normalization_rule_name="identity",
+        remove_extra_whitespaces=False, add_dummy_prefix=True, allow_whitespace_only_pieces=True,
+        character_coverage=1.0, unk_id=0, bos_id=1, eos_id=2, pad_id=-1, num_threads=1,
+        max_sentencepiece_length=16, hard_vocab_limit=False, minloglevel=2)
+    model = buf.getvalue()
+    cfg = {"add_bos_token": True, "add_eos_token": False, "bos_token": "<s>", "eos_token": "</s>",
+           "unk_token": "<unk>", "legacy": False, "tokenizer_class": "LlamaTokenizer",
+           "clean_up_tokenization_spaces": False, "spaces_between_special_tokens": False}
+    with tempfile.TemporaryDirectory() as d:
+        with open(os.path.join(d, "tokenizer.model"), "wb") as f:
+            f.write(model)
+        with open(os.path.join(d, "tokenizer_config.json"), "w") as f:
+            json.dump(cfg, f)
+        hf = AutoTokenizer.from_pretrained(d)
+    tj = json.loads(hf.backend_tokenizer.to_str())
+    assert tj["pre_tokenizer"]["type"] == "Metaspace" and tj["pre_tokenizer"]["prepend_scheme"] == "first", tj["pre_tokenizer"]
+    tok = Tokenizer.from_str(hf.backend_tokenizer.to_str())  # the plain `tokenizers` library
+    text = TEXT.replace("<|SPECIAL_A|>", "<s>").replace("<|SPECIAL_B|>", "</s>") + MISTRAL_EXTRA
+    assert len(text) >= 2000, len(text)
+    ids = tok.encode(text, add_special_tokens=True).ids
+    assert ids == hf.encode(text), "tokenizers and transformers disagree"
+
+    sp = spm.SentencePieceProcessor(model_proto=model)
+    specials = {"<unk>": 0, "<s>": 1, "</s>": 2}
+    pat = re.compile("|".join(re.escape(s) for s in specials))
+    spm_ids, plain, pos = [1], "", 0
+    for m in pat.finditer(text):
+        if m.start() > pos:
+            spm_ids += sp.encode(text[pos:m.start()])
+            plain += text[pos:m.start()]
+        spm_ids.append(specials[m.group()])
+        pos = m.end()
+    spm_ids += sp.encode(text[pos:])
+    plain += text[pos:]
+    assert sp.decode(sp.encode(plain)) == plain
+    with open(os.path.join(out, "tok-mistral.model"), "wb") as f:
+        f.write(model)
+    return {"style": "mistral", "tokenizer": tj, "tokenizer_config": cfg, "text": text, "ids": ids,
+            "spm_ids": spm_ids, "plain_text": plain, "plain_ids": sp.encode(plain)}
+
+
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else "tests/data/arch"
-    for style in ("llama3", "qwen2"):
-        r = build(style)
+    styles = sys.argv[2:] or ["llama3", "qwen2", "mistral"]
+    for style in styles:
+        r = build_mistral(out) if style == "mistral" else build(style)
         with open(os.path.join(out, f"tok-{style}.json"), "w") as f:
             json.dump(r, f, ensure_ascii=False, separators=(",", ":"))
-        print(style, len(r["text"]), "chars", len(r["ids"]), "ids")
+        print(style, len(r["text"]), "chars", len(r["ids"]), "ids",
+              *(["spm", len(r["spm_ids"]), "ids"] if "spm_ids" in r else []))
 
 
 if __name__ == "__main__":

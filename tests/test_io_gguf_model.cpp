@@ -218,8 +218,12 @@ TEST(GgufModel, BadModelFilesNameTheField) {
       load_error([](GgufWriter& w) { w.set("tokenizer.ggml.pre", gguf::Value::str("qwen9")); }),
       {"tokenizer.ggml.pre", "'qwen9' is not supported"});
   expect_has(
+      load_error([](GgufWriter& w) { w.set("tokenizer.ggml.model", gguf::Value::str("bert")); }),
+      {"tokenizer.ggml.model", "'bert' vocabularies are not supported"});
+  // A SentencePiece vocabulary ("llama") is read, and needs its scores.
+  expect_has(
       load_error([](GgufWriter& w) { w.set("tokenizer.ggml.model", gguf::Value::str("llama")); }),
-      {"tokenizer.ggml.model", "'llama' vocabularies are not supported"});
+      {"tokenizer.ggml.scores", "missing"});
   expect_has(load_error([](GgufWriter& w) {
                w.set("tokenizer.ggml.eos_token_id", gguf::Value::u32(5000));
              }),

@@ -409,7 +409,8 @@ BpeVocab load_gguf_bpe_vocab(const gguf::GgufFile& f) {
   const std::string& model = f.get_string("tokenizer.ggml.model");
   if (model != "gpt2")
     fail(where, "metadata 'tokenizer.ggml.model': '" + model +
-                    "' vocabularies are not supported (lrc reads byte-level BPE, 'gpt2')");
+                    "' vocabularies are not supported (lrc reads 'gpt2' byte-level BPE and 'llama' "
+                    "SentencePiece)");
   BpeVocab v;
   v.tokens = f.get_string_array("tokenizer.ggml.tokens");
   const int64_t n = static_cast<int64_t>(v.tokens.size());

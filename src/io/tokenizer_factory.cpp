@@ -23,7 +23,7 @@ struct TokenizerFormat {
 const TokenizerFormat kFormats[] = {
     {"*.gguf (its vocabulary)", [](const fs::path& p) { return is_gguf_file(p.string()); },
      [](const std::string& path) -> std::unique_ptr<Tokenizer> {
-       return load_gguf_tokenizer(path);
+       return load_gguf_vocab_tokenizer(path);
      }},
     {"tokenizer.json (HF byte-level BPE)",
      [](const fs::path& p) { return p.extension() == ".json"; },

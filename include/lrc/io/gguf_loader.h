@@ -1,4 +1,5 @@
-// A Llama model and its byte-level BPE tokenizer from one GGUF file (llama.cpp's format).
+// A Llama model and its tokenizer (byte-level BPE or SentencePiece) from one GGUF file
+// (llama.cpp's format).
 //
 // Hyper-parameters come from the `llama.*` keys, tensors from their GGUF names:
 //
@@ -29,6 +30,7 @@
 
 #include "lrc/io/bpe_tokenizer.h"
 #include "lrc/io/gguf.h"
+#include "lrc/io/tokenizer.h"
 #include "lrc/model/llama.h"
 
 namespace lrc {
@@ -45,6 +47,12 @@ LlamaModel load_gguf_model(const gguf::GgufFile& f);
 // merges, pre, bos/eos_token_id, add_bos_token).
 BpeVocab load_gguf_bpe_vocab(const gguf::GgufFile& f);
 std::unique_ptr<BpeTokenizer> load_gguf_tokenizer(const std::string& file);
+// A SentencePiece vocabulary (tokenizer.ggml.model "llama": tokens, scores, token_type,
+// bos/eos/unknown_token_id, add_bos_token, add_space_prefix) tokenized as llama.cpp's SPM
+// tokenizer does (src/io/gguf_spm_tokenizer.cpp).
+std::unique_ptr<Tokenizer> load_gguf_spm_tokenizer(const gguf::GgufFile& f);
+// The file's own vocabulary, by tokenizer.ggml.model: "llama" -> sentencepiece, else BPE.
+std::unique_ptr<Tokenizer> load_gguf_vocab_tokenizer(const std::string& file);
 
 // GGUF name of an HF Llama tensor name ("model.layers.3.mlp.up_proj.weight" ->
 // "blk.3.ffn_up.weight"); "" if it has none.
