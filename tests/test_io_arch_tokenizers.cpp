@@ -22,6 +22,7 @@
 #include "lrc/io/gguf_writer.h"
 #include "lrc/io/tokenizer.h"
 #include "support/paths.h"
+#include "tokenizer_decode.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -109,16 +110,7 @@ MistralDir mistral_dir(const std::string& tag, std::initializer_list<const char*
   return m;
 }
 
-// HF's encode(text) with a text of ids: decoding each id after the previous one (BOS first).
-std::string decode_all(const Tokenizer& t, const std::vector<int>& ids) {
-  std::string out;
-  int prev = t.bos_id();
-  for (int id : ids) {
-    out += t.decode(prev, id);
-    prev = id;
-  }
-  return out;
-}
+using lrc::test::decode_all;
 
 // As a user loads a Mistral HF directory: lrc takes tokenizer.model (before tokenizer.json,
 // src/io/model_loader.cpp) and follows tokenizer.json's Metaspace(prepend_scheme "first").

@@ -12,6 +12,7 @@
 #include "lrc/core/error.h"
 #include "lrc/io/tokenizer.h"
 #include "support/paths.h"
+#include "tokenizer_decode.h"
 
 namespace fs = std::filesystem;
 using namespace lrc;
@@ -92,15 +93,7 @@ struct RunCReference {
   }
 };
 
-std::string decode_all(const Tokenizer& t, const std::vector<int>& ids) {
-  std::string out;
-  int prev = t.bos_id();
-  for (int id : ids) {
-    out += t.decode(prev, id);
-    prev = id;
-  }
-  return out;
-}
+using lrc::test::decode_all;
 
 void expect_error(const std::string& path, std::initializer_list<std::string> needles) {
   try {
