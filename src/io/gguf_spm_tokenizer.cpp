@@ -24,6 +24,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "io/spm_piece.h"
 #include "lrc/core/error.h"
 #include "lrc/io/gguf.h"
 #include "lrc/io/gguf_loader.h"
@@ -43,7 +44,7 @@ enum TokenType : int {
   kByte = 6
 };
 
-constexpr std::string_view kSpace = "\xE2\x96\x81";  // U+2581 '▁'
+constexpr std::string_view kSpace = io_detail::kSpmSpace;
 
 class GgufSpmTokenizer final : public Tokenizer {
  public:
@@ -151,17 +152,8 @@ class GgufSpmTokenizer final : public Tokenizer {
     const std::string& s = tokens_[static_cast<size_t>(token)];
     if (type == kControl) return "";
     if (type == kUnknown) return " \xE2\x81\x87 ";  // " ⁇ ", as sentencepiece decodes <unk>
-    if (type == kByte)
-      return std::string(1, static_cast<char>(std::stoi(s.substr(3, 2), nullptr, 16)));
-    std::string out;
-    for (size_t i = 0; i < s.size();) {
-      if (s.compare(i, kSpace.size(), kSpace) == 0) {
-        out += ' ';
-        i += kSpace.size();
-      } else {
-        out += s[i++];
-      }
-    }
+    if (type == kByte) return io_detail::spm_byte_piece_text(s);
+    std::string out = io_detail::spm_piece_text(s);
     if (add_space_prefix_ && prev == bos_ && !out.empty() && out[0] == ' ') out.erase(0, 1);
     return out;
   }

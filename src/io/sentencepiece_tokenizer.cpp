@@ -23,6 +23,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "io/spm_piece.h"
 #include "lrc/core/error.h"
 #include "lrc/io/tokenizer.h"
 
@@ -121,19 +122,8 @@ class SentencePieceTokenizer final : public Tokenizer {
     if (sp_.IsControl(token)) return "";
     if (sp_.IsUnknown(token)) return " \xE2\x81\x87 ";  // " ⁇ ", as sentencepiece decodes <unk>
     const std::string& piece = sp_.IdToPiece(token);
-    if (sp_.IsByte(token)) {  // "<0xNN>"
-      return std::string(1, static_cast<char>(std::stoi(piece.substr(3, 2), nullptr, 16)));
-    }
-    std::string out;
-    static constexpr std::string_view kSpace = "\xE2\x96\x81";  // U+2581 '▁'
-    for (size_t i = 0; i < piece.size();) {
-      if (piece.compare(i, kSpace.size(), kSpace) == 0) {
-        out += ' ';
-        i += kSpace.size();
-      } else {
-        out += piece[i++];
-      }
-    }
+    if (sp_.IsByte(token)) return io_detail::spm_byte_piece_text(piece);  // "<0xNN>"
+    std::string out = io_detail::spm_piece_text(piece);
     if (prev == bos_id() && !out.empty() && out[0] == ' ') out.erase(0, 1);
     return out;
   }
