@@ -1,10 +1,21 @@
 // lrc quantize: FP model -> W4A4 (+ low-rank correction) checkpoint.
-#include <cstdio>
-#include <iostream>
+#include <omp.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <optional>
+
+#include "cli/child_process.h"
 #include "cli/command_registry.h"
 #include "cli/quantize_flags.h"
 #include "lrc/core/blas_info.h"
+#include "lrc/core/communicator.h"
 #include "lrc/core/error.h"
 #include "lrc/io/model_loader.h"
 #include "lrc/pipeline/checkpoint.h"
@@ -38,6 +49,51 @@ HiddenPolicy parse_resume_every(const std::string& s) {
   fail("--resume-every", "'" + s + "' is not a positive number of layers or 'auto'");
 }
 
+// `--nproc N` (issue 30): this process launches N ranks of the same command, each a child with
+// threads/N OpenMP/OpenBLAS threads, meeting on a Unix socket in a temporary directory
+// (LRC_COMM_ADDRESS, LRC_RANK, LRC_WORLD_SIZE). Rank 0 prints and writes as a single run would;
+// the other ranks' stderr goes to logs, shown when one fails (the others are then stopped).
+// Returns the exit code.
+int launch_ranks(int nproc) {
+  const TempDir tmp("--nproc");
+  const int threads = std::max(1, omp_get_max_threads() / nproc);
+  std::fprintf(stderr, "[quantize] %d ranks, %d thread%s each\n", nproc, threads,
+               threads == 1 ? "" : "s");
+  const std::string address = "unix:" + (tmp.path / "ranks.sock").string();
+  auto log = [&](int r) { return (tmp.path / ("rank" + std::to_string(r) + ".log")).string(); };
+  std::vector<pid_t> pids;
+  for (int r = 0; r < nproc; ++r)
+    pids.push_back(spawn_self(process_args(),
+                              {"LRC_COMM_ADDRESS=" + address, "LRC_RANK=" + std::to_string(r),
+                               "LRC_WORLD_SIZE=" + std::to_string(nproc),
+                               "LRC_LOCAL_RANK=" + std::to_string(r)},
+                              threads, r == 0 ? "" : "/dev/null", r == 0 ? "" : log(r),
+                              "--nproc"));
+  int rc = 0, first_failed = -1;
+  std::string why;
+  for (size_t left = pids.size(); left > 0; --left) {
+    int status = 0;
+    const pid_t pid = ::waitpid(-1, &status, 0);
+    if (pid < 0) break;
+    const auto it = std::find(pids.begin(), pids.end(), pid);
+    if (it == pids.end()) continue;
+    const int r = static_cast<int>(it - pids.begin());
+    *it = -1;
+    const bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    if (ok || first_failed >= 0) continue;
+    first_failed = r;
+    rc = WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+    why = WIFEXITED(status) ? "exit code " + std::to_string(WEXITSTATUS(status))
+                            : "signal " + std::to_string(WTERMSIG(status));
+    for (pid_t p : pids)  // the others would only fail on their next collective
+      if (p > 0) ::kill(p, SIGTERM);
+  }
+  if (first_failed > 0)
+    std::fprintf(stderr, "error: rank %d of %d failed (%s); its log:\n%s", first_failed, nproc,
+                 why.c_str(), log_tail(log(first_failed), 20).c_str());
+  return first_failed >= 0 ? (rc ? rc : 1) : 0;
+}
+
 Registrar reg_quantize(
     "quantize", "quantize a model to W4A4 (rtn | gptq | svd | lrc) and write a checkpoint",
     [](CLI::App& sub) -> std::function<int()> {
@@ -45,6 +101,7 @@ Registrar reg_quantize(
         std::string model, tokenizer, calib, out, method = "lrc", report, resume_every = "auto";
         QuantizeFlagStrings flags;
         bool json = false, resume = false;
+        int nproc = 1;
         QuantizeOptions opt;
       };
       auto a = std::make_shared<Args>();
@@ -66,8 +123,34 @@ Registrar reg_quantize(
                      "auto: after every layer while they take at most 256 MiB, else every "
                      "120 s of work (at Llama-2-7B's shape they are 4.3 GB, ~5 s to write)")
           ->capture_default_str();
+      sub.add_option("--nproc", a->nproc,
+                     "spread the run over N processes on this host (ranks: each forwards 1/N of "
+                     "the calibration sequences with 1/N of the threads, the float64 statistics "
+                     "are summed over them, the solves go round-robin); with --device cuda rank "
+                     "r uses GPU r. A torchrun/Slurm launch (RANK, WORLD_SIZE, MASTER_ADDR, "
+                     "MASTER_PORT) makes each process a rank without it")
+          ->capture_default_str()
+          ->check(CLI::Range(1, 1024));
       return [a]() {
         a->opt.method = parse_method(a->method);
+        const char* as_rank = std::getenv("LRC_COMM_ADDRESS");
+        if (a->nproc > 1 && !(as_rank && *as_rank)) {
+          if (a->resume)
+            fail("--resume", "is not available with --nproc (the ranks' hidden states are not "
+                             "recorded)");
+          return launch_ranks(a->nproc);
+        }
+        // A rank of several (launched by --nproc, or by torchrun/Slurm's variables), or null.
+        const CommunicatorPtr comm = communicator_from_environment();
+        const bool lead = !comm || comm->rank() == 0;  // prints, writes the checkpoint
+        if (comm && comm->size() > 1) {
+          if (a->resume) fail("--resume", "is not available with several ranks");
+          if (a->opt.device.rfind("cuda", 0) == 0 && a->opt.device.find(':') == std::string::npos) {
+            const char* lr = std::getenv("LRC_LOCAL_RANK");
+            if (!lr) lr = std::getenv("LOCAL_RANK");
+            a->opt.device = "cuda:" + std::string(lr && *lr ? lr : "0");
+          }
+        }
         finish_quantize_options(a->opt, a->flags);
         if (!a->report.empty()) {
           if (a->opt.method == QuantMethod::RTN)
@@ -82,14 +165,22 @@ Registrar reg_quantize(
         a->opt.validate_for(lm.model.cfg);
         const CalibrationSet calib = load_calibration(a->calib, *lm.tokenizer, a->opt.nsamples,
                                                       a->opt.seq, lm.model.cfg.max_seq_len);
-        std::fprintf(stderr, "calibration: %d x %d tokens from %s\n", calib.n_seq, calib.seq_len,
-                     a->calib.c_str());
+        if (lead)
+          std::fprintf(stderr, "calibration: %d x %d tokens from %s\n", calib.n_seq,
+                       calib.seq_len, a->calib.c_str());
         const std::string tokenizer = a->tokenizer.empty() ? lm.tokenizer_path : a->tokenizer;
-        QuantizeJournal journal(a->out, run_fingerprint(a->model, tokenizer, calib, a->opt),
-                                a->resume);
-        journal.set_hidden_policy(parse_resume_every(a->resume_every));
+        if (!lead) {  // the other ranks compute and share; rank 0 writes
+          (void)quantize_model(lm.model, calib, a->opt, nullptr, nullptr, comm.get());
+          return 0;
+        }
+        std::optional<QuantizeJournal> journal;  // one rank only: the hidden states are its own
+        if (!comm || comm->size() == 1) {
+          journal.emplace(a->out, run_fingerprint(a->model, tokenizer, calib, a->opt), a->resume);
+          journal->set_hidden_policy(parse_resume_every(a->resume_every));
+        }
         CheckpointSink sink(a->out, a->opt);
-        const QuantizeReport rep = quantize_model(lm.model, calib, a->opt, &sink, &journal);
+        const QuantizeReport rep = quantize_model(lm.model, calib, a->opt, &sink,
+                                                  journal ? &*journal : nullptr, comm.get());
         CheckpointInfo info;
         info.source_model = a->model;
         info.tokenizer_file = tokenizer;

@@ -11,7 +11,6 @@
 // (the other children are then stopped).
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -28,11 +27,10 @@
 #include <sstream>
 #include <string>
 
+#include "cli/child_process.h"
 #include "cli/demo_rows.h"
 #include "lrc/core/error.h"
 #include "lrc/io/json_file.h"
-
-extern char** environ;
 
 namespace lrc::cli {
 
@@ -116,36 +114,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// A temporary directory removed (with the children's logs and rows) when the demo ends.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "lrc-demo-XXXXXX").string();
-    if (!::mkdtemp(tmpl.data())) fail("demo --jobs", "cannot create a temporary directory");
-    path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
-
-std::string log_tail(const fs::path& p, size_t max_lines) {
-  std::ifstream f(p);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  std::string text = ss.str();
-  std::replace(text.begin(), text.end(), '\r', '\n');  // progress lines
-  std::vector<std::string> lines;
-  std::stringstream in(text);
-  for (std::string l; std::getline(in, l);)
-    if (!l.empty()) lines.push_back(l);
-  std::string out;
-  for (size_t i = lines.size() > max_lines ? lines.size() - max_lines : 0; i < lines.size(); ++i)
-    out += "  | " + lines[i] + "\n";
-  return out;
-}
-
 // The last progress line of a child's log ("[quantize lrc] layer 12/30 ... ETA 300.0s").
 std::string last_progress(const fs::path& p) {
   std::ifstream f(p, std::ios::binary | std::ios::ate);
@@ -162,37 +130,16 @@ std::string last_progress(const fs::path& p) {
   return line.size() > 80 ? line.substr(0, 80) : line;
 }
 
-// posix_spawn of argv with stdout -> /dev/null, stderr -> log, and the thread variables set.
+// A row's child: stdout -> /dev/null, stderr -> its log, threads OpenMP/OpenBLAS threads.
 pid_t spawn_row(const std::vector<std::string>& argv, const fs::path& log, int threads) {
-  std::vector<std::string> env;
-  for (char** e = environ; *e; ++e) {
-    const std::string s = *e;
-    if (s.rfind("OMP_NUM_THREADS=", 0) == 0 || s.rfind("OPENBLAS_NUM_THREADS=", 0) == 0) continue;
-    env.push_back(s);
-  }
-  env.push_back("OMP_NUM_THREADS=" + std::to_string(threads));
-  env.push_back("OPENBLAS_NUM_THREADS=" + std::to_string(threads));
-  std::vector<char*> cargv, cenv;
-  for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
-  cargv.push_back(nullptr);
-  for (const auto& e : env) cenv.push_back(const_cast<char*>(e.c_str()));
-  cenv.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 2, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  pid_t pid = -1;
-  const int rc = posix_spawn(&pid, "/proc/self/exe", &fa, nullptr, cargv.data(), cenv.data());
-  posix_spawn_file_actions_destroy(&fa);
-  if (rc != 0) fail("demo --jobs", std::string("cannot start a child process: ") + strerror(rc));
-  return pid;
+  return spawn_self(argv, {}, threads, "/dev/null", log.string(), "demo --jobs");
 }
 
 }  // namespace
 
 std::vector<DemoRow> run_demo_lanes(const std::vector<DemoJob>& jobs, int lanes, int threads,
                                     const std::vector<std::string>& argv) {
-  const TempDir tmp;
+  const TempDir tmp("demo --jobs");
   const int n = static_cast<int>(jobs.size());
   std::vector<int> order(n);
   std::iota(order.begin(), order.end(), 0);

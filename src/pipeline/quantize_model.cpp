@@ -4,15 +4,19 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <functional>
 #include <map>
 #include <optional>
 
+#include "lrc/core/communicator.h"
 #include "lrc/core/error.h"
+#include "lrc/core/sha256.h"
 #include "lrc/core/half.h"
 #include "lrc/kernels/registry.h"
 #include "lrc/model/forward.h"
 #include "lrc/model/layer_linears.h"
+#include "lrc/pipeline/linear_record.h"
 #include "lrc/pipeline/quantize_moe.h"
 #include "lrc/pipeline/resume.h"
 #include "lrc/quant/act_clip_search.h"
@@ -269,7 +273,7 @@ nlohmann::json QuantizeReport::to_json() const {
     if (!guards.empty()) lin.back().update(guards);
   }
   nlohmann::json layer_json = nlohmann::json::array();
-  for (const auto& l : layers)
+  for (const auto& l : layers) {
     layer_json.push_back({{"seconds", l.seconds},
                           {"forward", l.forward - l.stats},
                           {"stats", l.stats},
@@ -278,6 +282,12 @@ nlohmann::json QuantizeReport::to_json() const {
                           {"load", l.load},
                           {"journal", l.journal},
                           {"write", l.write}});
+    if (ranks > 1)
+      layer_json.back().update({{"allreduce", l.allreduce},
+                                {"allreduce_bytes", l.allreduce_bytes},
+                                {"allreduce_gb_per_s", l.allreduce > 0 ? l.allreduce_bytes / l.allreduce / 1e9 : 0.0},
+                                {"broadcast", l.broadcast}});
+  }
   return {{"linears", lin},
           {"rotation", rotation},
           {"seconds", seconds},
@@ -297,7 +307,9 @@ nlohmann::json QuantizeReport::to_json() const {
           {"layer_seconds", layer_json},
           {"solver", solver},
           {"peak_device_bytes", peak_device_bytes},
-          {"bits_per_weight", bits_per_weight}};
+          {"bits_per_weight", bits_per_weight},
+          {"ranks", ranks},
+          {"communicator", communicator}};
 }
 
 namespace {
@@ -317,15 +329,22 @@ std::map<std::string, int> decide_ranks(const LlamaModel& m, const QuantizeOptio
 
 // One run of the layer-by-layer pipeline: what its stages share.
 struct LayerPipeline {
-  LayerPipeline(LlamaModel& model, const CalibrationSet& c, const QuantizeOptions& o,
-                const std::map<std::string, int>* spectrum, LayerSink* s, QuantizeJournal* j)
-      : m(model), calib(c), opt(o), spectrum_ranks(spectrum), sink(s), journal(j) {}
+  LayerPipeline(LlamaModel& model, const CalibrationSet& c, const CalibrationSet& all,
+                const QuantizeOptions& o, const std::map<std::string, int>* spectrum,
+                LayerSink* s, QuantizeJournal* j, const Communicator* cm)
+      : m(model), calib(c), full(all), opt(o), spectrum_ranks(spectrum), sink(s), journal(j),
+        comm(cm) {}
   LlamaModel& m;
-  const CalibrationSet& calib;
+  const CalibrationSet& calib;  // this rank's share of the calibration sequences
+  const CalibrationSet& full;   // all of them (the same on every rank)
   const QuantizeOptions& opt;
   const std::map<std::string, int>* spectrum_ranks;  // LRC eigenvalues to record, or null
   LayerSink* sink;                                   // finished layers go here, or null
   QuantizeJournal* journal;                          // resume records (resume.h), or null
+  const Communicator* comm;  // several ranks (communicator.h), or null
+  bool distributed() const { return comm && comm->size() > 1; }
+  int next_owner = 0;         // the rank that solves the next linear (round-robin)
+  double broadcast_s = 0;     // seconds in broadcasts of solved linears and clips
   SolverBackendPtr solver = make_solver_backend(opt.device);  // statistics and solves
   // --device cuda: the calibration forward runs on the GPU too (the fp32 simulation backend,
   // TF32 off), with every activation resident there; the model's own backend is put back at
@@ -372,7 +391,7 @@ void prepare_model(LayerPipeline& p) {
     ro.online_qk = p.opt.kv_bits < 16;
     QuarotPlan plan = plan_rotation(p.m.cfg, ro);
     if (p.opt.rotation_calibrated || p.opt.smooth_alpha > 0)
-      calibrate_plan(plan, p.m, p.calib.tokens.data(), p.calib.n_seq, p.calib.seq_len,
+      calibrate_plan(plan, p.m, p.full.tokens.data(), p.full.n_seq, p.full.seq_len,
                      residual_calibration_options(p.opt));
     if (p.m.layer_source) {
       if (p.m.online_o || p.m.online_down || p.m.online_qk)
@@ -551,6 +570,8 @@ LayerStats collect_statistics(LayerPipeline& p, int i, LinearGroup g, int d_in,
   }
   const auto ts = Clock::now();
   LayerStats stats = acc->finish();
+  // Several ranks: each summed its own sequences; every rank now gets the sums over all.
+  if (p.distributed()) p.solver->all_reduce(stats, *p.comm);
   p.report.seconds_stats += since(ts);
   require_finite_activations(stats, names);
   p.report.seconds_forward += since(t);
@@ -561,8 +582,8 @@ LayerStats collect_statistics(LayerPipeline& p, int i, LinearGroup g, int d_in,
 // A solved linear's report goes into the run's; with --calib-act fp the calibration passes run
 // the quantized weights on unquantized activations (QuaRot's code quantizes activations only
 // after GPTQ): its Q_a is set once every layer is done.
-void take_solved(LayerPipeline& p, Linear& lin, LinearReport rep) {
-  p.report.seconds_solve += rep.seconds;
+void take_solved(LayerPipeline& p, Linear& lin, LinearReport rep, bool add_seconds = true) {
+  if (add_seconds) p.report.seconds_solve += rep.seconds;
   p.report.linears.push_back(std::move(rep));
   if (!p.opt.calib_act_quant) {
     p.deferred_act.push_back({&lin, lin.act});
@@ -570,8 +591,43 @@ void take_solved(LayerPipeline& p, Linear& lin, LinearReport rep) {
   }
 }
 
+// Several ranks: the run's linears go round-robin over the ranks (the j-th to rank j mod size,
+// counting on through the groups and layers); each rank solves its own, then each result is
+// broadcast from its rank in table order, so every rank holds every solved linear. The solve
+// time is the wall time of both (a rank waits for the slowest).
+void dispatch_linears_ranked(LayerPipeline& p, const std::vector<NamedLinear>& lins,
+                             const LayerStats* stats, const ActQuantSpec& act) {
+  const auto t = Clock::now();
+  const int size = p.comm->size(), me = p.comm->rank();
+  std::vector<int> owner(lins.size());
+  std::vector<LinearReport> reps(lins.size());
+  for (size_t j = 0; j < lins.size(); ++j) {
+    owner[j] = p.next_owner++ % size;
+    if (owner[j] != me) continue;
+    const NamedLinear& nl = lins[j];
+    const int spectrum_rank = p.spectrum_ranks ? p.spectrum_ranks->at(nl.name) : 0;
+    reps[j] = quantize_linear(*nl.lin, nl.name, stats, act, p.ranks.at(nl.name), p.opt,
+                              spectrum_rank, p.solver.get());
+  }
+  const auto tb = Clock::now();
+  for (size_t j = 0; j < lins.size(); ++j) {
+    std::vector<uint8_t> bytes;
+    if (owner[j] == me) bytes = encode_solved(*lins[j].lin, reps[j]);
+    p.comm->broadcast(bytes, owner[j]);
+    if (owner[j] != me)
+      decode_solved(bytes, *lins[j].lin, reps[j],
+                    (lins[j].name + " from rank " + std::to_string(owner[j])).c_str());
+  }
+  p.broadcast_s += since(tb);
+  for (size_t j = 0; j < lins.size(); ++j)
+    take_solved(p, *lins[j].lin, std::move(reps[j]), /*add_seconds=*/false);
+  p.report.seconds_solve += since(t);
+  if (p.on_device) p.m.run_backend().forget_parameters();
+}
+
 void dispatch_linears(LayerPipeline& p, const std::vector<NamedLinear>& lins,
                       const LayerStats* stats, const ActQuantSpec& act) {
+  if (p.distributed()) return dispatch_linears_ranked(p, lins, stats, act);
   for (const auto& nl : lins) {
     const int spectrum_rank = p.spectrum_ranks ? p.spectrum_ranks->at(nl.name) : 0;
     take_solved(p, *nl.lin,
@@ -632,7 +688,21 @@ void quantize_group(LayerPipeline& p, int i, LinearGroup g) {
   act.bits = p.opt.abits;
   act.clip = p.opt.a_clip;
   act.groupsize = p.opt.a_groupsize;
-  if (p.opt.a_clip_search && act.enabled()) act.clip = search_act_clip(p, i, g, lins, act);
+  if (p.opt.a_clip_search && act.enabled()) {
+    if (!p.distributed()) {
+      act.clip = search_act_clip(p, i, g, lins, act);
+    } else {  // several ranks: rank 0 searches on its share, the others take its clip
+      const auto t = Clock::now();
+      std::vector<uint8_t> b(sizeof(float));
+      if (p.comm->rank() == 0) {
+        const float c = search_act_clip(p, i, g, lins, act);
+        std::memcpy(b.data(), &c, sizeof c);
+      }
+      p.comm->broadcast(b, 0);
+      std::memcpy(&act.clip, b.data(), sizeof act.clip);
+      if (p.comm->rank() != 0) p.report.seconds_clip_search += since(t);
+    }
+  }
 
   const bool residual = g == LinearGroup::O || g == LinearGroup::Down;
   KeptInputs kept;
@@ -699,14 +769,67 @@ int resume_layers(LayerPipeline& p) {
   return done;
 }
 
+// Several ranks: rank r's calibration sequences, the r-th of `size` contiguous blocks (so that
+// the ranks' sums, added in rank order, run over the sequences in their order).
+CalibrationSet rank_share(const CalibrationSet& c, int r, int size) {
+  CalibrationSet s;
+  s.seq_len = c.seq_len;
+  const int64_t b = static_cast<int64_t>(c.n_seq) * r / size,
+                e = static_cast<int64_t>(c.n_seq) * (r + 1) / size;
+  s.n_seq = static_cast<int>(e - b);
+  s.tokens.assign(c.tokens.begin() + b * c.seq_len, c.tokens.begin() + e * c.seq_len);
+  return s;
+}
+
+// Several ranks must run the same quantization: rank 0's options (but the device, each rank's
+// own GPU), model shape and calibration tokens are compared with every rank's own.
+void check_ranks_agree(const Communicator& comm, const LlamaModel& m, const CalibrationSet& c,
+                       const QuantizeOptions& opt) {
+  nlohmann::json o = opt.to_json();
+  o.erase("device");
+  const auto& k = m.cfg;
+  const nlohmann::json mine = {
+      {"options", o.dump()},
+      {"model", std::to_string(k.n_layers) + " layers, dim " + std::to_string(k.dim) +
+                    ", hidden " + std::to_string(k.hidden_dim) + ", vocab " +
+                    std::to_string(k.vocab_size)},
+      {"calibration",
+       sha256_hex(std::string_view(reinterpret_cast<const char*>(c.tokens.data()),
+                                   c.tokens.size() * sizeof(int32_t)))}};
+  const nlohmann::json root = nlohmann::json::parse(comm.broadcast_string(mine.dump(), 0));
+  for (const char* key : {"options", "model", "calibration"})
+    if (root.at(key) != mine.at(key))
+      fail("rank " + std::to_string(comm.rank()),
+           std::string("its ") + key + " differ from rank 0's (every rank of a run must get the "
+                                       "same model, calibration file and options)");
+}
+
 // The layer-by-layer pipeline with the ranks of opt (uniform or opt.ranks). With
 // spectrum_ranks, every LRC linear named there also records that many of Update-LR's
 // eigenvalues (LinearReport::spectrum).
 QuantizeReport quantize_layers(LlamaModel& m, const CalibrationSet& calib,
                                const QuantizeOptions& opt,
                                const std::map<std::string, int>* spectrum_ranks = nullptr,
-                               LayerSink* sink = nullptr, QuantizeJournal* journal = nullptr) {
-  LayerPipeline p(m, calib, opt, spectrum_ranks, sink, journal);
+                               LayerSink* sink = nullptr, QuantizeJournal* journal = nullptr,
+                               const Communicator* comm = nullptr) {
+  const bool ranked = comm && comm->size() > 1;
+  CalibrationSet share;
+  if (ranked) {
+    if (m.cfg.moe())
+      fail("quantize", "several ranks (--nproc) do not yet quantize MoE (mixtral) models: run "
+                       "it with one");
+    if (journal) fail("quantize", "--resume is not available with several ranks (--nproc)");
+    if (calib.n_seq < comm->size() && (opt.method != QuantMethod::RTN || opt.a_clip_search))
+      fail("--nproc", std::to_string(comm->size()) + " ranks need at least as many calibration "
+                      "sequences (there are " + std::to_string(calib.n_seq) + ": raise --nsamples)");
+    check_ranks_agree(*comm, m, calib, opt);
+    share = rank_share(calib, comm->rank(), comm->size());
+  }
+  LayerPipeline p(m, ranked ? share : calib, calib, opt, spectrum_ranks, sink, journal, comm);
+  if (ranked) {
+    p.report.ranks = comm->size();
+    p.report.communicator = comm->name();
+  }
   p.ranks = decide_ranks(m, opt);  // every rank checked before the model is touched
   // --device cuda: the calibration forward on the same GPU, the model's backend put back after.
   struct RestoreBackend {
@@ -728,6 +851,8 @@ QuantizeReport quantize_layers(LlamaModel& m, const CalibrationSet& calib,
     const auto tl = Clock::now();
     const QuantizeReport::LayerTimes before{0, p.report.seconds_forward, p.report.seconds_stats,
                                             p.report.seconds_solve, p.solver->times().gptq};
+    const Communicator::Traffic traffic0 = comm ? comm->traffic() : Communicator::Traffic{};
+    const double broadcast0 = p.broadcast_s;
     materialize_layer(p, m, i);
     if (p.fp) materialize_layer(p, *p.fp, i);
     const double load = since(tl);
@@ -741,6 +866,12 @@ QuantizeReport quantize_layers(LlamaModel& m, const CalibrationSet& calib,
                                p.report.seconds_stats - before.stats,
                                p.report.seconds_solve - before.solve,
                                p.solver->times().gptq - before.gptq, load});
+    if (comm) {
+      auto& lt = p.report.layers.back();
+      lt.allreduce = comm->traffic().seconds - traffic0.seconds;
+      lt.allreduce_bytes = comm->traffic().bytes - traffic0.bytes;
+      lt.broadcast = p.broadcast_s - broadcast0;
+    }
     finish_layer(p, i);
     report_progress(p, i);
   }
@@ -769,7 +900,7 @@ namespace {
 // SmolLM2, "Beyond the paper"). The ranks follow under the uniform budget, then the real pass
 // runs.
 nlohmann::json probe_allocation(const LlamaModel& m, const CalibrationSet& calib,
-                                const QuantizeOptions& opt) {
+                                const QuantizeOptions& opt, const Communicator* comm) {
   const auto t0 = Clock::now();
   std::map<std::string, int> spectrum_ranks;
   std::vector<MatrixSpectrum> spectra;
@@ -793,11 +924,12 @@ nlohmann::json probe_allocation(const LlamaModel& m, const CalibrationSet& calib
   CalibrationSet sub = calib;
   sub.n_seq =
       std::clamp(opt.alloc_nsamples > 0 ? opt.alloc_nsamples : calib.n_seq / 4, 1, calib.n_seq);
+  if (comm) sub.n_seq = std::min(std::max(sub.n_seq, comm->size()), calib.n_seq);  // a share each
   sub.tokens.resize(static_cast<size_t>(sub.n_seq) * sub.seq_len);
   std::fprintf(stderr, "[quantize lrc] rank allocation: probe pass on %d of %d sequences\n",
                sub.n_seq, calib.n_seq);
   LlamaModel copy = m;
-  const QuantizeReport pr = quantize_layers(copy, sub, probe, &spectrum_ranks);
+  const QuantizeReport pr = quantize_layers(copy, sub, probe, &spectrum_ranks, nullptr, nullptr, comm);
   for (const auto& l : pr.linears) {
     std::vector<double> gains = l.spectrum;
     if (l.objective_fp > 0)
@@ -819,20 +951,20 @@ nlohmann::json probe_allocation(const LlamaModel& m, const CalibrationSet& calib
 
 QuantizeReport quantize_model(LlamaModel& m, const CalibrationSet& calib,
                               const QuantizeOptions& opt, LayerSink* sink,
-                              QuantizeJournal* journal) {
+                              QuantizeJournal* journal, const Communicator* comm) {
   opt.validate();
   opt.validate_for(m.cfg);
   if (opt.rank_alloc == RankAllocation::Uniform || !opt.ranks.empty())
-    return quantize_layers(m, calib, opt, nullptr, sink, journal);
+    return quantize_layers(m, calib, opt, nullptr, sink, journal, comm);
   // The probe's ranks are recorded in the journal, so a resumed run uses those it decided.
   std::optional<nlohmann::json> alloc = journal ? journal->allocation() : std::nullopt;
   if (!alloc) {
-    alloc = probe_allocation(m, calib, opt);
+    alloc = probe_allocation(m, calib, opt, comm);
     if (journal) journal->record_allocation(*alloc);
   }
   QuantizeOptions final_opt = opt;
   final_opt.ranks = alloc->at("ranks").get<std::map<std::string, int>>();
-  QuantizeReport rep = quantize_layers(m, calib, final_opt, nullptr, sink, journal);
+  QuantizeReport rep = quantize_layers(m, calib, final_opt, nullptr, sink, journal, comm);
   rep.allocation = *alloc;
   rep.seconds += alloc->at("probe_seconds").get<double>();
   return rep;

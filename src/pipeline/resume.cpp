@@ -15,6 +15,7 @@
 #include "lrc/core/blas_info.h"
 #include "lrc/core/error.h"
 #include "lrc/model/layer_linears.h"
+#include "lrc/pipeline/linear_record.h"
 
 namespace fs = std::filesystem;
 
@@ -202,67 +203,6 @@ std::string describe(const std::string& key) {
   return "'" + key + "'";
 }
 
-// The linear fields of a layer record, in kLayerLinears order.
-nlohmann::json linear_meta(const Linear& l) {
-  nlohmann::json j = {{"d_out", l.d_out},        {"d_in", l.d_in},
-                      {"quantized", l.quantized()}, {"rank", l.lr.rank},
-                      {"act_bits", l.act.bits}, {"act_clip", bits_of(l.act.clip)},
-                      {"act_groupsize", l.act.groupsize}};
-  if (l.packed)
-    j.update({{"bits", l.packed->bits},
-              {"groupsize", l.packed->groupsize},
-              {"symmetric", l.packed->symmetric}});
-  return j;
-}
-
-nlohmann::json report_meta(const LinearReport& r) {
-  nlohmann::json j = {{"name", r.name},
-                      {"d_out", r.d_out},
-                      {"d_in", r.d_in},
-                      {"rank", r.rank},
-                      {"a_clip", bits_of(r.a_clip)},
-                      {"objective", bits_of(r.objective)},
-                      {"objective_fp", bits_of(r.objective_fp)},
-                      {"objective_gptq", bits_of(r.objective_gptq)},
-                      {"seconds", bits_of(r.seconds)}};
-  nlohmann::json spec = nlohmann::json::array();
-  for (double s : r.spectrum) spec.push_back(bits_of(s));
-  j["spectrum"] = spec;
-  if (r.expert_tokens >= 0) {  // MoE expert (linear_quantizer.h)
-    j["expert_tokens"] = r.expert_tokens;
-    j["rule"] = r.rule;
-  }
-  for (const DampingEvent& e : r.damping)
-    j["damping"].push_back({{"step", e.step},
-                            {"configured", bits_of(e.configured)},
-                            {"used", bits_of(e.used)},
-                            {"retries", e.retries}});
-  j["gptq_fallback"] = r.gptq_fallback;
-  return j;
-}
-
-LinearReport report_from(const nlohmann::json& j) {
-  LinearReport r;
-  r.name = j.at("name").get<std::string>();
-  r.d_out = j.at("d_out").get<int>();
-  r.d_in = j.at("d_in").get<int>();
-  r.rank = j.at("rank").get<int>();
-  r.a_clip = static_cast<float>(double_of(j.at("a_clip")));
-  r.objective = double_of(j.at("objective"));
-  r.objective_fp = double_of(j.at("objective_fp"));
-  r.objective_gptq = double_of(j.at("objective_gptq"));
-  r.seconds = double_of(j.at("seconds"));
-  for (const auto& s : j.at("spectrum")) r.spectrum.push_back(double_of(s));
-  r.expert_tokens = j.value("expert_tokens", int64_t{-1});
-  r.rule = j.value("rule", std::string());
-  if (j.contains("damping"))
-    for (const auto& e : j.at("damping"))
-      r.damping.push_back({e.at("step").get<std::string>(), double_of(e.at("configured")),
-                           double_of(e.at("used")), e.at("retries").get<int>()});
-  r.gptq_fallback = j.at("gptq_fallback").get<bool>();
-  return r;
-}
-
 }  // namespace
 
 nlohmann::json run_fingerprint(const std::string& model, const std::string& tokenizer,
@@ -418,21 +358,9 @@ void QuantizeJournal::restore_layer(int i, const LlamaConfig& cfg, LlamaLayer& L
       r.next(p.codes);
       r.next(p.scales);
       r.next(p.zeros);
-      if (m.at("quantized").get<bool>()) {
-        p.d_out = l.d_out;
-        p.d_in = l.d_in;
-        p.bits = m.at("bits").get<int>();
-        p.groupsize = m.at("groupsize").get<int>();
-        p.symmetric = m.at("symmetric").get<bool>();
-        p.validate("resume record");
-        l.packed = std::move(p);
-      }
-      l.lr.rank = m.at("rank").get<int>();
       r.next(l.lr.u);
       r.next(l.lr.v);
-      l.act.bits = m.at("act_bits").get<int>();
-      l.act.clip = static_cast<float>(double_of(m.at("act_clip")));
-      l.act.groupsize = m.at("act_groupsize").get<int>();
+      apply_linear_meta(m, l, std::move(p), "resume record");
     }
     if (cfg.moe()) {
       L.router = Linear{};

@@ -54,12 +54,17 @@ struct QuantizeReport {
   struct LayerTimes {
     double seconds = 0, forward = 0, stats = 0, solve = 0, gptq = 0, load = 0, journal = 0,
            write = 0;
+    // Several ranks: the layer's all-reduces of statistics (seconds, payload bytes; stats
+    // includes them) and broadcasts of solved linears (solve includes them).
+    double allreduce = 0, allreduce_bytes = 0, broadcast = 0;
   };
   std::vector<LayerTimes> layers;
   std::string solver = "cpu";      // where statistics and solves ran (SolverBackend::name)
   int64_t peak_device_bytes = 0;   // that backend's peak device memory (0 on the CPU)
   double bits_per_weight = 0;      // over the quantized linears
   nlohmann::json allocation;       // --rank-alloc error: budget, probe, ranks (null otherwise)
+  int ranks = 1;                   // processes that shared the work (communicator.h)
+  std::string communicator;        // their Communicator::name(), empty for one
   nlohmann::json to_json() const;
 };
 
@@ -75,14 +80,22 @@ class LayerSink {
 };
 
 class QuantizeJournal;  // resume.h
+class Communicator;     // lrc/core/communicator.h
 
 // With opt.rank_alloc == Error (and no explicit opt.ranks) a probe pass on the first
 // alloc_nsamples sequences runs first (quantize_model.cpp); the sink sees the final pass.
 // journal (optional, resume.h): every finished layer is recorded there, and the layers an
 // earlier run recorded are restored (and handed to the sink) instead of recomputed.
+// comm (optional, communicator.h; issue 30): this process is rank comm->rank() of several that
+// run the same call. Each forwards its share of the calibration sequences (contiguous blocks,
+// rank order) and sums their statistics; an all-reduce gives every rank the full sums; each
+// group's linears are solved round-robin over the ranks and broadcast, so every rank ends with
+// the same quantized model (rank 0 alone should pass a sink; no journal). The same output as
+// one rank up to the order of the float64 additions; byte-identical for a fixed rank count.
 QuantizeReport quantize_model(LlamaModel& m, const CalibrationSet& calib,
                               const QuantizeOptions& opt, LayerSink* sink = nullptr,
-                              QuantizeJournal* journal = nullptr);
+                              QuantizeJournal* journal = nullptr,
+                              const Communicator* comm = nullptr);
 
 // Rounds embeddings, norms and the LM head to fp16 values (they stay 16-bit, as in the paper).
 void round_fp_parts_to_half(LlamaModel& m);

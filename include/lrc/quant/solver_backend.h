@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "lrc/core/communicator.h"
 #include "lrc/format/packed_weight.h"
 #include "lrc/quant/gptq.h"
 #include "lrc/quant/lrc_solver.h"
@@ -85,6 +86,12 @@ class SolverBackend {
   virtual std::vector<double> objectives(const float* W, int d_out, int d_in,
                                          const std::vector<Eq2Candidate>& candidates,
                                          const LayerStats& stats, double* energy) const;
+
+  // Several ranks (communicator.h): stats, each rank's sums over its share of the calibration
+  // tokens, become the sums over every rank's (float64, added in rank order): the matrices,
+  // their diagonals and n. This default reduces the host arrays; a device backend reduces its
+  // device copies (through NCCL where comm has device memory, else through the host).
+  virtual void all_reduce(LayerStats& stats, const Communicator& comm) const;
 
   const SolverTimes& times() const { return times_; }
   // Peak device memory this backend's process has had allocated (bytes), 0 on the CPU.

@@ -341,6 +341,36 @@ class CudaSolverBackend final : public SolverBackend {
     return std::make_unique<CudaStatsSink>(gpu_, d, act, cross, precision, times_.stats);
   }
 
+  // Several ranks: the host arrays as on the CPU, the device matrices through NCCL where comm
+  // has device memory, else down to the host, all-reduced there and up again (same order of
+  // additions as the host arrays: rank 0 sums in rank order).
+  void all_reduce(LayerStats& s, const Communicator& comm) const override {
+    if (comm.size() == 1) return;
+    std::shared_ptr<const DeviceStats> dev = std::move(s.device);
+    s.device.reset();
+    SolverBackend::all_reduce(s, comm);  // host arrays (diagonals at least) and n
+    s.device = dev;
+    if (!dev) return;
+    std::vector<DeviceMatrix*> ms;  // each distinct matrix once (yy = xy = xx without Q_a)
+    for (const auto& m : {dev->xx, dev->yy, dev->xy, dev->fx})
+      if (m && m->size() > 0 && std::find(ms.begin(), ms.end(), m.get()) == ms.end())
+        ms.push_back(m.get());
+    gpu_->sync();
+    std::vector<double> host;
+    for (DeviceMatrix* m : ms) {
+      if (comm.device_memory()) {
+        comm.all_reduce_sum_device(m->data(), m->size());
+        continue;
+      }
+      host.resize(m->size());
+      LRC_CU(cudaMemcpy(host.data(), m->data(), host.size() * sizeof(double),
+                        cudaMemcpyDeviceToHost));
+      comm.all_reduce_sum(host.data(), host.size());
+      LRC_CU(cudaMemcpy(m->data(), host.data(), host.size() * sizeof(double),
+                        cudaMemcpyHostToDevice));
+    }
+  }
+
   PackedWeight gptq(const float* W, int d_out, int d_in, const LayerStats& stats,
                     const WeightQuantSpec& spec, const GptqOptions& opt) const override {
     const char* where = "gptq";
