@@ -23,6 +23,7 @@
 #include "lrc/pipeline/quantize_model.h"
 #include "lrc/pipeline/resume.h"
 #include "lrc/plot/report_figure.h"
+#include "lrc/quant/solver_backend.h"
 
 namespace lrc::cli {
 
@@ -141,7 +142,7 @@ Registrar reg_quantize(
           return launch_ranks(a->nproc);
         }
         // A rank of several (launched by --nproc, or by torchrun/Slurm's variables), or null.
-        const CommunicatorPtr comm = communicator_from_environment();
+        CommunicatorPtr comm = communicator_from_environment();
         const bool lead = !comm || comm->rank() == 0;  // prints, writes the checkpoint
         if (comm && comm->size() > 1) {
           if (a->resume) fail("--resume", "is not available with several ranks");
@@ -149,6 +150,18 @@ Registrar reg_quantize(
             const char* lr = std::getenv("LRC_LOCAL_RANK");
             if (!lr) lr = std::getenv("LOCAL_RANK");
             a->opt.device = "cuda:" + std::string(lr && *lr ? lr : "0");
+          }
+          // On GPUs the statistics are all-reduced by NCCL where every rank can load it
+          // (LRC_NCCL=0: through host memory and the sockets instead).
+          const char* use_nccl = std::getenv("LRC_NCCL");
+          if (a->opt.device.rfind("cuda:", 0) == 0 && !(use_nccl && std::string(use_nccl) == "0")) {
+            try {
+              comm = make_nccl_communicator(comm, std::stoi(a->opt.device.substr(5)));
+            } catch (const std::exception& e) {
+              if (lead)
+                std::fprintf(stderr, "warning: %s; the statistics go through host memory\n",
+                             e.what());
+            }
           }
         }
         finish_quantize_options(a->opt, a->flags);

@@ -12,6 +12,7 @@ namespace lrc {
 #ifdef LRC_HAVE_CUDA_SOLVER
 // src/quant/cuda/solver_backend_cuda.cu
 SolverBackendPtr make_cuda_solver_backend(int device);
+CommunicatorPtr make_nccl_communicator_cuda(CommunicatorPtr bootstrap, int device);
 #endif
 
 void StatsSink::add_device(const float*, int64_t, const float*) {
@@ -125,6 +126,16 @@ void SolverBackend::all_reduce(LayerStats& s, const Communicator& comm) const {
 }
 
 SolverBackendPtr cpu_solver_backend() { return std::make_shared<CpuSolverBackend>(); }
+
+CommunicatorPtr make_nccl_communicator(CommunicatorPtr bootstrap, int device) {
+#ifdef LRC_HAVE_CUDA_SOLVER
+  return make_nccl_communicator_cuda(std::move(bootstrap), device);
+#else
+  (void)bootstrap;
+  (void)device;
+  fail("nccl", "this lrc was built without CUDA");
+#endif
+}
 
 bool cuda_solver_built() {
 #ifdef LRC_HAVE_CUDA_SOLVER

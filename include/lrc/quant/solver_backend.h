@@ -111,4 +111,9 @@ SolverBackendPtr make_solver_backend(const std::string& device);
 // Whether this binary was built with the CUDA solver backend.
 bool cuda_solver_built();
 
+// Several ranks on GPUs (issue 30): an NCCL communicator for this rank's GPU `device`, set up
+// through `bootstrap` (which keeps carrying the host-memory collectives). lrc::Error when NCCL
+// cannot be loaded (libnccl.so.2 is opened at run time) or this build has no CUDA.
+CommunicatorPtr make_nccl_communicator(CommunicatorPtr bootstrap, int device);
+
 }  // namespace lrc
