@@ -209,7 +209,7 @@ TEST(Synth, PresetsHaveTheRealModelsShapes) {
   EXPECT_EQ(l3.vocab_size, 128256);
   EXPECT_FLOAT_EQ(l3.rope_theta, 500000.f);
   EXPECT_FALSE(l3.tied_embeddings);
-  // Parameter counts of the real checkpoints (HF model cards): 6.74B, 13.0B, 8.03B.
+  // Parameter counts of the real checkpoints (HF model cards): 6.74B, 13.0B, 8.03B, 69.0B.
   auto params = [](const LlamaConfig& c) {
     const int64_t d = c.dim, f = c.hidden_dim, v = c.vocab_size, kv = c.n_kv_heads * c.head_dim();
     return v * d * (c.tied_embeddings ? 1 : 2) + d +
@@ -218,6 +218,10 @@ TEST(Synth, PresetsHaveTheRealModelsShapes) {
   EXPECT_EQ(params(l7), 6738415616);
   EXPECT_EQ(params(l13), 13015864320);
   EXPECT_EQ(params(l3), 8030261248);
+  const LlamaConfig l70 = synth_preset("llama2-70b").cfg;  // GQA: 64 heads, 8 kv heads
+  EXPECT_EQ(l70.n_kv_heads, 8);
+  EXPECT_EQ(l70.n_layers, 80);
+  EXPECT_EQ(params(l70), 68976648192);  // 69.0B (HF meta-llama/Llama-2-70b-hf)
   EXPECT_THROW(synth_preset("llama-9000"), Error);
   try {
     synth_preset("llama-9000");

@@ -219,6 +219,7 @@ const std::vector<SynthPreset>& synth_presets() {
   static const std::vector<SynthPreset> p = {
       {"llama2-7b", preset_config(4096, 11008, 32, 32, 32, 32000, 4096, 10000.f, false, 1, 2)},
       {"llama2-13b", preset_config(5120, 13824, 40, 40, 40, 32000, 4096, 10000.f, false, 1, 2)},
+      {"llama2-70b", preset_config(8192, 28672, 80, 64, 8, 32000, 4096, 10000.f, false, 1, 2)},
       {"llama3-8b",
        preset_config(4096, 14336, 32, 32, 8, 128256, 8192, 500000.f, false, 128000, 128001)},
       {"smollm2-135m", preset_config(576, 1536, 30, 9, 3, 49152, 8192, 100000.f, true, 1, 2)},
