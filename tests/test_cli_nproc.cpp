@@ -1,7 +1,8 @@
 // `lrc quantize --nproc N` (issue 30, acceptance 1): the default model quantized by 2 ranks (the
 // local communicator: processes over a Unix socket, each forwarding half of the calibration
 // sequences, statistics all-reduced in float64, solves round-robin) gives the perplexity of one
-// rank to 4 digits, and two 2-rank runs give the same bytes. Ranks launched by hand through the
+// rank to 4 digits, and two 2-rank runs give the same bytes, one of them killed and resumed.
+// Ranks launched by hand through the
 // environment (as torchrun would) with different options fail with one error naming the rank.
 #include <gtest/gtest.h>
 
@@ -21,7 +22,7 @@ using lrc::test::run_command;
 namespace {
 
 std::string quantize_cmd(const std::string& out, const std::string& extra) {
-  return "OMP_NUM_THREADS=2 " + lrc::test::lrc_binary() + " quantize --model '" +
+  return "env OMP_NUM_THREADS=2 " + lrc::test::lrc_binary() + " quantize --model '" +
          lrc::test::default_model_dir() + "' --calib '" +
          lrc::test::shared("data/debtext-calib.txt") +
          "' --method lrc --rank 0.1 --nsamples 8 --seq 128 --json --out '" + out + "' " + extra;
@@ -52,11 +53,29 @@ TEST(CliNproc, TwoRanksGiveOneRanksPerplexity) {
   const double p1 = ppl_of((dir / "one").string()), p2 = ppl_of((dir / "two").string());
   std::printf("ppl: 1 rank %.10g, 2 ranks %.10g\n", p1, p2);
   EXPECT_LT(std::fabs(p2 - p1) / p1, 5e-5) << "1 rank " << p1 << ", 2 ranks " << p2;
-  // A fixed rank count is deterministic byte for byte.
-  const auto again = run_command(quantize_cmd((dir / "again").string(), "--nproc 2 >/dev/null 2>&1"));
-  ASSERT_EQ(again.exit_code, 0);
+  // A fixed rank count is deterministic byte for byte, also when the run is killed (every
+  // process, SIGKILL) after a few layers and resumed: each rank resumes from its own records.
+  const std::string again = (dir / "again").string();
+  const std::string rec = again + ".partial/resume/rank-1/layer-00002.rec";
+  const std::string pid = (dir / "pid").string();
+  const std::string kill_cmd = "( setsid " + quantize_cmd(again, "--nproc 2 >/dev/null 2>&1") +
+                               " & echo $! > " + pid + " ); for i in $(seq 1 600); do [ -e " +
+                               rec + " ] && break; sleep 0.05; done; kill -9 -$(cat " + pid +
+                               "); sleep 0.3";
+  const auto killed = run_command(kill_cmd + " 2>&1");
+  ASSERT_TRUE(fs::exists(rec)) << kill_cmd << "\n" << killed.out;
+  ASSERT_EQ(killed.exit_code, 0) << kill_cmd << "\n" << killed.out;
+  EXPECT_FALSE(fs::exists(again + "/model.safetensors")) << "the run finished before the kill";
+  // Resuming with another rank count is refused, naming it.
+  const auto other = run_command(quantize_cmd(again, "--nproc 3 --resume 2>&1 >/dev/null"));
+  EXPECT_NE(other.exit_code, 0);
+  EXPECT_NE(other.out.find("the number of ranks (--nproc) differs"), std::string::npos) << other.out;
+  const auto resumed = run_command(quantize_cmd(again, "--nproc 2 --resume 2>&1 >/dev/null"));
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.out;
+  EXPECT_NE(resumed.out.find("resume: "), std::string::npos) << resumed.out;
   EXPECT_TRUE(read_file(dir / "two" / "model.safetensors") ==
-              read_file(dir / "again" / "model.safetensors"));
+              read_file(fs::path(again) / "model.safetensors"));
+  EXPECT_FALSE(fs::exists(again + ".partial"));
   fs::remove_all(dir);
 }
 
@@ -77,10 +96,6 @@ TEST(CliNproc, RanksWithDifferentOptionsFailNamingTheRank) {
             std::string::npos)
       << read_file(dir / "r1.log");
   EXPECT_FALSE(fs::exists(dir / "q"));
-  // --resume has no meaning for several ranks.
-  const auto res = run_command(quantize_cmd((dir / "q").string(), "--nproc 2 --resume 2>&1"));
-  EXPECT_NE(res.exit_code, 0);
-  EXPECT_NE(res.out.find("--resume"), std::string::npos) << res.out;
   fs::remove_all(dir);
 }
 

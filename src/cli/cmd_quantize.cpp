@@ -135,17 +135,11 @@ Registrar reg_quantize(
       return [a]() {
         a->opt.method = parse_method(a->method);
         const char* as_rank = std::getenv("LRC_COMM_ADDRESS");
-        if (a->nproc > 1 && !(as_rank && *as_rank)) {
-          if (a->resume)
-            fail("--resume", "is not available with --nproc (the ranks' hidden states are not "
-                             "recorded)");
-          return launch_ranks(a->nproc);
-        }
+        if (a->nproc > 1 && !(as_rank && *as_rank)) return launch_ranks(a->nproc);
         // A rank of several (launched by --nproc, or by torchrun/Slurm's variables), or null.
         CommunicatorPtr comm = communicator_from_environment();
         const bool lead = !comm || comm->rank() == 0;  // prints, writes the checkpoint
         if (comm && comm->size() > 1) {
-          if (a->resume) fail("--resume", "is not available with several ranks");
           if (a->opt.device.rfind("cuda", 0) == 0 && a->opt.device.find(':') == std::string::npos) {
             const char* lr = std::getenv("LRC_LOCAL_RANK");
             if (!lr) lr = std::getenv("LOCAL_RANK");
@@ -182,18 +176,23 @@ Registrar reg_quantize(
           std::fprintf(stderr, "calibration: %d x %d tokens from %s\n", calib.n_seq,
                        calib.seq_len, a->calib.c_str());
         const std::string tokenizer = a->tokenizer.empty() ? lm.tokenizer_path : a->tokenizer;
+        // The resume journal: with several ranks one per rank (each records its own share of
+        // the hidden states), rank 0's first (a fresh one replaces <out>.partial).
+        const int rank = comm ? comm->rank() : 0, ranks = comm ? comm->size() : 1;
+        nlohmann::json fingerprint = run_fingerprint(a->model, tokenizer, calib, a->opt);
+        if (ranks > 1) fingerprint["ranks"] = ranks;
+        std::optional<QuantizeJournal> journal;
+        if (rank > 0) (void)comm->broadcast_string("", 0);  // after rank 0's journal
+        journal.emplace(a->out, fingerprint, a->resume, rank);
+        journal->set_hidden_policy(parse_resume_every(a->resume_every));
+        if (rank == 0 && ranks > 1) (void)comm->broadcast_string("", 0);
         if (!lead) {  // the other ranks compute and share; rank 0 writes
-          (void)quantize_model(lm.model, calib, a->opt, nullptr, nullptr, comm.get());
+          (void)quantize_model(lm.model, calib, a->opt, nullptr, &*journal, comm.get());
           return 0;
         }
-        std::optional<QuantizeJournal> journal;  // one rank only: the hidden states are its own
-        if (!comm || comm->size() == 1) {
-          journal.emplace(a->out, run_fingerprint(a->model, tokenizer, calib, a->opt), a->resume);
-          journal->set_hidden_policy(parse_resume_every(a->resume_every));
-        }
         CheckpointSink sink(a->out, a->opt);
-        const QuantizeReport rep = quantize_model(lm.model, calib, a->opt, &sink,
-                                                  journal ? &*journal : nullptr, comm.get());
+        const QuantizeReport rep =
+            quantize_model(lm.model, calib, a->opt, &sink, &*journal, comm.get());
         CheckpointInfo info;
         info.source_model = a->model;
         info.tokenizer_file = tokenizer;

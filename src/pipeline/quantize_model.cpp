@@ -433,7 +433,10 @@ void finish_layer(LayerPipeline& p, int i, bool restored = false) {
     const auto t = Clock::now();
     const size_t n = layer_linears(p.m.cfg).size();
     const std::vector<LinearReport> reps(p.report.linears.end() - n, p.report.linears.end());
-    if (p.journal->hidden_due(i, p.m.cfg.n_layers, (p.h.size() + p.hf.size()) * sizeof(float))) {
+    bool due = p.journal->hidden_due(i, p.m.cfg.n_layers, (p.h.size() + p.hf.size()) * sizeof(float));
+    if (p.distributed())  // every rank records its hidden states after the same layers: rank 0's
+      due = p.comm->broadcast_string(due ? "1" : "0", 0) == "1";
+    if (due) {
       // The journal writes host memory: device states are downloaded for it.
       const HostView h(p.m.run_backend(), p.h), hf(p.m.run_backend(), p.hf);
       p.journal->record_layer(i, p.m.cfg, L, reps, p.report.layers.back(), true, h.data(),
@@ -748,6 +751,12 @@ void quantize_moe_ffn(LayerPipeline& p, int i) {
 // Layers an earlier run finished (p.journal, resume.h): each restored as it was handed to the
 // sink, then the hidden states after the last of them. Returns the first layer left to do.
 int resume_layers(LayerPipeline& p) {
+  if (p.journal && p.distributed()) {  // several ranks resume after the layers all finished
+    std::vector<double> done(static_cast<size_t>(p.comm->size()), 0.0);
+    done[static_cast<size_t>(p.comm->rank())] = p.journal->layers_done();
+    p.comm->all_reduce_sum(done.data(), done.size());
+    p.journal->restore_to(static_cast<int>(*std::min_element(done.begin(), done.end())));
+  }
   const int done = p.journal ? std::min(p.journal->layers_done(), p.m.cfg.n_layers) : 0;
   for (int i = 0; i < done; ++i) {
     p.report.layers.emplace_back();
@@ -818,7 +827,7 @@ QuantizeReport quantize_layers(LlamaModel& m, const CalibrationSet& calib,
     if (m.cfg.moe())
       fail("quantize", "several ranks (--nproc) do not yet quantize MoE (mixtral) models: run "
                        "it with one");
-    if (journal) fail("quantize", "--resume is not available with several ranks (--nproc)");
+    if (journal) journal->keep_hidden_records(2);  // see QuantizeJournal::restore_to
     if (calib.n_seq < comm->size() && (opt.method != QuantMethod::RTN || opt.a_clip_search))
       fail("--nproc", std::to_string(comm->size()) + " ranks need at least as many calibration "
                       "sequences (there are " + std::to_string(calib.n_seq) + ": raise --nsamples)");
@@ -876,6 +885,9 @@ QuantizeReport quantize_layers(LlamaModel& m, const CalibrationSet& calib,
     report_progress(p, i);
   }
   std::fprintf(stderr, "\n");
+  // Several ranks: every rank's journal has its last record before rank 0 goes on to finish
+  // the checkpoint (which removes the work area).
+  if (ranked) (void)comm->broadcast_string("done", 0);
   p.report.seconds_gptq = p.solver->times().gptq;
   p.report.solver_times = p.solver->times();
   p.report.peak_device_bytes = p.solver->peak_device_bytes();
@@ -958,6 +970,11 @@ QuantizeReport quantize_model(LlamaModel& m, const CalibrationSet& calib,
     return quantize_layers(m, calib, opt, nullptr, sink, journal, comm);
   // The probe's ranks are recorded in the journal, so a resumed run uses those it decided.
   std::optional<nlohmann::json> alloc = journal ? journal->allocation() : std::nullopt;
+  if (comm && comm->size() > 1) {  // rank 0's record decides for every rank
+    const std::string a = comm->broadcast_string(alloc ? alloc->dump() : "", 0);
+    alloc = a.empty() ? std::nullopt : std::optional<nlohmann::json>(nlohmann::json::parse(a));
+    if (alloc && journal && !journal->allocation()) journal->record_allocation(*alloc);
+  }
   if (!alloc) {
     alloc = probe_allocation(m, calib, opt, comm);
     if (journal) journal->record_allocation(*alloc);

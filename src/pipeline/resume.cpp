@@ -4,6 +4,7 @@
 #include <omp.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <bit>
 #include <chrono>
 #include <cstdio>
@@ -199,6 +200,7 @@ std::string describe(const std::string& key) {
   if (starts("calibration.")) return "the calibration " + key.substr(12);
   if (key == "threads") return "the thread count (OMP_NUM_THREADS)";
   if (key == "blas_core") return "the OpenBLAS core type";
+  if (key == "ranks") return "the number of ranks (--nproc)";
   if (key == "lrc_version") return "the lrc version";
   return "'" + key + "'";
 }
@@ -246,9 +248,11 @@ bool work_area_has_layers(const std::string& partial) {
   return false;
 }
 
-QuantizeJournal::QuantizeJournal(const std::string& out, nlohmann::json fingerprint, bool resume) {
+QuantizeJournal::QuantizeJournal(const std::string& out, nlohmann::json fingerprint, bool resume,
+                                 int rank) {
   const fs::path partial = out + ".partial";
   dir_ = (partial / kResumeDirName).string();
+  if (rank > 0) dir_ = (fs::path(dir_) / ("rank-" + std::to_string(rank))).string();
   const fs::path fp_path = fs::path(dir_) / kFingerprint;
   std::error_code ec;
   bool fresh = !resume;
@@ -260,7 +264,7 @@ QuantizeJournal::QuantizeJournal(const std::string& out, nlohmann::json fingerpr
   if (fresh) {
     if (fs::exists(partial, ec) && !fs::is_directory(partial, ec))
       fail(partial.string(), "exists and is not a directory");
-    fs::remove_all(partial, ec);
+    fs::remove_all(rank > 0 ? fs::path(dir_) : partial, ec);
     fs::create_directories(dir_, ec);
     if (ec) fail(out, "cannot create output directory: " + ec.message());
     write_json_atomically(fp_path, fingerprint);
@@ -278,9 +282,12 @@ QuantizeJournal::QuantizeJournal(const std::string& out, nlohmann::json fingerpr
   for (const auto& e : fs::directory_iterator(dir_, ec)) {
     const std::string name = e.path().filename().string();
     int n = -1;
-    if (std::sscanf(name.c_str(), "hidden-%d.rec", &n) == 1 && name == numbered("hidden", n))
+    if (std::sscanf(name.c_str(), "hidden-%d.rec", &n) == 1 && name == numbered("hidden", n)) {
       newest = std::max(newest, n);
+      hidden_.push_back(n);
+    }
   }
+  std::sort(hidden_.begin(), hidden_.end());
   int done = 0;
   while (done <= newest && fs::exists(fs::path(dir_) / numbered("layer", done), ec)) ++done;
   done_ = done == newest + 1 ? done : 0;  // a gap (never written so): start over
@@ -318,11 +325,27 @@ void QuantizeJournal::record_layer(int i, const LlamaConfig& cfg, const LlamaLay
   write_record(fs::path(dir_) / numbered("hidden", i), {{"layer", i}},
                {Blob{h, nh * sizeof(float)}, Blob{hf, nhf * sizeof(float)}});
   last_hidden_ = std::chrono::steady_clock::now();
-  std::error_code ec;  // only the newest hidden states are kept (GBs for a 7B model)
-  for (int j = std::max(0, newest_hidden_); j < i; ++j)
-    fs::remove(fs::path(dir_) / numbered("hidden", j), ec);
+  // Only the newest keep_ hidden records stay (GBs each for a 7B model).
+  hidden_.erase(std::remove_if(hidden_.begin(), hidden_.end(), [&](int j) { return j >= i; }),
+                hidden_.end());
+  hidden_.push_back(i);
+  std::error_code ec;
+  while (static_cast<int>(hidden_.size()) > keep_) {
+    fs::remove(fs::path(dir_) / numbered("hidden", hidden_.front()), ec);
+    hidden_.erase(hidden_.begin());
+  }
   newest_hidden_ = i;
   done_ = i + 1;
+}
+
+void QuantizeJournal::restore_to(int done) {
+  if (done == done_) return;
+  if (done > done_ || done < 0 ||
+      (done > 0 && std::find(hidden_.begin(), hidden_.end(), done - 1) == hidden_.end()))
+    fail(dir_, "cannot resume after layer " + std::to_string(done) +
+                   " (this rank's records end elsewhere); run without --resume to start over");
+  done_ = done;
+  newest_hidden_ = done - 1;
 }
 
 bool QuantizeJournal::hidden_due(int i, int n_layers, size_t bytes) const {

@@ -56,7 +56,10 @@ class QuantizeJournal {
   // out: the final checkpoint directory. resume = false: any <out>.partial is replaced (a fresh
   // run, as without a journal); true: an existing work area must carry the same fingerprint
   // (else lrc::Error naming what differs), a missing one starts from layer 0 (with a note).
-  QuantizeJournal(const std::string& out, nlohmann::json fingerprint, bool resume);
+  // rank > 0 (several ranks, communicator.h): that rank's own work area,
+  // <out>.partial/resume/rank-R (its hidden states are its share of the sequences); a fresh
+  // one replaces only that folder, so rank 0's journal is made first.
+  QuantizeJournal(const std::string& out, nlohmann::json fingerprint, bool resume, int rank = 0);
 
   // Layers 0 .. layers_done()-1 were finished by an earlier run (0 for a fresh run), and
   // hidden states after the last of them are there.
@@ -67,6 +70,11 @@ class QuantizeJournal {
   // layers_done() - 1, into host memory; sizes must match.
   void restore_hidden(float* h, size_t nh, float* hf, size_t nhf) const;
   void set_hidden_policy(const HiddenPolicy& p) { policy_ = p; }
+  // Several ranks: each keeps its two newest hidden records, since a kill can land between two
+  // ranks' writes of the same layer, and they resume at the layer all of them finished
+  // (restore_to; done <= layers_done(), lrc::Error when the hidden states after it are gone).
+  void keep_hidden_records(int n) { keep_ = n < 1 ? 1 : n; }
+  void restore_to(int done);
   // Whether record_layer(i, ...) of a model of n_layers layers, whose hidden states take bytes,
   // is to carry them (policy above).
   bool hidden_due(int i, int n_layers, size_t bytes) const;
@@ -87,7 +95,9 @@ class QuantizeJournal {
   std::string dir_;  // <out>.partial/resume
   int done_ = 0;
   HiddenPolicy policy_;
-  int newest_hidden_ = -1;  // the layer after which the kept hidden record was written
+  int newest_hidden_ = -1;  // the layer after which the newest hidden record was written
+  std::vector<int> hidden_;  // the layers whose hidden records exist, ascending
+  int keep_ = 1;
   std::chrono::steady_clock::time_point last_hidden_ = std::chrono::steady_clock::now();  // when
 };
 
