@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <iostream>
 #include <optional>
 
@@ -70,29 +71,35 @@ int launch_ranks(int nproc) {
                                "LRC_LOCAL_RANK=" + std::to_string(r)},
                               threads, r == 0 ? "" : "/dev/null", r == 0 ? "" : log(r),
                               "--nproc"));
-  int rc = 0, first_failed = -1;
-  std::string why;
+  // Each rank's end: -1 running, else its exit code (128 + signal when killed).
+  std::vector<int> code(pids.size(), -1);
+  bool stopping = false;
   for (size_t left = pids.size(); left > 0; --left) {
     int status = 0;
     const pid_t pid = ::waitpid(-1, &status, 0);
     if (pid < 0) break;
     const auto it = std::find(pids.begin(), pids.end(), pid);
     if (it == pids.end()) continue;
-    const int r = static_cast<int>(it - pids.begin());
-    *it = -1;
-    const bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-    if (ok || first_failed >= 0) continue;
-    first_failed = r;
-    rc = WIFEXITED(status) ? WEXITSTATUS(status) : 1;
-    why = WIFEXITED(status) ? "exit code " + std::to_string(WEXITSTATUS(status))
-                            : "signal " + std::to_string(WTERMSIG(status));
-    for (pid_t p : pids)  // the others would only fail on their next collective
-      if (p > 0) ::kill(p, SIGTERM);
+    const size_t r = static_cast<size_t>(it - pids.begin());
+    code[r] = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    if (code[r] == 0 || stopping) continue;
+    stopping = true;  // the others would only fail on their next collective
+    for (size_t q = 0; q < pids.size(); ++q)
+      if (code[q] < 0) ::kill(pids[q], SIGTERM);
   }
-  if (first_failed > 0)
-    std::fprintf(stderr, "error: rank %d of %d failed (%s); its log:\n%s", first_failed, nproc,
-                 why.c_str(), log_tail(log(first_failed), 20).c_str());
-  return first_failed >= 0 ? (rc ? rc : 1) : 0;
+  // Rank 0's errors are on stderr already; another rank's that failed by itself (not stopped
+  // here) are in its log.
+  int rc = 0;
+  for (size_t r = 0; r < code.size(); ++r) {
+    if (code[r] == 0) continue;
+    if (rc == 0) rc = code[r] > 0 && code[r] < 128 ? code[r] : 1;
+    if (r == 0 || code[r] == 128 + SIGTERM) continue;
+    const std::string how = code[r] < 128 ? "exit code " + std::to_string(code[r])
+                                          : "signal " + std::to_string(code[r] - 128);
+    std::fprintf(stderr, "error: rank %zu of %d failed (%s); its log:\n%s", r, nproc,
+                 how.c_str(), log_tail(log(static_cast<int>(r)), 20).c_str());
+  }
+  return rc;
 }
 
 Registrar reg_quantize(
@@ -191,8 +198,18 @@ Registrar reg_quantize(
           return 0;
         }
         CheckpointSink sink(a->out, a->opt);
-        const QuantizeReport rep =
-            quantize_model(lm.model, calib, a->opt, &sink, &*journal, comm.get());
+        QuantizeReport rep;
+        try {
+          rep = quantize_model(lm.model, calib, a->opt, &sink, &*journal, comm.get());
+        } catch (const Error&) {
+          // Stopped before any layer was finished (a bad option, a rank that failed): nothing
+          // to resume, so no work area is left behind.
+          if (!work_area_has_layers(a->out + ".partial")) {
+            std::error_code ec;
+            std::filesystem::remove_all(a->out + ".partial", ec);
+          }
+          throw;
+        }
         CheckpointInfo info;
         info.source_model = a->model;
         info.tokenizer_file = tokenizer;

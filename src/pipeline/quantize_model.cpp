@@ -809,8 +809,8 @@ void check_ranks_agree(const Communicator& comm, const LlamaModel& m, const Cali
   for (const char* key : {"options", "model", "calibration"})
     if (root.at(key) != mine.at(key))
       fail("rank " + std::to_string(comm.rank()),
-           std::string("its ") + key + " differ from rank 0's (every rank of a run must get the "
-                                       "same model, calibration file and options)");
+           std::string("the ") + key + " of this rank and of rank 0 differ (every rank of a run "
+                                       "must get the same model, calibration file and options)");
 }
 
 // The layer-by-layer pipeline with the ranks of opt (uniform or opt.ranks). With
