@@ -506,7 +506,29 @@ TEST(ArchMoe, ExpertWithoutCalibrationTokensUsesAllTokensAndIsReported) {
     const auto e = test::run_command(bin + " eval --model " + out + " --data " + text +
                                      " --seq 64 --json 2>&1");
     ASSERT_EQ(e.exit_code, 0) << e.out;
-    EXPECT_TRUE(std::isfinite(json::parse(e.out.substr(e.out.find('{'))).at("ppl").get<double>()));
+    const double ppl = json::parse(e.out.substr(e.out.find('{'))).at("ppl").get<double>();
+    EXPECT_TRUE(std::isfinite(ppl));
+    // Issue 30 with experts: two ranks (each routes half the sequences; counts, rules and
+    // statistics summed over both) decide every rule and token count as one rank does, and
+    // give its perplexity.
+    const auto q2 = test::run_command(bin + " quantize --model " + dir + " --calib " + text +
+                                      " --nsamples 4 --seq 64 --method " + method +
+                                      " --rank 0.1 --json --nproc 2 --out " + out + "-2 2>/dev/null");
+    ASSERT_EQ(q2.exit_code, 0) << q2.out;
+    const json rep2 = json::parse(q2.out.substr(q2.out.find('{')));
+    ASSERT_EQ(rep2.at("linears").size(), rep.at("linears").size());
+    for (size_t k = 0; k < rep.at("linears").size(); ++k) {
+      const json &a = rep.at("linears").at(k), &b = rep2.at("linears").at(k);
+      EXPECT_EQ(a.at("name"), b.at("name"));
+      EXPECT_EQ(a.value("rule", ""), b.value("rule", "")) << a.at("name");
+      EXPECT_EQ(a.value("expert_tokens", -1), b.value("expert_tokens", -1)) << a.at("name");
+    }
+    const auto e2 = test::run_command(bin + " eval --model " + out + "-2 --data " + text +
+                                      " --seq 64 --json 2>&1");
+    ASSERT_EQ(e2.exit_code, 0) << e2.out;
+    const double ppl2 = json::parse(e2.out.substr(e2.out.find('{'))).at("ppl").get<double>();
+    std::printf("%s: ppl 1 rank %.10g, 2 ranks %.10g\n", method, ppl, ppl2);
+    EXPECT_LT(std::fabs(ppl2 - ppl) / ppl, 1e-4);
   }
 }
 

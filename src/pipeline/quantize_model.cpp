@@ -738,7 +738,9 @@ void quantize_moe_ffn(LayerPipeline& p, int i) {
                     p.ranks,
                     p.spectrum_ranks,
                     p.solver.get(),
-                    p.cross_stats};
+                    p.cross_stats,
+                    p.distributed() ? p.comm : nullptr,
+                    &p.next_owner};
   quantize_moe_experts(st,
                        [&](Linear& lin, LinearReport rep) { take_solved(p, lin, std::move(rep)); });
   if (p.need_pass) {
@@ -824,9 +826,6 @@ QuantizeReport quantize_layers(LlamaModel& m, const CalibrationSet& calib,
   const bool ranked = comm && comm->size() > 1;
   CalibrationSet share;
   if (ranked) {
-    if (m.cfg.moe())
-      fail("quantize", "several ranks (--nproc) do not yet quantize MoE (mixtral) models: run "
-                       "it with one");
     if (journal) journal->keep_hidden_records(2);  // see QuantizeJournal::restore_to
     if (calib.n_seq < comm->size() && (opt.method != QuantMethod::RTN || opt.a_clip_search))
       fail("--nproc", std::to_string(comm->size()) + " ranks need at least as many calibration "

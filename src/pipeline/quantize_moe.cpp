@@ -6,22 +6,28 @@
 #include <cstdio>
 #include <vector>
 
+#include "lrc/core/communicator.h"
 #include "lrc/core/error.h"
 #include "lrc/model/forward.h"
 #include "lrc/model/layer_linears.h"
+#include "lrc/pipeline/linear_record.h"
 
 namespace lrc {
 
 namespace {
 
-// The statistics of x [n x d] (host memory) for the linears `names` (errors name them).
+bool ranked(const MoeStage& st) { return st.comm && st.comm->size() > 1; }
+
+// The statistics of x [n x d] (host memory) for the linears `names` (errors name them); with
+// several ranks, summed over every rank's rows.
 LayerStats statistics_of(const MoeStage& st, const float* x, int64_t n, int d,
                          const ActQuantSpec& act, const std::vector<std::string>& names) {
   require_finite_activations(x, nullptr, n, d, names);
   const std::unique_ptr<StatsSink> acc =
       st.solver->stats(d, act, st.cross_stats, st.opt.stats_precision);
-  acc->add(x, n, nullptr);
+  if (n > 0) acc->add(x, n, nullptr);
   LayerStats s = acc->finish();
+  if (ranked(st)) st.solver->all_reduce(s, *st.comm);
   require_finite_activations(s, names);
   return s;
 }
@@ -43,6 +49,14 @@ void quantize_moe_experts(const MoeStage& st,
   MoeRouting route;
   if (with_stats) route = moe_route(m, i, st.x, st.n_tokens);
   const int64_t min_tokens = std::max<int64_t>(1, st.opt.moe_min_tokens);
+  // Each expert's routed tokens and the layer's tokens over every rank: the rule is the run's.
+  std::vector<double> routed_all(static_cast<size_t>(c.n_experts) + 1, 0.0);
+  if (with_stats) {
+    for (int e = 0; e < c.n_experts; ++e)
+      routed_all[static_cast<size_t>(e)] = static_cast<double>(route.rows[static_cast<size_t>(e)].size());
+    routed_all.back() = static_cast<double>(st.n_tokens);
+    if (ranked(st)) st.comm->all_reduce_sum(routed_all.data(), routed_all.size());
+  }
 
   // Two passes over the experts: every w1/w3 first, then every w2. A w2's input needs only its
   // own expert's quantized w1/w3, so the order changes no result; it bounds memory: when the
@@ -59,18 +73,37 @@ void quantize_moe_experts(const MoeStage& st,
                  std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     std::fflush(stderr);
   };
-  const auto quantize = [&](const LayerLinearInfo& t, const LayerStats* stats, int64_t tokens,
-                            const char* rule) {
-    const std::string name = layer_linear_name(i, t);
-    const int spectrum = st.spectrum_ranks ? st.spectrum_ranks->at(name) : 0;
-    Linear& lin = t.of(L);
-    LinearReport rep =
-        quantize_linear(lin, name, stats, act, st.ranks.at(name), st.opt, spectrum, st.solver);
-    if (with_stats) {
-      rep.expert_tokens = tokens;
-      rep.rule = rule;
+  // One expert's linears sharing `stats`: solved here, or with several ranks each by its rank
+  // (round-robin) and broadcast from there, then handed to done() in table order.
+  const auto quantize = [&](const std::vector<const LayerLinearInfo*>& parts,
+                            const LayerStats* stats, int64_t tokens, const char* rule) {
+    std::vector<LinearReport> reps(parts.size());
+    std::vector<int> owner(parts.size(), 0);
+    const int me = ranked(st) ? st.comm->rank() : 0;
+    for (size_t j = 0; j < parts.size(); ++j) {
+      if (ranked(st)) owner[j] = (*st.next_owner)++ % st.comm->size();
+      if (owner[j] != me) continue;
+      const std::string name = layer_linear_name(i, *parts[j]);
+      const int spectrum = st.spectrum_ranks ? st.spectrum_ranks->at(name) : 0;
+      reps[j] = quantize_linear(parts[j]->of(L), name, stats, act, st.ranks.at(name), st.opt,
+                                spectrum, st.solver);
+      if (with_stats) {
+        reps[j].expert_tokens = tokens;
+        reps[j].rule = rule;
+      }
     }
-    done(lin, std::move(rep));
+    for (size_t j = 0; j < parts.size(); ++j) {
+      if (ranked(st)) {
+        std::vector<uint8_t> bytes;
+        if (owner[j] == me) bytes = encode_solved(parts[j]->of(L), reps[j]);
+        st.comm->broadcast(bytes, owner[j]);
+        if (owner[j] != me)
+          decode_solved(bytes, parts[j]->of(L), reps[j],
+                        (layer_linear_name(i, *parts[j]) + " from rank " +
+                         std::to_string(owner[j])).c_str());
+      }
+      done(parts[j]->of(L), std::move(reps[j]));
+    }
   };
   // Expert e's rows: X_e (its routed tokens) or every token (rule all-tokens), in xe or st.x.
   struct Input {
@@ -79,13 +112,15 @@ void quantize_moe_experts(const MoeStage& st,
     const char* rule;
     bool all_tokens;
   };
+  // (n: this rank's rows; routed: the expert's tokens over every rank.)
   const auto input_of = [&](int e) {
     const auto& rows = route.rows[static_cast<size_t>(e)];
-    const int64_t routed = static_cast<int64_t>(rows.size());
+    const int64_t here = static_cast<int64_t>(rows.size());
+    const auto routed = static_cast<int64_t>(routed_all[static_cast<size_t>(e)]);
     if (routed < min_tokens) return Input{st.x, st.n_tokens, routed, "all-tokens", true};
-    xe.resize(static_cast<size_t>(routed) * c.dim);
-    m.run_backend().gather_rows(xe.data(), st.x, rows.data(), routed, c.dim);
-    return Input{xe.data(), routed, routed, "routed", false};
+    xe.resize(static_cast<size_t>(here) * c.dim);
+    if (here > 0) m.run_backend().gather_rows(xe.data(), st.x, rows.data(), here, c.dim);
+    return Input{xe.data(), here, routed, "routed", false};
   };
   for (const int group : {2, 3}) {
     for (int e = 0; e < c.n_experts; ++e) {
@@ -97,7 +132,7 @@ void quantize_moe_experts(const MoeStage& st,
           names.push_back(layer_linear_name(i, t));
         }
       if (!with_stats) {  // rtn: no statistics, no routing
-        for (const auto* t : parts) quantize(*t, nullptr, -1, "");
+        quantize(parts, nullptr, -1, "");
         continue;
       }
       const Input in = input_of(e);
@@ -107,15 +142,15 @@ void quantize_moe_experts(const MoeStage& st,
                      "(--moe-min-tokens): its w1/w3/w2 are calibrated on all %lld tokens of the "
                      "layer (rule all-tokens)\n",
                      i, e, static_cast<long long>(in.routed), static_cast<long long>(min_tokens),
-                     static_cast<long long>(in.n));
+                     static_cast<long long>(routed_all.back()));
       if (group == 2) {  // w1, w3 (gate, up): one input, X_e
         const LayerStats s = statistics_of(st, in.x, in.n, c.dim, act, names);
-        for (const auto* t : parts) quantize(*t, &s, in.routed, in.rule);
+        quantize(parts, &s, in.routed, in.rule);
       } else {  // w2 (down): its input from the quantized w1, w3
         g.resize(static_cast<size_t>(in.n) * c.hidden_dim);
-        expert_down_input(m, i, e, in.x, in.n, g.data());
+        if (in.n > 0) expert_down_input(m, i, e, in.x, in.n, g.data());
         const LayerStats s = statistics_of(st, g.data(), in.n, c.hidden_dim, act, names);
-        for (const auto* t : parts) quantize(*t, &s, in.routed, in.rule);
+        quantize(parts, &s, in.routed, in.rule);
       }
       progress(group == 2 ? "w1/w3" : "w2", e, in.routed);
     }

@@ -40,6 +40,11 @@ struct MoeStage {
   const std::map<std::string, int>* spectrum_ranks;  // LRC eigenvalues to record, or null
   const SolverBackend* solver = nullptr;
   bool cross_stats = false;  // Σy, Σxy too (LRC, baseline objective)
+  // Several ranks (communicator.h): x holds this rank's share of the tokens; the routed counts
+  // (hence each expert's rule) and every statistic are summed over the ranks, each expert's
+  // linears are solved round-robin (next_owner counts on) and broadcast. Null: one rank.
+  const Communicator* comm = nullptr;
+  int* next_owner = nullptr;
 };
 
 // Quantizes every expert of layer st.layer: the w1, w3 of every expert, then every w2 (whose
