@@ -1,18 +1,13 @@
 #include "lrc/pipeline/linear_record.h"
 
-#include <bit>
+#include <chrono>
 #include <cstring>
 #include <string>
 
+#include "lrc/core/communicator.h"
 #include "lrc/core/error.h"
 
 namespace lrc {
-
-namespace {
-// Doubles travel as their bit patterns: exact, NaN and Inf included (JSON has neither).
-uint64_t bits_of(double d) { return std::bit_cast<uint64_t>(d); }
-double double_of(const nlohmann::json& j) { return std::bit_cast<double>(j.get<uint64_t>()); }
-}  // namespace
 
 // The linear fields of a layer record (resume.h) or a broadcast solved linear.
 nlohmann::json linear_meta(const Linear& l) {
@@ -160,6 +155,34 @@ void decode_solved(const std::vector<uint8_t>& in, Linear& l, LinearReport& r, c
   l.w.shrink_to_fit();
   l.lr.u = std::move(u);
   l.lr.v = std::move(v);
+}
+
+std::vector<LinearReport> solve_round_robin(
+    const std::vector<std::pair<Linear*, std::string>>& lins,
+    const std::function<LinearReport(size_t)>& solve, const Communicator* comm, int* next_owner,
+    double* wait_seconds) {
+  std::vector<LinearReport> reps(lins.size());
+  const bool ranked = comm && comm->size() > 1;
+  const int me = ranked ? comm->rank() : 0;
+  std::vector<int> owner(lins.size(), 0);
+  for (size_t j = 0; j < lins.size(); ++j) {
+    if (ranked) owner[j] = (*next_owner)++ % comm->size();
+    if (owner[j] == me) reps[j] = solve(j);
+  }
+  if (!ranked) return reps;
+  const auto t = std::chrono::steady_clock::now();
+  for (size_t j = 0; j < lins.size(); ++j) {
+    std::vector<uint8_t> bytes;
+    if (owner[j] == me) bytes = encode_solved(*lins[j].first, reps[j]);
+    comm->broadcast(bytes, owner[j]);
+    if (owner[j] != me)
+      decode_solved(bytes, *lins[j].first, reps[j],
+                    (lins[j].second + " from rank " + std::to_string(owner[j])).c_str());
+  }
+  if (wait_seconds)
+    *wait_seconds +=
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+  return reps;
 }
 
 }  // namespace lrc

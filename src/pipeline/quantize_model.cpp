@@ -594,49 +594,26 @@ void take_solved(LayerPipeline& p, Linear& lin, LinearReport rep, bool add_secon
   }
 }
 
-// Several ranks: the run's linears go round-robin over the ranks (the j-th to rank j mod size,
-// counting on through the groups and layers); each rank solves its own, then each result is
-// broadcast from its rank in table order, so every rank holds every solved linear. The solve
-// time is the wall time of both (a rank waits for the slowest).
-void dispatch_linears_ranked(LayerPipeline& p, const std::vector<NamedLinear>& lins,
-                             const LayerStats* stats, const ActQuantSpec& act) {
-  const auto t = Clock::now();
-  const int size = p.comm->size(), me = p.comm->rank();
-  std::vector<int> owner(lins.size());
-  std::vector<LinearReport> reps(lins.size());
-  for (size_t j = 0; j < lins.size(); ++j) {
-    owner[j] = p.next_owner++ % size;
-    if (owner[j] != me) continue;
-    const NamedLinear& nl = lins[j];
-    const int spectrum_rank = p.spectrum_ranks ? p.spectrum_ranks->at(nl.name) : 0;
-    reps[j] = quantize_linear(*nl.lin, nl.name, stats, act, p.ranks.at(nl.name), p.opt,
-                              spectrum_rank, p.solver.get());
-  }
-  const auto tb = Clock::now();
-  for (size_t j = 0; j < lins.size(); ++j) {
-    std::vector<uint8_t> bytes;
-    if (owner[j] == me) bytes = encode_solved(*lins[j].lin, reps[j]);
-    p.comm->broadcast(bytes, owner[j]);
-    if (owner[j] != me)
-      decode_solved(bytes, *lins[j].lin, reps[j],
-                    (lins[j].name + " from rank " + std::to_string(owner[j])).c_str());
-  }
-  p.broadcast_s += since(tb);
-  for (size_t j = 0; j < lins.size(); ++j)
-    take_solved(p, *lins[j].lin, std::move(reps[j]), /*add_seconds=*/false);
-  p.report.seconds_solve += since(t);
-  if (p.on_device) p.m.run_backend().forget_parameters();
-}
-
+// Each linear of the group through quantize_linear; with several ranks round-robin over them
+// (solve_round_robin), the solve time then the wall time of the group (a rank waits for the
+// slowest).
 void dispatch_linears(LayerPipeline& p, const std::vector<NamedLinear>& lins,
                       const LayerStats* stats, const ActQuantSpec& act) {
-  if (p.distributed()) return dispatch_linears_ranked(p, lins, stats, act);
-  for (const auto& nl : lins) {
-    const int spectrum_rank = p.spectrum_ranks ? p.spectrum_ranks->at(nl.name) : 0;
-    take_solved(p, *nl.lin,
-                quantize_linear(*nl.lin, nl.name, stats, act, p.ranks.at(nl.name), p.opt,
-                                spectrum_rank, p.solver.get()));
-  }
+  const auto t = Clock::now();
+  std::vector<std::pair<Linear*, std::string>> named;
+  for (const auto& nl : lins) named.emplace_back(nl.lin, nl.name);
+  std::vector<LinearReport> reps = solve_round_robin(
+      named,
+      [&](size_t j) {
+        const NamedLinear& nl = lins[j];
+        const int spectrum_rank = p.spectrum_ranks ? p.spectrum_ranks->at(nl.name) : 0;
+        return quantize_linear(*nl.lin, nl.name, stats, act, p.ranks.at(nl.name), p.opt,
+                               spectrum_rank, p.solver.get());
+      },
+      p.comm, &p.next_owner, &p.broadcast_s);
+  for (size_t j = 0; j < lins.size(); ++j)
+    take_solved(p, *lins[j].lin, std::move(reps[j]), /*add_seconds=*/!p.distributed());
+  if (p.distributed()) p.report.seconds_solve += since(t);
   // A device backend caches parameters by address and a sample of values; the group's weights
   // changed (FP targets rewrite W in place): drop the cache rather than trust the sample.
   if (p.on_device) p.m.run_backend().forget_parameters();

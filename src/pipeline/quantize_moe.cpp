@@ -73,37 +73,27 @@ void quantize_moe_experts(const MoeStage& st,
                  std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     std::fflush(stderr);
   };
-  // One expert's linears sharing `stats`: solved here, or with several ranks each by its rank
-  // (round-robin) and broadcast from there, then handed to done() in table order.
+  // One expert's linears sharing `stats`, solved (with several ranks round-robin over them,
+  // solve_round_robin), then handed to done() in table order.
   const auto quantize = [&](const std::vector<const LayerLinearInfo*>& parts,
                             const LayerStats* stats, int64_t tokens, const char* rule) {
-    std::vector<LinearReport> reps(parts.size());
-    std::vector<int> owner(parts.size(), 0);
-    const int me = ranked(st) ? st.comm->rank() : 0;
-    for (size_t j = 0; j < parts.size(); ++j) {
-      if (ranked(st)) owner[j] = (*st.next_owner)++ % st.comm->size();
-      if (owner[j] != me) continue;
-      const std::string name = layer_linear_name(i, *parts[j]);
-      const int spectrum = st.spectrum_ranks ? st.spectrum_ranks->at(name) : 0;
-      reps[j] = quantize_linear(parts[j]->of(L), name, stats, act, st.ranks.at(name), st.opt,
-                                spectrum, st.solver);
-      if (with_stats) {
-        reps[j].expert_tokens = tokens;
-        reps[j].rule = rule;
-      }
-    }
-    for (size_t j = 0; j < parts.size(); ++j) {
-      if (ranked(st)) {
-        std::vector<uint8_t> bytes;
-        if (owner[j] == me) bytes = encode_solved(parts[j]->of(L), reps[j]);
-        st.comm->broadcast(bytes, owner[j]);
-        if (owner[j] != me)
-          decode_solved(bytes, parts[j]->of(L), reps[j],
-                        (layer_linear_name(i, *parts[j]) + " from rank " +
-                         std::to_string(owner[j])).c_str());
-      }
-      done(parts[j]->of(L), std::move(reps[j]));
-    }
+    std::vector<std::pair<Linear*, std::string>> named;
+    for (const auto* t : parts) named.emplace_back(&t->of(L), layer_linear_name(i, *t));
+    std::vector<LinearReport> reps = solve_round_robin(
+        named,
+        [&](size_t j) {
+          const std::string& name = named[j].second;
+          const int spectrum = st.spectrum_ranks ? st.spectrum_ranks->at(name) : 0;
+          LinearReport rep = quantize_linear(*named[j].first, name, stats, act,
+                                             st.ranks.at(name), st.opt, spectrum, st.solver);
+          if (with_stats) {
+            rep.expert_tokens = tokens;
+            rep.rule = rule;
+          }
+          return rep;
+        },
+        st.comm, st.next_owner);
+    for (size_t j = 0; j < parts.size(); ++j) done(*named[j].first, std::move(reps[j]));
   };
   // Expert e's rows: X_e (its routed tokens) or every token (rule all-tokens), in xe or st.x.
   struct Input {

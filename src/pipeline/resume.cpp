@@ -5,7 +5,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <bit>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -27,10 +26,6 @@ namespace {
 constexpr char kMagic[8] = {'L', 'R', 'C', 'R', 'E', 'C', '1', '\n'};
 constexpr const char* kFingerprint = "fingerprint.json";
 constexpr const char* kAllocation = "allocation.json";
-
-// Doubles travel as their bit patterns: exact, NaN and Inf included (JSON has neither).
-uint64_t bits_of(double d) { return std::bit_cast<uint64_t>(d); }
-double double_of(const nlohmann::json& j) { return std::bit_cast<double>(j.get<uint64_t>()); }
 
 std::string numbered(const char* stem, int i) {
   char buf[32];

@@ -118,6 +118,10 @@ std::vector<double> SolverBackend::objectives(const float* W, int d_out, int d_i
 void SolverBackend::all_reduce(LayerStats& s, const Communicator& comm) const {
   if (comm.size() == 1) return;
   if (s.device) fail(name(), "this solver backend cannot all-reduce device statistics");
+  all_reduce_host(s, comm);
+}
+
+void SolverBackend::all_reduce_host(LayerStats& s, const Communicator& comm) {
   for (std::vector<double>* v : {&s.xx, &s.yy, &s.xy, &s.fx, &s.xx_diag, &s.yy_diag})
     comm.all_reduce_sum(v->data(), v->size());  // every rank has the same arrays (or none)
   double n = static_cast<double>(s.n);  // exact below 2^53 tokens

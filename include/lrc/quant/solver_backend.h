@@ -98,6 +98,8 @@ class SolverBackend {
   virtual int64_t peak_device_bytes() const { return 0; }
 
  protected:
+  // all_reduce's host part: the host matrices (those present), diagonals and n.
+  static void all_reduce_host(LayerStats& stats, const Communicator& comm);
   mutable SolverTimes times_;
 };
 

@@ -346,10 +346,8 @@ class CudaSolverBackend final : public SolverBackend {
   // additions as the host arrays: rank 0 sums in rank order).
   void all_reduce(LayerStats& s, const Communicator& comm) const override {
     if (comm.size() == 1) return;
-    std::shared_ptr<const DeviceStats> dev = std::move(s.device);
-    s.device.reset();
-    SolverBackend::all_reduce(s, comm);  // host arrays (diagonals at least) and n
-    s.device = dev;
+    all_reduce_host(s, comm);  // host arrays (diagonals at least) and n
+    const std::shared_ptr<const DeviceStats>& dev = s.device;
     if (!dev) return;
     std::vector<DeviceMatrix*> ms;  // each distinct matrix once (yy = xy = xx without Q_a)
     for (const auto& m : {dev->xx, dev->yy, dev->xy, dev->fx})
