@@ -29,6 +29,11 @@ std::string Communicator::broadcast_string(const std::string& s, int root) const
   return std::string(b.begin(), b.end());
 }
 
+void Communicator::barrier() const {
+  double one = 1;
+  all_reduce_sum(&one, 1);
+}
+
 namespace {
 
 using Clock = std::chrono::steady_clock;

@@ -863,7 +863,7 @@ QuantizeReport quantize_layers(LlamaModel& m, const CalibrationSet& calib,
   std::fprintf(stderr, "\n");
   // Several ranks: every rank's journal has its last record before rank 0 goes on to finish
   // the checkpoint (which removes the work area).
-  if (ranked) (void)comm->broadcast_string("done", 0);
+  if (ranked) comm->barrier();
   p.report.seconds_gptq = p.solver->times().gptq;
   p.report.solver_times = p.solver->times();
   p.report.peak_device_bytes = p.solver->peak_device_bytes();

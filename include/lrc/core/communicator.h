@@ -42,8 +42,10 @@ class Communicator {
   };
   const Traffic& traffic() const { return traffic_; }
 
-  // Convenience: a string from the root to every rank.
+  // Convenience: a string from the root to every rank (the root does not wait for them).
   std::string broadcast_string(const std::string& s, int root) const;
+  // Returns on every rank once every rank has called it (an all-reduce of one number).
+  void barrier() const;
 
  protected:
   mutable Traffic traffic_;
