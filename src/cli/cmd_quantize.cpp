@@ -202,6 +202,10 @@ Registrar reg_quantize(
         try {
           rep = quantize_model(lm.model, calib, a->opt, &sink, &*journal, comm.get());
         } catch (const Error&) {
+          try {
+            journal->flush();  // the finished layers' records, for a resume
+          } catch (const Error&) {
+          }
           // Stopped before any layer was finished (a bad option, a rank that failed): nothing
           // to resume, so no work area is left behind.
           if (!work_area_has_layers(a->out + ".partial")) {

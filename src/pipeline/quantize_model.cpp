@@ -861,8 +861,9 @@ QuantizeReport quantize_layers(LlamaModel& m, const CalibrationSet& calib,
     report_progress(p, i);
   }
   std::fprintf(stderr, "\n");
-  // Several ranks: every rank's journal has its last record before rank 0 goes on to finish
-  // the checkpoint (which removes the work area).
+  // Every record durable before the checkpoint is finished (which removes the work area); with
+  // several ranks, every rank's before rank 0 goes on.
+  if (p.journal) p.journal->flush();
   if (ranked) comm->barrier();
   p.report.seconds_gptq = p.solver->times().gptq;
   p.report.solver_times = p.solver->times();

@@ -6,6 +6,12 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <mutex>
+#include <thread>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -50,29 +56,49 @@ Blob blob(const std::vector<T>& v) {
 }
 
 // A record: magic, u64 length of the JSON, the JSON (meta + "blobs": byte counts), the blobs.
-// Written to <path>.tmp, fsync'ed, renamed, the directory fsync'ed: complete or absent.
-void write_record(const fs::path& path, nlohmann::json meta, const std::vector<Blob>& blobs) {
+// Written to <path>.tmp and handed to the kernel (begin_record), then fsync'ed, renamed and the
+// directory fsync'ed (commit_record): complete or absent.
+struct PendingRecord {
+  std::FILE* f = nullptr;
+  fs::path tmp, path;
+};
+
+PendingRecord begin_record(const fs::path& path, nlohmann::json meta,
+                           const std::vector<Blob>& blobs) {
   std::vector<uint64_t> sizes;
   for (const Blob& b : blobs) sizes.push_back(b.bytes);
   meta["blobs"] = sizes;
   const std::string js = meta.dump();
   const uint64_t jn = js.size();
-  const fs::path tmp = path.string() + ".tmp";
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) fail(tmp.string(), std::string("cannot write resume record: ") + std::strerror(errno));
-  bool ok = std::fwrite(kMagic, 1, 8, f) == 8 && std::fwrite(&jn, 8, 1, f) == 1 &&
-            std::fwrite(js.data(), 1, jn, f) == jn;
+  PendingRecord r{nullptr, path.string() + ".tmp", path};
+  r.f = std::fopen(r.tmp.c_str(), "wb");
+  if (!r.f)
+    fail(r.tmp.string(), std::string("cannot write resume record: ") + std::strerror(errno));
+  bool ok = std::fwrite(kMagic, 1, 8, r.f) == 8 && std::fwrite(&jn, 8, 1, r.f) == 1 &&
+            std::fwrite(js.data(), 1, jn, r.f) == jn;
   for (const Blob& b : blobs)
-    ok = ok && (b.bytes == 0 || std::fwrite(b.data, 1, b.bytes, f) == b.bytes);
-  ok = ok && std::fflush(f) == 0 && ::fsync(::fileno(f)) == 0;
-  ok = (std::fclose(f) == 0) && ok;
+    ok = ok && (b.bytes == 0 || std::fwrite(b.data, 1, b.bytes, r.f) == b.bytes);
+  ok = ok && std::fflush(r.f) == 0;
   if (!ok) {
+    std::fclose(r.f);
     std::error_code ec;
-    fs::remove(tmp, ec);
-    fail(tmp.string(), "write failed (resume record)");
+    fs::remove(r.tmp, ec);
+    fail(r.tmp.string(), "write failed (resume record)");
   }
-  fs::rename(tmp, path);
-  fsync_path(path.parent_path(), true);
+  return r;
+}
+
+void commit_record(PendingRecord& r) {
+  const bool synced = ::fsync(::fileno(r.f)) == 0;
+  const bool closed = std::fclose(r.f) == 0;
+  r.f = nullptr;
+  if (!synced || !closed) {
+    std::error_code ec;
+    fs::remove(r.tmp, ec);
+    fail(r.tmp.string(), "write failed (resume record)");
+  }
+  fs::rename(r.tmp, r.path);
+  fsync_path(r.path.parent_path(), true);
 }
 
 // Reads a record back: meta, then each blob into a typed vector (sizes checked).
@@ -202,6 +228,94 @@ std::string describe(const std::string& key) {
 
 }  // namespace
 
+// One thread that makes the records durable in the order they were written (commit_record's
+// fsync waits for the disk: seconds for a 7B model's hidden states, and behind any other
+// writeback of the machine), while the pipeline goes on. A failure is kept and thrown by the
+// next record_layer or flush; the destructor commits what is queued.
+class QuantizeJournal::Committer {
+ public:
+  Committer() : thread_([this] { run(); }) {}
+  ~Committer() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+    if (error_) {
+      try {
+        std::rethrow_exception(error_);
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "\nwarning: resume record not saved: %s\n", e.what());
+      }
+    }
+  }
+  Committer(const Committer&) = delete;
+  Committer& operator=(const Committer&) = delete;
+
+  void push(std::function<void()> job) {
+    std::lock_guard<std::mutex> lock(mu_);
+    jobs_.push_back(std::move(job));
+    cv_.notify_all();
+  }
+  // Waits until the queue is empty; rethrows the first failure.
+  void wait() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return jobs_.empty() && !busy_; });
+    rethrow_locked();
+  }
+  void rethrow() {
+    std::lock_guard<std::mutex> lock(mu_);
+    rethrow_locked();
+  }
+
+ private:
+  void rethrow_locked() {
+    if (!error_) return;
+    std::exception_ptr e = error_;
+    error_ = nullptr;
+    std::rethrow_exception(e);
+  }
+  void run() {
+    for (;;) {
+      std::function<void()> job;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [&] { return stop_ || !jobs_.empty(); });
+        if (jobs_.empty()) return;  // stopped, everything committed
+        job = std::move(jobs_.front());
+        jobs_.pop_front();
+        busy_ = true;
+      }
+      std::exception_ptr failed;
+      try {
+        job();
+      } catch (...) {
+        failed = std::current_exception();
+      }
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (failed && !error_) error_ = failed;
+        busy_ = false;
+      }
+      cv_.notify_all();
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> jobs_;
+  bool busy_ = false, stop_ = false;
+  std::exception_ptr error_;
+  std::thread thread_;  // last: started once the members above exist
+};
+
+QuantizeJournal::~QuantizeJournal() = default;
+
+void QuantizeJournal::flush() {
+  if (committer_) committer_->wait();
+}
+
 nlohmann::json run_fingerprint(const std::string& model, const std::string& tokenizer,
                                const CalibrationSet& calib, const QuantizeOptions& opt) {
   nlohmann::json o = opt.to_json();
@@ -315,22 +429,48 @@ void QuantizeJournal::record_layer(int i, const LlamaConfig& cfg, const LlamaLay
   for (const auto& r : reports) meta["reports"].push_back(report_meta(r));
   meta["times"] = {bits_of(times.seconds), bits_of(times.forward), bits_of(times.stats),
                    bits_of(times.solve),   bits_of(times.gptq),    bits_of(times.load)};
-  write_record(fs::path(dir_) / numbered("layer", i), meta, blobs);
-  if (!hidden) return;
-  write_record(fs::path(dir_) / numbered("hidden", i), {{"layer", i}},
-               {Blob{h, nh * sizeof(float)}, Blob{hf, nhf * sizeof(float)}});
-  last_hidden_ = std::chrono::steady_clock::now();
-  // Only the newest keep_ hidden records stay (GBs each for a 7B model).
-  hidden_.erase(std::remove_if(hidden_.begin(), hidden_.end(), [&](int j) { return j >= i; }),
-                hidden_.end());
-  hidden_.push_back(i);
-  std::error_code ec;
-  while (static_cast<int>(hidden_.size()) > keep_) {
-    fs::remove(fs::path(dir_) / numbered("hidden", hidden_.front()), ec);
-    hidden_.erase(hidden_.begin());
+  if (!committer_) committer_ = std::make_unique<Committer>();
+  committer_->rethrow();  // an earlier record's failure stops the run here
+  // Written now (into the page cache), made durable by the committer, in this order: the
+  // layer's record, the hidden states after it, then the older hidden records go.
+  std::vector<PendingRecord> recs;
+  recs.push_back(begin_record(fs::path(dir_) / numbered("layer", i), meta, blobs));
+  std::vector<fs::path> drop;
+  if (hidden) {
+    try {
+      recs.push_back(begin_record(fs::path(dir_) / numbered("hidden", i), {{"layer", i}},
+                                  {Blob{h, nh * sizeof(float)}, Blob{hf, nhf * sizeof(float)}}));
+    } catch (...) {
+      std::fclose(recs[0].f);
+      std::error_code ec;
+      fs::remove(recs[0].tmp, ec);
+      throw;
+    }
+    last_hidden_ = std::chrono::steady_clock::now();
+    // Only the newest keep_ hidden records stay (GBs each for a 7B model).
+    hidden_.erase(std::remove_if(hidden_.begin(), hidden_.end(), [&](int j) { return j >= i; }),
+                  hidden_.end());
+    hidden_.push_back(i);
+    while (static_cast<int>(hidden_.size()) > keep_) {
+      drop.push_back(fs::path(dir_) / numbered("hidden", hidden_.front()));
+      hidden_.erase(hidden_.begin());
+    }
+    newest_hidden_ = i;
+    done_ = i + 1;
   }
-  newest_hidden_ = i;
-  done_ = i + 1;
+  committer_->push([recs, drop]() mutable {
+    std::exception_ptr first;
+    for (PendingRecord& r : recs) {
+      try {
+        commit_record(r);  // every one committed or closed, even after a failure
+      } catch (...) {
+        if (!first) first = std::current_exception();
+      }
+    }
+    if (first) std::rethrow_exception(first);
+    std::error_code ec;
+    for (const fs::path& p : drop) fs::remove(p, ec);
+  });
 }
 
 void QuantizeJournal::restore_to(int done) {

@@ -10,12 +10,15 @@
 //                          every layer when they are large (HiddenPolicy)
 // Every file is written to a temporary name, fsync'ed and renamed (then the directory is
 // fsync'ed), so a record exists only once complete: a kill -9 at any moment leaves the work area
-// consistent. The pipeline (quantize_model) restores the finished layers, hands them to the
+// consistent. Layer and hidden records are fsync'ed and renamed by a background thread, in
+// order, so the pipeline never waits for the disk (a kill loses the records not yet renamed:
+// the resume redoes those layers). The pipeline (quantize_model) restores the finished layers, hands them to the
 // sink again (the checkpoint is rewritten from the start, byte for byte) and goes on from the
 // newest hidden states; CheckpointWriter::finish removes the work area before its rename.
 #pragma once
 
 #include <chrono>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -60,6 +63,9 @@ class QuantizeJournal {
   // <out>.partial/resume/rank-R (its hidden states are its share of the sequences); a fresh
   // one replaces only that folder, so rank 0's journal is made first.
   QuantizeJournal(const std::string& out, nlohmann::json fingerprint, bool resume, int rank = 0);
+  ~QuantizeJournal();  // commits the records still queued
+  QuantizeJournal(const QuantizeJournal&) = delete;
+  QuantizeJournal& operator=(const QuantizeJournal&) = delete;
 
   // Layers 0 .. layers_done()-1 were finished by an earlier run (0 for a fresh run), and
   // hidden states after the last of them are there.
@@ -85,6 +91,9 @@ class QuantizeJournal {
                     const QuantizeReport::LayerTimes& times, bool hidden, const float* h,
                     size_t nh, const float* hf, size_t nhf);
 
+  // Waits until every record so far is durable; lrc::Error if one could not be written.
+  void flush();
+
   // --rank-alloc error: the probe's decision, if an earlier run recorded it.
   std::optional<nlohmann::json> allocation() const;
   void record_allocation(const nlohmann::json& a);
@@ -99,6 +108,8 @@ class QuantizeJournal {
   std::vector<int> hidden_;  // the layers whose hidden records exist, ascending
   int keep_ = 1;
   std::chrono::steady_clock::time_point last_hidden_ = std::chrono::steady_clock::now();  // when
+  class Committer;                       // the background fsync-and-rename (resume.cpp)
+  std::unique_ptr<Committer> committer_;  // started by the first record_layer
 };
 
 // Whether the work area under `partial` (a <out>.partial directory) holds a finished layer.
