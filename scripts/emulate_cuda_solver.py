@@ -40,6 +40,10 @@ def potrf(A, n, uplo):
     L = np.linalg.cholesky(s)
     if uplo == 'L': il = np.tril_indices(n); a[il] = L[il]
     else: iu = np.triu_indices(n); a[iu] = L.T[iu]
+def trtri_lower(A, n):  # L⁻¹ in the lower triangle; the strict upper one is not touched
+    a = V(A, 0, n, n, n); inv = np.linalg.inv(np.tril(a)); il = np.tril_indices(n); a[il] = inv[il]
+def reversed_(M):  # Gpu::reversed: B_ij = A_{n-1-i, n-1-j}
+    b = copy(M); full(b)[:] = full(M)[::-1, ::-1]; return b
 def potri_lower(A, n):
     a = V(A, 0, n, n, n); L = np.tril(a); inv = np.linalg.inv(L @ L.T); il = np.tril_indices(n); a[il] = inv[il]
 def potrs_lower(L, n, B, nrhs):
@@ -109,6 +113,17 @@ def init_lr(Wd, mq, k):
     gemm('T', 'N', d, k, d_out, 1.0, Wd[0], 0, d_out, u[0], 0, d_out, 0.0, Vm[0], 0, d)
     return u, Vm, lam
 
+def init_lr_direct(Wd, sx, sxy, Ly, k):  # d_out <= d: G = W Σx Wᵀ − TᵀT, T = L_y⁻¹ Σyx Wᵀ
+    d_out, d = Wd[1], Wd[2]; T = mat(d, d_out)
+    gemm('T', 'T', d, d_out, d, 1.0, sxy[0], 0, d, Wd[0], 0, d_out, 0.0, T[0], 0, d)
+    trsm('L', 'L', 'N', d, d_out, 1.0, Ly[0], d, T[0], d)
+    A = mat(d, d_out); gemm('N', 'T', d, d_out, d, 1.0, sx[0], 0, d, Wd[0], 0, d_out, 0.0, A[0], 0, d)
+    G = mat(d_out, d_out); gemm('N', 'N', d_out, d_out, d, 1.0, Wd[0], 0, d_out, A[0], 0, d, 0.0, G[0], 0, d_out)
+    syrk_lower('T', d_out, d, -1.0, T[0], d, 1.0, G[0], d_out)
+    lam = syevdx_top(G[0], d_out, k); u = mat(d_out, k); full(u)[:] = full(G)[:, :k][:, ::-1]
+    Vm = mat(d, k); gemm('T', 'N', d, k, d_out, 1.0, Wd[0], 0, d_out, u[0], 0, d_out, 0.0, Vm[0], 0, d)
+    return u, Vm, lam[::-1]
+
 def update_quant_target(Wd, u, Vm, k, sxy, Ly):
     d_out, d = Wd[1], Wd[2]; A = copy(Wd)
     if k: gemm('N', 'T', d_out, d, k, -1.0, u[0], 0, d_out, Vm[0], 0, d, 1.0, A[0], 0, d_out)
@@ -138,8 +153,8 @@ def grid(row, bits=4):  # symmetric, mse clip (choose_params)
 def gptq_device(w, H, B=48):  # per-row grids, no act_order
     d_out, n = w[1], w[2]; h = copy(H)
     params = [grid(full(w)[r]) for r in range(d_out)]
-    hd = np.diag(full(h)).copy(); add_diag(h[0], n, 0.01 * hd.mean())
-    potrf(h[0], n, 'L'); potri_lower(h[0], n); symmetrize_lower(h[0], n); potrf(h[0], n, 'U')
+    hd = np.diag(full(h)).copy(); f = reversed_(h); add_diag(f[0], n, 0.01 * hd.mean())
+    potrf(f[0], n, 'L'); trtri_lower(f[0], n); h = reversed_(f)  # R = P L⁻¹ P, L = chol(P H P)
     codes = np.zeros((d_out, n), int); err = mat(d_out, min(B, n)); W = full(w); R = lambda a, b: h[0].a[a + b * n]
     for i1 in range(0, n, B):
         i2 = min(i1 + B, n)
@@ -187,7 +202,13 @@ for dout_case in (32, 12):
     ev = np.sort(np.linalg.eigvalsh(Wc @ Msd @ Wc.T))[::-1][:k]
     U = download(u); Vh = download(Vm)
     print('init_lr d_out', dout_case, 'eig', np.abs(lam - ev).max() / ev[0], 'V=WᵀU', np.abs(Vh - Wc.T @ U).max(), 'UᵀU=I', np.abs(U.T @ U - np.eye(k)).max())
-Ly = chol(sy, d); u, Vm, lam = init_lr(Wd, mq, k); U, Vh = download(u), download(Vm)
+Ly = chol(sy, d)
+for dout_case in (32, 12):  # the direct route (d_out <= d): the same eigenpairs as the factor's
+    Wc = W[:dout_case]; ud, Vd, lamd = init_lr_direct(upload(Wc), sx, sxy, Ly, k)
+    uf, Vf, lamf = init_lr(upload(Wc), mq, k); Ud, Uf = download(ud), download(uf)
+    print('init_lr_direct d_out', dout_case, 'eig', np.abs(lamd - lamf).max() / lamf[0],
+          'subspace', np.abs(Ud @ Ud.T - Uf @ Uf.T).max(), 'V=WᵀU', np.abs(download(Vd) - Wc.T @ Ud).max())
+u, Vm, lam = init_lr(Wd, mq, k); U, Vh = download(u), download(Vm)
 t = update_quant_target(Wd, u, Vm, k, sxy, Ly)
 ref = ((W - U @ Vh.T) @ Sxy @ np.linalg.inv(Sy)).astype(np.float32)
 print('update_quant_target', np.abs(download(t) - ref).max() / np.abs(ref).max())
@@ -209,8 +230,7 @@ direct = np.sum((X @ W.T - Y @ Wh.T.astype(np.float64) - X @ V2h @ U2.T) ** 2)
 print('objective', obj, direct, abs(obj - direct) / direct)
 # same R for both: does the sweep itself agree?
 h = copy(sy); hd = np.diag(full(h)).copy(); add_diag(h[0], d, 0.01 * hd.mean())
-potrf(h[0], d, 'L'); potri_lower(h[0], d); symmetrize_lower(h[0], d); potrf(h[0], d, 'U')
-Rdev = np.triu(full(h))
+f = reversed_(h); potrf(f[0], d, 'L'); trtri_lower(f[0], d); Rdev = np.triu(full(reversed_(f)))
 Hd = Sy + 0.01 * np.mean(np.diag(Sy)) * np.eye(d); Rref = np.linalg.cholesky(np.linalg.inv(Hd)).T
 print('R diff', np.abs(Rdev - Rref).max() / np.abs(Rref).max(), 'cond H', np.linalg.cond(Hd))
 def gptq_rowmajor_R(W, R, B=48):

@@ -4,8 +4,14 @@
 // step; only cuBLAS/cuSOLVER's own reductions differ in order).
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <mutex>
 #include <string>
+#include <vector>
 
 #include "lrc/core/error.h"
 #include "lrc/quant/damping.h"
@@ -132,6 +138,15 @@ __global__ void k_symmetrize_lower(double* a, int n) {
        i += size_t{gridDim.x} * blockDim.x) {
     const size_t row = i % n, col = i / n;
     if (row < col) a[i] = a[col + row * n];
+  }
+}
+
+__global__ void k_reverse_both(const double* a, double* b, int n) {
+  const size_t nn = static_cast<size_t>(n) * n;
+  for (size_t i = blockIdx.x * size_t{blockDim.x} + threadIdx.x; i < nn;
+       i += size_t{gridDim.x} * blockDim.x) {
+    const size_t row = i % n, col = i / n;
+    b[i] = a[(n - 1 - row) + (n - 1 - col) * static_cast<size_t>(n)];
   }
 }
 
@@ -357,6 +372,65 @@ void gptq_block(double* W, int d_out, int n, const double* R, int i1, int i2, co
   LRC_CU(cudaGetLastError());
 }
 
+// ---------------------------------------------------------------- Prof
+
+namespace {
+
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+struct ProfTable {
+  std::mutex mu;
+  std::map<std::string, std::pair<int64_t, double>> rows;  // name -> calls, seconds
+  ~ProfTable() {
+    if (rows.empty()) return;
+    std::vector<std::pair<std::string, std::pair<int64_t, double>>> v(rows.begin(), rows.end());
+    std::sort(v.begin(), v.end(),
+              [](const auto& a, const auto& b) { return a.second.second > b.second.second; });
+    std::fprintf(stderr, "\nLRC_CUDA_PROFILE (solver scopes, inclusive, seconds):\n");
+    for (const auto& [name, r] : v)
+      std::fprintf(stderr, "  %-28s %8lld calls %10.3f s\n", name.c_str(),
+                   static_cast<long long>(r.first), r.second);
+  }
+};
+
+ProfTable& prof_table() {
+  static ProfTable t;
+  return t;
+}
+
+}  // namespace
+
+bool Prof::enabled() {
+  static const bool on = [] {
+    const char* e = std::getenv("LRC_CUDA_PROFILE");
+    return e && *e && std::string(e) != "0";
+  }();
+  return on;
+}
+
+Prof::Prof(const Gpu& g, const char* name) {
+  if (!enabled()) return;
+  prof_table();  // constructed before any later static it must outlive
+  g_ = &g;
+  name_ = name;
+  g.sync();
+  t0_ = now_s();
+}
+
+Prof::~Prof() {
+  if (!g_) return;
+  cudaStreamSynchronize(g_->stream());
+  const double dt = now_s() - t0_;
+  ProfTable& t = prof_table();
+  std::lock_guard<std::mutex> lock(t.mu);
+  auto& r = t.rows[name_];
+  r.first += 1;
+  r.second += dt;
+}
+
 // ---------------------------------------------------------------- Gpu
 
 Gpu::Gpu(int device) : device_(device) {
@@ -422,6 +496,7 @@ DeviceMatrix Gpu::transpose(const DeviceMatrix& A) const {
 }
 
 DeviceMatrix Gpu::upload(const float* A, int r, int c) const {
+  const Prof prof(*this, "upload");
   const size_t n = static_cast<size_t>(r) * c;
   DeviceArray<float> f(n, stream_);
   LRC_CU(cudaMemcpyAsync(f.data(), A, n * sizeof(float), cudaMemcpyHostToDevice, stream_));
@@ -431,6 +506,7 @@ DeviceMatrix Gpu::upload(const float* A, int r, int c) const {
 }
 
 DeviceMatrix Gpu::upload(const double* A, int r, int c) const {
+  const Prof prof(*this, "upload");
   const size_t n = static_cast<size_t>(r) * c;
   DeviceMatrix t = matrix(c, r);
   LRC_CU(cudaMemcpyAsync(t.data(), A, n * sizeof(double), cudaMemcpyHostToDevice, stream_));
@@ -438,6 +514,7 @@ DeviceMatrix Gpu::upload(const double* A, int r, int c) const {
 }
 
 std::vector<double> Gpu::download(const DeviceMatrix& A) const {
+  const Prof prof(*this, "download");
   const DeviceMatrix t = transpose(A);  // column-major Aᵀ = row-major A
   std::vector<double> h(t.size());
   LRC_CU(cudaMemcpyAsync(h.data(), t.data(), h.size() * sizeof(double), cudaMemcpyDeviceToHost,
@@ -447,6 +524,7 @@ std::vector<double> Gpu::download(const DeviceMatrix& A) const {
 }
 
 std::vector<float> Gpu::download_float(const DeviceMatrix& A) const {
+  const Prof prof(*this, "download");
   const DeviceMatrix t = transpose(A);
   DeviceArray<float> f(t.size(), stream_);
   narrow(t.data(), f.data(), t.size(), stream_);
@@ -473,6 +551,27 @@ void Gpu::add_diagonal(DeviceMatrix& A, double v) const {
   LRC_CU(cudaGetLastError());
 }
 
+DeviceMatrix Gpu::reversed(const DeviceMatrix& A) const {
+  DeviceMatrix B = matrix(A.rows, A.cols);
+  if (A.size()) k_reverse_both<<<blocks_for(A.size()), kThreads, 0, stream_>>>(A.data(), B.data(), A.rows);
+  LRC_CU(cudaGetLastError());
+  return B;
+}
+
+void Gpu::trtri_lower(DeviceMatrix& L, const char* where) const {
+  const Prof prof(*this, "trtri");
+  const int n = L.rows;
+  size_t dev_bytes = 0, host_bytes = 0;
+  LRC_CU(cusolverDnXtrtri_bufferSize(solver_, CUBLAS_FILL_MODE_LOWER, CUBLAS_DIAG_NON_UNIT, n,
+                                     CUDA_R_64F, L.data(), n, &dev_bytes, &host_bytes));
+  std::vector<char> host(std::max<size_t>(host_bytes, 1));
+  LRC_CU(cusolverDnXtrtri(solver_, CUBLAS_FILL_MODE_LOWER, CUBLAS_DIAG_NON_UNIT, n, CUDA_R_64F,
+                          L.data(), n, scratch(std::max<size_t>(dev_bytes / sizeof(double) + 1, 1)),
+                          dev_bytes, host.data(), host_bytes, info_.data()));
+  const int info = read_info();
+  if (info != 0) fail(where, "trtri failed (info " + std::to_string(info) + ")");
+}
+
 void Gpu::symmetrize_lower(DeviceMatrix& A) const {
   k_symmetrize_lower<<<blocks_for(A.size()), kThreads, 0, stream_>>>(A.data(), A.rows);
   LRC_CU(cudaGetLastError());
@@ -488,6 +587,7 @@ double Gpu::dot(const DeviceMatrix& A, const DeviceMatrix& B) const {
 
 void Gpu::potrf(DeviceMatrix& A, cublasFillMode_t uplo, const char* where, const char* what,
                 int* info_out) const {
+  const Prof prof(*this, "potrf");
   const int n = A.rows;
   int lwork = 0;
   LRC_CU(cusolverDnDpotrf_bufferSize(solver_, uplo, n, A.data(), n, &lwork));
@@ -507,6 +607,7 @@ void Gpu::potrf(DeviceMatrix& A, cublasFillMode_t uplo, const char* where, const
 }
 
 void Gpu::potrs(const DeviceMatrix& L, DeviceMatrix& B) const {
+  const Prof prof(*this, "potrs");
   LRC_CU(cusolverDnDpotrs(solver_, CUBLAS_FILL_MODE_LOWER, L.rows, B.cols, L.data(), L.rows,
                           B.data(), B.rows, info_.data()));
   const int info = read_info();
@@ -514,6 +615,7 @@ void Gpu::potrs(const DeviceMatrix& L, DeviceMatrix& B) const {
 }
 
 void Gpu::potri(DeviceMatrix& L, const char* where) const {
+  const Prof prof(*this, "potri");
   const int n = L.rows;
   int lwork = 0;
   LRC_CU(cusolverDnDpotri_bufferSize(solver_, CUBLAS_FILL_MODE_LOWER, n, L.data(), n, &lwork));
@@ -525,6 +627,7 @@ void Gpu::potri(DeviceMatrix& L, const char* where) const {
 
 void Gpu::top_eigenpairs(DeviceMatrix& G, int k, DeviceMatrix& z,
                          std::vector<double>& lambda) const {
+  const Prof prof(*this, "syevdx (top k)");
   const int n = G.rows;
   z = matrix(n, k);
   lambda.assign(k, 0.0);
@@ -551,6 +654,7 @@ void Gpu::top_eigenpairs(DeviceMatrix& G, int k, DeviceMatrix& z,
 }
 
 std::vector<double> Gpu::eigen_all(DeviceMatrix& G) const {
+  const Prof prof(*this, "syevd (all)");
   const int n = G.rows;
   DeviceArray<double> w(n, stream_);
   int lwork = 0;
@@ -570,6 +674,7 @@ std::vector<double> Gpu::eigen_all(DeviceMatrix& G) const {
 }
 
 std::vector<double> Gpu::qr_q(DeviceMatrix& A) const {
+  const Prof prof(*this, "qr");
   const int m = A.rows, n = A.cols;
   DeviceArray<double> tau(n, stream_);
   int lw1 = 0, lw2 = 0;

@@ -117,6 +117,11 @@ class Gpu {
   void potrs(const DeviceMatrix& L, DeviceMatrix& B) const;
   // Lower triangle of A⁻¹ from A's lower factor, in place.
   void potri(DeviceMatrix& L, const char* where) const;
+  // L⁻¹ of the lower triangular L (non-unit diagonal) in place; the strict upper triangle is
+  // not read.
+  void trtri_lower(DeviceMatrix& L, const char* where) const;
+  // B_ij = A_{n-1-i, n-1-j}: rows and columns in reverse order.
+  DeviceMatrix reversed(const DeviceMatrix& A) const;
   // Top-k eigenpairs of the symmetric G (lower triangle read, G destroyed), descending:
   // z [n x k] column-major, lambda [k].
   void top_eigenpairs(DeviceMatrix& G, int k, DeviceMatrix& z, std::vector<double>& lambda) const;
@@ -137,6 +142,24 @@ class Gpu {
   cusolverDnHandle_t solver_ = nullptr;
   mutable DeviceArray<double> work_;
   mutable DeviceArray<int> info_;
+};
+
+// LRC_CUDA_PROFILE=1 (a diagnostic, off by default): each Prof scope synchronises the GPU's
+// stream where it starts and ends and adds the wall time between to its name's row; the table
+// (inclusive of nested scopes, so rows overlap) goes to stderr when the process exits. Off, a
+// scope costs one branch.
+class Prof {
+ public:
+  Prof(const Gpu& g, const char* name);
+  ~Prof();
+  Prof(const Prof&) = delete;
+  Prof& operator=(const Prof&) = delete;
+  static bool enabled();
+
+ private:
+  const Gpu* g_ = nullptr;
+  const char* name_ = nullptr;
+  double t0_ = 0;
 };
 
 // ---- kernels (quant_kernels.cu); all launched on the given stream ----

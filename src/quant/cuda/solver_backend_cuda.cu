@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cmath>
 #include <numeric>
+#include <optional>
 #include <string>
 
 #include "lrc/core/error.h"
@@ -27,6 +28,7 @@ namespace lrc {
 using qcuda::DeviceArray;
 using qcuda::DeviceMatrix;
 using qcuda::Gpu;
+using qcuda::Prof;
 
 namespace {
 
@@ -97,6 +99,7 @@ class CudaStatsSink final : public StatsSink {
   void sum(const float* x, int64_t n_tokens, const float* x_fp, bool on_device) {
     const Gpu& g = *gpu_;
     GpuTimer t(g, seconds_);
+    const Prof prof(g, "stats (sum)");
     if (n_tokens < 0) fail("StatsAccumulator::add", "negative token count");
     if ((x_fp != nullptr) != static_cast<bool>(fx_) && n_ > 0)
       fail("StatsAccumulator::add", "FP-model inputs must come with every call or with none");
@@ -185,6 +188,7 @@ class CudaStatsSink final : public StatsSink {
   LayerStats finish() override {
     const Gpu& g = *gpu_;
     GpuTimer t(g, seconds_);
+    const Prof prof(g, "stats (finish)");
     xf_ = DeviceArray<float>();
     xd_ = DeviceArray<double>();
     yf_ = DeviceArray<float>();
@@ -354,6 +358,7 @@ class CudaSolverBackend final : public SolverBackend {
       if (m && m->size() > 0 && std::find(ms.begin(), ms.end(), m.get()) == ms.end())
         ms.push_back(m.get());
     gpu_->sync();
+    const Prof prof(*gpu_, "all-reduce");
     std::vector<double> host;
     for (DeviceMatrix* m : ms) {
       if (comm.device_memory()) {
@@ -411,17 +416,27 @@ class CudaSolverBackend final : public SolverBackend {
     const Gpu& g = *gpu_;
     const double t_gptq0 = times_.gptq;
     const auto t0 = Clock::now();
-    GroupCov& cov = covariances(stats, opt.reg, opt.eps_rel);  // lines 3-5
+    const Prof prof(g, "lrc");
+    GroupCov& cov = [&]() -> GroupCov& {
+      const Prof p(g, "lrc: covariances");
+      return covariances(stats, opt.reg, opt.eps_rel);  // lines 3-5
+    }();
     const DeviceMatrix Wd = g.upload(W, d_out, d_in);
     DevEigen lr;
     DeviceMatrix V;
-    init_lr(Wd, cov, k, lr, V);  // line 6
+    {
+      const Prof p(g, "lrc: init-lr");
+      init_lr(Wd, cov, k, lr, V);  // line 6
+    }
     LowRankQuantized out;
     out.w_hat.resize(static_cast<size_t>(d_out) * d_in);
     const int k_spec = std::min(std::max(k, opt.spectrum_rank), std::min(d_out, d_in));
     for (int it = 0; it < opt.iters; ++it) {
       // line 8: Update-Quant, Ŵ = Q(W̃) against H = Σy.
-      DeviceMatrix target = update_quant_target(Wd, lr.u, V, k, cov);
+      DeviceMatrix target = [&] {
+        const Prof p(g, "lrc: update-quant target");
+        return update_quant_target(Wd, lr.u, V, k, cov);
+      }();
       if (opt.use_gptq) {
         GpuTimer tq(g, times_.gptq);
         out.packed = gptq_device(target, cov.sy, opt.w, opt.gptq);
@@ -429,10 +444,15 @@ class CudaSolverBackend final : public SolverBackend {
         const std::vector<float> tf = g.download_float(target);
         out.packed = quantize_rtn(tf.data(), d_out, d_in, opt.w);
       }
-      dequantize(out.packed, d_out, d_in, out.w_hat.data());
-      const DeviceMatrix Wh = g.upload(out.w_hat.data(), d_out, d_in);
+      DeviceMatrix Wh;
+      {
+        const Prof p(g, "lrc: dequantize + upload");
+        dequantize(out.packed, d_out, d_in, out.w_hat.data());
+        Wh = g.upload(out.w_hat.data(), d_out, d_in);
+      }
       // line 9: Update-LR given Ŵ (the last one with the longer spectrum, if asked for).
       const bool last = it + 1 == opt.iters;
+      const Prof p(g, "lrc: update-lr");
       update_lr(Wd, Wh, cov, last ? k_spec : k, lr, V);
     }
     g.sync();
@@ -548,6 +568,7 @@ class CudaSolverBackend final : public SolverBackend {
     const DeviceStats& ds = *held;
     const Gpu& g = *gpu_;
     GpuTimer t(g, times_.objective);
+    const Prof prof(g, "objective");
     DeviceMatrix A = g.upload(W, d_out, d_in);
     if (rank > 0) {
       const DeviceMatrix U = g.upload(u, d_out, rank), V = g.upload(v, d_in, rank);
@@ -745,6 +766,31 @@ class CudaSolverBackend final : public SolverBackend {
     return c.mq;
   }
 
+  // Top-k eigenpairs of the Gram matrix G [n x n] (lower triangle read, G destroyed),
+  // descending; eigenvalues clamped at 0, eigenvectors of those at or below 1e-12 λ_max zeroed
+  // (quant_detail::top_left_singular's rule).
+  DevEigen top_eigen_of_gram(DeviceMatrix& G, int k) const {
+    const Gpu& g = *gpu_;
+    const int n = G.rows;
+    DevEigen out;
+    out.u = g.matrix(n, k);
+    out.lambda.assign(k, 0.0);
+    LRC_CU(cudaMemsetAsync(out.u.data(), 0, out.u.size() * sizeof(double), g.stream()));
+    if (k == 0) return out;
+    DeviceMatrix z;
+    std::vector<double> lambda;
+    g.top_eigenpairs(G, k, z, lambda);
+    const double thr = 1e-12 * std::max(lambda[0], 0.0);
+    int kept = 0;
+    for (int j = 0; j < k; ++j) {
+      out.lambda[j] = std::max(lambda[j], 0.0);
+      if (lambda[j] > thr && lambda[j] > 0) kept = j + 1;
+    }
+    LRC_CU(cudaMemcpyAsync(out.u.data(), z.data(), static_cast<size_t>(n) * kept * sizeof(double),
+                           cudaMemcpyDeviceToDevice, g.stream()));
+    return out;
+  }
+
   // quant_detail::top_left_singular on the device: top-k eigenpairs of Σ = F Fᵀ, F [rows x cols].
   DevEigen top_left_singular(const DeviceMatrix& F, int k) const {
     const Gpu& g = *gpu_;
@@ -764,16 +810,7 @@ class CudaSolverBackend final : public SolverBackend {
       DeviceMatrix G = g.matrix(rows, rows);
       LRC_CU(cublasDsyrk(g.blas(), CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_N, rows, cols, &one,
                          F.data(), rows, &zero, G.data(), rows));
-      g.top_eigenpairs(G, k, z, lambda);
-      const double thr = 1e-12 * std::max(lambda[0], 0.0);
-      int kept = 0;
-      for (int j = 0; j < k; ++j) {
-        out.lambda[j] = std::max(lambda[j], 0.0);
-        if (lambda[j] > thr && lambda[j] > 0) kept = j + 1;
-      }
-      LRC_CU(cudaMemcpyAsync(out.u.data(), z.data(), static_cast<size_t>(rows) * kept * sizeof(double),
-                             cudaMemcpyDeviceToDevice, g.stream()));
-      return out;
+      return top_eigen_of_gram(G, k);
     }
     // rows > cols: the nonzero spectrum of F Fᵀ is that of FᵀF.
     const int kc = std::min(k, cols);
@@ -812,6 +849,34 @@ class CudaSolverBackend final : public SolverBackend {
     return out;
   }
 
+  // Alg. 4 line 4 (Prop. 3.4) for d_out <= d: U = eig_k(W M Wᵀ) from the d_out x d_out
+  // G = W Σx Wᵀ − TᵀT, T = L_y⁻¹ Σyx Wᵀ, so M (d x d) is never formed or decomposed (for
+  // down_proj a 4096² eigenproblem instead of an 11008² one). The factor route drops M's
+  // eigenvalues at or below d·eps·max diag Σx; here they stay: a difference of rounding size.
+  // Not with Y = X, where M is 0 up to rounding and Σx takes its place (schur_factor).
+  DevEigen init_lr_direct(const DeviceMatrix& W, GroupCov& c, int k) const {
+    const Gpu& g = *gpu_;
+    const int d_out = W.rows, d = W.cols;
+    const DeviceMatrix& Ly = chol_y(c);
+    const double one = 1.0, minus = -1.0;
+    DeviceMatrix T = g.matrix(d, d_out);  // Σyx Wᵀ, then L_y⁻¹ Σyx Wᵀ
+    gemm(g, CUBLAS_OP_T, CUBLAS_OP_T, d, d_out, d, 1.0, c.sxy.data(), d, W.data(), d_out, 0.0,
+         T.data(), d);
+    LRC_CU(cublasDtrsm(g.blas(), CUBLAS_SIDE_LEFT, CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_N,
+                       CUBLAS_DIAG_NON_UNIT, d, d_out, &one, Ly.data(), d, T.data(), d));
+    DeviceMatrix A = g.matrix(d, d_out);  // Σx Wᵀ
+    gemm(g, CUBLAS_OP_N, CUBLAS_OP_T, d, d_out, d, 1.0, c.sx.data(), d, W.data(), d_out, 0.0,
+         A.data(), d);
+    DeviceMatrix G = g.matrix(d_out, d_out);
+    gemm(g, CUBLAS_OP_N, CUBLAS_OP_N, d_out, d_out, d, 1.0, W.data(), d_out, A.data(), d, 0.0,
+         G.data(), d_out);
+    A = DeviceMatrix();
+    LRC_CU(cublasDsyrk(g.blas(), CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_T, d_out, d, &minus, T.data(),
+                       d, &one, G.data(), d_out));
+    T = DeviceMatrix();
+    return top_eigen_of_gram(G, k);
+  }
+
   // Alg. 4 (Init-LR, Prop. 3.4): U = eig_k(W M Wᵀ) via F = W Q_r Λ_r^½, V = WᵀU.
   void init_lr(const DeviceMatrix& W, GroupCov& c, int k, DevEigen& lr, DeviceMatrix& V) const {
     const Gpu& g = *gpu_;
@@ -821,12 +886,16 @@ class CudaSolverBackend final : public SolverBackend {
       V = DeviceMatrix();
       return;
     }
-    const DeviceMatrix& mq = schur_factor(c);
-    const int r = mq.cols;
-    DeviceMatrix F = g.matrix(d_out, r);
-    gemm(g, CUBLAS_OP_N, CUBLAS_OP_N, d_out, r, d, 1.0, W.data(), d_out, mq.data(), d, 0.0,
-         F.data(), d_out);
-    lr = top_left_singular(F, k);
+    if (d_out <= d && !c.key->y_is_x) {
+      lr = init_lr_direct(W, c, k);
+    } else {
+      const DeviceMatrix& mq = schur_factor(c);
+      const int r = mq.cols;
+      DeviceMatrix F = g.matrix(d_out, r);
+      gemm(g, CUBLAS_OP_N, CUBLAS_OP_N, d_out, r, d, 1.0, W.data(), d_out, mq.data(), d, 0.0,
+           F.data(), d_out);
+      lr = top_left_singular(F, k);
+    }
     V = g.matrix(d, k);
     gemm(g, CUBLAS_OP_T, CUBLAS_OP_N, d, k, d_out, 1.0, W.data(), d_out, lr.u.data(), d_out, 0.0,
          V.data(), d);
@@ -898,6 +967,7 @@ class CudaSolverBackend final : public SolverBackend {
   PackedWeight gptq_device(DeviceMatrix& w, const DeviceMatrix& H, const WeightQuantSpec& spec,
                            const GptqOptions& opt) const {
     const Gpu& g = *gpu_;
+    const Prof prof(g, "gptq");
     const int d_out = w.rows, n = w.cols;
     const int ng = weight_groups_per_row(spec, n);
     const bool grouped = spec.groupsize > 0;
@@ -931,10 +1001,13 @@ class CudaSolverBackend final : public SolverBackend {
     double mean_diag = 0.0;
     for (int j = 0; j < n; ++j) mean_diag += hd[j];
     mean_diag /= n;
-    // R: upper Cholesky factor of H⁻¹ (H⁻¹ = RᵀR), from H's Cholesky (potrf, potri, potrf);
-    // the damping raised ×10 while it fails (damping.h), as gptq.cpp does.
+    // R: the upper Cholesky factor of H⁻¹ (H⁻¹ = RᵀR). With P the order reversal, P H P = L Lᵀ
+    // gives H⁻¹ = P L⁻ᵀ L⁻¹ P = RᵀR for R = P L⁻¹ P, upper with a positive diagonal: the same
+    // factor as gptq.cpp's Cholesky, inverse, Cholesky, from one Cholesky and one triangular
+    // inverse (half the flops). The damping raised ×10 while it fails (damping.h).
     h = with_damping(opt.damp, "gptq: damp", opt.log, [&](double damp) {
-      DeviceMatrix f = g.copy(h);
+      const Prof p(g, "gptq: H⁻¹ factor");
+      DeviceMatrix f = g.reversed(h);
       g.add_diagonal(f, damp * mean_diag);
       int info = 0;
       g.potrf(f, CUBLAS_FILL_MODE_LOWER, "gptq", "H", &info);
@@ -942,19 +1015,14 @@ class CudaSolverBackend final : public SolverBackend {
         throw FactorizationFailed(
             "gptq: H + damping is not positive definite (Cholesky failed at leading minor " +
             std::to_string(info) + " of " + std::to_string(n) + "); is H a Gram matrix X Xᵀ?");
-      g.potri(f, "gptq");
-      g.symmetrize_lower(f);
-      g.potrf(f, CUBLAS_FILL_MODE_UPPER, "gptq", "H⁻¹", &info);
-      if (info != 0)
-        throw FactorizationFailed("gptq: H⁻¹ is not numerically positive definite (info " +
-                                  std::to_string(info) +
-                                  "); H is too ill-conditioned, raise the damping");
-      return f;
+      g.trtri_lower(f, "gptq");
+      return g.reversed(f);
     });
     // The sweep: blocks of B columns, then the lazy batch update W[:, i2:] -= E R[i1:i2, i2:].
     DeviceArray<uint8_t> codes(static_cast<size_t>(d_out) * n, g.stream());
     const int B = opt.block;
     DeviceMatrix err = g.matrix(d_out, std::min(B, n));
+    std::optional<Prof> sweep(std::in_place, g, "gptq: sweep");
     for (int i1 = 0; i1 < n; i1 += B) {
       const int i2 = std::min(i1 + B, n);
       qcuda::gptq_block(w.data(), d_out, n, h.data(), i1, i2,
@@ -965,6 +1033,8 @@ class CudaSolverBackend final : public SolverBackend {
              h.data() + i1 + static_cast<size_t>(i2) * n, n, 1.0,
              w.data() + static_cast<size_t>(i2) * d_out, d_out);
     }
+    sweep.reset();
+    const Prof codes_prof(g, "gptq: codes to host");
     std::vector<uint8_t> hc(static_cast<size_t>(d_out) * n);
     PackedWeight p;
     p.d_out = d_out;
