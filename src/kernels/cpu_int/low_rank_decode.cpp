@@ -60,8 +60,13 @@ void axpy_portable(float s, const T* row, int len, float* acc) {
   }
 }
 
+// GCC's target pragma; clang (the fuzz build) ignores it and takes the attribute instead.
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,f16c,fma"))), apply_to = function)
+#else
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512vl,f16c,fma")
+#endif
 
 template <class T>
 inline __m512 load16(const T* p, __mmask16 m) {
@@ -81,7 +86,11 @@ void axpy_avx512(float s, const T* row, int len, float* acc) {
   }
 }
 
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
+#endif
 
 // y[d_out] += Uᵀ-layout ut [rank x d_out] times (v [d_in x rank]ᵀ x[d_in]), storage type T.
 template <class T>

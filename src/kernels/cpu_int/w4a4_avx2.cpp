@@ -10,8 +10,13 @@
 
 #include "kernels/cpu_int/w4a4_impl.h"
 
+// GCC's target pragma; clang (the fuzz build) ignores it and takes the attribute instead.
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma,bmi,bmi2"))), apply_to = function)
+#else
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,bmi,bmi2")
+#endif
 
 namespace lrc::kernels::cpu_int::detail {
 namespace {
@@ -73,4 +78,8 @@ void tile_avx2(const TileJob& j) {
 
 }  // namespace lrc::kernels::cpu_int::detail
 
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
+#endif

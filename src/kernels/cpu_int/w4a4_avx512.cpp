@@ -22,8 +22,13 @@
 
 #include "kernels/cpu_int/w4a4_impl.h"
 
+// GCC's target pragma; clang (the fuzz build) ignores it and takes the attribute instead.
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,bmi,bmi2"))), apply_to = function)
+#else
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,bmi,bmi2")
+#endif
 
 namespace lrc::kernels::cpu_int::detail {
 namespace {
@@ -223,4 +228,8 @@ void quantize_row_avx512(const float* x, int d, int kp, const ActQuantSpec& act,
 
 }  // namespace lrc::kernels::cpu_int::detail
 
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
+#endif

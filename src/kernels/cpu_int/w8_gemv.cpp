@@ -34,8 +34,13 @@ void rows_scalar(const uint8_t* codes, const float* scales, const float* zeros, 
   }
 }
 
+// GCC's target pragma; clang (the fuzz build) ignores it and takes the attribute instead.
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,fma"))), apply_to = function)
+#else
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512vl,fma")
+#endif
 
 // 16 codes at p as floats minus the zero point.
 inline __m512 widen(const uint8_t* p, __m512 z) {
@@ -79,7 +84,11 @@ void rows_avx512(const uint8_t* codes, const float* scales, const float* zeros, 
   }
 }
 
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
+#endif
 
 }  // namespace
 
