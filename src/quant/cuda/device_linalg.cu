@@ -384,7 +384,10 @@ double now_s() {
 struct ProfTable {
   std::mutex mu;
   std::map<std::string, std::pair<int64_t, double>> rows;  // name -> calls, seconds
-  ~ProfTable() {
+  double last_print = now_s();
+  ~ProfTable() { print(); }
+  // Also every minute (mu held), so a run stopped by a time limit still leaves its table.
+  void print() const {
     if (rows.empty()) return;
     std::vector<std::pair<std::string, std::pair<int64_t, double>>> v(rows.begin(), rows.end());
     std::sort(v.begin(), v.end(),
@@ -429,6 +432,10 @@ Prof::~Prof() {
   auto& r = t.rows[name_];
   r.first += 1;
   r.second += dt;
+  if (now_s() - t.last_print >= 60) {
+    t.print();
+    t.last_print = now_s();
+  }
 }
 
 // ---------------------------------------------------------------- Gpu
