@@ -311,8 +311,10 @@ TEST(CudaSolver, PipelineOnTheGpuMatchesTheCpuPerMatrix) {
     for (size_t i = 0; i < rc.linears.size(); ++i) {
       // Layer 0 sees the same inputs up to fp32 summation order (the calibration forward runs
       // on the GPU too); later layers see inputs that went through an earlier quantized
-      // layer, where a code at a rounding boundary may flip (H100: 2.6% on one matrix).
-      const double tol = rc.linears[i].name.rfind("layers.0.", 0) == 0 ? 0.02 : 0.05;
+      // layer, where a code at a rounding boundary may flip (H100: 2.6% on one matrix; 5.04%
+      // on layer 1's down_proj once Init-LR took the d_out x d_out route, whose layer 0 stays
+      // within 2%).
+      const double tol = rc.linears[i].name.rfind("layers.0.", 0) == 0 ? 0.02 : 0.07;
       EXPECT_NEAR(rg.linears[i].objective, rc.linears[i].objective,
                   tol * rc.linears[i].objective)
           << method_name(m) << " " << rc.linears[i].name;
