@@ -766,6 +766,18 @@ class CudaSolverBackend final : public SolverBackend {
     return c.mq;
   }
 
+  // Descending eigenvalues lambda into out (clamped at 0); returns how many lead the spectrum
+  // above 1e-12 λ_max (the eigenvectors kept; quant_detail::top_left_singular's rule).
+  static int keep_eigenvalues(const std::vector<double>& lambda, std::vector<double>& out) {
+    const double thr = 1e-12 * std::max(lambda[0], 0.0);
+    int kept = 0;
+    for (size_t j = 0; j < lambda.size(); ++j) {
+      out[j] = std::max(lambda[j], 0.0);
+      if (lambda[j] > thr && lambda[j] > 0) kept = static_cast<int>(j) + 1;
+    }
+    return kept;
+  }
+
   // Top-k eigenpairs of the Gram matrix G [n x n] (lower triangle read, G destroyed),
   // descending; eigenvalues clamped at 0, eigenvectors of those at or below 1e-12 λ_max zeroed
   // (quant_detail::top_left_singular's rule).
@@ -780,12 +792,7 @@ class CudaSolverBackend final : public SolverBackend {
     DeviceMatrix z;
     std::vector<double> lambda;
     g.top_eigenpairs(G, k, z, lambda);
-    const double thr = 1e-12 * std::max(lambda[0], 0.0);
-    int kept = 0;
-    for (int j = 0; j < k; ++j) {
-      out.lambda[j] = std::max(lambda[j], 0.0);
-      if (lambda[j] > thr && lambda[j] > 0) kept = j + 1;
-    }
+    const int kept = keep_eigenvalues(lambda, out.lambda);
     LRC_CU(cudaMemcpyAsync(out.u.data(), z.data(), static_cast<size_t>(n) * kept * sizeof(double),
                            cudaMemcpyDeviceToDevice, g.stream()));
     return out;
@@ -819,12 +826,7 @@ class CudaSolverBackend final : public SolverBackend {
     LRC_CU(cublasDsyrk(g.blas(), CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_T, cols, rows, &one, F.data(),
                        rows, &zero, G.data(), cols));
     g.top_eigenpairs(G, kc, z, lambda);
-    const double thr = 1e-12 * std::max(lambda[0], 0.0);
-    int kept = 0;
-    for (int j = 0; j < kc; ++j) {
-      out.lambda[j] = std::max(lambda[j], 0.0);
-      if (lambda[j] > thr && lambda[j] > 0) kept = j + 1;
-    }
+    const int kept = keep_eigenvalues(lambda, out.lambda);
     if (kept == 0) return out;
     // U_kept = F Z_kept diag(1/sqrt(λ)), then re-orthonormalised by QR with diag(R) > 0.
     std::vector<double> inv(kept);
