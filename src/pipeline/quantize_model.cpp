@@ -74,20 +74,17 @@ States copy_of(const Backend& be, const float* src, size_t n) {
 }
 
 // States as host memory: themselves on a host backend, else a downloaded copy.
-class HostView {
- public:
-  HostView(const Backend& be, const States& s) : p_(s.data()) {
-    if (be.host_memory() || s.size() == 0) return;
-    copy_.resize(s.size());
-    be.download(copy_.data(), s.data(), s.size() * sizeof(float));
-    p_ = copy_.data();
-  }
-  const float* data() const { return p_; }
-
- private:
-  const float* p_;
-  std::vector<float> copy_;
-};
+// A host copy of states in backend memory (downloaded from a device), for the journal, which
+// writes it after the pipeline has gone on.
+std::vector<float> host_copy(const Backend& be, const States& s) {
+  std::vector<float> out(s.size());
+  if (s.size() == 0) return out;
+  if (be.host_memory())
+    std::copy(s.data(), s.data() + s.size(), out.begin());
+  else
+    be.download(out.data(), s.data(), s.size() * sizeof(float));
+  return out;
+}
 
 struct NamedLinear {
   Linear* lin;
@@ -437,13 +434,12 @@ void finish_layer(LayerPipeline& p, int i, bool restored = false) {
     if (p.distributed())  // every rank records its hidden states after the same layers: rank 0's
       due = p.comm->broadcast_string(due ? "1" : "0", 0) == "1";
     if (due) {
-      // The journal writes host memory: device states are downloaded for it.
-      const HostView h(p.m.run_backend(), p.h), hf(p.m.run_backend(), p.hf);
-      p.journal->record_layer(i, p.m.cfg, L, reps, p.report.layers.back(), true, h.data(),
-                              p.h.size(), hf.data(), p.hf.size());
+      // The journal writes its own host copy (device states downloaded) on its thread.
+      p.journal->record_layer(i, p.m.cfg, L, reps, p.report.layers.back(), true,
+                              host_copy(p.m.run_backend(), p.h),
+                              host_copy(p.m.run_backend(), p.hf));
     } else {
-      p.journal->record_layer(i, p.m.cfg, L, reps, p.report.layers.back(), false, nullptr, 0,
-                              nullptr, 0);
+      p.journal->record_layer(i, p.m.cfg, L, reps, p.report.layers.back(), false);
     }
     p.report.layers.back().journal = since(t);
   }

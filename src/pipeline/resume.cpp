@@ -11,12 +11,14 @@
 #include <exception>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 
 #include "lrc/core/blas_info.h"
 #include "lrc/core/error.h"
@@ -408,7 +410,7 @@ QuantizeJournal::QuantizeJournal(const std::string& out, nlohmann::json fingerpr
 void QuantizeJournal::record_layer(int i, const LlamaConfig& cfg, const LlamaLayer& L,
                                    const std::vector<LinearReport>& reports,
                                    const QuantizeReport::LayerTimes& times, bool hidden,
-                                   const float* h, size_t nh, const float* hf, size_t nhf) {
+                                   std::vector<float> h, std::vector<float> hf) {
   nlohmann::json meta = {{"layer", i}, {"reports", nlohmann::json::array()}};
   std::vector<Blob> blobs = {blob(L.attn_norm), blob(L.ffn_norm), blob(L.q_norm),
                              blob(L.k_norm)};
@@ -430,22 +432,22 @@ void QuantizeJournal::record_layer(int i, const LlamaConfig& cfg, const LlamaLay
   meta["times"] = {bits_of(times.seconds), bits_of(times.forward), bits_of(times.stats),
                    bits_of(times.solve),   bits_of(times.gptq),    bits_of(times.load)};
   if (!committer_) committer_ = std::make_unique<Committer>();
-  committer_->rethrow();  // an earlier record's failure stops the run here
-  // Written now (into the page cache), made durable by the committer, in this order: the
-  // layer's record, the hidden states after it, then the older hidden records go.
-  std::vector<PendingRecord> recs;
-  recs.push_back(begin_record(fs::path(dir_) / numbered("layer", i), meta, blobs));
+  // An earlier record's failure stops the run here; a hidden record waits for the one before.
+  if (hidden)
+    committer_->wait();
+  else
+    committer_->rethrow();
+  // The layer's record is written now (into the page cache); the committer writes the hidden
+  // states, then makes both durable in this order: the hidden record's data, the layer record
+  // renamed, the hidden record renamed, the older hidden records removed (a layer's record
+  // appears only once the states after it are complete).
+  auto layer_rec = std::make_shared<PendingRecord>(
+      begin_record(fs::path(dir_) / numbered("layer", i), meta, blobs));
   std::vector<fs::path> drop;
+  std::shared_ptr<std::pair<std::vector<float>, std::vector<float>>> states;
   if (hidden) {
-    try {
-      recs.push_back(begin_record(fs::path(dir_) / numbered("hidden", i), {{"layer", i}},
-                                  {Blob{h, nh * sizeof(float)}, Blob{hf, nhf * sizeof(float)}}));
-    } catch (...) {
-      std::fclose(recs[0].f);
-      std::error_code ec;
-      fs::remove(recs[0].tmp, ec);
-      throw;
-    }
+    states = std::make_shared<std::pair<std::vector<float>, std::vector<float>>>(std::move(h),
+                                                                                 std::move(hf));
     last_hidden_ = std::chrono::steady_clock::now();
     // Only the newest keep_ hidden records stay (GBs each for a 7B model).
     hidden_.erase(std::remove_if(hidden_.begin(), hidden_.end(), [&](int j) { return j >= i; }),
@@ -458,11 +460,24 @@ void QuantizeJournal::record_layer(int i, const LlamaConfig& cfg, const LlamaLay
     newest_hidden_ = i;
     done_ = i + 1;
   }
-  committer_->push([recs, drop]() mutable {
+  const fs::path hidden_path = fs::path(dir_) / numbered("hidden", i);
+  committer_->push([layer_rec, states, hidden_path, drop, i]() {
+    std::optional<PendingRecord> hr;
     std::exception_ptr first;
-    for (PendingRecord& r : recs) {
+    if (states) {
       try {
-        commit_record(r);  // every one committed or closed, even after a failure
+        hr = begin_record(hidden_path, {{"layer", i}},
+                          {blob(states->first), blob(states->second)});
+      } catch (...) {
+        first = std::current_exception();
+      }
+      states->first = {};  // the copy goes as soon as it is in the page cache
+      states->second = {};
+    }
+    for (PendingRecord* r : {layer_rec.get(), hr ? &*hr : nullptr}) {
+      if (!r) continue;
+      try {
+        commit_record(*r);  // every one committed or closed, even after a failure
       } catch (...) {
         if (!first) first = std::current_exception();
       }

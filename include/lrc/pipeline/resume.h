@@ -85,11 +85,13 @@ class QuantizeJournal {
   // is to carry them (policy above).
   bool hidden_due(int i, int n_layers, size_t bytes) const;
   // Layer i is final (norms, linears with biases, Q_a): its record, then with `hidden` the
-  // hidden states after it, h [nh] and hf [nhf] in host memory (and the older record goes).
+  // hidden states after it, h and hf (empty without --target fp), which the journal keeps
+  // until its thread has written them (and the older record goes). A second hidden record
+  // waits for the first to be written (at most one copy pending).
   void record_layer(int i, const LlamaConfig& cfg, const LlamaLayer& L,
                     const std::vector<LinearReport>& reports,
-                    const QuantizeReport::LayerTimes& times, bool hidden, const float* h,
-                    size_t nh, const float* hf, size_t nhf);
+                    const QuantizeReport::LayerTimes& times, bool hidden,
+                    std::vector<float> h = {}, std::vector<float> hf = {});
 
   // Waits until every record so far is durable; lrc::Error if one could not be written.
   void flush();
