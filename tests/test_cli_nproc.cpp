@@ -58,9 +58,9 @@ TEST(CliNproc, TwoRanksGiveOneRanksPerplexity) {
     const double o2 = rep.at("linears").at(j).at("objective").get<double>();
     EXPECT_LT(std::fabs(o2 - o1), 1e-9 * o1) << rep.at("linears").at(j).at("name");
   }
-  // The checkpoints: the same bytes where the sums are exact or OpenBLAS keeps them on one
-  // thread (AVX-512 machines: ppl 16.221881505102594 both); elsewhere (AMD EPYC, AVX2: 1 rank
-  // 16.2039, 2 ranks 16.2782) W4A4 chaos amplifies the last bits of the sums.
+  // The checkpoints: the same bytes on the AVX-512 machines this was first run on (ppl
+  // 16.221881505102594 both); on an AMD EPYC with AVX2 only (1 rank 16.2039, 2 ranks 16.2782)
+  // the last bits of the sums differ and W4A4 chaos amplifies them.
   const double p1 = ppl_of((dir / "one").string()), p2 = ppl_of((dir / "two").string());
   std::printf("ppl: 1 rank %.10g, 2 ranks %.10g\n", p1, p2);
   EXPECT_LT(std::fabs(p2 - p1) / p1, 0.02) << "1 rank " << p1 << ", 2 ranks " << p2;

@@ -193,8 +193,8 @@ class Resume : public ::testing::Test {
 
 // Two kills with one thread, one with two (where OpenMP and OpenBLAS may split sums). The two
 // thread counts' uninterrupted runs also show the determinism of docs/design.md: at this size
-// the same bytes where the sums stay below OpenBLAS's parallel thresholds, else a perplexity
-// within W4A4's chaos (below).
+// the same bytes on AVX-512 machines (the sums there stay below the parallel thresholds), else
+// a perplexity within W4A4's chaos (below).
 TEST_F(Resume, KilledAtRandomPointsResumesByteIdentical) {
   const std::vector<std::string> lrc = {"--method", "lrc", "--rank", "0.1"};
   const std::string one = kill_and_resume("lrc", lrc, 2, 1);
@@ -212,10 +212,9 @@ TEST_F(Resume, KilledAtRandomPointsResumesByteIdentical) {
   };
   const double p1 = ppl(one), p2 = ppl(two);
   std::printf("ppl: 1 thread %.6f, 2 threads %.6f (%+.3f%%)\n", p1, p2, 100 * (p2 / p1 - 1));
-  // Where OpenBLAS splits these small products over threads (its Haswell/Zen kernels; the
-  // SkylakeX ones run them on one thread and give the same bytes), W4A4 chaos on 8 x 128
-  // calibration tokens moved the perplexity by 4.5% (AMD EPYC, AVX2); a broken parallel path
-  // moves it by far more.
+  // On an AMD EPYC with AVX2 only, 1 and 2 threads part from layer 0's o_proj on (the
+  // attention's products, summed in another order) and W4A4 chaos on 8 x 128 calibration
+  // tokens moved the perplexity by 4.5%; a broken parallel path moves it by far more.
   EXPECT_LT(std::fabs(p2 / p1 - 1), 0.08) << p1 << " vs " << p2;
 }
 

@@ -73,7 +73,6 @@ States copy_of(const Backend& be, const float* src, size_t n) {
   return out;
 }
 
-// States as host memory: themselves on a host backend, else a downloaded copy.
 // A host copy of states in backend memory (downloaded from a device), for the journal, which
 // writes it after the pipeline has gone on.
 std::vector<float> host_copy(const Backend& be, const States& s) {
