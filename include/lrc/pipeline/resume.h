@@ -12,8 +12,8 @@
 // fsync'ed), so a record exists only once complete: a kill -9 at any moment leaves the work area
 // consistent. Layer and hidden records are fsync'ed and renamed by a background thread, in
 // order, so the pipeline never waits for the disk (a kill loses the records not yet renamed:
-// the resume redoes those layers). The pipeline (quantize_model) restores the finished layers, hands them to the
-// sink again (the checkpoint is rewritten from the start, byte for byte) and goes on from the
+// the resume redoes those layers). The pipeline (quantize_model) restores the finished
+// layers, hands them to the sink again (the checkpoint is rewritten from the start, byte for byte) and goes on from the
 // newest hidden states; CheckpointWriter::finish removes the work area before its rename.
 #pragma once
 

@@ -141,15 +141,6 @@ __global__ void k_symmetrize_lower(double* a, int n) {
   }
 }
 
-__global__ void k_reverse_both(const double* a, double* b, int n) {
-  const size_t nn = static_cast<size_t>(n) * n;
-  for (size_t i = blockIdx.x * size_t{blockDim.x} + threadIdx.x; i < nn;
-       i += size_t{gridDim.x} * blockDim.x) {
-    const size_t row = i % n, col = i / n;
-    b[i] = a[(n - 1 - row) + (n - 1 - col) * static_cast<size_t>(n)];
-  }
-}
-
 __global__ void k_add_diagonal(double* a, int n, double v) {
   for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x)
     a[static_cast<size_t>(i) * n + i] += v;
@@ -559,9 +550,15 @@ void Gpu::add_diagonal(DeviceMatrix& A, double v) const {
 }
 
 DeviceMatrix Gpu::reversed(const DeviceMatrix& A) const {
-  DeviceMatrix B = matrix(A.rows, A.cols);
-  if (A.size()) k_reverse_both<<<blocks_for(A.size()), kThreads, 0, stream_>>>(A.data(), B.data(), A.rows);
-  LRC_CU(cudaGetLastError());
+  const int n = A.rows;
+  DeviceMatrix B = matrix(n, n);
+  if (n == 0) return B;
+  std::vector<int> rev(n);
+  for (int i = 0; i < n; ++i) rev[i] = n - 1 - i;
+  DeviceArray<int> perm(n, stream_);
+  LRC_CU(cudaMemcpyAsync(perm.data(), rev.data(), n * sizeof(int), cudaMemcpyHostToDevice,
+                         stream_));
+  permute_symmetric(A.data(), B.data(), n, perm.data(), stream_);
   return B;
 }
 
