@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cmath>
 #include <limits>
+#include <memory>
 
 #include "lrc/core/error.h"
 #include "lrc/core/half.h"
@@ -71,6 +72,9 @@ LinearReport quantize_linear(Linear& lin, const std::string& name, const LayerSt
                                     opt.target_mix, &damping)
                 : std::vector<float>();
   const std::vector<float>& W = fp_target ? W_t : W_fp;
+  // W stays as it is below: a GPU keeps one copy for the solve, the guard and the reports.
+  const std::shared_ptr<const void> resident =
+      stats ? solver->keep_resident(W.data(), d_out, d_in) : nullptr;
   WeightQuantSpec ws;
   ws.bits = opt.wbits;
   ws.groupsize = opt.w_groupsize;

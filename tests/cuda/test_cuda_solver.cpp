@@ -260,6 +260,53 @@ TEST(CudaSolver, ObjectiveAndFpTargetsEqualTheCpuFormulas) {
   EXPECT_LE(num / den, 1e-6);
 }
 
+// The shared-product eq. 2 (objectives) equals the CPU's eq2_objectives; a W held by
+// keep_resident gives bit for bit what uploads give, and a W changed after its release is read
+// again.
+TEST(CudaSolver, SharedObjectivesAndResidentWeightChangeNothing) {
+  REQUIRE_GPU();
+  Backends b;
+  const int d_in = 80, d_out = 56, k = 5;
+  const std::vector<float> x = random_x(4000, d_in, 18);
+  const LayerStats s = stats_of(*b.cpu, x, d_in, a4());
+  const LayerStats sg = stats_of(*b.gpu, x, d_in, a4());
+  std::vector<float> W = random_w(d_out, d_in, 19);
+  const std::vector<float> Wh = random_w(d_out, d_in, 20);
+  const std::vector<float> u = random_w(d_out, k, 21), v = random_w(d_in, k, 22);
+  const std::vector<Eq2Candidate> cands{{Wh.data(), u.data(), v.data(), k},
+                                        {Wh.data(), nullptr, nullptr, 0}};
+  double ec = 0, eg = 0;
+  const std::vector<double> c = eq2_objectives(W.data(), d_out, d_in, cands, s, &ec);
+  const std::vector<double> g = b.gpu->objectives(W.data(), d_out, d_in, cands, s, &eg);
+  ASSERT_EQ(g.size(), c.size());
+  for (size_t i = 0; i < c.size(); ++i) EXPECT_NEAR(g[i], c[i], 1e-9 * ec) << i;  // traces of ‖WX‖²
+  EXPECT_NEAR(eg, ec, 1e-10 * ec);
+
+  WeightQuantSpec ws;
+  GptqOptions go;
+  LrcOptions o;
+  o.rank = k;
+  const PackedWeight p0 = b.gpu->gptq(W.data(), d_out, d_in, sg, ws, go);
+  const LowRankQuantized l0 = b.gpu->lrc(W.data(), d_out, d_in, sg, o);
+  const std::vector<double> g0 = b.gpu->objectives(W.data(), d_out, d_in, cands, sg, nullptr);
+  {
+    const std::shared_ptr<const void> held = b.gpu->keep_resident(W.data(), d_out, d_in);
+    ASSERT_NE(held, nullptr);
+    const PackedWeight p1 = b.gpu->gptq(W.data(), d_out, d_in, sg, ws, go);
+    EXPECT_EQ(p1.codes, p0.codes);
+    EXPECT_EQ(p1.scales, p0.scales);
+    const LowRankQuantized l1 = b.gpu->lrc(W.data(), d_out, d_in, sg, o);
+    EXPECT_EQ(l1.u, l0.u);
+    EXPECT_EQ(l1.v, l0.v);
+    EXPECT_EQ(l1.packed.codes, l0.packed.codes);
+    EXPECT_EQ(b.gpu->objectives(W.data(), d_out, d_in, cands, sg, nullptr), g0);
+  }
+  for (float& w : W) w *= 2.f;  // released: the next call must see the new values
+  const PackedWeight p2 = b.gpu->gptq(W.data(), d_out, d_in, sg, ws, go);
+  ASSERT_EQ(p2.scales.size(), p0.scales.size());
+  for (size_t i = 0; i < p0.scales.size(); ++i) EXPECT_FLOAT_EQ(p2.scales[i], 2.f * p0.scales[i]);
+}
+
 TEST(CudaSolver, BadInputIsOneClearError) {
   REQUIRE_GPU();
   Backends b;

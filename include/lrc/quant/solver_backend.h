@@ -87,6 +87,17 @@ class SolverBackend {
                                          const std::vector<Eq2Candidate>& candidates,
                                          const LayerStats& stats, double* energy) const;
 
+  // A promise from the caller: W [d_out x d_in] (host memory) stays unchanged until the
+  // returned handle is released. Meanwhile a device backend keeps one device copy of it for
+  // every call given this pointer and shape (each would upload W again: a linear's LRC, its
+  // GPTQ guard and its eq. 2 reports). The CPU keeps nothing (null).
+  virtual std::shared_ptr<const void> keep_resident(const float* W, int d_out, int d_in) const {
+    (void)W;
+    (void)d_out;
+    (void)d_in;
+    return nullptr;
+  }
+
   // Several ranks (communicator.h): stats, each rank's sums over its share of the calibration
   // tokens, become the sums over every rank's (float64, added in rank order): the matrices,
   // their diagonals and n. This default reduces the host arrays; a device backend reduces its

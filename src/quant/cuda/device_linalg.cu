@@ -181,6 +181,20 @@ __global__ void k_permute_columns(const double* w, double* out, int rows, int n,
   }
 }
 
+// out (d_out x n, column-major) = scale · (code − zero) in float, PackedWeight::dequantize's
+// arithmetic (bit for bit under --fmad=false), from codes [d_out x n] row-major.
+__global__ void k_dequantize_codes(const uint8_t* codes, const float* scales, const float* zeros,
+                                   int d_out, int n, int ng, double* out) {
+  const int gs = n / ng;
+  const size_t len = static_cast<size_t>(d_out) * n;
+  for (size_t i = blockIdx.x * size_t{blockDim.x} + threadIdx.x; i < len;
+       i += size_t{gridDim.x} * blockDim.x) {
+    const size_t r = i % d_out, j = i / d_out;
+    const size_t gi = r * ng + j / gs;
+    out[i] = static_cast<double>(scales[gi] * (static_cast<float>(codes[r * n + j]) - zeros[gi]));
+  }
+}
+
 __global__ void k_dead_columns(double* h, double* w, int d_out, int n) {
   const int j = blockIdx.x;
   if (h[static_cast<size_t>(j) * n + j] != 0.0) return;
@@ -249,15 +263,78 @@ __device__ void choose_params(const double* w, size_t stride, int n, const GridS
   }
 }
 
+// Static grids (choose_params for every row and group), 32 rows a block: the lanes read 32
+// consecutive rows of the column-major W (coalesced), the kGridStripes warps split the group's
+// columns, and every clip candidate's squared error is summed in the same pass (one read of W,
+// not one per candidate). The CPU's early exit only stops sums that have already lost, so the
+// choice is the CPU's up to the order of the additions (per stripe, then the stripes in order).
+constexpr int kGridRows = 32, kGridStripes = 8, kClipCandidates = 31;
+
 __global__ void k_static_grids(const double* W, int d_out, int n, GridSpec spec, float* scales,
                                float* zeros) {
+  __shared__ double s_a[kGridStripes][kGridRows], s_b[kGridStripes][kGridRows];
+  __shared__ float s_scale[kClipCandidates][kGridRows], s_zero[kClipCandidates][kGridRows];
   const int ng = spec.groupsize > 0 ? n / spec.groupsize : 1;
   const int gs = n / ng;
-  const int t = blockIdx.x * blockDim.x + threadIdx.x;
-  if (t >= d_out * ng) return;
-  const int r = t / ng, g = t % ng;
-  choose_params(W + r + static_cast<size_t>(g) * gs * d_out, d_out, gs, spec, scales + t,
-                zeros + t);
+  const int lane = threadIdx.x, stripe = threadIdx.y, g = blockIdx.y;
+  const int r = blockIdx.x * kGridRows + lane;
+  const bool live = r < d_out;
+  const double* w = W + (live ? r : 0) + static_cast<size_t>(g) * gs * d_out;
+  const size_t ld = d_out;
+  double lo = 0.0, hi = 0.0;  // the range always includes 0
+  if (live)
+    for (int i = stripe; i < gs; i += kGridStripes) {
+      lo = fmin(lo, w[i * ld]);
+      hi = fmax(hi, w[i * ld]);
+    }
+  s_a[stripe][lane] = lo;
+  s_b[stripe][lane] = hi;
+  __syncthreads();
+  for (int k = 0; k < kGridStripes; ++k) {
+    lo = fmin(lo, s_a[k][lane]);
+    hi = fmax(hi, s_b[k][lane]);
+  }
+  const size_t out = static_cast<size_t>(live ? r : 0) * ng + g;
+  if (!spec.mse_clip) {
+    if (live && stripe == 0) grid_for_clip(lo, hi, 1.0, spec, scales + out, zeros + out);
+    return;
+  }
+  for (int s = stripe; s < kClipCandidates; s += kGridStripes)
+    grid_for_clip(lo, hi, 1.0 - 0.01 * s, spec, &s_scale[s][lane], &s_zero[s][lane]);
+  __syncthreads();
+  const int maxq = (1 << spec.bits) - 1;
+  double err[kClipCandidates];
+#pragma unroll
+  for (int s = 0; s < kClipCandidates; ++s) err[s] = 0.0;
+  if (live)
+    for (int i = stripe; i < gs; i += kGridStripes) {
+      const double x = w[i * ld];
+#pragma unroll
+      for (int s = 0; s < kClipCandidates; ++s) {
+        const float sc = s_scale[s][lane], zr = s_zero[s][lane];
+        const double e = x - dequant_code(quant_code(x, sc, zr, maxq), sc, zr);
+        err[s] += e * e;
+      }
+    }
+  // The first candidate with the smallest error (the CPU's strict <), stripe sums in order.
+  int best = 0;
+  double best_err = INFINITY;
+#pragma unroll
+  for (int s = 0; s < kClipCandidates; ++s) {
+    __syncthreads();  // the previous candidate's sums are read
+    s_a[stripe][lane] = err[s];
+    __syncthreads();
+    double total = 0.0;
+    for (int k = 0; k < kGridStripes; ++k) total += s_a[k][lane];
+    if (total < best_err) {
+      best_err = total;
+      best = s;
+    }
+  }
+  if (live && stripe == 0) {
+    scales[out] = s_scale[best][lane];
+    zeros[out] = s_zero[best][lane];
+  }
 }
 
 // gptq.cpp's per-row sweep of one block, one thread a row.
@@ -344,6 +421,13 @@ void permute_columns(const double* W, double* out, int rows, int n, const int* p
   k_permute_columns<<<blocks_for(size_t(rows) * n), kThreads, 0, s>>>(W, out, rows, n, perm);
   LRC_CU(cudaGetLastError());
 }
+void dequantize_codes(const uint8_t* codes, const float* scales, const float* zeros, int d_out,
+                      int n, int ng, double* out, cudaStream_t s) {
+  if (d_out > 0 && n > 0)
+    k_dequantize_codes<<<blocks_for(size_t(d_out) * n), kThreads, 0, s>>>(codes, scales, zeros,
+                                                                          d_out, n, ng, out);
+  LRC_CU(cudaGetLastError());
+}
 void gptq_dead_columns(double* H, double* W, int d_out, int n, cudaStream_t s) {
   k_dead_columns<<<n, kThreads, 0, s>>>(H, W, d_out, n);
   LRC_CU(cudaGetLastError());
@@ -351,14 +435,18 @@ void gptq_dead_columns(double* H, double* W, int d_out, int n, cudaStream_t s) {
 void gptq_static_grids(const double* W, int d_out, int n, const GridSpec& g, float* scales,
                        float* zeros, cudaStream_t s) {
   const int ng = g.groupsize > 0 ? n / g.groupsize : 1;
-  const int t = d_out * ng;
-  k_static_grids<<<(t + 127) / 128, 128, 0, s>>>(W, d_out, n, g, scales, zeros);
+  if (d_out <= 0) return;
+  const dim3 grid(static_cast<unsigned>((d_out + kGridRows - 1) / kGridRows),
+                  static_cast<unsigned>(ng));
+  k_static_grids<<<grid, dim3(kGridRows, kGridStripes), 0, s>>>(W, d_out, n, g, scales, zeros);
   LRC_CU(cudaGetLastError());
 }
 void gptq_block(double* W, int d_out, int n, const double* R, int i1, int i2, const int* perm,
                 const GridSpec& g, bool static_grids, float* scales, float* zeros,
                 uint8_t* codes, double* err, cudaStream_t s) {
-  k_gptq_block<<<(d_out + 63) / 64, 64, 0, s>>>(W, d_out, n, R, i1, i2, perm, g, static_grids,
+  // One warp a block: a row a thread, and d_out / 32 blocks spread over every SM (64-thread
+  // blocks left half of an H100's 132 idle at d_out = 4096).
+  k_gptq_block<<<(d_out + 31) / 32, 32, 0, s>>>(W, d_out, n, R, i1, i2, perm, g, static_grids,
                                                 scales, zeros, codes, err);
   LRC_CU(cudaGetLastError());
 }

@@ -185,6 +185,10 @@ void reverse_columns(const double* src, double* z, int n, int k, cudaStream_t s)
 void permute_symmetric(const double* A, double* B, int n, const int* perm, cudaStream_t s);
 void permute_columns(const double* W, double* out, int rows, int n, const int* perm,
                      cudaStream_t s);
+// Ŵ (d_out x n, column-major) from codes [d_out x n] row-major and the grids [d_out x ng]:
+// PackedWeight::dequantize's float arithmetic, widened.
+void dequantize_codes(const uint8_t* codes, const float* scales, const float* zeros, int d_out,
+                      int n, int ng, double* out, cudaStream_t s);
 // GPTQ dead inputs: where H_jj == 0, H_jj := 1 and W[:, j] := 0.
 void gptq_dead_columns(double* H, double* W, int d_out, int n, cudaStream_t s);
 

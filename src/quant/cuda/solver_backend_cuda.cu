@@ -385,7 +385,7 @@ class CudaSolverBackend final : public SolverBackend {
     const auto held = resident_ptr(stats);
     const DeviceStats& ds = *held;
     GpuTimer t(*gpu_, times_.gptq);
-    DeviceMatrix w = gpu_->upload(W, d_out, d_in);
+    DeviceMatrix w = weight_copy(W, d_out, d_in);
     return gptq_device(w, *ds.xx, spec, opt);
   }
 
@@ -421,7 +421,8 @@ class CudaSolverBackend final : public SolverBackend {
       const Prof p(g, "lrc: covariances");
       return covariances(stats, opt.reg, opt.eps_rel);  // lines 3-5
     }();
-    const DeviceMatrix Wd = g.upload(W, d_out, d_in);
+    const std::shared_ptr<const DeviceMatrix> Wp = weight(W, d_out, d_in);
+    const DeviceMatrix& Wd = *Wp;
     DevEigen lr;
     DeviceMatrix V;
     {
@@ -437,15 +438,13 @@ class CudaSolverBackend final : public SolverBackend {
         const Prof p(g, "lrc: update-quant target");
         return update_quant_target(Wd, lr.u, V, k, cov);
       }();
+      DeviceMatrix Wh;  // Ŵ dequantized
       if (opt.use_gptq) {
         GpuTimer tq(g, times_.gptq);
-        out.packed = gptq_device(target, cov.sy, opt.w, opt.gptq);
+        out.packed = gptq_device(target, cov.sy, opt.w, opt.gptq, &Wh);
       } else {
         const std::vector<float> tf = g.download_float(target);
         out.packed = quantize_rtn(tf.data(), d_out, d_in, opt.w);
-      }
-      DeviceMatrix Wh;
-      {
         const Prof p(g, "lrc: dequantize + upload");
         dequantize(out.packed, d_out, d_in, out.w_hat.data());
         Wh = g.upload(out.w_hat.data(), d_out, d_in);
@@ -455,6 +454,7 @@ class CudaSolverBackend final : public SolverBackend {
       const Prof p(g, "lrc: update-lr");
       update_lr(Wd, Wh, cov, last ? k_spec : k, lr, V);
     }
+    if (opt.use_gptq) dequantize(out.packed, d_out, d_in, out.w_hat.data());  // the host copy
     g.sync();
     const double tg = times_.gptq - t_gptq0;
     times_.lrc += std::chrono::duration<double>(Clock::now() - t0).count() - tg;
@@ -489,7 +489,7 @@ class CudaSolverBackend final : public SolverBackend {
     dequantize(out.packed, d_out, d_in, out.w_hat.data());
     out.rank = rank;
     if (rank > 0) {
-      DeviceMatrix E = g.upload(W, d_out, d_in);
+      DeviceMatrix E = weight_copy(W, d_out, d_in);
       const DeviceMatrix Wh = g.upload(out.w_hat.data(), d_out, d_in);
       const double one = 1.0, minus = -1.0;
       LRC_CU(cublasDgeam(g.blas(), CUBLAS_OP_N, CUBLAS_OP_N, d_out, d_in, &one, E.data(), d_out,
@@ -536,9 +536,9 @@ class CudaSolverBackend final : public SolverBackend {
     });
     DeviceMatrix xf = g.transpose(*ds.fx);  // X X̄ᵀ
     g.add_diagonal(xf, eps);
-    const DeviceMatrix Wd = g.upload(W, d_out, d);
+    const std::shared_ptr<const DeviceMatrix> Wd = weight(W, d_out, d);
     DeviceMatrix T = g.matrix(d, d_out);  // (X X̄ᵀ + εx I) Wᵀ, then Σx⁻¹ T = W_tᵀ
-    gemm(g, CUBLAS_OP_N, CUBLAS_OP_T, d, d_out, d, 1.0, xf.data(), d, Wd.data(), d_out, 0.0,
+    gemm(g, CUBLAS_OP_N, CUBLAS_OP_T, d, d_out, d, 1.0, xf.data(), d, Wd->data(), d_out, 0.0,
          T.data(), d);
     g.potrs(L, T);
     std::vector<double> Th(T.size());  // column-major W_tᵀ = row-major W_t
@@ -569,7 +569,7 @@ class CudaSolverBackend final : public SolverBackend {
     const Gpu& g = *gpu_;
     GpuTimer t(g, times_.objective);
     const Prof prof(g, "objective");
-    DeviceMatrix A = g.upload(W, d_out, d_in);
+    DeviceMatrix A = weight_copy(W, d_out, d_in);
     if (rank > 0) {
       const DeviceMatrix U = g.upload(u, d_out, rank), V = g.upload(v, d_in, rank);
       gemm(g, CUBLAS_OP_N, CUBLAS_OP_T, d_out, d_in, rank, -1.0, U.data(), d_out, V.data(),
@@ -602,11 +602,88 @@ class CudaSolverBackend final : public SolverBackend {
     const DeviceStats& ds = *held;
     const Gpu& g = *gpu_;
     GpuTimer t(g, times_.objective);
-    const DeviceMatrix A = g.upload(W, d_out, d_in);
+    const std::shared_ptr<const DeviceMatrix> A = weight(W, d_out, d_in);
     DeviceMatrix T = g.matrix(d_out, d_in);
-    gemm(g, CUBLAS_OP_N, CUBLAS_OP_N, d_out, d_in, d_in, 1.0, A.data(), d_out, ds.xx->data(),
+    gemm(g, CUBLAS_OP_N, CUBLAS_OP_N, d_out, d_in, d_in, 1.0, A->data(), d_out, ds.xx->data(),
          d_in, 0.0, T.data(), d_out);
-    return g.dot(T, A);
+    return g.dot(T, *A);
+  }
+
+  // eq2_objectives (objective.cpp) on the device: P = W XXᵀ and Q = W XYᵀ shared between the
+  // candidates and ‖WX‖², the rank-k terms expanded (8 d_out d_in² flops for the pipeline's
+  // LRC + guard + energy instead of 14). With Y = X, objective() per candidate as the CPU.
+  std::vector<double> objectives(const float* W, int d_out, int d_in,
+                                 const std::vector<Eq2Candidate>& candidates,
+                                 const LayerStats& stats, double* energy) const override {
+    const char* where = "eq2_objectives";
+    check_shape(d_out, d_in, where);
+    check_stats(stats, d_in, where);
+    const auto held = resident_ptr(stats);
+    const DeviceStats& ds = *held;
+    if (ds.y_is_x) return SolverBackend::objectives(W, d_out, d_in, candidates, stats, energy);
+    require_finite_host(W, d_out, d_in, where, "W");
+    for (const Eq2Candidate& c : candidates) {
+      check_rank(c.rank, d_out, d_in, where);
+      require_finite_host(c.w_hat, d_out, d_in, where, "w_hat");
+      if (c.rank > 0) {
+        require_finite_host(c.u, d_out, c.rank, where, "u");
+        require_finite_host(c.v, d_in, c.rank, where, "v");
+      }
+    }
+    const Gpu& g = *gpu_;
+    GpuTimer t(g, times_.objective);
+    const Prof prof(g, "objectives");
+    const int d = d_in;
+    const std::shared_ptr<const DeviceMatrix> Wp = weight(W, d_out, d);
+    const DeviceMatrix& Wd = *Wp;
+    DeviceMatrix P = g.matrix(d_out, d), Q = g.matrix(d_out, d), S = g.matrix(d_out, d);
+    gemm(g, CUBLAS_OP_N, CUBLAS_OP_N, d_out, d, d, 1.0, Wd.data(), d_out, ds.xx->data(), d, 0.0,
+         P.data(), d_out);  // P = W XXᵀ
+    gemm(g, CUBLAS_OP_N, CUBLAS_OP_N, d_out, d, d, 1.0, Wd.data(), d_out, ds.xy->data(), d, 0.0,
+         Q.data(), d_out);  // Q = W XYᵀ
+    const double pw = g.dot(P, Wd);
+    std::vector<double> out;
+    for (const Eq2Candidate& c : candidates) {
+      const DeviceMatrix Hc = g.upload(c.w_hat, d_out, d);
+      gemm(g, CUBLAS_OP_N, CUBLAS_OP_N, d_out, d, d, 1.0, Hc.data(), d_out, ds.yy->data(), d, 0.0,
+           S.data(), d_out);  // S = Ŵ YYᵀ
+      double o = pw - 2.0 * g.dot(Q, Hc) + g.dot(S, Hc);
+      const int k = c.rank;
+      if (k > 0) {
+        const DeviceMatrix U = g.upload(c.u, d_out, k), V = g.upload(c.v, d, k);
+        DeviceMatrix Z = g.matrix(k, d), SV = g.matrix(d, k), VSV = g.matrix(k, k),
+                     UtU = g.matrix(k, k), T = g.matrix(d_out, k);
+        gemm(g, CUBLAS_OP_T, CUBLAS_OP_N, k, d, d, 1.0, V.data(), d, ds.xy->data(), d, 0.0,
+             Z.data(), k);  // Z = Vᵀ XYᵀ
+        gemm(g, CUBLAS_OP_N, CUBLAS_OP_N, d, k, d, 1.0, ds.xx->data(), d, V.data(), d, 0.0,
+             SV.data(), d);
+        gemm(g, CUBLAS_OP_T, CUBLAS_OP_N, k, k, d, 1.0, V.data(), d, SV.data(), d, 0.0,
+             VSV.data(), k);
+        gemm(g, CUBLAS_OP_T, CUBLAS_OP_N, k, k, d_out, 1.0, U.data(), d_out, U.data(), d_out,
+             0.0, UtU.data(), k);
+        o += g.dot(UtU, VSV);  // <UᵀU, Vᵀ XXᵀ V>
+        // -2 <P V − Ŵ Zᵀ, U>
+        gemm(g, CUBLAS_OP_N, CUBLAS_OP_N, d_out, k, d, 1.0, P.data(), d_out, V.data(), d, 0.0,
+             T.data(), d_out);
+        gemm(g, CUBLAS_OP_N, CUBLAS_OP_T, d_out, k, d, -1.0, Hc.data(), d_out, Z.data(), k, 1.0,
+             T.data(), d_out);
+        o -= 2.0 * g.dot(T, U);
+      }
+      out.push_back(std::max(o, 0.0));  // sums of squares: the roundoff clamped at 0
+    }
+    if (energy) *energy = pw;
+    return out;
+  }
+
+  // keep_resident: one device copy of W while the caller's handle lives.
+  std::shared_ptr<const void> keep_resident(const float* W, int d_out, int d_in) const override {
+    check_shape(d_out, d_in, "keep_resident");
+    resident_ = ResidentWeight{W, d_out, d_in,
+                               std::make_shared<DeviceMatrix>(gpu_->upload(W, d_out, d_in))};
+    // The handle forgets the copy when released (unless another W took its place meanwhile).
+    return std::shared_ptr<const void>(W, [this](const void* w) {
+      if (resident_.host == w) resident_ = ResidentWeight{};
+    });
   }
 
  private:
@@ -635,6 +712,19 @@ class CudaSolverBackend final : public SolverBackend {
   }
 
   void drop_group() const { cov_.reset(); }
+
+  // W [d_out x d_in] on the device: the keep_resident copy when W is that matrix, else uploaded.
+  std::shared_ptr<const DeviceMatrix> weight(const float* W, int d_out, int d_in) const {
+    if (resident_.dev && resident_.host == W && resident_.rows == d_out && resident_.cols == d_in)
+      return resident_.dev;
+    return std::make_shared<const DeviceMatrix>(gpu_->upload(W, d_out, d_in));
+  }
+  // The same as a matrix of the caller's own (to be changed in place).
+  DeviceMatrix weight_copy(const float* W, int d_out, int d_in) const {
+    if (resident_.dev && resident_.host == W && resident_.rows == d_out && resident_.cols == d_in)
+      return gpu_->copy(*resident_.dev);
+    return gpu_->upload(W, d_out, d_in);
+  }
 
   // ridge_epsilon of XXᵀ (y = false) or YYᵀ, from the host matrix or the diagonal a sink
   // without host copies kept (the same sum, bit for bit).
@@ -966,8 +1056,9 @@ class CudaSolverBackend final : public SolverBackend {
   }
 
   // GPTQ (gptq.cpp) on the device; w (d_out x n, column-major) is consumed, H is not changed.
+  // w_hat: also Ŵ dequantized on the device (PackedWeight::dequantize's values), if asked.
   PackedWeight gptq_device(DeviceMatrix& w, const DeviceMatrix& H, const WeightQuantSpec& spec,
-                           const GptqOptions& opt) const {
+                           const GptqOptions& opt, DeviceMatrix* w_hat = nullptr) const {
     const Gpu& g = *gpu_;
     const Prof prof(g, "gptq");
     const int d_out = w.rows, n = w.cols;
@@ -1036,6 +1127,11 @@ class CudaSolverBackend final : public SolverBackend {
              w.data() + static_cast<size_t>(i2) * d_out, d_out);
     }
     sweep.reset();
+    if (w_hat) {
+      *w_hat = g.matrix(d_out, n);
+      qcuda::dequantize_codes(codes.data(), scales.data(), zeros.data(), d_out, n, ng,
+                              w_hat->data(), g.stream());
+    }
     const Prof codes_prof(g, "gptq: codes to host");
     std::vector<uint8_t> hc(static_cast<size_t>(d_out) * n);
     PackedWeight p;
@@ -1057,8 +1153,15 @@ class CudaSolverBackend final : public SolverBackend {
     return p;
   }
 
+  struct ResidentWeight {  // keep_resident's copy of a host W
+    const float* host = nullptr;
+    int rows = 0, cols = 0;
+    std::shared_ptr<const DeviceMatrix> dev;
+  };
+
   std::shared_ptr<Gpu> gpu_;
   mutable std::unique_ptr<GroupCov> cov_;  // the current group's covariances
+  mutable ResidentWeight resident_;
 };
 
 }  // namespace
