@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "lrc/core/error.h"
+#include "lrc/core/scope_profile.h"
 #include "lrc/kernels/cuda/w4a4.h"
 #include "lrc/kernels/cuda/w4a4_from_linear.h"
 #include "ops.h"
@@ -36,6 +37,31 @@ void ck(cublasStatus_t s, const char* what) {
     fail("cublas", std::string(what) + ": status " + std::to_string(static_cast<int>(s)));
 }
 #define LRC_CK(call) ck((call), #call)
+
+// LRC_CUDA_PROFILE=1 (lrc/core/scope_profile.h): one forward operation's device time, the
+// stream synchronised where it starts and ends; off, one branch.
+class OpScope {
+ public:
+  OpScope(cudaStream_t s, const char* name) {
+    if (!scope_profile::enabled()) return;
+    s_ = s;
+    name_ = name;
+    cudaStreamSynchronize(s);
+    t0_ = scope_profile::now();
+  }
+  ~OpScope() {
+    if (!name_) return;
+    cudaStreamSynchronize(s_);
+    scope_profile::add(name_, scope_profile::now() - t0_);
+  }
+  OpScope(const OpScope&) = delete;
+  OpScope& operator=(const OpScope&) = delete;
+
+ private:
+  cudaStream_t s_ = nullptr;
+  const char* name_ = nullptr;
+  double t0_ = 0;
+};
 
 int to_int(int64_t n, const char* what) {
   if (n > INT_MAX) fail("cuda backend", std::string(what) + ": " + std::to_string(n) + " rows");
@@ -171,13 +197,16 @@ class CudaBackend final : public Backend {
   }
   void release(void* p) const noexcept override { cudaFreeAsync(p, stream_); }
   void upload(void* dst, const void* src, size_t bytes) const override {
+    const OpScope prof(stream_, "fwd: upload");
     LRC_CK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_));
   }
   void download(void* dst, const void* src, size_t bytes) const override {
+    const OpScope prof(stream_, "fwd: download");
     LRC_CK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_));
     LRC_CK(cudaStreamSynchronize(stream_));
   }
   void copy(void* dst, const void* src, size_t bytes) const override {
+    const OpScope prof(stream_, "fwd: copy");
     LRC_CK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_));
   }
   void zero(void* p, size_t bytes) const override { LRC_CK(cudaMemsetAsync(p, 0, bytes, stream_)); }
@@ -194,8 +223,14 @@ class CudaBackend final : public Backend {
   void linear(const Linear& L, const float* x, int64_t n, float* y) const override {
     if (n <= 0) return;
     std::lock_guard<std::mutex> lock(mu_);
-    const DevLinear& d = dev_linear(L);
+    const DevLinear& d = [&]() -> const DevLinear& {
+      const OpScope prof(stream_, "fwd: linear (weights to device)");
+      return dev_linear(L);
+    }();
     const int rows = to_int(n, "linear");
+    const OpScope prof(stream_, d.w4a4 ? "fwd: linear w4a4" : d.w16.bytes() ? "fwd: linear fp16"
+                                : d.quantized ? "fwd: linear sim (Q_a, Ŵ, U Vᵀ)"
+                                              : "fwd: linear sim fp32");
     if (d.w4a4) {
       // fp32 in and out, as the simulation: Q_a sees the same x. cuBLASLt wants y's rows
       // 16-byte aligned: else through a padded scratch.
@@ -261,11 +296,13 @@ class CudaBackend final : public Backend {
 
   void rmsnorm(const float* x, const float* w, int64_t n, int d, float eps,
                float* y) const override {
+    const OpScope prof(stream_, "fwd: rmsnorm");
     cuda::ops::rmsnorm(x, param(w, d), n, d, eps, y, stream_);
   }
 
   void rope(float* x, int64_t n_rows, int n_heads, int head_dim, RopeStyle style,
             const RopeTable& table, int period, int first) const override {
+    const OpScope prof(stream_, "fwd: rope");
     if (head_dim / 2 != table.half || first < 0 || first + period > table.n_pos)
       fail("rope", "table does not cover head_dim " + std::to_string(head_dim) + " and " +
                        std::to_string(period) + " positions from " + std::to_string(first));
@@ -306,6 +343,7 @@ class CudaBackend final : public Backend {
   void attention(const float* q, const float* k, const float* v, int n_seq, int n_q, int pos0,
                  int64_t kv_seq_stride, const AttentionShape& a, float* out) const override {
     std::lock_guard<std::mutex> lock(mu_);
+    const OpScope prof(stream_, "fwd: attention");
     const int hd = a.head_dim, H = a.n_heads, KVH = a.n_kv_heads, g = H / KVH;
     const int q_dim = H * hd, kv_dim = KVH * hd;
     const float scale = 1.f / std::sqrt(static_cast<float>(hd));
@@ -347,6 +385,7 @@ class CudaBackend final : public Backend {
   void online_transform(const OnlineTransform& t, float* x, int64_t n_rows) const override {
     if (n_rows <= 0) return;
     std::lock_guard<std::mutex> lock(mu_);
+    const OpScope prof(stream_, "fwd: online transform");
     const DevTransform& d = dev_transform(t);
     if (d.walsh || d.signs.bytes())
       cuda::ops::signs_walsh(x, n_rows, d.m, d.K, d.signs.as<float>(), stream_);
@@ -370,13 +409,17 @@ class CudaBackend final : public Backend {
 
   void kv_quantize(float* x, int64_t n_rows, int head_dim, const KvQuantSpec& spec) const override {
     if (!spec.enabled()) return;
+    const OpScope prof(stream_, "fwd: kv quantize");
     if (spec.bits < 2 || spec.bits > 8)
       fail("kv quantizer",
            "bits must be in 2..8 (or 16 for none), got " + std::to_string(spec.bits));
     cuda::ops::kv_quantize(x, n_rows, head_dim, spec.bits, spec.clip, stream_);
   }
 
-  void add(float* h, const float* d, int64_t n) const override { cuda::ops::add(h, d, n, stream_); }
+  void add(float* h, const float* d, int64_t n) const override {
+    const OpScope prof(stream_, "fwd: add");
+    cuda::ops::add(h, d, n, stream_);
+  }
   void add_bias(float* y, const float* b, int64_t n, int d) const override {
     cuda::ops::add_bias(y, param(b, static_cast<size_t>(d)), n, d, stream_);
   }
@@ -387,14 +430,17 @@ class CudaBackend final : public Backend {
                              stream_));
   }
   void swiglu(float* g, const float* u, int64_t n) const override {
+    const OpScope prof(stream_, "fwd: swiglu");
     cuda::ops::swiglu(g, u, n, stream_);
   }
   void embed(const float* table, int vocab, int dim, const int32_t* tokens, int64_t n,
              float* h) const override {
+    const OpScope prof(stream_, "fwd: embed");
     cuda::ops::embed(param(table, static_cast<size_t>(vocab) * dim), dim, tokens, n, h, stream_);
   }
   void nll_rows(const float* logits, int64_t n, int vocab, const int32_t* targets,
                 double* out) const override {
+    const OpScope prof(stream_, "fwd: nll");
     cuda::ops::nll_rows(logits, n, vocab, targets, out, stream_);
   }
 

@@ -4,16 +4,12 @@
 // step; only cuBLAS/cuSOLVER's own reductions differ in order).
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <cmath>
-#include <cstdio>
-#include <cstdlib>
-#include <map>
-#include <mutex>
 #include <string>
 #include <vector>
 
 #include "lrc/core/error.h"
+#include "lrc/core/scope_profile.h"
 #include "lrc/quant/damping.h"
 #include "quant/cuda/device_linalg.cuh"
 
@@ -453,68 +449,20 @@ void gptq_block(double* W, int d_out, int n, const double* R, int i1, int i2, co
 
 // ---------------------------------------------------------------- Prof
 
-namespace {
-
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
-struct ProfTable {
-  std::mutex mu;
-  std::map<std::string, std::pair<int64_t, double>> rows;  // name -> calls, seconds
-  double last_print = now_s();
-  ~ProfTable() { print(); }
-  // Also every minute (mu held), so a run stopped by a time limit still leaves its table.
-  void print() const {
-    if (rows.empty()) return;
-    std::vector<std::pair<std::string, std::pair<int64_t, double>>> v(rows.begin(), rows.end());
-    std::sort(v.begin(), v.end(),
-              [](const auto& a, const auto& b) { return a.second.second > b.second.second; });
-    std::fprintf(stderr, "\nLRC_CUDA_PROFILE (solver scopes, inclusive, seconds):\n");
-    for (const auto& [name, r] : v)
-      std::fprintf(stderr, "  %-28s %8lld calls %10.3f s\n", name.c_str(),
-                   static_cast<long long>(r.first), r.second);
-  }
-};
-
-ProfTable& prof_table() {
-  static ProfTable t;
-  return t;
-}
-
-}  // namespace
-
-bool Prof::enabled() {
-  static const bool on = [] {
-    const char* e = std::getenv("LRC_CUDA_PROFILE");
-    return e && *e && std::string(e) != "0";
-  }();
-  return on;
-}
+bool Prof::enabled() { return scope_profile::enabled(); }
 
 Prof::Prof(const Gpu& g, const char* name) {
   if (!enabled()) return;
-  prof_table();  // constructed before any later static it must outlive
   g_ = &g;
   name_ = name;
   g.sync();
-  t0_ = now_s();
+  t0_ = scope_profile::now();
 }
 
 Prof::~Prof() {
   if (!g_) return;
   cudaStreamSynchronize(g_->stream());
-  const double dt = now_s() - t0_;
-  ProfTable& t = prof_table();
-  std::lock_guard<std::mutex> lock(t.mu);
-  auto& r = t.rows[name_];
-  r.first += 1;
-  r.second += dt;
-  if (now_s() - t.last_print >= 60) {
-    t.print();
-    t.last_print = now_s();
-  }
+  scope_profile::add(name_, scope_profile::now() - t0_);
 }
 
 // ---------------------------------------------------------------- Gpu

@@ -145,9 +145,8 @@ class Gpu {
 };
 
 // LRC_CUDA_PROFILE=1 (a diagnostic, off by default): each Prof scope synchronises the GPU's
-// stream where it starts and ends and adds the wall time between to its name's row; the table
-// (inclusive of nested scopes, so rows overlap) goes to stderr when the process exits. Off, a
-// scope costs one branch.
+// stream where it starts and ends and adds the wall time between to its name's row of
+// lrc/core/scope_profile.h's table (inclusive, so rows overlap). Off, a scope costs one branch.
 class Prof {
  public:
   Prof(const Gpu& g, const char* name);

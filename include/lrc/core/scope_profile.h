@@ -1,0 +1,16 @@
+// LRC_CUDA_PROFILE=1 (a diagnostic, off by default): named scopes add their wall time to one
+// process-wide table, printed on stderr every minute (so a run stopped by a time limit still
+// leaves it) and when the process exits, longest first. Device code synchronises its stream
+// where a scope starts and ends (qcuda::Prof for the CUDA solver, the CUDA backend's forward
+// operations), so a row is the time the device work of that scope took. Scopes may nest: rows
+// are inclusive and overlap.
+#pragma once
+
+namespace lrc::scope_profile {
+
+bool enabled();  // LRC_CUDA_PROFILE set and not "0"; read once
+double now();    // seconds, steady clock
+// One call of `name` (a string literal: kept by address) that took `seconds`; thread-safe.
+void add(const char* name, double seconds);
+
+}  // namespace lrc::scope_profile
