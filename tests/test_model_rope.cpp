@@ -76,3 +76,29 @@ TEST(ModelRope, RotatesPairsByPositionAngle) {
     }
   }
 }
+
+// The shared table is the table a fresh RopeTable gives, made once per (shape, θ, positions,
+// scaling): the same object for the same request, another for any other scaling or window.
+TEST(ModelRope, SharedTableIsTheFreshTableMadeOnce) {
+  lrc::RopeScaling l3;
+  l3.kind = lrc::RopeScaling::Kind::Llama3;
+  l3.factor = 8.f;
+  l3.original = 64;
+  const auto a = lrc::shared_rope_table(32, 10000.f, 3, 200);
+  const auto b = lrc::shared_rope_table(32, 10000.f, 3, 200);
+  const auto c = lrc::shared_rope_table(32, 10000.f, 3, 200, &l3);
+  const auto d = lrc::shared_rope_table(32, 10000.f, 4, 200);
+  EXPECT_EQ(a.get(), b.get());
+  EXPECT_NE(a.get(), c.get());
+  EXPECT_NE(a.get(), d.get());
+  EXPECT_EQ(c.get(), lrc::shared_rope_table(32, 10000.f, 3, 200, &l3).get());
+  const lrc::RopeTable fa(32, 10000.f, 3, 200), fc(32, 10000.f, 3, 200, &l3);
+  EXPECT_EQ(a->cos, fa.cos);
+  EXPECT_EQ(a->sin, fa.sin);
+  EXPECT_EQ(c->cos, fc.cos);
+  EXPECT_NE(c->cos, fa.cos);
+  EXPECT_TRUE(c->scaled);
+  // An unscaled angle: position 3 + 5, pair 7.
+  const double f = std::pow(10000.0, -2.0 * 7 / 32);
+  EXPECT_FLOAT_EQ(a->cos[5 * 16 + 7], static_cast<float>(std::cos(8 * f)));
+}

@@ -320,16 +320,18 @@ void layer_core(const LlamaModel& m, int layer, float* h, int n_seq, int n_new, 
 
   const RopeScaling* scaling = c.rope_scaling.enabled() ? &c.rope_scaling : nullptr;
   if (!segs) {
-    const RopeTable rope(hd, c.rope_theta, pos0, n_new, scaling);
-    be.rope(q, N, c.n_heads, hd, c.rope, rope, n_new, 0);
-    be.rope(k_new, N, c.n_kv_heads, hd, c.rope, rope, n_new, 0);
+    const std::shared_ptr<const RopeTable> rope =
+        shared_rope_table(hd, c.rope_theta, pos0, n_new, scaling);
+    be.rope(q, N, c.n_heads, hd, c.rope, *rope, n_new, 0);
+    be.rope(k_new, N, c.n_kv_heads, hd, c.rope, *rope, n_new, 0);
   } else {
     int end = 1;
     for (const Segment& sg : *segs) end = std::max(end, sg.pos + sg.n);
-    const RopeTable rope(hd, c.rope_theta, 0, end, scaling);
+    const std::shared_ptr<const RopeTable> rope =
+        shared_rope_table(hd, c.rope_theta, 0, end, scaling);
     for (const Segment& sg : *segs) {
-      be.rope(q + sg.row * q_dim, sg.n, c.n_heads, hd, c.rope, rope, sg.n, sg.pos);
-      be.rope(k_new + sg.row * kv_dim, sg.n, c.n_kv_heads, hd, c.rope, rope, sg.n, sg.pos);
+      be.rope(q + sg.row * q_dim, sg.n, c.n_heads, hd, c.rope, *rope, sg.n, sg.pos);
+      be.rope(k_new + sg.row * kv_dim, sg.n, c.n_kv_heads, hd, c.rope, *rope, sg.n, sg.pos);
     }
   }
   if (m.online_qk) {  // each head vector is one row of length hd

@@ -1,8 +1,12 @@
 #include "lrc/kernels/rope.h"
 
+#include <algorithm>
 #include <cmath>
+#include <memory>
+#include <mutex>
 #include <numbers>
 #include <string>
+#include <vector>
 
 #include "lrc/core/error.h"
 
@@ -72,14 +76,55 @@ RopeTable::RopeTable(int head_dim, float theta_, int pos0_, int n_pos_, const Ro
       }
     return;
   }
+  std::vector<double> freq(static_cast<size_t>(half));
+  for (int i = 0; i < half; ++i) freq[i] = std::pow(static_cast<double>(theta_), -2.0 * i / head_dim);
   for (int p = 0; p < n_pos; ++p)
     for (int i = 0; i < half; ++i) {
       // Angles in float64: positions up to 10^5 keep full float32 accuracy in cos/sin.
-      const double freq = std::pow(static_cast<double>(theta_), -2.0 * i / head_dim);
-      const double a = static_cast<double>(pos0 + p) * freq;
+      const double a = static_cast<double>(pos0 + p) * freq[i];
       cos[static_cast<size_t>(p) * half + i] = static_cast<float>(std::cos(a));
       sin[static_cast<size_t>(p) * half + i] = static_cast<float>(std::sin(a));
     }
+}
+
+namespace {
+
+bool same_scaling(const RopeScaling* a, const RopeScaling& b) {
+  if (!a || !a->enabled()) return !b.enabled();
+  return a->kind == b.kind && a->factor == b.factor && a->low_freq_factor == b.low_freq_factor &&
+         a->high_freq_factor == b.high_freq_factor && a->original == b.original &&
+         a->short_factor == b.short_factor && a->long_factor == b.long_factor &&
+         a->attention_factor == b.attention_factor;
+}
+
+}  // namespace
+
+std::shared_ptr<const RopeTable> shared_rope_table(int head_dim, float theta, int pos0, int n_pos,
+                                                   const RopeScaling* scaling) {
+  struct Entry {
+    int head_dim, pos0, n_pos;
+    float theta;
+    RopeScaling scaling;
+    std::shared_ptr<const RopeTable> table;
+  };
+  constexpr size_t kEntries = 8;
+  constexpr size_t kMaxBytes = size_t{16} << 20;  // larger tables are made for the call alone
+  static std::mutex mu;
+  static std::vector<Entry> cache;  // oldest first
+  const size_t bytes = static_cast<size_t>(std::max(n_pos, 0)) * (head_dim / 2) * 2 * sizeof(float);
+  if (bytes > kMaxBytes) return std::make_shared<const RopeTable>(head_dim, theta, pos0, n_pos, scaling);
+  {
+    const std::lock_guard<std::mutex> lock(mu);
+    for (const Entry& e : cache)
+      if (e.head_dim == head_dim && e.pos0 == pos0 && e.n_pos == n_pos && e.theta == theta &&
+          same_scaling(scaling, e.scaling))
+        return e.table;
+  }
+  auto table = std::make_shared<const RopeTable>(head_dim, theta, pos0, n_pos, scaling);
+  const std::lock_guard<std::mutex> lock(mu);
+  if (cache.size() == kEntries) cache.erase(cache.begin());
+  cache.push_back({head_dim, pos0, n_pos, theta, scaling ? *scaling : RopeScaling{}, table});
+  return table;
 }
 
 void apply_rope(float* x, int64_t n_rows, int n_heads, int head_dim, RopeStyle style,
