@@ -307,16 +307,28 @@ class CudaBackend final : public Backend {
       fail("rope", "table does not cover head_dim " + std::to_string(head_dim) + " and " +
                        std::to_string(period) + " positions from " + std::to_string(first));
     std::lock_guard<std::mutex> lock(mu_);
-    if (table.scaled) {  // llama3 / longrope frequencies: the host table itself, this call only
-      const size_t bytes = table.cos.size() * 4;
-      rope_tab_.reserve(2 * bytes);
+    if (table.scaled) {  // llama3 / longrope frequencies: the host table itself
+      // Uploaded when it differs from the last one (a forward asks for the same table at
+      // every layer: shared_rope_table), then synchronised once: the host table may go before
+      // the copy ran.
+      const uint64_t print = mix_samples(
+          mix_samples(static_cast<uint64_t>(table.pos0) << 32 ^ static_cast<uint64_t>(table.n_pos),
+                      table.cos.data(), table.cos.size()),
+          table.sin.data(), table.sin.size());
       float* cs = rope_tab_.as<float>();
-      float* sn = cs + table.cos.size();
-      LRC_CK(cudaMemcpyAsync(cs, table.cos.data(), bytes, cudaMemcpyHostToDevice, stream_));
-      LRC_CK(cudaMemcpyAsync(sn, table.sin.data(), bytes, cudaMemcpyHostToDevice, stream_));
-      cuda::ops::rope(x, n_rows, n_heads, head_dim, style == RopeStyle::Interleaved, cs, sn, 0,
-                      period, first, stream_);
-      LRC_CK(cudaStreamSynchronize(stream_));  // the host table may go before the copy ran
+      if (!cs || print != rope_tab_print_ || rope_tab_len_ != table.cos.size()) {
+        const size_t bytes = table.cos.size() * 4;
+        rope_tab_.reserve(2 * bytes);
+        cs = rope_tab_.as<float>();
+        LRC_CK(cudaMemcpyAsync(cs, table.cos.data(), bytes, cudaMemcpyHostToDevice, stream_));
+        LRC_CK(cudaMemcpyAsync(cs + table.cos.size(), table.sin.data(), bytes,
+                               cudaMemcpyHostToDevice, stream_));
+        LRC_CK(cudaStreamSynchronize(stream_));
+        rope_tab_print_ = print;
+        rope_tab_len_ = table.cos.size();
+      }
+      cuda::ops::rope(x, n_rows, n_heads, head_dim, style == RopeStyle::Interleaved, cs,
+                      cs + table.cos.size(), 0, period, first, stream_);
       return;
     }
     const int need = table.pos0 + table.n_pos;
@@ -585,7 +597,9 @@ class CudaBackend final : public Backend {
     fail("LRC_CUDA_LOWRANK", std::string("'") + e + "' is not fp16 or split");
   }();
   mutable DevMem rope_cos_, rope_sin_;
-  mutable DevMem rope_tab_;  // a scaled table's cos and sin, per call
+  mutable DevMem rope_tab_;  // the last scaled table's cos and sin
+  mutable uint64_t rope_tab_print_ = 0;  // which host table rope_tab_ holds (scaled RoPE)
+  mutable size_t rope_tab_len_ = 0;
   mutable float rope_theta_ = 0.f;
   mutable int rope_hd_ = 0, rope_n_ = 0;
 };
