@@ -64,6 +64,8 @@ TEST(QuantizeOptions, JsonRoundTripKeepsEveryNonDefaultValue) {
   o.nsamples = 3;
   o.seq = 33;
   o.stats_precision = StatsPrecision::Mixed;
+  o.device = "cuda:1";
+  o.gpu_math = "tf32";
   ASSERT_NE(o.to_json(), QuantizeOptions{}.to_json());
   EXPECT_EQ(QuantizeOptions::from_json(o.to_json()).to_json(), o.to_json());
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One device call (issue 24 acceptance 2): the CUDA solver tests, then the Llama-2-7B shape,
 # 32 layers, LRC 10%, 128 x 2048 calibration tokens, within the call's 600 s. Results in $OUT.
+# GPU_MATH=tf32 runs the calibration forward on TF32 tensor cores (--gpu-math).
 source scripts/device/unpack.sh
 T0=$(date +%s)
 timeout 100 ./test_cuda_solver > $OUT/solver.log 2>&1; echo "test_cuda_solver rc $?" >> $OUT/gpu.txt
@@ -11,7 +12,7 @@ echo "synth rc $? $(( $(date +%s) - S )) s" >> $OUT/gpu.txt
 LEFT=$(( 585 - ($(date +%s) - T0) ))
 S=$(date +%s)
 timeout $LEFT $TV ./lrc quantize --model /root/s7b --calib data/debtext-calib.txt --method lrc \
-    --rank 0.1 --device cuda --nsamples 128 --seq 2048 --out /root/q7b --json > $OUT/q7b.json 2> $OUT/q7b.err
+    --rank 0.1 --device cuda --gpu-math ${GPU_MATH:-fp32} --nsamples 128 --seq 2048 --out /root/q7b --json > $OUT/q7b.json 2> $OUT/q7b.err
 echo "quantize rc $? $(( $(date +%s) - S )) s (limit $LEFT)" >> $OUT/gpu.txt
 pkill nvidia-smi; echo "peak nvidia-smi $(sort -n $OUT/smi.txt | tail -1)" >> $OUT/gpu.txt
 cat $OUT/gpu.txt; grep -E "^\[  FAILED|Failure|Which is|Expected|PASSED" $OUT/solver.log | head -30

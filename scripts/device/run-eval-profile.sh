@@ -17,5 +17,9 @@ for row in fp rtn lrc; do
     --kernels sim --json > $OUT/e-$row.json 2> $OUT/e-$row.err
   echo "eval $row rc $? $(( $(date +%s) - S )) s" >> $OUT/gpu.txt
 done
+S=$(date +%s)
+./lrc eval --model /root/s135 --data data/wikitext2-test.txt --seq 2048 --device cuda --kernels sim \
+  --gpu-math tf32 --json > $OUT/e-fp-tf32.json 2> $OUT/e-fp-tf32.err
+echo "eval fp --gpu-math tf32 rc $? $(( $(date +%s) - S )) s" >> $OUT/gpu.txt
 cat $OUT/gpu.txt
 for f in $OUT/e-*.err $OUT/q-*.err; do echo "== $f"; grep -A30 "LRC_CUDA_PROFILE" $f | tail -30; done

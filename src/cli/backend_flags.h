@@ -15,11 +15,16 @@
 
 namespace lrc::cli {
 
-inline void add_backend_options(CLI::App& sub, std::string& device, std::string& kernels) {
+inline void add_backend_options(CLI::App& sub, std::string& device, std::string& kernels,
+                                std::string& gpu_math) {
   sub.add_option("--device", device, "cpu, or cuda[:N] (the whole forward on a GPU)")
       ->capture_default_str();
   sub.add_option("--kernels", kernels,
                  "real: integer W4A4 kernels for the quantized linears; sim: the fp32 simulation")
+      ->capture_default_str();
+  sub.add_option("--gpu-math", gpu_math,
+                 "a GPU's fp32 products (sim linears, attention): fp32 (TF32 off) | tf32 "
+                 "(tensor cores: faster, other rounding)")
       ->capture_default_str();
 }
 

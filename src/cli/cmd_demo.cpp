@@ -235,7 +235,8 @@ int run_demo(const DemoOptions& o) {
     LoadedModel fp = load_model(opt.model, opt.tokenizer);
     // --device cuda: every row's evaluation runs on the GPU too (the fp32 simulation, as the
     // CPU's); the calibration forward makes its own backend (quantize_model).
-    if (demo_device() != "cpu") fp.model.backend = make_backend(demo_device(), "sim");
+    if (demo_device() != "cpu")
+      fp.model.backend = make_backend(demo_device(), "sim", /*decoding=*/false, demo_gpu_math());
     const std::vector<int32_t> tokens = tokenize_corpus(opt.data, *fp.tokenizer);
     std::fprintf(stderr, "demo: model %s, data %s (%zu tokens), seq %d, %d chunks\n",
                  opt.model.c_str(), opt.data.c_str(), tokens.size(), opt.seq, opt.max_chunks);

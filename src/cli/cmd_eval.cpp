@@ -25,7 +25,7 @@ struct EvalOptions {
   bool json = false;
   std::vector<std::string> tasks;  // zero-shot task files (include/lrc/eval/zero_shot.h)
   int64_t limit = -1;
-  std::string device = "cpu", kernels = "real", lm_head = "fp";
+  std::string device = "cpu", kernels = "real", lm_head = "fp", gpu_math = "fp32";
 };
 
 // Zero-shot accuracy on --tasks files: a table, or its fields merged into the JSON object.
@@ -41,7 +41,7 @@ int run_eval(const EvalOptions& o) {
   if (o.data.empty() && o.tasks.empty())
     fail("lrc eval", "give --data (perplexity) and/or --tasks (zero-shot accuracy)");
   LoadedModel lm = load_model(o.model, o.tokenizer);
-  lm.model.backend = make_backend(o.device, o.kernels);
+  lm.model.backend = make_backend(o.device, o.kernels, /*decoding=*/false, o.gpu_math);
   apply_lm_head_option(lm.model, o.lm_head);
   const LinearMemory mem = hand_over_and_measure(lm.model);
   if (o.data.empty()) {
@@ -91,7 +91,7 @@ const Registrar reg_eval(
       sub.add_option("--batch", o->batch, "chunks per prefill (0 = automatic)")
           ->capture_default_str();
       sub.add_option("--tokenizer", o->tokenizer, "tokenizer file (default: beside the model)");
-      add_backend_options(sub, o->device, o->kernels);
+      add_backend_options(sub, o->device, o->kernels, o->gpu_math);
       add_lm_head_option(sub, o->lm_head);
       sub.add_flag("--json", o->json, "print one JSON object");
       return [o] { return run_eval(*o); };

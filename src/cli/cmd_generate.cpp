@@ -20,13 +20,13 @@ namespace {
 struct GenerateCliOptions {
   std::string model, prompt, tokenizer;
   bool chat = false;
-  std::string device = "cpu", kernels = "real", lm_head = "fp";
+  std::string device = "cpu", kernels = "real", lm_head = "fp", gpu_math = "fp32";
   GenerateOptions gen;
 };
 
 int run_generate(GenerateCliOptions o) {
   LoadedModel lm = load_model(o.model, o.tokenizer);
-  lm.model.backend = make_backend(o.device, o.kernels, /*decoding=*/true);
+  lm.model.backend = make_backend(o.device, o.kernels, /*decoding=*/true, o.gpu_math);
   apply_lm_head_option(lm.model, o.lm_head);
   (void)hand_over_and_measure(lm.model);  // the kernels' copies become the only ones
   // ChatML, as SmolLM2-Instruct's chat template (without its default system turn).
@@ -64,7 +64,7 @@ const Registrar reg_generate(
       sub.add_flag(
           "--chat", o->chat,
           "wrap the prompt as a ChatML user turn (<|im_start|>user ... <|im_start|>assistant)");
-      add_backend_options(sub, o->device, o->kernels);
+      add_backend_options(sub, o->device, o->kernels, o->gpu_math);
       add_lm_head_option(sub, o->lm_head);
       return [o] { return run_generate(*o); };
     });

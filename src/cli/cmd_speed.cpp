@@ -26,7 +26,8 @@ namespace lrc::cli {
 namespace {
 
 struct SpeedOptions {
-  std::string model, tokenizer, device = "cpu", kernels = "real", lm_head = "fp";
+  std::string model, tokenizer, device = "cpu", kernels = "real", lm_head = "fp",
+      gpu_math = "fp32";
   int prefill = 512, decode = 128, reps = 3;
   bool json = false;
 };
@@ -68,11 +69,12 @@ int run_speed(const SpeedOptions& o) {
   // decode run only.
   const bool one_backend = o.kernels == "real";
   if (one_backend) {
-    m.backend = make_backend(o.device, o.kernels);
+    m.backend = make_backend(o.device, o.kernels, /*decoding=*/false, o.gpu_math);
     (void)hand_over_and_measure(m);
   }
   for (const bool decode_run : {false, true}) {
-    if (!one_backend) m.backend = make_backend(o.device, o.kernels, /*decoding=*/decode_run);
+    if (!one_backend)
+      m.backend = make_backend(o.device, o.kernels, /*decoding=*/decode_run, o.gpu_math);
     for (int r = 0; r <= o.reps; ++r) {  // r = 0: warm-up (repacking, page faults)
       Decoder dec(m, decode_run ? o.decode : o.prefill);
       const auto t0 = Clock::now();
@@ -115,7 +117,7 @@ const Registrar reg_speed(
       sub.add_option("--decode", o->decode, "single-token steps")->capture_default_str();
       sub.add_option("--reps", o->reps, "timed runs of each (after one warm-up)")
           ->capture_default_str();
-      add_backend_options(sub, o->device, o->kernels);
+      add_backend_options(sub, o->device, o->kernels, o->gpu_math);
       add_lm_head_option(sub, o->lm_head);
       sub.add_flag("--json", o->json, "print one JSON object");
       return [o] { return run_speed(*o); };

@@ -384,6 +384,7 @@ const DemoRowRegistrar reg_quantized({10, add_options, plan_rows});
 }  // namespace
 
 const std::string& demo_device() { return g_opts->opt.device; }
+const std::string& demo_gpu_math() { return g_opts->opt.gpu_math; }
 std::string demo_experiment() { return g_opts->experiment; }
 std::string demo_experiment_title() {
   return g_opts->experiment.empty() ? "" : find_experiment(g_opts->experiment)->title;

@@ -55,6 +55,7 @@ void score_row_tasks(const DemoContext& ctx, const LlamaModel& model, DemoRow& r
 // The quantized rows' --device (demo_quantized_rows.cpp): cpu, or cuda[:N] for the GPU pipeline
 // and GPU evaluation.
 const std::string& demo_device();
+const std::string& demo_gpu_math();  // --gpu-math (the FP row's evaluation too)
 // --experiment (demo_quantized_rows.cpp): its name and the paper's table or figure it mirrors,
 // empty without one.
 std::string demo_experiment();

@@ -69,6 +69,11 @@ void add_quantize_options(CLI::App& sub, QuantizeOptions& opt, QuantizeFlagStrin
                  "where the calibration forward, statistics and solves run: cpu | cuda[:N] "
                  "(fp32 cuBLAS with TF32 off, cuSOLVER; activations stay on the GPU)")
       ->capture_default_str();
+  sub.add_option("--gpu-math", opt.gpu_math,
+                 "the calibration forward's products on the GPU: fp32 (TF32 off) | tf32 "
+                 "(tensor cores: faster, other rounding of the activations; statistics and "
+                 "solves stay float64)")
+      ->capture_default_str();
   sub.add_flag("--report-objective", opt.baseline_objective,
                "gptq/svd: also accumulate YYᵀ, XYᵀ so the report carries each matrix's eq. 2 "
                "objective (4x the statistics work; same checkpoint)");

@@ -23,13 +23,16 @@ int cuda_index(const std::string& device) {
 
 }  // namespace
 
-BackendPtr make_backend(const std::string& device, const std::string& kernels, bool decoding) {
+BackendPtr make_backend(const std::string& device, const std::string& kernels, bool decoding,
+                        const std::string& gpu_math) {
   if (kernels != "real" && kernels != "sim")
     fail("--kernels", "expected real or sim, got '" + kernels + "'");
+  if (gpu_math != "fp32" && gpu_math != "tf32")
+    fail("--gpu-math", "expected fp32 or tf32, got '" + gpu_math + "'");
   if (device.rfind("cuda", 0) == 0) {
     const int index = cuda_index(device);
 #ifdef LRC_HAVE_CUDA
-    return make_cuda_backend(index, kernels == "real");
+    return make_cuda_backend(index, kernels == "real", gpu_math == "tf32");
 #else
     (void)index;
     fail("--device", "'" + device +
@@ -38,6 +41,7 @@ BackendPtr make_backend(const std::string& device, const std::string& kernels, b
 #endif
   }
   if (device != "cpu") fail("--device", "expected cpu, cuda or cuda:N, got '" + device + "'");
+  if (gpu_math != "fp32") fail("--gpu-math", gpu_math + " is a GPU mode: it needs --device cuda[:N]");
   if (kernels == "sim") return make_cpu_reference_backend(/*keep_dequantized=*/decoding);
   return make_cpu_int_backend();
 }

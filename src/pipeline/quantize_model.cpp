@@ -859,7 +859,7 @@ QuantizeReport quantize_layers(LlamaModel& m, const CalibrationSet& calib,
     ~RestoreBackend() { m.backend = std::move(old); }
   } restore{m, m.backend};
   if (opt.device != "cpu") {
-    p.forward_backend = make_backend(opt.device, "sim");
+    p.forward_backend = make_backend(opt.device, "sim", /*decoding=*/false, opt.gpu_math);
     m.backend = p.forward_backend;
     p.on_device = !p.forward_backend->host_memory();
   }

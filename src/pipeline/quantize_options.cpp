@@ -74,6 +74,7 @@ nlohmann::json QuantizeOptions::to_json() const {
                       {"stats_precision", stats_precision_name(stats_precision)}};
   if (!ranks.empty()) j["ranks"] = ranks;
   if (device != "cpu") j["device"] = device;
+  if (gpu_math != "fp32") j["gpu_math"] = gpu_math;
   // Written only when used, so that the checkpoints of the default keep their bytes.
   if (rotation_calibrated) {
     j["rotation"] = "calibrated";
@@ -130,6 +131,7 @@ QuantizeOptions QuantizeOptions::from_json(const nlohmann::json& j) {
   o.stats_precision = parse_stats_precision(
       j.value("stats_precision", std::string(stats_precision_name(d.stats_precision))));
   o.device = j.value("device", d.device);
+  o.gpu_math = j.value("gpu_math", d.gpu_math);
   o.rotation_calibrated = j.value("rotation", std::string("hadamard")) == "calibrated";
   o.rotation_steps = j.value("rotation_steps", d.rotation_steps);
   o.rotation_objective = j.value("rotation_objective", d.rotation_objective);
@@ -190,6 +192,10 @@ void QuantizeOptions::validate() const {
                            "': this lrc was built without CUDA (-DLRC_CUDA=OFF or no nvcc "
                            "found); rebuild with -DLRC_CUDA=ON or use --device cpu");
   }
+  if (gpu_math != "fp32" && gpu_math != "tf32")
+    fail("--gpu-math", "expected fp32 or tf32, got '" + gpu_math + "'");
+  if (gpu_math == "tf32" && device == "cpu")
+    fail("--gpu-math", "tf32 is a GPU mode: it needs --device cuda[:N]");
 }
 
 void QuantizeOptions::validate_for(const LlamaConfig& c) const {

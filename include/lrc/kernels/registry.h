@@ -22,7 +22,9 @@ namespace lrc {
 
 // Throws lrc::Error naming the option for an unknown or unavailable choice. decoding: the
 // model will mostly decode (one token a pass), so the reference keeps dequantized weights.
+// gpu_math (--gpu-math): "fp32", or "tf32" (a CUDA backend's fp32 GEMMs on TF32 tensor cores:
+// the sim linears and the attention; refused on the CPU).
 BackendPtr make_backend(const std::string& device, const std::string& kernels,
-                        bool decoding = false);
+                        bool decoding = false, const std::string& gpu_math = "fp32");
 
 }  // namespace lrc

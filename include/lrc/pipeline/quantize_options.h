@@ -94,6 +94,11 @@ struct QuantizeOptions {
   // Where the statistics and solves run (--device; lrc/quant/solver_backend.h): "cpu" or
   // "cuda[:N]". Recorded in the checkpoint only when not "cpu" (CPU checkpoints keep their bytes).
   std::string device = "cpu";
+  // The calibration forward's fp32 products on a GPU (--gpu-math): "fp32" (TF32 off, the
+  // CPU's arithmetic up to summation order) or "tf32" (tensor cores, ~5x the rate, 10-bit
+  // mantissa inputs: other activations, so other statistics). The statistics and solves stay
+  // float64 either way. Recorded only when "tf32".
+  std::string gpu_math = "fp32";
 
   nlohmann::json to_json() const;
   static QuantizeOptions from_json(const nlohmann::json& j);

@@ -156,7 +156,7 @@ struct DevTransform {
 
 class CudaBackend final : public Backend {
  public:
-  CudaBackend(int device, bool real) : device_(device), real_(real) {
+  CudaBackend(int device, bool real, bool tf32) : device_(device), real_(real), tf32_(tf32) {
     std::string why;
     if (!cuda::device_available(&why)) fail("--device cuda", why);
     int count = 0;
@@ -170,6 +170,8 @@ class CudaBackend final : public Backend {
     gpu_ = prop.name;
     LRC_CK(cudaStreamCreate(&stream_));
     LRC_CK(cublasCreate(&blas_));
+    // --gpu-math tf32: fp32 GEMMs on TF32 tensor cores; otherwise IEEE fp32 (no TF32).
+    LRC_CK(cublasSetMathMode(blas_, tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
     LRC_CK(cublasSetStream(blas_, stream_));
     // Stream-ordered allocations come from the device's pool; keep freed memory in it (the
     // forward allocates its scratch per call) instead of returning it at each synchronize.
@@ -185,7 +187,8 @@ class CudaBackend final : public Backend {
   }
 
   std::string name() const override {
-    return std::string("cuda-") + (real_ ? "w4a4" : "sim") + " (" + gpu_ + ")";
+    return std::string("cuda-") + (real_ ? "w4a4" : "sim") + (tf32_ ? " tf32" : "") + " (" +
+           gpu_ + ")";
   }
 
   // ---- memory
@@ -575,6 +578,7 @@ class CudaBackend final : public Backend {
 
   int device_;
   bool real_;
+  bool tf32_;
   std::string gpu_;
   cudaStream_t stream_ = nullptr;
   cublasHandle_t blas_ = nullptr;
@@ -606,8 +610,8 @@ class CudaBackend final : public Backend {
 
 }  // namespace
 
-BackendPtr make_cuda_backend(int device, bool real_kernels) {
-  return std::make_shared<const CudaBackend>(device, real_kernels);
+BackendPtr make_cuda_backend(int device, bool real_kernels, bool tf32) {
+  return std::make_shared<const CudaBackend>(device, real_kernels, tf32);
 }
 
 }  // namespace lrc

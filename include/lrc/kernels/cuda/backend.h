@@ -26,7 +26,8 @@
 
 namespace lrc {
 
-// Throws lrc::Error when no CUDA device `device` is usable.
-BackendPtr make_cuda_backend(int device, bool real_kernels);
+// Throws lrc::Error when no CUDA device `device` is usable. tf32: the fp32 cuBLAS GEMMs (the
+// sim linears, the attention, online transforms) on TF32 tensor cores (--gpu-math tf32).
+BackendPtr make_cuda_backend(int device, bool real_kernels, bool tf32 = false);
 
 }  // namespace lrc
