@@ -13,9 +13,11 @@
 #include "lrc/core/error.h"
 #include "lrc/format/act_quant.h"
 #include "lrc/model/forward.h"
+#include "lrc/pipeline/quantize_model.h"
 #include "lrc/pipeline/quantize_options.h"
 #include "lrc/rotate/residual_calibration.h"
 #include "rotate/seeded_random.h"
+#include "support/random_calibration.h"
 #include "support/random_model.h"
 
 namespace {
@@ -273,3 +275,28 @@ TEST(RotationSearch, BadOptionsFailWithTheirFlag) {
 }
 
 }  // namespace
+
+// --rank-alloc error with --rotation calibrated: the rotation is searched once (on the whole
+// calibration set) for the probe pass and the real pass, and the checkpoint records it.
+TEST(CalibratedFusion, RankAllocationSearchesTheRotationOnce) {
+  LlamaModel m = outlier_model();
+  lrc::QuantizeOptions opt;
+  opt.method = lrc::QuantMethod::LRC;
+  opt.rank = 0.25;
+  opt.rank_alloc = lrc::RankAllocation::Error;
+  opt.rotation_calibrated = true;
+  opt.rotation_steps = 5;
+  opt.rotation_nsamples = 4;
+  opt.rotation_rows = 40;
+  testing::internal::CaptureStderr();
+  const lrc::QuantizeReport rep =
+      lrc::quantize_model(m, lrc::test::random_calibration(m.cfg.vocab_size, 8, 16, 5), opt);
+  const std::string err = testing::internal::GetCapturedStderr();
+  size_t searches = 0;
+  for (size_t at = err.find("[rotation] calibrating R"); at != std::string::npos;
+       at = err.find("[rotation] calibrating R", at + 1))
+    ++searches;
+  EXPECT_EQ(searches, 1u) << err;
+  EXPECT_TRUE(rep.rotation.contains("calibrated")) << rep.rotation.dump();
+  EXPECT_TRUE(rep.allocation.contains("ranks"));
+}

@@ -389,17 +389,25 @@ ResidualCalibrationOptions residual_calibration_options(const QuantizeOptions& o
   return o;
 }
 
+// The QuaRot plan of --seed, calibrated on the FP model m and the calibration set when
+// --rotation calibrated or --smooth asks (residual_calibration.h).
+QuarotPlan make_plan(const LlamaModel& m, const CalibrationSet& full, const QuantizeOptions& opt) {
+  RotationOptions ro;
+  ro.seed = opt.seed;
+  ro.online_qk = opt.kv_bits < 16;
+  QuarotPlan plan = plan_rotation(m.cfg, ro);
+  if (opt.rotation_calibrated || opt.smooth_alpha > 0)
+    calibrate_plan(plan, m, full.tokens.data(), full.n_seq, full.seq_len,
+                   residual_calibration_options(opt));
+  return plan;
+}
+
 // Stage 0: QuaRot rotation (exact in floating point), fp16 for the parts that stay 16-bit.
 // A streamed model rotates its ends here and each layer when it is loaded (materialize_layer).
-void prepare_model(LayerPipeline& p) {
+// preset: a plan made beforehand for this model and these options (make_plan), or null.
+void prepare_model(LayerPipeline& p, const QuarotPlan* preset) {
   if (p.opt.rotate) {
-    RotationOptions ro;
-    ro.seed = p.opt.seed;
-    ro.online_qk = p.opt.kv_bits < 16;
-    QuarotPlan plan = plan_rotation(p.m.cfg, ro);
-    if (p.opt.rotation_calibrated || p.opt.smooth_alpha > 0)
-      calibrate_plan(plan, p.m, p.full.tokens.data(), p.full.n_seq, p.full.seq_len,
-                     residual_calibration_options(p.opt));
+    QuarotPlan plan = preset ? *preset : make_plan(p.m, p.full, p.opt);
     if (p.m.layer_source) {
       if (p.m.online_o || p.m.online_down || p.m.online_qk)
         fail("rotate_model", "the model already has online rotations");
@@ -835,7 +843,8 @@ QuantizeReport quantize_layers(LlamaModel& m, const CalibrationSet& calib,
                                const QuantizeOptions& opt,
                                const std::map<std::string, int>* spectrum_ranks = nullptr,
                                LayerSink* sink = nullptr, QuantizeJournal* journal = nullptr,
-                               const Communicator* comm = nullptr) {
+                               const Communicator* comm = nullptr,
+                               const QuarotPlan* plan = nullptr) {
   const bool ranked = comm && comm->size() > 1;
   CalibrationSet share;
   if (ranked) {
@@ -863,7 +872,7 @@ QuantizeReport quantize_layers(LlamaModel& m, const CalibrationSet& calib,
     m.backend = p.forward_backend;
     p.on_device = !p.forward_backend->host_memory();
   }
-  prepare_model(p);
+  prepare_model(p, plan);
   start_calibration(p);
   p.report.solver = p.solver->name();
   if (opt.device != "cpu") std::fprintf(stderr, "[quantize] solver: %s\n", p.report.solver.c_str());
@@ -925,7 +934,8 @@ namespace {
 // SmolLM2, "Beyond the paper"). The ranks follow under the uniform budget, then the real pass
 // runs.
 nlohmann::json probe_allocation(const LlamaModel& m, const CalibrationSet& calib,
-                                const QuantizeOptions& opt, const Communicator* comm) {
+                                const QuantizeOptions& opt, const Communicator* comm,
+                                const QuarotPlan* plan) {
   const auto t0 = Clock::now();
   std::map<std::string, int> spectrum_ranks;
   std::vector<MatrixSpectrum> spectra;
@@ -954,7 +964,8 @@ nlohmann::json probe_allocation(const LlamaModel& m, const CalibrationSet& calib
   std::fprintf(stderr, "[quantize lrc] rank allocation: probe pass on %d of %d sequences\n",
                sub.n_seq, calib.n_seq);
   LlamaModel copy = m;
-  const QuantizeReport pr = quantize_layers(copy, sub, probe, &spectrum_ranks, nullptr, nullptr, comm);
+  const QuantizeReport pr =
+      quantize_layers(copy, sub, probe, &spectrum_ranks, nullptr, nullptr, comm, plan);
   for (const auto& l : pr.linears) {
     std::vector<double> gains = l.spectrum;
     if (l.objective_fp > 0)
@@ -988,15 +999,26 @@ QuantizeReport quantize_model(LlamaModel& m, const CalibrationSet& calib,
     alloc = a.empty() ? std::nullopt : std::optional<nlohmann::json>(nlohmann::json::parse(a));
     if (alloc && journal && !journal->allocation()) journal->record_allocation(*alloc);
   }
+  // A calibrated rotation is searched once, on the whole calibration set, for the probe and the
+  // real pass (the probe used to search again on its quarter: twice the time, and another R
+  // whenever that quarter had fewer sequences than --rotation-nsamples).
+  std::optional<QuarotPlan> plan;
+  double plan_seconds = 0;
+  if (opt.rotate && (opt.rotation_calibrated || opt.smooth_alpha > 0)) {
+    const auto t0 = Clock::now();
+    plan = make_plan(m, calib, opt);
+    plan_seconds = since(t0);
+  }
   if (!alloc) {
-    alloc = probe_allocation(m, calib, opt, comm);
+    alloc = probe_allocation(m, calib, opt, comm, plan ? &*plan : nullptr);
     if (journal) journal->record_allocation(*alloc);
   }
   QuantizeOptions final_opt = opt;
   final_opt.ranks = alloc->at("ranks").get<std::map<std::string, int>>();
-  QuantizeReport rep = quantize_layers(m, calib, final_opt, nullptr, sink, journal, comm);
+  QuantizeReport rep =
+      quantize_layers(m, calib, final_opt, nullptr, sink, journal, comm, plan ? &*plan : nullptr);
   rep.allocation = *alloc;
-  rep.seconds += alloc->at("probe_seconds").get<double>();
+  rep.seconds += alloc->at("probe_seconds").get<double>() + plan_seconds;
   return rep;
 }
 
