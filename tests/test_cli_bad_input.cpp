@@ -23,6 +23,7 @@
 #include "support/random_calibration.h"
 #include "support/random_model.h"
 #include "support/run_command.h"
+#include "support/safetensors_edit.h"
 
 namespace fs = std::filesystem;
 using namespace lrc;
@@ -30,14 +31,9 @@ using json = nlohmann::json;
 
 namespace {
 
-std::string read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-void write_bytes(const std::string& path, const std::string& bytes) {
-  std::ofstream(path, std::ios::binary) << bytes;
-}
+using test::poke_f32;
+using test::read_bytes;
+using test::write_bytes;
 
 // A copy of directory `from` at `to` (flat: models and checkpoints have no subfolders).
 void copy_dir(const std::string& from, const std::string& to) {
@@ -58,18 +54,6 @@ void edit_safetensors_header(const std::string& path, const std::function<void(j
   const uint64_t m = hs.size();
   std::string out(reinterpret_cast<const char*>(&m), 8);
   write_bytes(path, out + hs + b.substr(8 + n));
-}
-
-// Sets element `index` of an F32 tensor in a safetensors file (writers refuse non-finite
-// weights, so a NaN file is made by hand).
-void poke_f32(const std::string& path, const std::string& tensor, size_t index, float value) {
-  std::string b = read_bytes(path);
-  uint64_t n = 0;
-  std::memcpy(&n, b.data(), 8);
-  const json h = json::parse(b.substr(8, n));
-  const size_t at = 8 + n + h.at(tensor).at("data_offsets")[0].get<size_t>() + 4 * index;
-  std::memcpy(b.data() + at, &value, 4);
-  write_bytes(path, b);
 }
 
 void edit_json(const std::string& path, const std::function<void(json&)>& edit) {

@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <random>
 #include <sstream>
@@ -21,6 +22,7 @@
 #include "support/paths.h"
 #include "support/random_calibration.h"
 #include "support/random_model.h"
+#include "support/safetensors_edit.h"
 
 namespace fs = std::filesystem;
 using namespace lrc;
@@ -108,6 +110,30 @@ TEST(Streaming, SameCheckpointAsInMemoryAndOneLayerResident) {
   // The calibrated rotation and smoothing did change the weights.
   EXPECT_NE(test::read_file(root + "/mem-plain/model.safetensors"),
             test::read_file(root + "/mem-calibrated/model.safetensors"));
+}
+
+// A layer that cannot be read (a NaN weight in layer 1, found when it is loaded: on the
+// prefetch thread while layer 0 is quantized) stops the run with the loader's error naming the
+// tensor, when layer 1 is due; the sink never gets layer 1.
+TEST(Streaming, ALayerThatFailsToLoadStopsTheRunNamingIt) {
+  const std::string root = test::temp_dir("streaming_bad");
+  save_hf_model(test::random_model(test::tiny_config(48, 96, 3, 4, 2, 61, 32), 4), root + "/hf");
+  test::poke_f32(root + "/hf/model.safetensors", "model.layers.1.mlp.up_proj.weight", 5,
+                 std::numeric_limits<float>::quiet_NaN());
+  LlamaModel lazy = load_hf_model(root + "/hf", /*lazy_layers=*/true);
+  QuantizeOptions opt;
+  opt.method = QuantMethod::GPTQ;
+  Sink sink(root + "/out", opt);
+  std::string what;
+  try {
+    (void)quantize_model(lazy, test::random_calibration(61, 2, 16, 1), opt, &sink);
+  } catch (const Error& e) {
+    what = e.what();
+  }
+  EXPECT_NE(what.find("layers.1.mlp.up_proj"), std::string::npos) << what;
+  EXPECT_NE(what.find("NaN"), std::string::npos) << what;
+  EXPECT_EQ(sink.max_resident, 1);
+  fs::remove_all(root);
 }
 
 // A GGUF file streams too: each lazily read layer equals the eager loader's (q/k rows
