@@ -68,23 +68,36 @@ QuantParams choose_params(const T* w, int n, const WeightQuantSpec& spec) {
     hi = std::max(hi, static_cast<double>(w[i]));
   }
   if (!spec.mse_clip) return grid_for_clip(lo, hi, 1.0, spec);
-  const int maxq = weight_maxq(spec.bits);
-  QuantParams best = grid_for_clip(lo, hi, 1.0, spec);
-  double best_err = std::numeric_limits<double>::infinity();
+  const double maxq = weight_maxq(spec.bits);
+  // Every candidate's squared error in one pass over w, each summed in w's order exactly as one
+  // candidate at a time would (quantize_weight_code, dequantize_weight_code: q is integral in
+  // [0, maxq], so scale·(q − zero) is the decoded code), so the loop over the candidates
+  // vectorizes. The first candidate with the smallest error wins; a candidate-at-a-time search
+  // may stop a sum once it passes the best, which changes no choice.
+  QuantParams g[kClipSteps];
+  double scale[kClipSteps], zero[kClipSteps], err[kClipSteps];
   for (int s = 0; s < kClipSteps; ++s) {
-    const QuantParams g = grid_for_clip(lo, hi, 1.0 - kClipStep * s, spec);
-    double err = 0.0;
-    for (int i = 0; i < n && err < best_err; ++i) {
-      const double x = static_cast<double>(w[i]);
-      const double e = x - dequantize_weight_code(quantize_weight_code(x, g, maxq), g);
-      err += e * e;
-    }
-    if (err < best_err) {
-      best_err = err;
-      best = g;
+    g[s] = grid_for_clip(lo, hi, 1.0 - kClipStep * s, spec);
+    scale[s] = static_cast<double>(g[s].scale);
+    zero[s] = static_cast<double>(g[s].zero);
+    err[s] = 0.0;
+  }
+  for (int i = 0; i < n; ++i) {
+    const double x = static_cast<double>(w[i]);
+    for (int s = 0; s < kClipSteps; ++s) {
+      const double q = std::clamp(std::nearbyint(x / scale[s]) + zero[s], 0.0, maxq);
+      const double e = x - scale[s] * (q - zero[s]);
+      err[s] += e * e;
     }
   }
-  return best;
+  int best = 0;
+  double best_err = std::numeric_limits<double>::infinity();
+  for (int s = 0; s < kClipSteps; ++s)
+    if (err[s] < best_err) {
+      best_err = err[s];
+      best = s;
+    }
+  return g[best];
 }
 
 }  // namespace
