@@ -234,7 +234,8 @@ int run_demo(const DemoOptions& o) {
            std::to_string(opt.row) + " is past the plan's " + std::to_string(n_jobs) + " rows");
     LoadedModel fp = load_model(opt.model, opt.tokenizer);
     // --device cuda: every row's evaluation runs on the GPU too (the fp32 simulation, as the
-    // CPU's); the calibration forward makes its own backend (quantize_model).
+    // CPU's; on TF32 tensor cores with --gpu-math tf32); the calibration forward makes its own
+    // backend (quantize_model).
     if (demo_device() != "cpu")
       fp.model.backend = make_backend(demo_device(), "sim", /*decoding=*/false, demo_gpu_math());
     const std::vector<int32_t> tokens = tokenize_corpus(opt.data, *fp.tokenizer);
