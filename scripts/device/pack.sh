@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # For the lent GPU machine (no Debian libraries there): the CUDA build's binaries, the non-CUDA
 # libraries `ldd` names, and the small data files, into .dev-gpu/pack.tar.xz (~12 MB; pass it to
-# the device tool's `carry`, with .dev-gpu/ listed in .git/info/exclude). The run-*.sh scripts
+# the device tool's `carry`: .gitignore keeps it out of git). The run-*.sh scripts
 # beside this one unpack it under /root/p on the device.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
