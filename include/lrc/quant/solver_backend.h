@@ -5,7 +5,7 @@
 //                                  svd_baseline.h, fp_target.h, objective.h (OpenBLAS,
 //                                  LAPACKE), called unchanged: the CPU numbers stay bit for bit
 //   make_solver_backend("cuda[:N]")  src/quant/cuda: the same algorithms on one GPU with cuBLAS
-//                                  (DSYRK/DGEMM/TRSM) and cuSOLVER (potrf/potrs/potri, syevdx,
+//                                  (DSYRK/DGEMM/TRSM) and cuSOLVER (potrf/potrs/trtri, syevdx,
 //                                  geqrf), a GPTQ sweep kernel and a Q_a kernel. Same math, other
 //                                  summation orders: not bit-identical to the CPU
 //                                  (tests/cuda/test_cuda_solver.cpp bounds the difference).

@@ -654,17 +654,6 @@ void Gpu::potrs(const DeviceMatrix& L, DeviceMatrix& B) const {
   if (info != 0) fail("cholesky_solve", "potrs argument " + std::to_string(-info));
 }
 
-void Gpu::potri(DeviceMatrix& L, const char* where) const {
-  const Prof prof(*this, "potri");
-  const int n = L.rows;
-  int lwork = 0;
-  LRC_CU(cusolverDnDpotri_bufferSize(solver_, CUBLAS_FILL_MODE_LOWER, n, L.data(), n, &lwork));
-  LRC_CU(cusolverDnDpotri(solver_, CUBLAS_FILL_MODE_LOWER, n, L.data(), n,
-                          scratch(std::max(lwork, 1)), lwork, info_.data()));
-  const int info = read_info();
-  if (info != 0) fail(where, "potri failed (info " + std::to_string(info) + ")");
-}
-
 void Gpu::top_eigenpairs(DeviceMatrix& G, int k, DeviceMatrix& z,
                          std::vector<double>& lambda) const {
   const Prof prof(*this, "syevdx (top k)");

@@ -115,8 +115,6 @@ class Gpu {
              int* info_out = nullptr) const;
   // B := A⁻¹ B given A's lower factor L.
   void potrs(const DeviceMatrix& L, DeviceMatrix& B) const;
-  // Lower triangle of A⁻¹ from A's lower factor, in place.
-  void potri(DeviceMatrix& L, const char* where) const;
   // L⁻¹ of the lower triangular L (non-unit diagonal) in place; the strict upper triangle is
   // not read.
   void trtri_lower(DeviceMatrix& L, const char* where) const;
