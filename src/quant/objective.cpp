@@ -103,6 +103,15 @@ double dot(const double* a, const double* b, int64_t n) {
 
 }  // namespace
 
+void check_eq2_candidate(const Eq2Candidate& c, int d_out, int d_in, const char* where) {
+  check_rank(c.rank, d_out, d_in, where);
+  quant_detail::require_finite(c.w_hat, d_out, d_in, where, "w_hat");
+  if (c.rank > 0) {
+    quant_detail::require_finite(c.u, d_out, c.rank, where, "u");
+    quant_detail::require_finite(c.v, d_in, c.rank, where, "v");
+  }
+}
+
 std::vector<double> eq2_objectives(const float* W, int d_out, int d_in,
                                    const std::vector<Eq2Candidate>& candidates,
                                    const LayerStats& stats, double* energy) {
@@ -111,14 +120,7 @@ std::vector<double> eq2_objectives(const float* W, int d_out, int d_in,
     fail(where, "bad shape " + std::to_string(d_out) + " x " + std::to_string(d_in));
   check_layer_stats(stats, d_in, where);
   quant_detail::require_finite(W, d_out, d_in, where, "W");
-  for (const Eq2Candidate& c : candidates) {
-    check_rank(c.rank, d_out, d_in, where);
-    quant_detail::require_finite(c.w_hat, d_out, d_in, where, "w_hat");
-    if (c.rank > 0) {
-      quant_detail::require_finite(c.u, d_out, c.rank, where, "u");
-      quant_detail::require_finite(c.v, d_in, c.rank, where, "v");
-    }
-  }
+  for (const Eq2Candidate& c : candidates) check_eq2_candidate(c, d_out, d_in, where);
   std::vector<double> out;
   // Y = X: ‖(A - Ŵ) X‖² directly (lrc_objective), no cancellation to share.
   if (stats.yy == stats.xx && stats.xy == stats.xx) {

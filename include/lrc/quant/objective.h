@@ -24,6 +24,10 @@ struct Eq2Candidate {
   const float* v = nullptr;
   int rank = 0;
 };
+// One candidate's inputs as every eq. 2 evaluation checks them: its rank in range, Ŵ and (rank
+// > 0) U, V finite; lrc::Error naming `where` and the array otherwise.
+void check_eq2_candidate(const Eq2Candidate& c, int d_out, int d_in, const char* where);
+
 // Eq. 2 of each candidate and ‖WX‖², the products of W with the statistics (W XXᵀ, W XYᵀ:
 // 2 d_out d_in² flops each) shared between them, the rank-k terms expanded:
 //   tr(A XXᵀ Aᵀ) = tr(W XXᵀ Wᵀ) - 2 <W XXᵀ V, U> + <UᵀU, Vᵀ XXᵀ V>,

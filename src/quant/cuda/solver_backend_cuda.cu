@@ -622,14 +622,7 @@ class CudaSolverBackend final : public SolverBackend {
     const DeviceStats& ds = *held;
     if (ds.y_is_x) return SolverBackend::objectives(W, d_out, d_in, candidates, stats, energy);
     require_finite_host(W, d_out, d_in, where, "W");
-    for (const Eq2Candidate& c : candidates) {
-      check_rank(c.rank, d_out, d_in, where);
-      require_finite_host(c.w_hat, d_out, d_in, where, "w_hat");
-      if (c.rank > 0) {
-        require_finite_host(c.u, d_out, c.rank, where, "u");
-        require_finite_host(c.v, d_in, c.rank, where, "v");
-      }
-    }
+    for (const Eq2Candidate& c : candidates) check_eq2_candidate(c, d_out, d_in, where);
     const Gpu& g = *gpu_;
     GpuTimer t(g, times_.objective);
     const Prof prof(g, "objectives");
@@ -713,17 +706,19 @@ class CudaSolverBackend final : public SolverBackend {
 
   void drop_group() const { cov_.reset(); }
 
-  // W [d_out x d_in] on the device: the keep_resident copy when W is that matrix, else uploaded.
+  // Whether W [d_out x d_in] is the keep_resident matrix.
+  bool resident(const float* W, int d_out, int d_in) const {
+    return resident_.dev && resident_.host == W && resident_.rows == d_out &&
+           resident_.cols == d_in;
+  }
+  // W on the device: the keep_resident copy when W is that matrix, else uploaded.
   std::shared_ptr<const DeviceMatrix> weight(const float* W, int d_out, int d_in) const {
-    if (resident_.dev && resident_.host == W && resident_.rows == d_out && resident_.cols == d_in)
-      return resident_.dev;
+    if (resident(W, d_out, d_in)) return resident_.dev;
     return std::make_shared<const DeviceMatrix>(gpu_->upload(W, d_out, d_in));
   }
   // The same as a matrix of the caller's own (to be changed in place).
   DeviceMatrix weight_copy(const float* W, int d_out, int d_in) const {
-    if (resident_.dev && resident_.host == W && resident_.rows == d_out && resident_.cols == d_in)
-      return gpu_->copy(*resident_.dev);
-    return gpu_->upload(W, d_out, d_in);
+    return resident(W, d_out, d_in) ? gpu_->copy(*resident_.dev) : gpu_->upload(W, d_out, d_in);
   }
 
   // ridge_epsilon of XXᵀ (y = false) or YYᵀ, from the host matrix or the diagonal a sink
