@@ -66,4 +66,19 @@ void add(const char* name, double seconds) {
   }
 }
 
+Scope::Scope(const char* name, Sync sync, const void* ctx) {
+  if (!enabled()) return;
+  name_ = name;
+  sync_ = sync;
+  ctx_ = ctx;
+  sync_(ctx_);
+  t0_ = now();
+}
+
+Scope::~Scope() {
+  if (!name_) return;
+  sync_(ctx_);
+  add(name_, now() - t0_);
+}
+
 }  // namespace lrc::scope_profile

@@ -13,4 +13,21 @@ double now();    // seconds, steady clock
 // One call of `name` (a string literal: kept by address) that took `seconds`; thread-safe.
 void add(const char* name, double seconds);
 
+// A scope of `name` whose device work sync(ctx) waits for where it starts and ends (a CUDA
+// stream's synchronisation; it must not throw); off, one branch.
+class Scope {
+ public:
+  using Sync = void (*)(const void* ctx);
+  Scope(const char* name, Sync sync, const void* ctx);
+  ~Scope();
+  Scope(const Scope&) = delete;
+  Scope& operator=(const Scope&) = delete;
+
+ private:
+  const char* name_ = nullptr;  // null: the profile is off
+  Sync sync_ = nullptr;
+  const void* ctx_ = nullptr;
+  double t0_ = 0;
+};
+
 }  // namespace lrc::scope_profile

@@ -42,25 +42,16 @@ void ck(cublasStatus_t s, const char* what) {
 // stream synchronised where it starts and ends; off, one branch.
 class OpScope {
  public:
-  OpScope(cudaStream_t s, const char* name) {
-    if (!scope_profile::enabled()) return;
-    s_ = s;
-    name_ = name;
-    cudaStreamSynchronize(s);
-    t0_ = scope_profile::now();
-  }
-  ~OpScope() {
-    if (!name_) return;
-    cudaStreamSynchronize(s_);
-    scope_profile::add(name_, scope_profile::now() - t0_);
-  }
-  OpScope(const OpScope&) = delete;
-  OpScope& operator=(const OpScope&) = delete;
+  OpScope(cudaStream_t s, const char* name)
+      : scope_(
+            name,
+            [](const void* st) {
+              cudaStreamSynchronize(static_cast<cudaStream_t>(const_cast<void*>(st)));
+            },
+            s) {}
 
  private:
-  cudaStream_t s_ = nullptr;
-  const char* name_ = nullptr;
-  double t0_ = 0;
+  scope_profile::Scope scope_;
 };
 
 int to_int(int64_t n, const char* what) {

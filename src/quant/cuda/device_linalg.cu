@@ -449,21 +449,11 @@ void gptq_block(double* W, int d_out, int n, const double* R, int i1, int i2, co
 
 // ---------------------------------------------------------------- Prof
 
-bool Prof::enabled() { return scope_profile::enabled(); }
-
-Prof::Prof(const Gpu& g, const char* name) {
-  if (!enabled()) return;
-  g_ = &g;
-  name_ = name;
-  g.sync();
-  t0_ = scope_profile::now();
-}
-
-Prof::~Prof() {
-  if (!g_) return;
-  cudaStreamSynchronize(g_->stream());
-  scope_profile::add(name_, scope_profile::now() - t0_);
-}
+Prof::Prof(const Gpu& g, const char* name)
+    : scope_(
+          name,
+          [](const void* gpu) { cudaStreamSynchronize(static_cast<const Gpu*>(gpu)->stream()); },
+          &g) {}
 
 // ---------------------------------------------------------------- Gpu
 

@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "lrc/core/scope_profile.h"
+
 namespace lrc {
 
 namespace qcuda {
@@ -148,15 +150,9 @@ class Gpu {
 class Prof {
  public:
   Prof(const Gpu& g, const char* name);
-  ~Prof();
-  Prof(const Prof&) = delete;
-  Prof& operator=(const Prof&) = delete;
-  static bool enabled();
 
  private:
-  const Gpu* g_ = nullptr;
-  const char* name_ = nullptr;
-  double t0_ = 0;
+  scope_profile::Scope scope_;
 };
 
 // ---- kernels (quant_kernels.cu); all launched on the given stream ----
