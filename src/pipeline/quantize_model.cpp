@@ -77,12 +77,9 @@ States copy_of(const Backend& be, const float* src, size_t n) {
 // A host copy of states in backend memory (downloaded from a device), for the journal, which
 // writes it after the pipeline has gone on.
 std::vector<float> host_copy(const Backend& be, const States& s) {
+  if (be.host_memory()) return std::vector<float>(s.data(), s.data() + s.size());
   std::vector<float> out(s.size());
-  if (s.size() == 0) return out;
-  if (be.host_memory())
-    std::copy(s.data(), s.data() + s.size(), out.begin());
-  else
-    be.download(out.data(), s.data(), s.size() * sizeof(float));
+  if (!out.empty()) be.download(out.data(), s.data(), out.size() * sizeof(float));
   return out;
 }
 
