@@ -12,6 +12,8 @@
 
 #include <cstdio>
 #include <map>
+#include <string>
+#include <vector>
 
 #include "lrc/kernels/rope.h"
 
