@@ -114,7 +114,7 @@ TEST(Streaming, SameCheckpointAsInMemoryAndOneLayerResident) {
 
 // A layer that cannot be read (a NaN weight in layer 1, found when it is loaded: on the
 // prefetch thread while layer 0 is quantized) stops the run with the loader's error naming the
-// tensor, when layer 1 is due; the sink never gets layer 1.
+// tensor, when layer 1 is due; until then one layer at a time was resident.
 TEST(Streaming, ALayerThatFailsToLoadStopsTheRunNamingIt) {
   const std::string root = test::temp_dir("streaming_bad");
   save_hf_model(test::random_model(test::tiny_config(48, 96, 3, 4, 2, 61, 32), 4), root + "/hf");
