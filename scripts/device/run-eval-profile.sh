@@ -23,3 +23,4 @@ S=$(date +%s)
 echo "eval fp --gpu-math tf32 rc $? $(( $(date +%s) - S )) s" >> $OUT/gpu.txt
 cat $OUT/gpu.txt
 for f in $OUT/e-*.err $OUT/q-*.err; do echo "== $f"; grep -A30 "LRC_CUDA_PROFILE" $f | tail -30; done
+bundle_out

@@ -22,3 +22,4 @@ echo "quantize rc $? $(( $(date +%s) - S )) s (limit $LEFT)" >> $OUT/gpu.txt
 pkill nvidia-smi; echo "peak nvidia-smi $(sort -n $OUT/smi.txt | tail -1)" >> $OUT/gpu.txt
 cat $OUT/gpu.txt; [ -f $OUT/solver.log ] && grep -E "^\[  FAILED|Failure|Which is|Expected|PASSED" $OUT/solver.log | head -30
 tail -c 2500 $OUT/q.err
+bundle_out

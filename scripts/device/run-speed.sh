@@ -19,3 +19,4 @@ for M in /root/s /root/q-rtn /root/q-lrc; do
 done
 timeout 200 ./bench_w4a4 --quick > $OUT/bench.txt 2>&1; echo "bench_w4a4 rc $?" >> $OUT/gpu.txt
 cat $OUT/gpu.txt $OUT/speed.jsonl; tail -30 $OUT/bench.txt
+bundle_out
