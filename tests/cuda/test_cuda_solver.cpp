@@ -333,7 +333,8 @@ TEST(CudaSolver, LrcHoldsSixStatisticsSizedMatricesAndRestoresTheSums) {
   EXPECT_EQ(l1.packed.codes, l0.packed.codes);
   EXPECT_EQ(l1.u, l0.u);
   const double dd = 8.0 * d_in * d_in;
-  EXPECT_LE(static_cast<double>(b.gpu->peak_device_bytes()), 7.5 * dd)
+  // 6 d² + cuSOLVER's workspaces and the d_out x d_in matrices; copied covariances made 10 d².
+  EXPECT_LE(static_cast<double>(b.gpu->peak_device_bytes()), 8.5 * dd)
       << "peak " << b.gpu->peak_device_bytes() / dd << " d² doubles";
 }
 
