@@ -588,7 +588,8 @@ void Gpu::add_diagonal(DeviceMatrix& A, double v) const {
 
 void Gpu::reverse(DeviceMatrix& A) const {
   if (A.rows != A.cols) throw Error("Gpu::reverse: the matrix must be square");
-  if (A.size() > 1) k_reverse_flat<<<blocks_for(A.size() / 2), kThreads, 0, stream_>>>(A.data(), A.size());
+  if (A.size() > 1)
+    k_reverse_flat<<<blocks_for(A.size() / 2), kThreads, 0, stream_>>>(A.data(), A.size());
   LRC_CU(cudaGetLastError());
 }
 
