@@ -149,17 +149,6 @@ __global__ void k_scale_columns(double* a, int rows, int cols, const double* sca
     a[i] *= scale[i / rows];
 }
 
-// A square n x n matrix with its rows and columns in reverse order is its n² entries in
-// reverse order ((n-1-i) + (n-1-j) n = n² - 1 - (i + j n)): swap pairs in place.
-__global__ void k_reverse_flat(double* a, size_t len) {
-  for (size_t i = blockIdx.x * size_t{blockDim.x} + threadIdx.x; i < len / 2;
-       i += size_t{gridDim.x} * blockDim.x) {
-    const double t = a[i];
-    a[i] = a[len - 1 - i];
-    a[len - 1 - i] = t;
-  }
-}
-
 __global__ void k_reverse_columns(const double* src, double* z, int n, int k) {
   const size_t len = static_cast<size_t>(n) * k;
   for (size_t i = blockIdx.x * size_t{blockDim.x} + threadIdx.x; i < len;
@@ -586,11 +575,17 @@ void Gpu::add_diagonal(DeviceMatrix& A, double v) const {
   LRC_CU(cudaGetLastError());
 }
 
-void Gpu::reverse(DeviceMatrix& A) const {
-  if (A.rows != A.cols) throw Error("Gpu::reverse: the matrix must be square");
-  if (A.size() > 1)
-    k_reverse_flat<<<blocks_for(A.size() / 2), kThreads, 0, stream_>>>(A.data(), A.size());
-  LRC_CU(cudaGetLastError());
+DeviceMatrix Gpu::reversed(const DeviceMatrix& A) const {
+  const int n = A.rows;
+  DeviceMatrix B = matrix(n, n);
+  if (n == 0) return B;
+  std::vector<int> rev(n);
+  for (int i = 0; i < n; ++i) rev[i] = n - 1 - i;
+  DeviceArray<int> perm(n, stream_);
+  LRC_CU(cudaMemcpyAsync(perm.data(), rev.data(), n * sizeof(int), cudaMemcpyHostToDevice,
+                         stream_));
+  permute_symmetric(A.data(), B.data(), n, perm.data(), stream_);
+  return B;
 }
 
 void Gpu::trtri_lower(DeviceMatrix& L, const char* where) const {

@@ -120,8 +120,8 @@ class Gpu {
   // L⁻¹ of the lower triangular L (non-unit diagonal) in place; the strict upper triangle is
   // not read.
   void trtri_lower(DeviceMatrix& L, const char* where) const;
-  // A_ij := A_{n-1-i, n-1-j} in place: rows and columns in reverse order (A square).
-  void reverse(DeviceMatrix& A) const;
+  // B_ij = A_{n-1-i, n-1-j}: rows and columns in reverse order (permute_symmetric).
+  DeviceMatrix reversed(const DeviceMatrix& A) const;
   // Top-k eigenpairs of the symmetric G (lower triangle read, G destroyed), descending:
   // z [n x k] column-major, lambda [k].
   void top_eigenpairs(DeviceMatrix& G, int k, DeviceMatrix& z, std::vector<double>& lambda) const;

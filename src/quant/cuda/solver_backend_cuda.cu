@@ -6,18 +6,14 @@
 //     Cholesky): F = W Q_r Λ_r^½ over the eigenvalues above the tolerance the CPU's dpstrf
 //     stops at (d·eps·max diag Σx), so a singular M drops the same directions.
 //   * The regularised covariances, their Cholesky factors and M's factor are kept for the
-//     group (the q/k/v or gate/up linears share them) while its statistics are the same; the
-//     covariances are the statistics with the ridge on their diagonals in place (RidgeScope).
+//     group (the q/k/v or gate/up linears share them) while its statistics are the same.
 #include <algorithm>
 #include <cfloat>
 #include <chrono>
 #include <cmath>
-#include <cstdio>
 #include <numeric>
 #include <optional>
 #include <string>
-#include <utility>
-#include <vector>
 
 #include "lrc/core/error.h"
 #include "lrc/format/code_packing.h"
@@ -323,72 +319,16 @@ struct DevEigen {
 };
 
 // The regularised covariances of one group and what is derived from them (lrc_solver.cpp).
-// Σx, Σy, Σxy differ from XXᵀ, YYᵀ, XYᵀ only on the diagonal, so they are the statistics
-// themselves, their diagonals raised by the ridge in place while a RidgeScope lives (copies
-// would hold 3 d² doubles more: 4.9 GB for Llama-3-8B's down_proj, d = 14336); own copies
-// only where the statistics are one matrix (Y = X: Σx and Σxy may then differ).
 struct GroupCov {
   std::shared_ptr<const DeviceStats> key;  // held: its address stays this group's
   LrcRegularization reg{};
   double eps_rel = -1;
   int d = 0;
-  double eps_x = 0, eps_y = 0, eps_xy = 0;
-  DeviceMatrix* sx = nullptr;   // Σx = XXᵀ + εx I (inside a RidgeScope)
-  DeviceMatrix* sy = nullptr;   // Σy = YYᵀ + εy I
-  DeviceMatrix* sxy = nullptr;  // Σxy = XYᵀ + εxy I
-  bool in_place = false;
-  DeviceMatrix own_sx, own_sy, own_sxy;  // the copies where !in_place
+  double eps_x = 0, eps_y = 0;
+  DeviceMatrix sx, sy, sxy;  // Σx, Σy, Σxy (= XYᵀ + ridge)
   DeviceMatrix Ly, Lx;       // lower Cholesky factors of Σy, Σx (empty until needed)
   DeviceMatrix mq;           // M's factor Q_r Λ_r^½ (d x r), empty until needed
   bool have_mq = false;
-};
-
-// While it lives, a group's in-place statistics hold the ridge (Alg. 1 lines 3-5); at its end
-// their diagonals are written back as they were, bit for bit (the eq. 2 reports, the guard's
-// GPTQ and the next group member read the plain sums).
-class RidgeScope {
- public:
-  RidgeScope(const Gpu& g, const GroupCov& c) : g_(g) {
-    if (!c.in_place) return;
-    try {
-      for (auto [m, eps] : {std::pair{c.sx, c.eps_x}, {c.sy, c.eps_y}, {c.sxy, c.eps_xy}}) {
-        if (eps == 0) continue;
-        Saved s{m, DeviceArray<double>(static_cast<size_t>(c.d), g.stream())};
-        copy_diagonal(s.m->data(), c.d + 1, s.diag.data(), 1, c.d);
-        g.add_diagonal(*m, eps);
-        saved_.push_back(std::move(s));
-      }
-    } catch (...) {
-      restore();
-      throw;
-    }
-  }
-  ~RidgeScope() { restore(); }
-  RidgeScope(const RidgeScope&) = delete;
-  RidgeScope& operator=(const RidgeScope&) = delete;
-
- private:
-  struct Saved {
-    DeviceMatrix* m;
-    DeviceArray<double> diag;
-  };
-  // n doubles from src (every src_step-th) to dst (every dst_step-th), on the stream.
-  void copy_diagonal(const double* src, int src_step, double* dst, int dst_step, int n) const {
-    LRC_CU(cudaMemcpy2DAsync(dst, static_cast<size_t>(dst_step) * sizeof(double), src,
-                             static_cast<size_t>(src_step) * sizeof(double), sizeof(double),
-                             static_cast<size_t>(n), cudaMemcpyDeviceToDevice, g_.stream()));
-  }
-  void restore() noexcept {
-    for (Saved& s : saved_)  // a failure here would leave the sums raised: say so, not throw
-      if (cudaMemcpy2DAsync(s.m->data(), (static_cast<size_t>(s.m->rows) + 1) * sizeof(double),
-                            s.diag.data(), sizeof(double), sizeof(double),
-                            static_cast<size_t>(s.m->rows), cudaMemcpyDeviceToDevice,
-                            g_.stream()) != cudaSuccess)
-        std::fprintf(stderr, "lrc: cuda: restoring the statistics' diagonal failed\n");
-    saved_.clear();
-  }
-  const Gpu& g_;
-  std::vector<Saved> saved_;
 };
 
 class CudaSolverBackend final : public SolverBackend {
@@ -481,7 +421,6 @@ class CudaSolverBackend final : public SolverBackend {
       const Prof p(g, "lrc: covariances");
       return covariances(stats, opt.reg, opt.eps_rel);  // lines 3-5
     }();
-    std::optional<RidgeScope> ridge(std::in_place, g, cov);  // until the eq. 2 report
     const std::shared_ptr<const DeviceMatrix> Wp = weight(W, d_out, d_in);
     const DeviceMatrix& Wd = *Wp;
     DevEigen lr;
@@ -502,7 +441,7 @@ class CudaSolverBackend final : public SolverBackend {
       DeviceMatrix Wh;  // Ŵ dequantized
       if (opt.use_gptq) {
         GpuTimer tq(g, times_.gptq);
-        out.packed = gptq_device(target, *cov.sy, opt.w, opt.gptq, &Wh);
+        out.packed = gptq_device(target, cov.sy, opt.w, opt.gptq, &Wh);
       } else {
         const std::vector<float> tf = g.download_float(target);
         out.packed = quantize_rtn(tf.data(), d_out, d_in, opt.w);
@@ -527,7 +466,6 @@ class CudaSolverBackend final : public SolverBackend {
       out.v = leading_columns(V, k);
     }
     out.eigenvalues = std::move(lr.lambda);
-    ridge.reset();  // the report reads the plain sums
     out.objective = opt.compute_objective
                         ? objective(W, out.w_hat.data(), out.u.data(), out.v.data(), k, d_out,
                                     d_in, stats)
@@ -837,31 +775,20 @@ class CudaSolverBackend final : public SolverBackend {
     c->d = ds.d;
     c->eps_x = ridge_eps(stats, false, eps_rel);
     c->eps_y = ridge_eps(stats, true, eps_rel);
-    // Consistent: X̄Ȳᵀ of X̄ = [X, √εx I], Ȳ = [Y, √εy I]
-    c->eps_xy = reg == LrcRegularization::Consistent ? std::sqrt(c->eps_x * c->eps_y) : 0.0;
-    c->in_place = ds.xx != ds.yy && ds.xx != ds.xy && ds.yy != ds.xy;
-    if (c->in_place) {
-      c->sx = ds.xx.get();
-      c->sy = ds.yy.get();
-      c->sxy = ds.xy.get();
-    } else {
-      c->own_sx = g.copy(*ds.xx);
-      g.add_diagonal(c->own_sx, c->eps_x);
-      c->own_sy = g.copy(*ds.yy);
-      g.add_diagonal(c->own_sy, c->eps_y);
-      c->own_sxy = g.copy(*ds.xy);
-      g.add_diagonal(c->own_sxy, c->eps_xy);
-      c->sx = &c->own_sx;
-      c->sy = &c->own_sy;
-      c->sxy = &c->own_sxy;
-    }
+    const double exy = reg == LrcRegularization::Consistent ? std::sqrt(c->eps_x * c->eps_y) : 0.0;
+    c->sx = g.copy(*ds.xx);
+    g.add_diagonal(c->sx, c->eps_x);
+    c->sy = g.copy(*ds.yy);
+    g.add_diagonal(c->sy, c->eps_y);
+    c->sxy = g.copy(*ds.xy);
+    g.add_diagonal(c->sxy, exy);  // Consistent: X̄Ȳᵀ of X̄ = [X, √εx I], Ȳ = [Y, √εy I]
     cov_ = std::move(c);
     return *cov_;
   }
 
   const DeviceMatrix& chol_y(GroupCov& c) const {
     if (!c.Ly.size()) {  // cached only once factored (a failure is retried: damping.h)
-      DeviceMatrix L = gpu_->copy(*c.sy);
+      DeviceMatrix L = gpu_->copy(c.sy);
       gpu_->potrf(L, CUBLAS_FILL_MODE_LOWER, "init_lr", "Σy = YYᵀ + εy I");
       c.Ly = std::move(L);
     }
@@ -869,7 +796,7 @@ class CudaSolverBackend final : public SolverBackend {
   }
   const DeviceMatrix& chol_x(GroupCov& c) const {
     if (!c.Lx.size()) {
-      DeviceMatrix L = gpu_->copy(*c.sx);
+      DeviceMatrix L = gpu_->copy(c.sx);
       gpu_->potrf(L, CUBLAS_FILL_MODE_LOWER, "update_lr", "Σx = XXᵀ + εx I");
       c.Lx = std::move(L);
     }
@@ -883,16 +810,16 @@ class CudaSolverBackend final : public SolverBackend {
     const Gpu& g = *gpu_;
     const int d = c.d;
     const DeviceMatrix& Ly = chol_y(c);
-    DeviceMatrix S = g.transpose(*c.sxy);  // Σyx
+    DeviceMatrix S = g.transpose(c.sxy);  // Σyx
     const double one = 1.0, minus = -1.0;
     LRC_CU(cublasDtrsm(g.blas(), CUBLAS_SIDE_LEFT, CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_N,
                        CUBLAS_DIAG_NON_UNIT, d, d, &one, Ly.data(), d, S.data(), d));
-    DeviceMatrix M = g.copy(*c.sx);
+    DeviceMatrix M = g.copy(c.sx);
     LRC_CU(cublasDsyrk(g.blas(), CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_T, d, d, &minus, S.data(), d,
                        &one, M.data(), d));
     S = DeviceMatrix();
     std::vector<double> lam = g.eigen_all(M);  // ascending; M holds Q
-    const std::vector<double> diag = g.diagonal(*c.sx);
+    const std::vector<double> diag = g.diagonal(c.sx);
     const double max_diag = *std::max_element(diag.begin(), diag.end());
     const double tol = d * DBL_EPSILON * max_diag;
     auto first_kept = [&] {  // eigenvalues [first, d) are kept
@@ -902,7 +829,7 @@ class CudaSolverBackend final : public SolverBackend {
     };
     int first = first_kept();
     if (first == d) {  // M = 0 to rounding (no Q_a): Σx in its place (lrc_solver.cpp, SchurFactor)
-      M = g.copy(*c.sx);
+      M = g.copy(c.sx);
       lam = g.eigen_all(M);
       first = first_kept();
     }
@@ -1020,12 +947,12 @@ class CudaSolverBackend final : public SolverBackend {
     const DeviceMatrix& Ly = chol_y(c);
     const double one = 1.0, minus = -1.0;
     DeviceMatrix T = g.matrix(d, d_out);  // Σyx Wᵀ, then L_y⁻¹ Σyx Wᵀ
-    gemm(g, CUBLAS_OP_T, CUBLAS_OP_T, d, d_out, d, 1.0, c.sxy->data(), d, W.data(), d_out, 0.0,
+    gemm(g, CUBLAS_OP_T, CUBLAS_OP_T, d, d_out, d, 1.0, c.sxy.data(), d, W.data(), d_out, 0.0,
          T.data(), d);
     LRC_CU(cublasDtrsm(g.blas(), CUBLAS_SIDE_LEFT, CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_N,
                        CUBLAS_DIAG_NON_UNIT, d, d_out, &one, Ly.data(), d, T.data(), d));
     DeviceMatrix A = g.matrix(d, d_out);  // Σx Wᵀ
-    gemm(g, CUBLAS_OP_N, CUBLAS_OP_T, d, d_out, d, 1.0, c.sx->data(), d, W.data(), d_out, 0.0,
+    gemm(g, CUBLAS_OP_N, CUBLAS_OP_T, d, d_out, d, 1.0, c.sx.data(), d, W.data(), d_out, 0.0,
          A.data(), d);
     DeviceMatrix G = g.matrix(d_out, d_out);
     gemm(g, CUBLAS_OP_N, CUBLAS_OP_N, d_out, d_out, d, 1.0, W.data(), d_out, A.data(), d, 0.0,
@@ -1073,7 +1000,7 @@ class CudaSolverBackend final : public SolverBackend {
            A.data(), d_out);
     const DeviceMatrix& Ly = chol_y(c);
     DeviceMatrix T = g.matrix(d, d_out);  // Σyx Aᵀ, then Σy⁻¹ Σyx Aᵀ = W̃ᵀ
-    gemm(g, CUBLAS_OP_T, CUBLAS_OP_T, d, d_out, d, 1.0, c.sxy->data(), d, A.data(), d_out, 0.0,
+    gemm(g, CUBLAS_OP_T, CUBLAS_OP_T, d, d_out, d, 1.0, c.sxy.data(), d, A.data(), d_out, 0.0,
          T.data(), d);
     g.potrs(Ly, T);
     DeviceMatrix target = g.transpose(T);
@@ -1095,7 +1022,7 @@ class CudaSolverBackend final : public SolverBackend {
     const DeviceMatrix& Lx = chol_x(c);
     const double one = 1.0, minus = -1.0;
     DeviceMatrix G = g.matrix(d_out, d);  // Ŵ Σyx, then · L_x⁻ᵀ
-    gemm(g, CUBLAS_OP_N, CUBLAS_OP_T, d_out, d, d, 1.0, Wh.data(), d_out, c.sxy->data(), d, 0.0,
+    gemm(g, CUBLAS_OP_N, CUBLAS_OP_T, d_out, d, d, 1.0, Wh.data(), d_out, c.sxy.data(), d, 0.0,
          G.data(), d_out);
     LRC_CU(cublasDtrsm(g.blas(), CUBLAS_SIDE_RIGHT, CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_T,
                        CUBLAS_DIAG_NON_UNIT, d_out, d, &one, Lx.data(), d, G.data(), d_out));
@@ -1168,8 +1095,7 @@ class CudaSolverBackend final : public SolverBackend {
     // inverse (half the flops). The damping raised ×10 while it fails (damping.h).
     h = with_damping(opt.damp, "gptq: damp", opt.log, [&](double damp) {
       const Prof p(g, "gptq: H⁻¹ factor");
-      DeviceMatrix f = g.copy(h);  // h stays for a retry; reversed in place (2 n², not 3)
-      g.reverse(f);
+      DeviceMatrix f = g.reversed(h);
       g.add_diagonal(f, damp * mean_diag);
       int info = 0;
       g.potrf(f, CUBLAS_FILL_MODE_LOWER, "gptq", "H", &info);
@@ -1178,8 +1104,7 @@ class CudaSolverBackend final : public SolverBackend {
             "gptq: H + damping is not positive definite (Cholesky failed at leading minor " +
             std::to_string(info) + " of " + std::to_string(n) + "); is H a Gram matrix X Xᵀ?");
       g.trtri_lower(f, "gptq");
-      g.reverse(f);
-      return f;
+      return g.reversed(f);
     });
     // The sweep: blocks of B columns, then the lazy batch update W[:, i2:] -= E R[i1:i2, i2:].
     DeviceArray<uint8_t> codes(static_cast<size_t>(d_out) * n, g.stream());
